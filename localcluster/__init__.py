@@ -1,0 +1,1 @@
+"""A local Kubernetes API for tests and the demo (`tandem local`); a test double, not a product."""

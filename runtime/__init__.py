@@ -1,0 +1,1 @@
+"""The training runtime that runs inside every pod (`tandem-train`)."""

@@ -1,0 +1,61 @@
+"""The `tandem` command line (DESIGN.md section 10). Sub-commands import their package lazily,
+so `tandem operator` never loads torch and `tandem local` never loads the operator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from tandem.operator.crdgen import render_crds, write_crds
+
+    if args.output:
+        for path in write_crds(args.output):
+            print(path)
+    else:
+        sys.stdout.write(render_crds())
+    return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    from tandem.localcluster.cli import serve
+
+    return serve(kubeconfig=args.kubeconfig, port=args.port, cluster_config=args.cluster_config)
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from tandem.operator.main import run
+
+    return run(namespaces=args.namespace or [])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tandem", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    crds = sub.add_parser("crds", help="print or write the generated CustomResourceDefinitions")
+    crds.add_argument("--output", metavar="DIR", help="write one YAML file per CRD into DIR")
+    crds.set_defaults(func=_crds)
+
+    local = sub.add_parser("local", help="serve a local Kubernetes API on 127.0.0.1 until stopped")
+    local.add_argument("--kubeconfig", metavar="PATH", required=True, help="where to write the kubeconfig")
+    local.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    local.add_argument(
+        "--cluster-config", metavar="FILE", help="YAML with the simulated pools and nodes (default: built in)"
+    )
+    local.set_defaults(func=_local)
+
+    op = sub.add_parser("operator", help="run the operator (in-cluster config or KUBECONFIG)")
+    op.add_argument("--namespace", action="append", metavar="NS", help="watch only NS (repeatable)")
+    op.set_defaults(func=_operator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
