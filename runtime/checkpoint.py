@@ -1,0 +1,162 @@
+"""Sharded, reshardable, asynchronous checkpoints with torch.distributed.checkpoint (DCP).
+
+Why not DCP's own `async_save`: it copies the state to host memory *before* it returns, so the loop
+stalls for the whole copy. Parameters and optimizer state only change at the optimizer step, so here
+the copy runs in a background thread while the next forward/backward runs, and the loop waits for it
+only right before that step's `optimizer.step()` (`wait_staged`). The write to storage follows in the
+same thread, on a dedicated gloo process group so it never interleaves with the training collectives.
+Rank 0 commits the checkpoint by writing the manifest last (ckpt_layout.write_manifest).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed._state_dict_utils import _copy_state_dict, _create_cpu_state_dict
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+from tandem.runtime import ckpt_layout
+from tandem.runtime.device import DeviceLayer
+
+log = structlog.get_logger("tandem.checkpoint")
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        rank: int,
+        keep: int,
+        device: DeviceLayer,
+        process_group: dist.ProcessGroup | None,
+        manifest_extra: dict[str, Any],
+    ) -> None:
+        self.root = Path(root)
+        self.rank = rank
+        self.keep = keep
+        self.device = device
+        self.pg = process_group
+        self.manifest_extra = manifest_extra
+        self._buffers: dict[str, Any] | None = None
+        self._thread: threading.Thread | None = None
+        self._staged = threading.Event()
+        self._error: BaseException | None = None
+        self.stall_seconds = 0.0  # of the latest checkpoint: what the training loop waited for it
+        self.saved_steps: list[int] = []
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save(
+        self,
+        step: int,
+        model: torch.nn.Module,
+        optim: torch.optim.Optimizer,
+        *,
+        train: dict[str, Any],
+        rng: dict[str, Any],
+        blocking: bool,
+    ) -> None:
+        """Start saving the state after `step`; with `blocking` return only once it is committed."""
+        started = time.perf_counter()
+        self.wait()  # the staging buffers are reused: the previous write must be done
+        model_sd, optim_sd = get_state_dict(model, optim)
+        state = {"model": model_sd, "optim": optim_sd}
+        if self._buffers is None:
+            self._buffers = _create_cpu_state_dict(state, pin_memory=self.device.accelerator != "cpu")
+        self._staged = threading.Event()
+        self._error = None
+        self._thread = threading.Thread(
+            target=self._write, args=(step, state, dict(train), rng), name=f"checkpoint-{step}", daemon=True
+        )
+        self._thread.start()
+        self.stall_seconds = time.perf_counter() - started
+        if blocking:
+            self.wait()
+            self.stall_seconds = time.perf_counter() - started
+
+    def wait_staged(self) -> float:
+        """Block until the host copy of the pending checkpoint is taken; call before optimizer.step()."""
+        if self._thread is None or self._staged.is_set():
+            return 0.0
+        started = time.perf_counter()
+        self._staged.wait()
+        waited = time.perf_counter() - started
+        self.stall_seconds += waited
+        self._raise_error()
+        return waited
+
+    def wait(self) -> None:
+        """Block until the pending checkpoint is committed (or raise what went wrong)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _write(self, step: int, state: dict[str, Any], train: dict[str, Any], rng: dict[str, Any]) -> None:
+        try:
+            assert self._buffers is not None
+            copy_started = time.perf_counter()
+            staged = _copy_state_dict(state, self._buffers)
+            self.device.synchronize()
+            copy_seconds = time.perf_counter() - copy_started
+            self._staged.set()
+            path = ckpt_layout.step_dir(self.root, step)
+            path.mkdir(parents=True, exist_ok=True)
+            tmp = path / f"rng-rank{self.rank}.pt.tmp"
+            torch.save(rng, tmp)
+            os.replace(tmp, path / f"rng-rank{self.rank}.pt")
+            write_started = time.perf_counter()
+            dcp.save(staged, checkpoint_id=str(path), process_group=self.pg)
+            # DCP's coordinator (rank 0) writes .metadata only after every rank's shards are written,
+            # so once save() returns on rank 0 the whole checkpoint is on storage.
+            if self.rank == 0:
+                manifest = ckpt_layout.write_manifest(path, step, {**self.manifest_extra, **train})
+                self._retain(step)
+                log.info(
+                    "checkpoint_committed",
+                    step=step,
+                    path=str(path),
+                    bytes=sum(manifest["files"].values()),
+                    copy_seconds=round(copy_seconds, 4),
+                    write_seconds=round(time.perf_counter() - write_started, 4),
+                )
+            self.saved_steps.append(step)
+        except BaseException as exc:  # surfaced to the training loop at its next wait
+            self._error = exc
+            self._staged.set()
+
+    def _retain(self, step: int) -> None:
+        for entry in ckpt_layout.plan_deletions(ckpt_layout.scan(self.root), self.keep, protect={step}):
+            log.info("checkpoint_removed", step=entry.step, state=entry.state, detail=entry.detail or "beyond keep")
+            ckpt_layout.remove(entry)
+
+    # -- loading --------------------------------------------------------------------------------
+    def load(self, entry: ckpt_layout.Entry, model: torch.nn.Module, optim: torch.optim.Optimizer) -> dict[str, Any]:
+        """Load `entry` into model and optimizer, whatever world size or device saved it."""
+        model_sd, optim_sd = get_state_dict(model, optim)
+        state = {"model": model_sd, "optim": optim_sd}
+        dcp.load(state, checkpoint_id=str(entry.path), process_group=self.pg)
+        set_state_dict(model, optim, model_state_dict=state["model"], optim_state_dict=state["optim"])
+        assert entry.manifest is not None
+        return entry.manifest
+
+    def load_rng(self, entry: ckpt_layout.Entry, world: int) -> dict[str, Any] | None:
+        """This rank's RNG state, when the world is the one that saved it (otherwise ranks differ)."""
+        manifest = entry.manifest or {}
+        path = entry.path / f"rng-rank{self.rank}.pt"
+        if manifest.get("worldSize") != world or not path.exists():
+            return None
+        return torch.load(path, weights_only=False)

@@ -1,0 +1,205 @@
+"""Fault classification and the pod's termination message (DESIGN.md sections 3 and 4).
+
+Pure functions over texts, exception types, exit codes and reports; no torch import, so the launcher
+can classify and report even when torch itself is what failed to import.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+FaultClass = Literal["interconnect", "device", "node", "oom", "user", "unknown", "none"]
+CLASSES: tuple[FaultClass, ...] = ("interconnect", "device", "node", "oom", "user", "unknown", "none")
+
+# The launcher's exit code says the class even when the termination message is lost. 1 stays
+# "unknown" (Python's own exit code for an unhandled exception) and 2 "user" (argparse's usage error).
+EXIT_CODES: dict[FaultClass, int] = {
+    "none": 0,
+    "unknown": 1,
+    "user": 2,
+    "interconnect": 3,
+    "device": 4,
+    "oom": 5,
+    "node": 6,
+}
+MESSAGE_LIMIT = 1000  # Kubernetes keeps at most 4096 bytes of a container's termination message.
+
+
+class FaultError(Exception):
+    """An error whose class the runtime already knows (bad config, missing torch_npu, ...)."""
+
+    def __init__(self, cls: FaultClass, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.cls: FaultClass = cls
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Fault:
+    cls: FaultClass
+    reason: str
+    message: str
+    rank: int | None = None
+    step: int | None = None
+    time: float | None = None  # wall clock when the fault began; the earliest one is the root cause
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["class"] = out.pop("cls")
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Fault:
+        return cls(
+            cls=data["class"],
+            reason=data["reason"],
+            message=data.get("message", ""),
+            rank=data.get("rank"),
+            step=data.get("step"),
+            time=data.get("time"),
+        )
+
+
+# (class, reason, pattern): the first match wins, so specific signatures come before generic ones.
+# Device OOM before everything: an OOM inside a collective mentions HCCL/NCCL too.
+SIGNATURES: tuple[tuple[FaultClass, str, re.Pattern[str]], ...] = tuple(
+    (cls, reason, re.compile(pattern, re.IGNORECASE))
+    for cls, reason, pattern in [
+        ("oom", "DeviceOOM", r"(CUDA|NPU|HIP|XPU) out of memory"),
+        ("oom", "HostOOM", r"DefaultCPUAllocator: (can't allocate|not enough) memory|Cannot allocate memory"),
+        ("interconnect", "CollectiveTimeout", r"Watchdog caught collective operation timeout"),
+        ("interconnect", "HcclSocketTimeout", r"\bEI0006\b|Getting socket times out"),
+        ("interconnect", "HcclExecTimeout", r"\bEI0002\b|Notify register times out|hccl fftsplus task timeout"),
+        ("interconnect", "HcclLinkError", r"\bEI00(0[0-9]|1[0-9])\b|HCCS|RoCE|\bEJ0001\b"),
+        ("interconnect", "NcclRemoteError", r"ncclRemoteError|remote process exited or there was a network error"),
+        ("interconnect", "NcclSystemError", r"ncclSystemError|unhandled system error"),
+        ("interconnect", "NcclError", r"ncclInternalError|ncclUnhandledCudaError|NCCL error|NCCL communicator"),
+        ("interconnect", "HcclError", r"HCCL error|HCCL function error|Hccl\w+, error code|DIST call hccl api"),
+        ("interconnect", "CollectiveTimeout", r"Timed out waiting \d+ms|Socket Timeout|collective.*timed out"),
+        ("interconnect", "PeerConnectionLost", r"Connection (closed|reset) by peer|Broken pipe"),
+        ("device", "EccError", r"uncorrectable ECC error|ECC_UNCORRECTABLE"),
+        ("device", "Xid", r"\bXid\b"),
+        ("device", "NpuError", r"ERR00100 PTA call acl api failed|NPU function error|aicore.*(error|time)"),
+        ("device", "CudaError", r"CUDA error|CUDA driver|cudaError"),
+        ("user", "TorchNpuMissing", r"No module named 'torch_npu'"),
+    ]
+)
+
+# Errors a rank sees *because* another rank died first; a fault with another reason is preferred.
+SECONDARY_REASONS = frozenset({"PeerConnectionLost"})
+
+
+def classify_text(text: str) -> tuple[FaultClass, str] | None:
+    for cls, reason, pattern in SIGNATURES:
+        if pattern.search(text):
+            return cls, reason
+    return None
+
+
+def excerpt(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """The part of a long error that names the fault: from the line of the first signature on."""
+    for _, _, pattern in SIGNATURES:
+        match = pattern.search(text)
+        if match:
+            start = text.rfind("\n", 0, match.start()) + 1
+            text = text[start:]
+            break
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_USER_EXCEPTIONS = frozenset(
+    {
+        "ValueError", "TypeError", "KeyError", "IndexError", "AttributeError", "NameError",
+        "AssertionError", "ZeroDivisionError", "NotImplementedError", "ImportError",
+        "ModuleNotFoundError", "SyntaxError", "ValidationError", "UnicodeDecodeError",
+    }
+)  # fmt: skip
+
+
+def classify_exception(exc: BaseException) -> tuple[FaultClass, str, str]:
+    """(class, reason, message) of an exception raised in a worker."""
+    if isinstance(exc, FaultError):
+        return exc.cls, exc.reason, excerpt(str(exc))
+    names = [t.__name__ for t in type(exc).__mro__]
+    text = f"{type(exc).__name__}: {exc}"
+    found = classify_text(text)
+    if found:
+        return found[0], found[1], excerpt(text)
+    if "OutOfMemoryError" in names or "MemoryError" in names:
+        return "oom", "DeviceOOM" if "OutOfMemoryError" in names else "HostOOM", excerpt(text)
+    if "DistBackendError" in names or "DistNetworkError" in names or "DistStoreError" in names:
+        return "interconnect", "CollectiveError", excerpt(text)
+    if names[0] in ("ModuleNotFoundError", "ImportError"):
+        return "user", "ImportError", excerpt(text)
+    if any(name in _USER_EXCEPTIONS for name in names):
+        return "user", "PythonException", excerpt(text)
+    if "OSError" in names:
+        return "unknown", "IOError", excerpt(text)
+    return "unknown", type(exc).__name__, excerpt(text)
+
+
+def classify_exit(returncode: int) -> tuple[FaultClass, str, str]:
+    """A worker that died without writing a report: all that is left is how it exited."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        if -returncode == signal.SIGKILL:
+            return "oom", "OOMKilled", "worker killed by SIGKILL (the kernel's OOM killer is the usual sender)"
+        if -returncode in (signal.SIGTERM, signal.SIGINT):
+            return "node", "Terminated", f"worker stopped by {name}"
+        return "unknown", "Crashed", f"worker died of {name}"
+    for cls, code in EXIT_CODES.items():
+        if code == returncode and cls != "none":
+            return cls, "ExitCode", f"worker exited with code {returncode} and left no report"
+    return "unknown", "ExitCode", f"worker exited with code {returncode} and left no report"
+
+
+def root_cause(faults: Iterable[Fault]) -> Fault | None:
+    """The first fault among the ranks, not the ones that followed because of it."""
+    failed = [f for f in faults if f.cls != "none"]
+    if not failed:
+        return None
+    primary = [f for f in failed if f.reason not in SECONDARY_REASONS] or failed
+    return min(primary, key=lambda f: (f.time if f.time is not None else float("inf"), f.rank or 0))
+
+
+def termination_message(
+    fault: Fault | None,
+    *,
+    step: int | None,
+    checkpoint_step: int | None,
+    resumed_from: int | None,
+    finished: bool,
+) -> dict[str, Any]:
+    """DESIGN.md section 4: one JSON object for the pod."""
+    if fault is None:
+        fault = (
+            Fault("none", "Completed", f"trained to step {step}")
+            if finished
+            else Fault("unknown", "Incomplete", "the workers exited before the last step without reporting a fault")
+        )
+    return {
+        "class": fault.cls,
+        "reason": fault.reason,
+        "message": fault.message[:MESSAGE_LIMIT],
+        "rank": fault.rank,
+        "step": fault.step if fault.step is not None else step,
+        "checkpointStep": checkpoint_step,
+        "resumedFrom": resumed_from,
+    }
+
+
+def exit_code(message: dict[str, Any]) -> int:
+    return EXIT_CODES.get(message["class"], EXIT_CODES["unknown"])
+
+
+def dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), sort_keys=False)

@@ -1,0 +1,215 @@
+"""`tandem-train`: the pod's entry point (DESIGN.md sections 4 and 5).
+
+Reads the pod contract, validates the training config, builds the token file, picks the checkpoint to
+resume, starts one worker per device, supervises them (one fails -> the others are stopped at once),
+and on every exit writes one JSON termination message and exits with the code of its fault class.
+It never imports torch: a bad config is refused in milliseconds, and a broken torch is still reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from tandem.runtime import ckpt_layout, logs
+from tandem.runtime.config import Contract, contract_from_env
+from tandem.runtime.data import build_token_file
+from tandem.runtime.faults import Fault, FaultError, classify_exception, classify_exit, dumps, exit_code, root_cause
+from tandem.runtime.faults import termination_message as make_message
+from tandem.runtime.inject import parse_inject
+from tandem.runtime.plan import batch_plan
+from tandem.runtime.watchdog import collective_timeouts
+from tandem.runtime.worker import report_path
+
+log = structlog.get_logger("tandem.launcher")
+
+
+@dataclass(frozen=True)
+class Exit:
+    local_rank: int
+    rank: int
+    returncode: int
+    at: float
+    killed_by_us: bool
+
+
+def prepare(contract: Contract) -> tuple[Path, int | None]:
+    """Everything decided before a worker starts: the token file and the checkpoint to resume."""
+    cfg = contract.training
+    parse_inject(contract.fault_inject)
+    batch_plan(cfg.global_batch, contract.world_size, cfg.micro_batch)
+    root = Path(contract.checkpoint_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    token_file = build_token_file(cfg.data, root / "data")
+    entries = ckpt_layout.scan(root)
+    for entry in entries:
+        if entry.state != "complete":
+            log.warning("checkpoint_skipped", step=entry.step, state=entry.state, detail=entry.detail)
+    chosen = ckpt_layout.choose_resume(entries)
+    if contract.node_rank == 0:
+        # Only node 0 cleans up; no save is running while an attempt starts.
+        for entry in ckpt_layout.plan_deletions(entries, contract.checkpoint_keep):
+            log.info("checkpoint_removed", step=entry.step, state=entry.state, detail=entry.detail or "beyond keep")
+            ckpt_layout.remove(entry)
+    log.info("resume_choice", step=chosen.step if chosen else None, checkpoints=len(entries))
+    return token_file, chosen.step if chosen else None
+
+
+def worker_env(contract: Contract, env: Mapping[str, str], local_rank: int) -> dict[str, str]:
+    rank = contract.node_rank * contract.devices_per_node + local_rank
+    return {
+        **env,
+        **collective_timeouts(contract.accelerator, contract.training.watchdog_seconds, env),
+        "RANK": str(rank),
+        "LOCAL_RANK": str(local_rank),
+        "WORLD_SIZE": str(contract.world_size),
+        "LOCAL_WORLD_SIZE": str(contract.devices_per_node),
+        "MASTER_ADDR": contract.master_addr,
+        "MASTER_PORT": str(contract.master_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def supervise(
+    contract: Contract, env: Mapping[str, str], token_file: Path, resume: int | None, report_dir: Path
+) -> list[Exit]:
+    """Run the workers until all exited; the first failure stops the rest at once (SIGKILL)."""
+    procs: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
+    for local in range(contract.devices_per_node):
+        cmd = [
+            sys.executable,
+            "-m",
+            "tandem.runtime.worker",
+            "--report-dir",
+            str(report_dir),
+            "--token-file",
+            str(token_file),
+            "--resume-step",
+            str(-1 if resume is None else resume),
+        ]
+        proc = subprocess.Popen(cmd, env=worker_env(contract, env, local))
+        procs[proc.pid] = (local, proc)
+    terminating = False
+
+    def forward(signum: int, frame: object) -> None:
+        # The kubelet's SIGTERM: the workers finish the step, save a checkpoint, and stop.
+        nonlocal terminating
+        terminating = True
+        for _, proc in procs.values():
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    exits: list[Exit] = []
+    killed: set[int] = set()
+    try:
+        while len(exits) < len(procs):
+            pid, status = os.wait()
+            if pid not in procs:
+                continue
+            local, proc = procs[pid]
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            rank = contract.node_rank * contract.devices_per_node + local
+            exits.append(Exit(local, rank, proc.returncode, time.time(), pid in killed))
+            if proc.returncode != 0 and not terminating:
+                for other_pid, (_, other) in procs.items():
+                    if other.returncode is None and other_pid not in killed:
+                        killed.add(other_pid)
+                        other.kill()
+                if killed:
+                    log.warning("workers_stopped", after_rank=rank, returncode=proc.returncode, stopped=len(killed))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return exits
+
+
+def collect(exits: list[Exit], report_dir: Path) -> tuple[list[Fault], int | None, int | None, bool]:
+    """Faults of every rank (reports, or the exit status of a rank that left none)."""
+    faults: list[Fault] = []
+    steps: list[int] = []
+    resumed: int | None = None
+    for ex in exits:
+        path = report_path(report_dir, ex.rank)
+        if path.exists():
+            data = json.loads(path.read_text())
+            fault = Fault.from_json(data)
+            resumed = data.get("resumedFrom", resumed) if resumed is None else resumed
+        elif ex.killed_by_us:
+            continue  # stopped because another rank failed: not a fault of its own
+        else:
+            cls, reason, message = classify_exit(ex.returncode)
+            fault = Fault(cls, reason, message, rank=ex.rank, time=ex.at)
+        faults.append(fault)
+        if fault.step is not None:
+            steps.append(fault.step)
+    finished = bool(exits) and all(ex.returncode == 0 for ex in exits) and all(f.cls == "none" for f in faults)
+    return faults, max(steps) if steps else None, resumed, finished
+
+
+def write_termination(path: str, message: dict[str, object]) -> None:
+    text = dumps(message)
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as exc:
+        log.warning("termination_log_unwritable", path=path, error=str(exc))
+    log.info("terminated", **{k: v for k, v in message.items() if k != "message"}, detail=message["message"])
+
+
+def run(env: Mapping[str, str]) -> int:
+    term_path = env.get("TANDEM_TERMINATION_LOG") or "/dev/termination-log"
+    contract: Contract | None = None
+    resume: int | None = None
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise FaultError("node", "Terminated", f"launcher received {signal.Signals(signum).name} before training")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        contract = contract_from_env(env)
+        term_path = contract.termination_log
+        token_file, resume = prepare(contract)
+        with tempfile.TemporaryDirectory(prefix="tandem-reports-") as tmp:
+            exits = supervise(contract, env, token_file, resume, Path(tmp))
+            faults, step, resumed, finished = collect(exits, Path(tmp))
+        message = make_message(
+            root_cause(faults),
+            step=step,
+            checkpoint_step=ckpt_layout.newest_complete_step(contract.checkpoint_dir),
+            resumed_from=resumed if resumed is not None else resume,
+            finished=finished,
+        )
+    except BaseException as exc:  # the launcher itself failed: still exactly one message
+        cls, reason, text = classify_exception(exc)
+        if not isinstance(exc, Exception):
+            cls, reason, text = "node", "Terminated", f"launcher interrupted: {type(exc).__name__}"
+        checkpoint = ckpt_layout.newest_complete_step(contract.checkpoint_dir) if contract else None
+        message = make_message(
+            Fault(cls, reason, text), step=None, checkpoint_step=checkpoint, resumed_from=resume, finished=False
+        )
+    write_termination(term_path, message)
+    return exit_code(message)
+
+
+def main() -> None:
+    logs.configure(
+        os.environ.get("TANDEM_LOG_FORMAT", "kv"),
+        component="launcher",
+        node_rank=os.environ.get("TANDEM_NODE_RANK", "0"),
+    )
+    sys.exit(run(os.environ))
+
+
+if __name__ == "__main__":
+    main()

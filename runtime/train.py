@@ -1,0 +1,307 @@
+"""The training loop of one rank: set-up, resume, step, checkpoint.
+
+Pure decisions live in plan.py, ckpt_layout.py and faults.py; this module wires them to torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.nn.parallel import DistributedDataParallel
+
+from tandem.runtime import ckpt_layout
+from tandem.runtime.checkpoint import Checkpointer
+from tandem.runtime.config import Contract, TrainingConfig
+from tandem.runtime.data import TokenFile, rank_samples
+from tandem.runtime.device import DeviceLayer, load_device_layer
+from tandem.runtime.faults import FaultError
+from tandem.runtime.inject import Injector, parse_inject
+from tandem.runtime.metrics import Metrics, step_stats
+from tandem.runtime.model import Decoder, flops_per_token
+from tandem.runtime.plan import BatchPlan, batch_plan, is_checkpoint_step, learning_rate
+from tandem.runtime.watchdog import Watchdog, process_group_timeout
+
+log = structlog.get_logger("tandem.train")
+# Pods of one job start minutes apart (image pulls, scheduling): rendezvous waits longer than a step.
+RENDEZVOUS_TIMEOUT = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int
+    local_rank: int
+    world: int
+    local_world: int
+
+
+@dataclass
+class Progress:
+    """What the worker's fault report needs to know, kept current by the loop."""
+
+    step: int | None = None
+    resumed_from: int | None = None
+    stop_requested: bool = False
+
+
+def effective_backend(accelerator: str, backend: str) -> str:
+    """A CPU can only run gloo; a pool that asks a CPU for hccl/nccl (a local stand-in) gets gloo."""
+    return "gloo" if accelerator == "cpu" else backend
+
+
+def parallelize(model: Decoder, mode: str, device: DeviceLayer, world: int) -> torch.nn.Module:
+    model.to(device.device)
+    if mode == "ddp":
+        ids = None if device.accelerator == "cpu" else [device.local_rank]
+        return DistributedDataParallel(model, device_ids=ids)
+    mesh = init_device_mesh(device.device_type, (world,))
+    for layer in model.layers:
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+@contextlib.contextmanager
+def gradient_sync(model: torch.nn.Module, enabled: bool) -> Iterator[None]:
+    """Reduce gradients only on the last micro-batch of an accumulation."""
+    if isinstance(model, FSDPModule):
+        model.set_requires_gradient_sync(enabled)
+        yield
+    elif isinstance(model, DistributedDataParallel) and not enabled:
+        with model.no_sync():
+            yield
+    else:
+        yield
+
+
+def rank_seed(seed: int, step: int, rank: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}/{step}/{rank}".encode()).digest()[:8], "little")
+
+
+class Trainer:
+    def __init__(
+        self, contract: Contract, ranks: Ranks, token_file: Path, progress: Progress, watchdog: Watchdog
+    ) -> None:
+        self.c = contract
+        self.cfg: TrainingConfig = contract.training
+        self.ranks = ranks
+        self.progress = progress
+        self.watchdog = watchdog
+        self.device = load_device_layer(
+            contract.accelerator,
+            contract.backend,
+            ranks.local_rank,
+            ranks.local_world,
+            mixed_precision=self.cfg.mixed_precision,
+        )
+        self.device.setup()
+        self.plan: BatchPlan = batch_plan(self.cfg.global_batch, ranks.world, self.cfg.micro_batch)
+        self.data = TokenFile(token_file, self.cfg.seq_len, self.cfg.seed, self.cfg.data.shuffle)
+        self.injector = Injector(
+            parse_inject(contract.fault_inject),
+            ranks.rank,
+            ranks.local_rank,
+            contract.attempt,
+            contract.backend,
+            contract.accelerator,
+        )
+        self.metrics = Metrics()
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def init_distributed(self) -> dist.ProcessGroup:
+        store = dist.TCPStore(
+            self.c.master_addr,
+            self.c.master_port,
+            self.ranks.world,
+            is_master=self.ranks.rank == 0,
+            timeout=RENDEZVOUS_TIMEOUT,
+        )
+        timeout = process_group_timeout(self.cfg.watchdog_seconds)
+        dist.init_process_group(
+            effective_backend(self.c.accelerator, self.c.backend),
+            store=store,
+            rank=self.ranks.rank,
+            world_size=self.ranks.world,
+            timeout=timeout,
+        )
+        # Checkpoint writes run in a background thread: their collectives get a group of their own.
+        return dist.new_group(backend="gloo", timeout=max(timeout, timedelta(minutes=30)))
+
+    def agree_on_resume(self, proposal: int | None) -> int | None:
+        """Rank 0's launcher decides; every rank follows, even if another node's listing differed."""
+        box = [proposal]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self, resume_step: int | None) -> None:
+        cfg, ranks = self.cfg, self.ranks
+        ckpt_pg = self.init_distributed()
+        self.watchdog.beat("init", 0)
+        resume_step = self.agree_on_resume(resume_step)
+        if cfg.metrics.port and ranks.local_rank == 0:
+            self.metrics.serve(cfg.metrics.port)
+
+        self.device.seed(cfg.seed)  # identical initial weights on every rank and every world size
+        model = parallelize(Decoder(cfg.model_size), cfg.parallel, self.device, ranks.world)
+        optim = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay, foreach=True
+        )
+        ckpt = Checkpointer(
+            self.c.checkpoint_dir,
+            rank=ranks.rank,
+            keep=self.c.checkpoint_keep,
+            device=self.device,
+            process_group=ckpt_pg,
+            manifest_extra={
+                "worldSize": ranks.world,
+                "globalBatch": cfg.global_batch,
+                "seqLen": cfg.seq_len,
+                "corpusSha256": self.data.sha256,
+                "attempt": self.c.attempt,
+                "pool": self.c.pool,
+                "accelerator": self.c.accelerator,
+            },
+        )
+        start_step, first_sample = self.resume(ckpt, model, optim, resume_step)
+        self.progress.resumed_from = resume_step
+        log.info(
+            "training_start",
+            start_step=start_step,
+            steps=cfg.steps,
+            world=ranks.world,
+            micro_batch=self.plan.micro_batch,
+            accumulation=self.plan.accumulation,
+            global_batch=cfg.global_batch,
+            resumed_from=resume_step,
+            parallel=cfg.parallel,
+        )
+        flops = flops_per_token(cfg.model_size, cfg.seq_len)
+        peak = cfg.metrics.peak_tflops * 1e12 if cfg.metrics.peak_tflops else self.device.peak_flops
+        for step in range(start_step + 1, cfg.steps + 1):
+            self.progress.step = step
+            started = time.perf_counter()
+            loss, stop = self.train_step(model, optim, ckpt, step, start_step, first_sample)
+            stop_now = stop or step == cfg.steps
+            if stop or is_checkpoint_step(step, self.c.checkpoint_interval, cfg.steps):
+                samples = first_sample + (step - start_step) * cfg.global_batch
+                ckpt.save(
+                    step,
+                    model,
+                    optim,
+                    train={"samplesConsumed": samples},
+                    rng=self.device.rng_state(),
+                    blocking=stop_now,
+                )
+                self.metrics.checkpoints.inc()
+            stats = step_stats(
+                step=step,
+                loss=loss,
+                tokens=cfg.global_batch * cfg.seq_len,
+                seconds=time.perf_counter() - started,
+                flops_per_token=flops,
+                world=ranks.world,
+                peak_flops=peak,
+                stall=ckpt.stall_seconds,
+            )
+            self.metrics.observe(stats)
+            if ranks.rank == 0 and (step % cfg.metrics.log_every_steps == 0 or stop_now):
+                log.info(
+                    "step",
+                    step=step,
+                    loss=repr(stats.loss),
+                    tokens_per_s=round(stats.tokens_per_second, 1),
+                    mfu=None if stats.mfu is None else round(stats.mfu, 4),
+                    checkpoint_stall_s=round(stats.checkpoint_stall_seconds, 4),
+                    lr=f"{optim.param_groups[0]['lr']:.6g}",
+                    **self.device.memory_stats(),
+                )
+            if stop:
+                raise FaultError("node", "Terminated", f"SIGTERM: stopped after step {step}, checkpoint saved")
+        ckpt.wait()
+        self.watchdog.pause()
+        dist.barrier()
+        dist.destroy_process_group()
+
+    def resume(
+        self, ckpt: Checkpointer, model: torch.nn.Module, optim: torch.optim.Optimizer, step: int | None
+    ) -> tuple[int, int]:
+        if step is None:
+            return 0, 0
+        entry = ckpt_layout.inspect(ckpt_layout.step_dir(self.c.checkpoint_dir, step), step)
+        if entry.state != "complete":
+            raise FaultError("unknown", "CheckpointVanished", f"checkpoint {step} is {entry.state}: {entry.detail}")
+        manifest = ckpt.load(entry, model, optim)
+        if manifest.get("globalBatch") != self.cfg.global_batch or manifest.get("seqLen") != self.cfg.seq_len:
+            log.warning(
+                "resume_batch_changed",
+                saved_global_batch=manifest.get("globalBatch"),
+                global_batch=self.cfg.global_batch,
+                saved_seq_len=manifest.get("seqLen"),
+            )
+        if manifest.get("corpusSha256") not in (None, self.data.sha256):
+            log.warning("resume_corpus_changed", saved=manifest.get("corpusSha256"), now=self.data.sha256)
+        rng = ckpt.load_rng(entry, self.ranks.world)
+        if rng is not None:
+            self.device.set_rng_state(rng)
+        else:
+            self.device.seed(rank_seed(self.cfg.seed, step, self.ranks.rank))
+        log.info(
+            "resumed",
+            step=step,
+            saved_world=manifest.get("worldSize"),
+            world=self.ranks.world,
+            samples_consumed=manifest["samplesConsumed"],
+            rng_restored=rng is not None,
+        )
+        return step, int(manifest["samplesConsumed"])
+
+    def train_step(
+        self,
+        model: torch.nn.Module,
+        optim: torch.optim.Optimizer,
+        ckpt: Checkpointer,
+        step: int,
+        start_step: int,
+        first_sample: int,
+    ) -> tuple[float, bool]:
+        cfg, plan, dev = self.cfg, self.plan, self.device
+        self.watchdog.beat("compute", step)
+        self.injector.compute(step)
+        lr = learning_rate(
+            step, lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps, min_lr_ratio=cfg.min_lr_ratio
+        )
+        for group in optim.param_groups:
+            group["lr"] = lr
+        samples = rank_samples(step, cfg.global_batch, self.ranks.world, self.ranks.rank, first_sample, start_step)
+        loss_sum = torch.zeros((), device=dev.device)
+        for micro in range(plan.accumulation):
+            inputs, targets = self.data.batch(samples[micro * plan.micro_batch : (micro + 1) * plan.micro_batch])
+            x = torch.from_numpy(inputs).to(dev.device, non_blocking=True)
+            y = torch.from_numpy(targets).to(dev.device, non_blocking=True)
+            with gradient_sync(model, micro == plan.accumulation - 1), dev.autocast():
+                loss = model(x, y)
+            (loss / plan.accumulation).backward()
+            loss_sum += loss.detach().float()
+        self.watchdog.beat("collective", step)
+        self.injector.collective(step)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        ckpt.wait_staged()  # the host copy of a pending checkpoint must finish before weights change
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        reduced = torch.stack(
+            [loss_sum / plan.accumulation, torch.tensor(float(self.progress.stop_requested), device=dev.device)]
+        )
+        dist.all_reduce(reduced)  # also agrees on a SIGTERM stop, so every rank saves the same step
+        self.watchdog.beat("step_done", step)
+        return float(reduced[0]) / self.ranks.world, bool(reduced[1] > 0)

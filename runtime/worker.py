@@ -1,0 +1,116 @@
+"""One worker process (one rank): run the loop, and on any exit leave a report for the launcher.
+
+Started by the launcher as `python -m tandem.runtime.worker`; RANK, LOCAL_RANK, WORLD_SIZE and
+LOCAL_WORLD_SIZE come from the launcher, everything else from the pod contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import structlog
+
+from tandem.runtime import logs
+from tandem.runtime.faults import EXIT_CODES, Fault, classify_exception
+from tandem.runtime.watchdog import Beat, Watchdog
+
+log = structlog.get_logger("tandem.worker")
+
+
+def report_path(folder: str | Path, rank: int) -> Path:
+    return Path(folder) / f"rank-{rank}.json"
+
+
+class Reporter:
+    def __init__(self, folder: Path, rank: int) -> None:
+        self.folder = folder
+        self.rank = rank
+        self.resumed_from: int | None = None
+
+    def write(self, fault: Fault) -> None:
+        path = report_path(self.folder, self.rank)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**fault.to_json(), "resumedFrom": self.resumed_from}))
+        os.replace(tmp, path)
+
+
+def _exit(code: int) -> None:
+    # os._exit: a hung collective's threads or a wedged process-group destructor must not keep a
+    # failed worker alive; everything worth keeping is already in the report.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tandem.runtime.worker")
+    parser.add_argument("--report-dir", required=True, type=Path)
+    parser.add_argument("--token-file", required=True, type=Path)
+    parser.add_argument("--resume-step", type=int, default=-1)
+    args = parser.parse_args(argv)
+    rank = int(os.environ["RANK"])
+    reporter = Reporter(args.report_dir, rank)
+    logs.configure(os.environ.get("TANDEM_LOG_FORMAT", "kv"), rank=rank)
+
+    # Imported after the reporter exists: a broken torch install is reported, not just printed.
+    from tandem.runtime.config import contract_from_env
+    from tandem.runtime.train import Progress, Ranks, Trainer
+
+    progress = Progress()
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # Not an exit: the loop finishes the step, every rank agrees, saves, then stops.
+        progress.stop_requested = True
+
+    def on_hang(beat: Beat, idle: float) -> None:
+        fault = Fault(
+            "interconnect",
+            "CollectiveHang",
+            f"no progress for {idle:.1f}s in phase {beat.phase!r} of step {beat.step} "
+            f"(watchdogSeconds={watchdog_seconds:g}): a collective or a peer is stuck",
+            rank=rank,
+            step=beat.step or progress.step,
+            time=beat.wall,
+        )
+        reporter.resumed_from = progress.resumed_from
+        reporter.write(fault)
+        log.error("collective_hang", step=fault.step, phase=beat.phase, idle_s=round(idle, 2))
+        _exit(EXIT_CODES["interconnect"])
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    watchdog_seconds = 0.0
+    try:
+        contract = contract_from_env(os.environ)
+        watchdog_seconds = contract.training.watchdog_seconds
+        ranks = Ranks(
+            rank, int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"])
+        )
+        watchdog = Watchdog(watchdog_seconds, on_hang).start()
+        trainer = Trainer(contract, ranks, args.token_file, progress, watchdog)
+        trainer.run(None if args.resume_step < 0 else args.resume_step)
+        reporter.resumed_from = progress.resumed_from
+        reporter.write(
+            Fault(
+                "none", "Completed", f"trained to step {progress.step}", rank=rank, step=progress.step, time=time.time()
+            )
+        )
+        watchdog.stop()
+        _exit(0)
+    except BaseException as exc:
+        cls, reason, message = classify_exception(exc)
+        reporter.resumed_from = progress.resumed_from
+        reporter.write(Fault(cls, reason, message, rank=rank, step=progress.step, time=time.time()))
+        log.error("worker_fault", fault_class=cls, reason=reason, step=progress.step, error=message[:200])
+        traceback.print_exc()
+        _exit(EXIT_CODES[cls])
+
+
+if __name__ == "__main__":
+    main()
