@@ -41,8 +41,9 @@ class Admission:
             causes += outcome.causes
             obj = outcome.value
         else:
-            obj = self._default_builtin(rt, obj, creating)
             causes += _builtin_causes(obj)
+            if not causes:
+                obj = self._default_builtin(rt, obj, creating)
         if causes:
             raise errors.invalid(rt.kind, name, causes, rt.group)
         return obj, warnings

@@ -10,6 +10,7 @@ import copy
 import json
 import re
 import secrets
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -96,7 +97,8 @@ class LocalAPI(kmock.KubernetesEmulator):
         except kmock.KubernetesError as exc:
             return _status_response(exc)
         except Exception as exc:  # a bug here must answer 500, never take the server down
-            log.exception("request_failed", method=str(request.method), path=request.url.path)
+            log.error("request_failed", method=request.method.value, path=request.url.path, error=repr(exc),
+                      traceback=traceback.format_exc())
             return _status_response(kmock.KubernetesError(status=500, reason="InternalError", message=repr(exc)))
 
     async def _dispatch(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
@@ -226,7 +228,7 @@ class LocalAPI(kmock.KubernetesEmulator):
 
     def _create(self, request: rendering.Request, route: Route, body: Obj) -> aiohttp.web.Response:
         self._check_namespace(route, body)
-        body = copy.deepcopy(body)
+        body = {**copy.deepcopy(body), "apiVersion": route.rt.api_version, "kind": route.rt.kind}
         meta = body.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
@@ -243,7 +245,7 @@ class LocalAPI(kmock.KubernetesEmulator):
         current = self.store.get(route.rt, route.namespace, route.name)
         if method == "PUT":
             self._check_namespace(route, body)
-            new = copy.deepcopy(body)
+            new = {**copy.deepcopy(body), "apiVersion": route.rt.api_version, "kind": route.rt.kind}
         else:
             new = apply_patch(current, body, request.headers.get("Content-Type", ""))
         if route.subresource == "status" and "status" in new:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -93,6 +94,10 @@ class LocalCluster:
         if self.install_crds:
             crd_type = api.types[("apiextensions.k8s.io", "v1", "customresourcedefinitions")]
             for crd in tandem_crds():
+                # As if `kubectl apply -f crds/` had run, so that applying them again is quiet.
+                applied = json.dumps(crd, separators=(",", ":"), sort_keys=True)
+                crd = {**crd, "metadata": {**crd["metadata"], "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": applied}}}
                 admitted, _ = api.admission.admit(crd_type, crd, "Strict", creating=True)
                 api._sync_crd(api.store.create(crd_type, None, admitted), None)
 

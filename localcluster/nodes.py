@@ -20,8 +20,8 @@ class SimulatedPool(BaseModel):
     nodes: int = Field(ge=0)
     devices_per_node: int = Field(default=8, ge=0, alias="devicesPerNode")
     device_resource: str | None = Field(default=None, alias="deviceResource")
-    cpu: str = "16"
-    memory: str = "64Gi"
+    cpu: str = "64"
+    memory: str = "512Gi"
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[dict[str, str]] = Field(default_factory=list)
 

@@ -64,10 +64,10 @@ def _spec_part(obj: Obj) -> Obj:
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, history: int = HISTORY) -> None:
         self.objects: dict[Key, Obj] = {}
         self.rv = 0
-        self.history: deque[Event] = deque(maxlen=HISTORY)
+        self.history: deque[Event] = deque(maxlen=history)
         self._subscribers: set[asyncio.Queue[Event]] = set()
 
     # --- reads -------------------------------------------------------------------------------

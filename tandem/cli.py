@@ -21,7 +21,8 @@ def _crds(args: argparse.Namespace) -> int:
 def _local(args: argparse.Namespace) -> int:
     from tandem.localcluster.cli import serve
 
-    return serve(kubeconfig=args.kubeconfig, port=args.port, cluster_config=args.cluster_config)
+    return serve(kubeconfig=args.kubeconfig, port=args.port, cluster_config=args.cluster_config,
+                 install_crds=not args.no_crds)
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument(
         "--cluster-config", metavar="FILE", help="YAML with the simulated pools and nodes (default: built in)"
     )
+    local.add_argument("--no-crds", action="store_true", help="start without Tandem's CRDs installed")
     local.set_defaults(func=_local)
 
     op = sub.add_parser("operator", help="run the operator (in-cluster config or KUBECONFIG)")
