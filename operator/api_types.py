@@ -1,0 +1,266 @@
+"""Building blocks of the Tandem API shared by AcceleratorPool and TrainingJob: the API's
+constants and enums, the cross-field rules (`CelRule`), the wire base models, and the small
+Kubernetes sub-objects (EnvVar, Toleration, Condition). See `tandem.operator.api`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
+from pydantic.alias_generators import to_camel
+
+GROUP = "tandem.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+MAX_FAULTS = 20
+"""`status.faults` keeps the newest this many; the operator drops the oldest first."""
+MAX_POOLS = 16
+"""Bounds `spec.pools` so the API server can cost the uniqueness rule (quadratic in the list)."""
+
+
+class Accelerator(StrEnum):
+    """The kind of accelerator in a pool: npu (Huawei Ascend), gpu (NVIDIA) or cpu (no accelerator)."""
+
+    NPU = "npu"
+    GPU = "gpu"
+    CPU = "cpu"
+
+
+class Backend(StrEnum):
+    """The torch.distributed backend: hccl (Ascend), nccl (NVIDIA) or gloo (CPU, anywhere)."""
+
+    HCCL = "hccl"
+    NCCL = "nccl"
+    GLOO = "gloo"
+
+
+DEFAULT_BACKEND: dict[Accelerator, Backend] = {
+    Accelerator.NPU: Backend.HCCL,
+    Accelerator.GPU: Backend.NCCL,
+    Accelerator.CPU: Backend.GLOO,
+}
+
+
+def default_backend(accelerator: Accelerator) -> Backend:
+    """The backend a pool uses when its spec names none."""
+    return DEFAULT_BACKEND[Accelerator(accelerator)]
+
+
+class JobPhase(StrEnum):
+    """Where a TrainingJob is in its life: Pending, Starting, Running, Restarting, Succeeded or Failed."""
+
+    PENDING = "Pending"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    RESTARTING = "Restarting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class FaultClass(StrEnum):
+    """What broke: interconnect, device, node, oom, user or unknown (DESIGN.md section 3)."""
+
+    INTERCONNECT = "interconnect"
+    DEVICE = "device"
+    NODE = "node"
+    OOM = "oom"
+    USER = "user"
+    UNKNOWN = "unknown"
+
+
+class ConditionStatus(StrEnum):
+    """The status of a condition: True, False or Unknown."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class TolerationOperator(StrEnum):
+    """How a toleration matches a taint's value: Equal (the default) or Exists (any value)."""
+
+    EQUAL = "Equal"
+    EXISTS = "Exists"
+
+
+class TaintEffect(StrEnum):
+    """The taint effect a toleration matches: NoSchedule, PreferNoSchedule or NoExecute."""
+
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class HostPathType(StrEnum):
+    """The hostPath types that make sense for a checkpoint directory."""
+
+    DIRECTORY_OR_CREATE = "DirectoryOrCreate"
+    DIRECTORY = "Directory"
+
+
+class StorageMedium(StrEnum):
+    """The medium backing an emptyDir: Memory (tmpfs); absent means the node's disk."""
+
+    MEMORY = "Memory"
+
+
+@dataclass(frozen=True)
+class CelRule:
+    """One cross-field rule: emitted as `x-kubernetes-validations`, enforced again in Python."""
+
+    rule: str
+    message: str
+    field_path: str | None = None
+
+    def to_schema(self) -> dict[str, str]:
+        entry = {"rule": self.rule, "message": self.message}
+        if self.field_path:
+            entry["fieldPath"] = self.field_path
+        return entry
+
+
+POOL_DEVICE_RESOURCE_RULE = CelRule(
+    rule="self.accelerator == 'cpu' || has(self.deviceResource)",
+    message="deviceResource is required unless accelerator is cpu",
+    field_path=".deviceResource",
+)
+POOL_BACKEND_RULE = CelRule(
+    rule=(
+        "!has(self.backend) || self.backend == 'gloo'"
+        " || (self.backend == 'hccl' && self.accelerator == 'npu')"
+        " || (self.backend == 'nccl' && self.accelerator == 'gpu')"
+    ),
+    message="backend does not suit the accelerator: hccl needs npu, nccl needs gpu, gloo runs anywhere",
+    field_path=".backend",
+)
+POOLS_UNIQUE_RULE = CelRule(
+    rule="self.all(p, self.exists_one(q, q == p))",
+    message="pools must not name the same AcceleratorPool twice",
+)
+VOLUME_ONE_SOURCE_RULE = CelRule(
+    rule=(
+        "[has(self.persistentVolumeClaim), has(self.hostPath), has(self.emptyDir), has(self.nfs)]"
+        ".filter(s, s).size() == 1"
+    ),
+    message="exactly one of persistentVolumeClaim, hostPath, emptyDir, nfs must be set",
+)
+BACKOFF_RULE = CelRule(
+    rule="self.maxBackoffSeconds >= self.backoffSeconds",
+    message="maxBackoffSeconds must be greater than or equal to backoffSeconds",
+    field_path=".maxBackoffSeconds",
+)
+
+
+def _validations(*rules: CelRule) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [rule.to_schema() for rule in rules]}
+
+
+# A null on a field that a CEL rule tests with has(), or on an enum, would reach the rule as a
+# present null (or fail the enum). Left non-nullable in the CRD, the API server prunes the null
+# instead, which is what pydantic's None means: absent.
+_NOT_NULL: dict[str, Any] = {"nullable": False}
+# Nested objects default to {} so that the API server fills in their own defaults.
+_EMPTY_OBJECT_DEFAULT: dict[str, Any] = {"default": {}}
+
+DnsSubdomain = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    ),
+]
+Quantity = StrictInt | str
+"""A Kubernetes resource quantity: an integer or a string such as `500m` or `16Gi`."""
+
+
+class _Wire(BaseModel):
+    """camelCase on the wire, snake_case in Python.
+
+    Numbers and booleans are StrictInt / StrictBool fields: the API server refuses "2" for an
+    integer, so pydantic must not quietly accept it either.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object as Kubernetes JSON: camelCase keys, absent (not null) optional fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class _Lenient(_Wire):
+    # Status and whole objects are read back from what the operator (or a newer version of it) wrote,
+    # so unknown fields are ignored there; only specs, written by users, refuse them.
+    model_config = ConfigDict(extra="ignore")
+
+
+class EnvVar(_Wire):
+    """An environment variable for the training containers (the core/v1 EnvVar shape)."""
+
+    name: str = Field(min_length=1, description="Name of the variable.")
+    value: str | None = Field(None, description="Value of the variable; absent means empty.")
+    value_from: dict[str, Any] | None = Field(
+        None,
+        description="A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef),"
+        " passed to the pod unchanged.",
+    )
+
+
+class Toleration(_Wire):
+    """A core/v1 Toleration added to the pods that run on the pool."""
+
+    key: str | None = Field(None, description="Taint key to match; absent with operator Exists matches all.")
+    operator: TolerationOperator | None = Field(
+        None, description="Equal (default) or Exists.", json_schema_extra=_NOT_NULL
+    )
+    value: str | None = Field(None, description="Taint value to match with operator Equal.")
+    effect: TaintEffect | None = Field(
+        None, description="Taint effect to match; absent matches all effects.", json_schema_extra=_NOT_NULL
+    )
+    toleration_seconds: StrictInt | None = Field(
+        None, description="For NoExecute: how long the pod stays bound after the taint appears."
+    )
+
+
+class Condition(_Lenient):
+    """A condition in the metav1.Condition shape."""
+
+    type: str = Field(
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+        r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+        description="Type of condition in CamelCase, e.g. Ready, Progressing, Failed.",
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="Programmatic identifier of the reason for the last transition, in CamelCase.",
+    )
+    message: str = Field("", max_length=32768, description="Human-readable details of the last transition.")
+    last_transition_time: datetime = Field(description="When the status last changed.")
+    observed_generation: StrictInt | None = Field(
+        None, ge=0, description="metadata.generation the condition was set from."
+    )
+
+
+def _unique_condition_types(conditions: list[Condition]) -> list[Condition]:
+    types = [condition.type for condition in conditions]
+    if len(types) != len(set(types)):
+        raise ValueError("conditions must not repeat a type")
+    return conditions
+
+
+# Keyed by type, as metav1 conditions are everywhere in Kubernetes: one entry per type.
+Conditions = Annotated[list[Condition], AfterValidator(_unique_condition_types)]
+_CONDITIONS_LIST_MAP: dict[str, Any] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
