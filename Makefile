@@ -32,7 +32,6 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
 
 crds: $(STAMP)
 	$(BIN)/tandem crds --output crds/
