@@ -22,7 +22,7 @@ def configure(fmt: str = "kv", **context: object) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),  # one write per line: ranks share stdout,
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.clear_contextvars()
