@@ -1,5 +1,8 @@
 # Every target creates .venv and installs what it needs when it is missing.
 PYTHON ?= python3.11
+# The folder operator/ would shadow the standard library's `operator` for any `python -m ...`
+# started here; never put the working directory on sys.path (Python >= 3.11).
+export PYTHONSAFEPATH := 1
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Re-installs when pyproject.toml changes.
@@ -18,7 +21,7 @@ help:
 install: $(STAMP)
 
 $(STAMP):
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -P -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build on this machine's disk; a bare `torch` would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"

@@ -19,7 +19,7 @@ def test_kopf_sees_a_trainingjob_and_patches_its_status(
            "spec": {"nodes": 1, "pools": ["ascend-910b"], "checkpoint": {"volume": {"emptyDir": {}}}}}
     log = (tmp_path / "kopf.log").open("w")
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig_path)}
-    kopf = subprocess.Popen([sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", "--verbose",
+    kopf = subprocess.Popen([sys.executable, "-P", "-m", "kopf", "run", "--standalone", "--all-namespaces", "--verbose",
                              str(HANDLERS)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         custom.create_namespaced_custom_object("tandem.dev", "v1alpha1", "default", "trainingjobs", job)
