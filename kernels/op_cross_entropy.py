@@ -50,7 +50,8 @@ def reference(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
 ) -> torch.Tensor:
-    logits = (hidden.reshape(-1, hidden.shape[-1]) @ weight.t()).float()
+    # Logits in hidden's dtype, as a float32 weight under autocast gives them, then float32.
+    logits = (hidden.reshape(-1, hidden.shape[-1]) @ weight.to(hidden.dtype).t()).float()
     target = target.reshape(-1)
     valid = target != ignore_index
     rows = F.cross_entropy(
@@ -271,7 +272,9 @@ class _FusedLinearCrossEntropyFn(torch.autograd.Function):
         w = weight if weight.dtype == hidden.dtype else weight.to(hidden.dtype)
         chunk = chunk_rows or default_chunk_rows(rows, h2.shape[1], vocab)
         grad_h = torch.empty(h2.shape, dtype=h2.dtype, device=h2.device) if need_dh else None
-        grad_w = torch.zeros_like(weight) if need_dw else None
+        # float32 accumulation over the chunks whatever the weight's dtype: summing dozens of chunk
+        # products in bfloat16 loses the low bits the reference's single matmul keeps.
+        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_dw else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         # Autocast off: every product runs in hidden's dtype, so the out= buffers match it.
         with torch.autocast(hidden.device.type, enabled=False):
@@ -279,6 +282,7 @@ class _FusedLinearCrossEntropyFn(torch.autograd.Function):
         # The 1/valid-rows factor stays a tensor: turning it into a Python float would stall the GPU.
         scale = (1.0 / (t != ignore_index).sum().clamp(min=1)) if reduction == "mean" else None
         ctx.save_for_backward(grad_h, grad_w, scale)
+        ctx.weight_dtype = weight.dtype
         ctx.hidden_shape = hidden.shape
         ctx.done = False
         return total * scale if scale is not None else total
@@ -295,7 +299,7 @@ class _FusedLinearCrossEntropyFn(torch.autograd.Function):
         if grad_h is not None:
             grad_h = grad_h.mul_(factor.to(grad_h.dtype)).view(ctx.hidden_shape)
         if grad_w is not None:
-            grad_w = grad_w.mul_(factor.to(grad_w.dtype))
+            grad_w = grad_w.mul_(factor).to(ctx.weight_dtype)
         return grad_h, grad_w, None, None, None, None, None, None, None
 
 
