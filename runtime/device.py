@@ -51,10 +51,13 @@ class DeviceLayer:
         return {"npu": "npu", "gpu": "cuda"}.get(self.accelerator, "cpu")
 
     @property
+    def device_string(self) -> str:
+        return "cpu" if self.accelerator == "cpu" else f"{self.device_type}:{self.local_rank}"
+
+    @property
     def device(self) -> torch.device:
-        if self.accelerator == "cpu":
-            return torch.device("cpu")
-        return torch.device(f"{self.device_type}:{self.local_rank}")
+        # "npu" parses only once torch_npu has registered itself as torch's privateuse1 backend.
+        return torch.device(self.device_string)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:

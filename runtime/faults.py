@@ -75,7 +75,7 @@ SIGNATURES: tuple[tuple[FaultClass, str, re.Pattern[str]], ...] = tuple(
         ("interconnect", "CollectiveTimeout", r"Watchdog caught collective operation timeout"),
         ("interconnect", "HcclSocketTimeout", r"\bEI0006\b|Getting socket times out"),
         ("interconnect", "HcclExecTimeout", r"\bEI0002\b|Notify register times out|hccl fftsplus task timeout"),
-        ("interconnect", "HcclLinkError", r"\bEI00(0[0-9]|1[0-9])\b|HCCS|RoCE|\bEJ0001\b"),
+        ("interconnect", "HcclLinkError", r"\bEI00(0[0-9]|1[0-9])\b|\bEJ0001\b|\bHCCS\b|\bRoCE\b"),
         ("interconnect", "NcclRemoteError", r"ncclRemoteError|remote process exited or there was a network error"),
         ("interconnect", "NcclSystemError", r"ncclSystemError|unhandled system error"),
         ("interconnect", "NcclError", r"ncclInternalError|ncclUnhandledCudaError|NCCL error|NCCL communicator"),
