@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def test_batch_plan_keeps_the_global_batch_whatever_the_world() -> None:
 def test_schedule_warms_up_then_decays_to_the_floor() -> None:
     lrs = [learning_rate(s, lr=1.0, warmup_steps=4, total_steps=20, min_lr_ratio=0.1) for s in range(1, 21)]
     assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
-    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[3:]))
     assert lrs[-1] == pytest.approx(0.1)
 
 
