@@ -28,7 +28,8 @@ def _local(args: argparse.Namespace) -> int:
 def _operator(args: argparse.Namespace) -> int:
     from tandem.operator.main import run
 
-    return run(namespaces=args.namespace or [])
+    return run(namespaces=args.namespace or [], metrics_port=args.metrics_port, health_port=args.health_port,
+               peering=args.peering)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     op = sub.add_parser("operator", help="run the operator (in-cluster config or KUBECONFIG)")
     op.add_argument("--namespace", action="append", metavar="NS", help="watch only NS (repeatable)")
+    op.add_argument("--metrics-port", type=int, default=None,
+                    help="Prometheus /metrics port (default $TANDEM_METRICS_PORT or 8080; 0 turns it off)")
+    op.add_argument("--health-port", type=int, default=None,
+                    help="liveness /healthz port (default $TANDEM_HEALTH_PORT or 8081; 0 turns it off)")
+    op.add_argument("--peering", metavar="NAME", default=None,
+                    help="kopf peering object for several replicas (default: standalone)")
     op.set_defaults(func=_operator)
     return parser
 

@@ -1,0 +1,46 @@
+"""kopf handlers: one per concern, each small, each calling the Controller. They only say *when*
+to reconcile; *what* to do is decided by `tandem.operator.reconcile`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from tandem.operator.api import GROUP, VERSION, AcceleratorPool, TrainingJob
+from tandem.operator.controller import Controller
+from tandem.operator.podspec import JOB_LABEL
+
+JOBS = kopf.Resource(GROUP, VERSION, TrainingJob.PLURAL)
+POOLS = kopf.Resource(GROUP, VERSION, AcceleratorPool.PLURAL)
+
+
+def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    """Handlers bound to one Controller; a registry per operator keeps tests independent."""
+
+    @kopf.on.event(GROUP, VERSION, TrainingJob.PLURAL, registry=registry)
+    def job_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
+        """Created, resumed after an operator restart (kopf lists every job first), or updated."""
+        if type == "DELETED":
+            controller.forget(namespace, name)
+            return
+        controller.reconcile_job(namespace, name)
+
+    @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT}, registry=registry)
+    def job_pod_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+        controller.reconcile_job(namespace, labels[JOB_LABEL])
+
+    @kopf.on.event(GROUP, VERSION, AcceleratorPool.PLURAL, registry=registry)
+    def pool_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        if type != "DELETED":
+            controller.sync_pool(dict(body))
+
+    @kopf.on.event("", "v1", "nodes", registry=registry)
+    def node_changed(**_: Any) -> None:
+        # Node readiness changes pool capacity: pools report it, and jobs waiting for room look again.
+        controller.sync_all_pools()
+        controller.reconcile_all(only_waiting=True)
+
+    @kopf.on.cleanup(registry=registry)
+    def stop_timers(**_: Any) -> None:
+        controller.requeue.cancel_all()

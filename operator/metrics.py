@@ -1,0 +1,44 @@
+"""Prometheus metrics on the operator's /metrics (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+RECONCILE_SECONDS = Histogram(
+    "tandem_reconcile_seconds", "Time to observe a TrainingJob, decide and apply the decision.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+class JobPhases(Collector):
+    """`tandem_jobs{phase,pool}`, from the last phase this operator saw per job."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def observe(self, namespace: str, name: str, phase: str, pool: str) -> None:
+        with self._lock:
+            self._jobs[(namespace, name)] = (phase, pool)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._jobs.pop((namespace, name), None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("tandem_jobs", "TrainingJobs by phase and pool.", labels=["phase", "pool"])
+        with self._lock:
+            counts = Counter(self._jobs.values())
+        for (phase, pool), count in sorted(counts.items()):
+            family.add_metric([phase, pool], count)
+        yield family
+
+
+JOBS = JobPhases()
+REGISTRY.register(JOBS)

@@ -1,0 +1,160 @@
+"""What an attempt's objects look like: the headless Service and one pod per rank, carrying the
+pod contract of DESIGN.md section 4 (labels, environment, volume, security). Pure functions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from tandem.operator.api import AcceleratorPool, EnvVar, Toleration, TrainingJob
+
+JOB_LABEL = "tandem.dev/job"
+ATTEMPT_LABEL = "tandem.dev/attempt"
+RANK_LABEL = "tandem.dev/rank"
+POOL_LABEL = "tandem.dev/pool"
+MASTER_PORT = 29500
+RUNTIME_COMMAND = ["tandem-train"]
+CHECKPOINT_VOLUME = "checkpoint"
+CONTAINER = "trainer"
+RUNTIME_UID = 1000  # the runtime images' non-root user
+
+
+def pod_name(job: str, attempt: int, rank: int) -> str:
+    return f"{job}-a{attempt}-{rank}"
+
+
+def master_addr(job: TrainingJob, attempt: int) -> str:
+    """Rank 0's stable DNS name: its hostname under the job's headless Service."""
+    return f"{pod_name(_name(job), attempt, 0)}.{_name(job)}.{_namespace(job)}.svc"
+
+
+def _name(job: TrainingJob) -> str:
+    return str(job.metadata["name"])
+
+
+def _namespace(job: TrainingJob) -> str:
+    return str(job.metadata.get("namespace", "default"))
+
+
+def owner_reference(job: TrainingJob) -> dict[str, Any]:
+    return {"apiVersion": job.api_version, "kind": job.kind, "name": _name(job), "uid": job.metadata["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def headless_service(job: TrainingJob) -> dict[str, Any]:
+    """Gives every pod `<pod>.<job>.<namespace>.svc`, so MASTER_ADDR resolves before rank 0 is Ready."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": _name(job), "namespace": _namespace(job), "labels": {JOB_LABEL: _name(job)},
+                     "ownerReferences": [owner_reference(job)]},
+        "spec": {"clusterIP": "None", "selector": {JOB_LABEL: _name(job)}, "publishNotReadyAddresses": True,
+                 "ports": [{"name": "rendezvous", "port": MASTER_PORT, "targetPort": MASTER_PORT}]},
+    }
+
+
+def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int) -> list[dict[str, str]]:
+    """The environment the runtime reads, and nothing else (DESIGN.md section 4)."""
+    spec, checkpoint = job.spec, job.spec.checkpoint
+    values = {
+        "TANDEM_JOB": _name(job),
+        "TANDEM_NAMESPACE": _namespace(job),
+        "TANDEM_ATTEMPT": str(attempt),
+        "TANDEM_POOL": str(pool.metadata["name"]),
+        "TANDEM_ACCELERATOR": pool.spec.accelerator.value,
+        "TANDEM_BACKEND": pool.spec.effective_backend().value,
+        "TANDEM_NODES": str(spec.nodes),
+        "TANDEM_NODE_RANK": str(rank),
+        "TANDEM_DEVICES_PER_NODE": str(pool.spec.devices_per_node),
+        "MASTER_ADDR": master_addr(job, attempt),
+        "MASTER_PORT": str(MASTER_PORT),
+        "TANDEM_CHECKPOINT_DIR": checkpoint.path,
+        "TANDEM_CHECKPOINT_INTERVAL_STEPS": str(checkpoint.interval_steps),
+        "TANDEM_CHECKPOINT_KEEP": str(checkpoint.keep),
+        "TANDEM_TRAINING_CONFIG": json.dumps(spec.training, sort_keys=True, separators=(",", ":")),
+    }
+    return [{"name": key, "value": value} for key, value in values.items()]
+
+
+def _merged_env(*layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Later layers win by name; the order of first appearance is kept (readable `kubectl describe`)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for var in layer:
+            merged[var["name"]] = var
+    return list(merged.values())
+
+
+def _as_dicts(items: Sequence[EnvVar | Toleration]) -> list[dict[str, Any]]:
+    return [item.to_dict() for item in items]
+
+
+def _resources(job: TrainingJob, pool: AcceleratorPool) -> dict[str, Any]:
+    requested = job.spec.container.resources.to_dict()
+    requests = {k: str(v) for k, v in requested.get("requests", {}).items()}
+    limits = {k: str(v) for k, v in requested.get("limits", {}).items()}
+    device = pool.spec.device_resource
+    if device and pool.spec.accelerator.value != "cpu":
+        # Extended resources cannot be overcommitted: request and limit must be equal.
+        requests[device] = limits[device] = str(pool.spec.devices_per_node)
+    return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+
+
+def _affinity(excluded_nodes: list[str]) -> dict[str, Any] | None:
+    if not excluded_nodes:
+        return None
+    term = {"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": sorted(excluded_nodes)}]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+
+def image_for(job: TrainingJob, pool: AcceleratorPool) -> str | None:
+    return job.spec.container.image or pool.spec.image
+
+
+def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int,
+                excluded_nodes: list[str] | None = None) -> dict[str, Any]:
+    name, pool_name = pod_name(_name(job), attempt, rank), str(pool.metadata["name"])
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": image_for(job, pool),
+        "command": job.spec.container.command or RUNTIME_COMMAND,
+        "args": list(job.spec.container.args),
+        "env": _merged_env(contract_env(job, pool, attempt, rank), _as_dicts(pool.spec.env),
+                           _as_dicts(job.spec.container.env)),
+        "resources": _resources(job, pool),
+        "volumeMounts": [{"name": CHECKPOINT_VOLUME, "mountPath": job.spec.checkpoint.path}],
+        "ports": [{"name": "rendezvous", "containerPort": MASTER_PORT}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "hostname": name,
+        "subdomain": _name(job),
+        "nodeSelector": dict(pool.spec.node_selector),
+        "tolerations": _as_dicts(pool.spec.tolerations),
+        "containers": [container],
+        "volumes": [{"name": CHECKPOINT_VOLUME, **job.spec.checkpoint.volume.to_dict()}],
+        "securityContext": {"runAsNonRoot": True, "runAsUser": RUNTIME_UID, "runAsGroup": RUNTIME_UID,
+                            "fsGroup": RUNTIME_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+        "enableServiceLinks": False,
+    }
+    if pool.spec.host_network:
+        spec["hostNetwork"] = True
+        spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+    affinity = _affinity(excluded_nodes or [])
+    if affinity:
+        spec["affinity"] = affinity
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": _namespace(job),
+            "labels": {JOB_LABEL: _name(job), ATTEMPT_LABEL: str(attempt), RANK_LABEL: str(rank),
+                       POOL_LABEL: pool_name},
+            "ownerReferences": [owner_reference(job)],
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,28 @@
+"""AcceleratorPool status from the nodes that match its selector (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from tandem.operator.api import AcceleratorPool, AcceleratorPoolStatus, Condition
+from tandem.operator.observe import Obj, node_is_ready, pool_nodes
+
+
+def pool_status(pool: AcceleratorPool, nodes: Sequence[Obj], now: datetime) -> AcceleratorPoolStatus:
+    matching = pool_nodes(pool, list(nodes))
+    ready = [n for n in matching if node_is_ready(n)]
+    status = pool.status.model_copy(deep=True)
+    status.nodes, status.ready_nodes = len(matching), len(ready)
+    if ready:
+        value, reason, message = "True", "NodesReady", f"{len(ready)} of {len(matching)} node(s) ready"
+    elif matching:
+        value, reason, message = "False", "NoReadyNodes", f"none of {len(matching)} node(s) is ready"
+    else:
+        value, reason, message = "False", "NoNodes", f"no node matches nodeSelector {pool.spec.node_selector}"
+    previous = next((c for c in status.conditions if c.type == "Ready"), None)
+    moved = previous.last_transition_time if previous and previous.status.value == value else now
+    ready_condition = Condition(type="Ready", status=value, reason=reason, message=message,
+                                last_transition_time=moved, observed_generation=pool.metadata.get("generation"))
+    status.conditions = [c for c in status.conditions if c.type != "Ready"] + [ready_condition]
+    return status
