@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -61,6 +62,29 @@ def _run(
     return out.detach(), [None if leaf.grad is None else leaf.grad.clone() for leaf in leaves]
 
 
+@contextmanager
+def poisoned_allocations() -> Iterator[None]:
+    """torch.empty / empty_like return NaN-filled floating tensors inside the block.
+
+    An output element a kernel forgot to write then fails the comparison instead of passing on
+    whatever the allocator's recycled memory held (possibly the reference's own result).
+    """
+    real_empty, real_empty_like = torch.empty, torch.empty_like
+
+    def poison(t: torch.Tensor) -> torch.Tensor:
+        if t.is_floating_point():
+            with torch.no_grad():
+                t.fill_(float("nan"))
+        return t
+
+    torch.empty = lambda *args, **kwargs: poison(real_empty(*args, **kwargs))  # type: ignore[assignment]
+    torch.empty_like = lambda *args, **kwargs: poison(real_empty_like(*args, **kwargs))  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.empty, torch.empty_like = real_empty, real_empty_like
+
+
 def compare(
     impl: Callable[..., torch.Tensor],
     reference: Callable[..., torch.Tensor],
@@ -79,7 +103,8 @@ def compare(
     """
     build = build or (lambda *ls: ls)
     tol_dtype = dtype or next((leaf.dtype for leaf in leaves if leaf.dtype in HALF), torch.float32)
-    out, grads = _run(impl, leaves, build)
+    with poisoned_allocations():
+        out, grads = _run(impl, leaves, build)
     ref_out, ref_grads = _run(reference, leaves, build)
     assert out.dtype == ref_out.dtype, f"forward dtype {out.dtype} != reference's {ref_out.dtype}"
     if tol_dtype in HALF:
