@@ -86,7 +86,6 @@ class _Step:
         self.job = obs.job
         self.decision = Decision(status=obs.job.status.model_copy(deep=True))
         self.status = self.decision.status
-        self.status.observed_generation = _generation(obs.job)
 
     def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         self.decision.events.append(Event(type_, reason, message))
@@ -120,7 +119,8 @@ def reconcile(obs: Observation) -> Decision:
     step = _Step(obs)
     status, spec = step.status, obs.job.spec
     if status.phase in TERMINAL:
-        return step.decision
+        return step.decision  # a finished job is history: nothing is changed, not even observedGeneration
+    status.observed_generation = _generation(obs.job)
 
     pool_name = status.pool or spec.pools[0]
     pool = obs.pools.get(pool_name)

@@ -17,7 +17,7 @@ from tandem.operator import api
 from tandem.operator.api import AcceleratorPool, AcceleratorPoolSpec, TrainingJob, TrainingJobSpec
 from tandem.operator.crdgen import crd_documents, render_crds, write_crds
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[3]
 EXAMPLES = {
     "pool-ascend-910b.yaml": AcceleratorPool,
     "pool-nvidia-h20.yaml": AcceleratorPool,

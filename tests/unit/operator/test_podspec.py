@@ -1,0 +1,109 @@
+"""The pods and Service an attempt is made of: the pod contract of DESIGN.md section 4."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from builders import make_job, make_pool
+
+from tandem.operator.podspec import attempt_pod, headless_service
+
+CONTRACT = {"TANDEM_JOB", "TANDEM_NAMESPACE", "TANDEM_ATTEMPT", "TANDEM_POOL", "TANDEM_ACCELERATOR", "TANDEM_BACKEND",
+            "TANDEM_NODES", "TANDEM_NODE_RANK", "TANDEM_DEVICES_PER_NODE", "MASTER_ADDR", "MASTER_PORT",
+            "TANDEM_CHECKPOINT_DIR", "TANDEM_CHECKPOINT_INTERVAL_STEPS", "TANDEM_CHECKPOINT_KEEP",
+            "TANDEM_TRAINING_CONFIG"}
+
+
+def _env(pod: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_pod_carries_names_labels_owner_and_the_contract() -> None:
+    job = make_job(training={"model": "test", "steps": 10})
+    pod = attempt_pod(job, make_pool(env=[{"name": "HCCL_CONNECT_TIMEOUT", "value": "600"}]), attempt=3, rank=1)
+    meta = pod["metadata"]
+    assert meta["name"] == "llama-a3-1"
+    assert meta["labels"] == {"tandem.dev/job": "llama", "tandem.dev/attempt": "3", "tandem.dev/rank": "1",
+                              "tandem.dev/pool": "ascend-910b"}
+    assert meta["ownerReferences"][0]["uid"] == "uid-job" and meta["ownerReferences"][0]["controller"] is True
+    env = _env(pod)
+    assert CONTRACT <= set(env)
+    assert env["MASTER_ADDR"] == "llama-a3-0.llama.ml.svc" and env["MASTER_PORT"] == "29500"
+    assert (env["TANDEM_ACCELERATOR"], env["TANDEM_BACKEND"], env["TANDEM_DEVICES_PER_NODE"]) == ("npu", "hccl", "8")
+    assert (env["TANDEM_NODES"], env["TANDEM_NODE_RANK"], env["TANDEM_ATTEMPT"]) == ("2", "1", "3")
+    assert env["TANDEM_CHECKPOINT_DIR"] == "/checkpoints" and env["TANDEM_CHECKPOINT_INTERVAL_STEPS"] == "50"
+    assert json.loads(env["TANDEM_TRAINING_CONFIG"]) == {"model": "test", "steps": 10}
+    assert env["HCCL_CONNECT_TIMEOUT"] == "600"
+    spec = pod["spec"]
+    assert (spec["hostname"], spec["subdomain"]) == ("llama-a3-1", "llama")
+    assert spec["restartPolicy"] == "Never"
+    assert spec["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_pod_lands_on_the_pool_with_its_accelerators() -> None:
+    pool = make_pool(tolerations=[{"key": "huawei.com/Ascend910", "operator": "Exists", "effect": "NoSchedule"}])
+    pod = attempt_pod(make_job(container={"resources": {"requests": {"cpu": 16, "memory": "128Gi"}}}), pool, 1, 0)
+    spec, container = pod["spec"], pod["spec"]["containers"][0]
+    assert spec["nodeSelector"] == {"tandem.dev/pool": "ascend-910b"}
+    assert spec["tolerations"] == [{"key": "huawei.com/Ascend910", "operator": "Exists", "effect": "NoSchedule"}]
+    assert container["image"] == "example.org/tandem-runtime:npu"
+    assert container["command"] == ["tandem-train"]
+    assert container["resources"] == {"requests": {"cpu": "16", "memory": "128Gi", "huawei.com/Ascend910": "8"},
+                                      "limits": {"huawei.com/Ascend910": "8"}}
+    assert spec["volumes"] == [{"name": "checkpoint", "persistentVolumeClaim": {"claimName": "ckpt", "readOnly": False}}]
+    assert container["volumeMounts"] == [{"name": "checkpoint", "mountPath": "/checkpoints"}]
+
+
+def test_the_job_container_overrides_the_pool() -> None:
+    job = make_job(container={"image": "mine:1", "command": ["python", "train.py"], "args": ["--x"],
+                              "env": [{"name": "TANDEM_POOL", "value": "forced"}, {"name": "EXTRA", "value": "1"}]})
+    pod = attempt_pod(job, make_pool("h20", "gpu", devices=4), 1, 0)
+    container = pod["spec"]["containers"][0]
+    assert (container["image"], container["command"], container["args"]) == ("mine:1", ["python", "train.py"], ["--x"])
+    assert _env(pod)["TANDEM_POOL"] == "forced" and _env(pod)["EXTRA"] == "1"
+    assert _env(pod)["TANDEM_BACKEND"] == "nccl" and container["resources"]["limits"] == {"nvidia.com/gpu": "4"}
+
+
+def test_pods_run_as_non_root_without_privileges() -> None:
+    pod = attempt_pod(make_job(), make_pool(), 1, 0)
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    context = pod["spec"]["containers"][0]["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_excluded_nodes_become_node_anti_affinity() -> None:
+    pod = attempt_pod(make_job(), make_pool(), 2, 0, excluded_nodes=["node-b", "node-a"])
+    terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [{"matchFields": [
+        {"key": "metadata.name", "operator": "NotIn", "values": ["node-a", "node-b"]}]}]
+
+
+def test_host_network_pools_keep_cluster_dns() -> None:
+    pod = attempt_pod(make_job(), make_pool(hostNetwork=True), 1, 0)
+    assert pod["spec"]["hostNetwork"] is True and pod["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
+
+
+def test_cpu_pool_requests_no_device() -> None:
+    pod = attempt_pod(make_job(), make_pool("cpu", "cpu", devices=2), 1, 0)
+    assert "resources" not in pod["spec"]["containers"][0] or not pod["spec"]["containers"][0]["resources"]
+    assert _env(pod)["TANDEM_BACKEND"] == "gloo"
+
+
+def test_headless_service_names_rank_zero() -> None:
+    service = headless_service(make_job())
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert service["spec"]["selector"] == {"tandem.dev/job": "llama"}
+
+
+@pytest.mark.parametrize("manifest", [
+    attempt_pod(make_job(), make_pool(), 1, 0),
+    attempt_pod(make_job(nodes=4), make_pool("h20", "gpu", hostNetwork=True), 7, 3, excluded_nodes=["n1"]),
+    attempt_pod(make_job(container={"env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}),
+                make_pool("cpu", "cpu", devices=2), 1, 0),
+    headless_service(make_job()),
+], ids=["npu-pod", "gpu-pod", "cpu-pod", "service"])
+def test_every_object_validates_against_the_kubernetes_schema(manifest: dict[str, Any]) -> None:
+    kubernetes_validate.validate(manifest, "1.32", strict=True)

@@ -1,0 +1,172 @@
+"""The reconcile core, table by table: phases, actions, events, idempotence. No I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from builders import NOW, make_job, make_node, make_pod
+
+from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob
+from tandem.operator.reconcile import Decision, Observation, reconcile
+
+
+def decide(job: TrainingJob, pools: dict[str, AcceleratorPool], nodes: list[dict[str, Any]],
+           pods: list[dict[str, Any]] | None = None, service: bool = True) -> Decision:
+    return reconcile(Observation(job=job, pools=pools, nodes=nodes, pods=pods or [], service_exists=service, now=NOW))
+
+
+def started(phase: str = "Pending", attempt: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"phase": phase, "attempt": attempt, "pool": "ascend-910b", "startTime": "2026-11-23T11:00:00Z", **extra}
+
+
+def test_a_new_job_starts_attempt_one_on_its_first_pool(pools: Any, nodes: Any) -> None:
+    decision = decide(make_job(), pools, nodes, service=False)
+    status = decision.status
+    assert (status.phase, status.attempt, status.pool, status.start_time) == (JobPhase.PENDING, 1, "ascend-910b", NOW)
+    kinds = [m["kind"] for m in decision.create]
+    assert kinds == ["Service", "Pod", "Pod"]
+    assert [m["metadata"]["name"] for m in decision.create] == ["llama", "llama-a1-0", "llama-a1-1"]
+    assert [e.reason for e in decision.events] == ["AttemptStarted"]
+
+
+@pytest.mark.parametrize(("pods", "phase", "reason"), [
+    # (rank 0, rank 1): (phase, node)
+    ([("Pending", None), ("Pending", "ascend-1")], JobPhase.PENDING, "Scheduling"),
+    ([("Pending", "ascend-0"), ("Pending", "ascend-1")], JobPhase.STARTING, "Starting"),
+    ([("Running", "ascend-0"), ("Pending", "ascend-1")], JobPhase.STARTING, "Starting"),
+    ([("Running", "ascend-0"), ("Running", "ascend-1")], JobPhase.RUNNING, "Running"),
+    ([("Succeeded", "ascend-0"), ("Running", "ascend-1")], JobPhase.RUNNING, "Running"),
+])
+def test_phase_follows_the_pods(pools: Any, nodes: Any, pods: list[tuple[str, str | None]], phase: JobPhase,
+                                reason: str) -> None:
+    observed = [make_pod("llama", 1, rank, phase=p, node=n) for rank, (p, n) in enumerate(pods)]
+    decision = decide(make_job(status=started()), pools, nodes, observed)
+    assert decision.status.phase == phase
+    assert decision.create == [] and decision.delete == []
+    assert [e.reason for e in decision.events] == [reason]
+    ready = next(c for c in decision.status.conditions if c.type == "Ready")
+    assert ready.status.value == ("True" if phase == JobPhase.RUNNING else "False")
+
+
+def test_every_rank_exiting_zero_is_success(pools: Any, nodes: Any) -> None:
+    observed = [make_pod("llama", 1, r, phase="Succeeded", node=f"ascend-{r}", exit_code=0) for r in range(2)]
+    decision = decide(make_job(status=started("Running")), pools, nodes, observed)
+    assert decision.status.phase == JobPhase.SUCCEEDED and decision.status.completion_time == NOW
+    assert [e.reason for e in decision.events] == ["Succeeded"]
+    assert any(c.type == "Succeeded" and c.status.value == "True" for c in decision.status.conditions)
+    assert decision.delete == []  # finished pods are kept for their logs
+
+
+def test_a_failed_rank_fails_the_job_with_its_reason_and_tears_the_gang_down(pools: Any, nodes: Any) -> None:
+    observed = [
+        make_pod("llama", 1, 0, phase="Running", node="ascend-0"),
+        make_pod("llama", 1, 1, phase="Failed", node="ascend-1", exit_code=1,
+                 message="RuntimeError: HCCL error EI0006", finished_at="2026-11-23T11:59:00Z"),
+    ]
+    decision = decide(make_job(status=started("Running")), pools, nodes, observed)
+    assert decision.status.phase == JobPhase.FAILED
+    assert "llama-a1-1 (rank 1) failed: Error (exit code 1): RuntimeError: HCCL error EI0006" in decision.status.message
+    assert decision.delete == ["llama-a1-0"]
+    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "PodFailed")]
+
+
+def test_the_first_rank_to_fail_is_the_one_reported(pools: Any, nodes: Any) -> None:
+    observed = [
+        make_pod("llama", 1, 0, phase="Failed", exit_code=134, message="stopped", finished_at="2026-11-23T11:59:30Z"),
+        make_pod("llama", 1, 1, phase="Failed", exit_code=1, message="root cause", finished_at="2026-11-23T11:59:00Z"),
+    ]
+    decision = decide(make_job(status=started("Running")), pools, nodes, observed)
+    assert "rank 1" in decision.status.message and "root cause" in decision.status.message
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_a_finished_job_is_left_alone(pools: Any, nodes: Any, phase: str) -> None:
+    job = make_job(status=started(phase))
+    decision = decide(job, pools, nodes, [make_pod("llama", 1, 0, phase="Running", node="ascend-0")])
+    assert not decision.changes(job.status)
+
+
+def test_missing_ranks_are_created_when_the_operator_died_mid_creation(pools: Any, nodes: Any) -> None:
+    observed = [make_pod("llama", 1, 0, phase="Pending", node="ascend-0")]
+    decision = decide(make_job(status=started()), pools, nodes, observed, service=False)
+    assert [m["metadata"]["name"] for m in decision.create] == ["llama", "llama-a1-1"]
+    assert decision.events == []  # the attempt was announced already
+
+
+def test_a_pod_vanishing_from_a_running_attempt_fails_the_job(pools: Any, nodes: Any) -> None:
+    decision = decide(make_job(status=started("Running")), pools, nodes,
+                      [make_pod("llama", 1, 0, phase="Running", node="ascend-0")])
+    assert decision.status.phase == JobPhase.FAILED and "disappeared" in decision.status.message
+    assert decision.create == []
+
+
+def test_pods_of_older_attempts_are_deleted(pools: Any, nodes: Any) -> None:
+    observed = [make_pod("llama", 1, 0, phase="Running", node="ascend-0"),
+                make_pod("llama", 2, 0, phase="Running", node="ascend-0"),
+                make_pod("llama", 2, 1, phase="Running", node="ascend-1")]
+    decision = decide(make_job(status=started("Running", attempt=2)), pools, nodes, observed)
+    assert decision.delete == ["llama-a1-0"] and decision.status.phase == JobPhase.RUNNING
+
+
+def test_a_pool_that_does_not_exist_fails_the_job(pools: Any, nodes: Any) -> None:
+    decision = decide(make_job(pools=["tpu-v5"]), pools, nodes)
+    assert decision.status.phase == JobPhase.FAILED
+    assert decision.status.message == "AcceleratorPool 'tpu-v5' does not exist"
+    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "PoolNotFound")]
+    assert any(c.type == "Failed" and c.reason == "PoolNotFound" for c in decision.status.conditions)
+
+
+def test_no_image_anywhere_fails_the_job(pools: Any, nodes: Any) -> None:
+    pools = {**pools, "ascend-910b": pools["ascend-910b"].model_copy(
+        update={"spec": pools["ascend-910b"].spec.model_copy(update={"image": None})})}
+    decision = decide(make_job(), pools, nodes)
+    assert decision.status.phase == JobPhase.FAILED and decision.events[0].reason == "NoImage"
+
+
+def test_a_job_larger_than_its_pool_waits_without_pods_and_says_why(pools: Any, nodes: Any) -> None:
+    decision = decide(make_job(nodes=3), pools, nodes)
+    assert decision.create == [] and decision.status.attempt == 0
+    assert decision.status.message == "needs 3 node(s); pool ascend-910b has 2 ready"
+    assert [e.reason for e in decision.events] == ["PoolTooSmall"]
+    assert decision.requeue_after is not None
+    capacity = next(c for c in decision.status.conditions if c.type == "PoolCapacity")
+    assert capacity.status.value == "False"
+    # Asked again, it says nothing new.
+    again = decide(make_job(nodes=3, status=decision.status.to_dict()), pools, nodes)
+    assert again.events == [] and again.status == decision.status
+
+
+def test_not_ready_nodes_do_not_count_as_capacity(pools: Any) -> None:
+    nodes = [make_node("ascend-0", "ascend-910b"), make_node("ascend-1", "ascend-910b", ready=False)]
+    assert decide(make_job(), pools, nodes).create == []
+
+
+def _apply(job: TrainingJob, decision: Decision, pods: list[dict[str, Any]]) -> tuple[TrainingJob, list[Any]]:
+    """What the API looks like after the shell applied a decision (pods created stay Pending)."""
+    created = [m for m in decision.create if m["kind"] == "Pod"]
+    kept = [p for p in pods if p["metadata"]["name"] not in decision.delete]
+    return job.model_copy(update={"status": decision.status}), kept + created
+
+
+@pytest.mark.parametrize("pod_phases", [[], ["Pending", "Pending"], ["Running", "Running"],
+                                        ["Succeeded", "Succeeded"], ["Running", "Failed"]])
+def test_reconcile_reaches_a_fixed_point(pools: Any, nodes: Any, pod_phases: list[str]) -> None:
+    """Applying each decision and reconciling again settles within two rounds, then changes nothing."""
+    job = make_job(status=started() if pod_phases else None)
+    pods = [make_pod("llama", 1, r, phase=p, node=f"ascend-{r}", exit_code=0 if p == "Succeeded" else
+                     (1 if p == "Failed" else None)) for r, p in enumerate(pod_phases)]
+    service = False
+    rounds = []
+    for _ in range(4):
+        decision = decide(job, pools, nodes, pods, service=service)
+        rounds.append(decision.changes(job.status))
+        job, pods = _apply(job, decision, pods)
+        service = True
+    assert rounds[2:] == [False, False], rounds
+
+
+def test_the_observed_generation_is_recorded(pools: Any, nodes: Any) -> None:
+    job = make_job()
+    job.metadata["generation"] = 4
+    assert decide(job, pools, nodes).status.observed_generation == 4
