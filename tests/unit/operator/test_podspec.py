@@ -30,7 +30,7 @@ def test_pod_carries_names_labels_owner_and_the_contract() -> None:
                               "tandem.dev/pool": "ascend-910b"}
     assert meta["ownerReferences"][0]["uid"] == "uid-job" and meta["ownerReferences"][0]["controller"] is True
     env = _env(pod)
-    assert CONTRACT <= set(env)
+    assert set(env) >= CONTRACT
     assert env["MASTER_ADDR"] == "llama-a3-0.llama.ml.svc" and env["MASTER_PORT"] == "29500"
     assert (env["TANDEM_ACCELERATOR"], env["TANDEM_BACKEND"], env["TANDEM_DEVICES_PER_NODE"]) == ("npu", "hccl", "8")
     assert (env["TANDEM_NODES"], env["TANDEM_NODE_RANK"], env["TANDEM_ATTEMPT"]) == ("2", "1", "3")
@@ -53,7 +53,8 @@ def test_pod_lands_on_the_pool_with_its_accelerators() -> None:
     assert container["command"] == ["tandem-train"]
     assert container["resources"] == {"requests": {"cpu": "16", "memory": "128Gi", "huawei.com/Ascend910": "8"},
                                       "limits": {"huawei.com/Ascend910": "8"}}
-    assert spec["volumes"] == [{"name": "checkpoint", "persistentVolumeClaim": {"claimName": "ckpt", "readOnly": False}}]
+    claim = {"claimName": "ckpt", "readOnly": False}
+    assert spec["volumes"] == [{"name": "checkpoint", "persistentVolumeClaim": claim}]
     assert container["volumeMounts"] == [{"name": "checkpoint", "mountPath": "/checkpoints"}]
 
 
