@@ -51,6 +51,7 @@ class Checkpointer:
         self._staged = threading.Event()
         self._error: BaseException | None = None
         self.stall_seconds = 0.0  # of the latest checkpoint: what the training loop waited for it
+        self.copy_seconds = 0.0  # of the latest checkpoint: the host copy, overlapped with compute
         self.saved_steps: list[int] = []
 
     # -- saving ---------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ class Checkpointer:
             copy_started = time.perf_counter()
             staged = _copy_state_dict(state, self._buffers)
             self.device.synchronize()
-            copy_seconds = time.perf_counter() - copy_started
+            copy_seconds = self.copy_seconds = time.perf_counter() - copy_started
             self._staged.set()
             path = ckpt_layout.step_dir(self.root, step)
             path.mkdir(parents=True, exist_ok=True)
