@@ -1,0 +1,81 @@
+"""The launcher's decisions from worker exits and reports, and two pods forming one job."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tandem.runtime.config import contract_from_env
+from tandem.runtime.faults import Fault, root_cause
+from tandem.runtime.launcher import Exit, collect, worker_env
+from tandem.runtime.metrics import Metrics
+from tandem.runtime.worker import report_path
+
+
+def _report(folder: Path, fault: Fault, resumed: int | None = None) -> None:
+    report_path(folder, fault.rank or 0).write_text(json.dumps({**fault.to_json(), "resumedFrom": resumed}))
+
+
+def test_collect_prefers_reports_and_ignores_ranks_the_launcher_stopped(tmp_path: Path) -> None:
+    _report(tmp_path, Fault("interconnect", "HcclExecTimeout", "EI0002", rank=2, step=7, time=5.0), resumed=4)
+    exits = [
+        Exit(0, 0, -signal.SIGKILL, 6.0, killed_by_us=True),  # stopped after rank 2 failed
+        Exit(1, 1, -signal.SIGKILL, 5.5, killed_by_us=False),  # died on its own without a report
+        Exit(2, 2, 3, 5.1, killed_by_us=False),
+    ]
+    faults, step, resumed, finished = collect(exits, tmp_path)
+    assert [(f.rank, f.cls, f.reason) for f in faults] == [
+        (1, "oom", "OOMKilled"),
+        (2, "interconnect", "HcclExecTimeout"),
+    ]
+    assert (step, resumed, finished) == (7, 4, False)
+    assert root_cause(faults).rank == 2  # its fault began first (t=5.0)
+
+
+def test_collect_success_needs_every_rank(tmp_path: Path) -> None:
+    for rank in (0, 1):
+        _report(tmp_path, Fault("none", "Completed", "ok", rank=rank, step=9, time=1.0))
+    faults, step, _, finished = collect([Exit(r, r, 0, 1.0, False) for r in (0, 1)], tmp_path)
+    assert (step, finished, root_cause(faults)) == (9, True, None)
+
+
+def test_worker_env_numbers_ranks_across_pods() -> None:
+    contract = contract_from_env({"TANDEM_NODES": "2", "TANDEM_NODE_RANK": "1", "TANDEM_DEVICES_PER_NODE": "4",
+                                  "TANDEM_ACCELERATOR": "npu", "MASTER_ADDR": "job-0.job"})  # fmt: skip
+    env = worker_env(contract, {"PATH": "/bin"}, local_rank=2)
+    assert (env["RANK"], env["LOCAL_RANK"], env["WORLD_SIZE"], env["LOCAL_WORLD_SIZE"]) == ("6", "2", "8", "4")
+    assert env["MASTER_ADDR"] == "job-0.job" and env["HCCL_EXEC_TIMEOUT"] == "330"
+
+
+def test_prometheus_endpoint_serves_the_metrics(rt: Any) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    metrics = Metrics()
+    metrics.step.set(12)
+    metrics.serve(port)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert "tandem_train_step 12.0" in body and "tandem_train_checkpoints_total" in body
+
+
+def test_two_pods_form_one_job(rt: Any, tmp_path: Path) -> None:
+    root = tmp_path / "ckpt"
+    training = {**rt.TRAINING, "steps": 4}
+    env0 = rt.contract_env(root, 1, training, TANDEM_NODES="2", TANDEM_NODE_RANK="0")
+    env1 = {**env0, "TANDEM_NODE_RANK": "1", "TANDEM_TERMINATION_LOG": str(tmp_path / "pod1.termination-log")}
+    started = time.monotonic()
+    pods = [rt.start(env0), rt.start(env1)]
+    runs = [rt.finish(pod, env, started) for pod, env in zip(pods, (env0, env1), strict=True)]
+    for run in runs:
+        assert run.returncode == 0, run.output[-3000:]
+        assert run.termination["class"] == "none" and run.termination["checkpointStep"] == 4
+    (start,) = [e for e in runs[0].events("training_start")]
+    assert start["world"] == "2"
+    manifest = json.loads((root / "step-000000004" / "manifest.json").read_text())
+    assert manifest["worldSize"] == 2
