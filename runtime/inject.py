@@ -102,7 +102,8 @@ def interconnect_error(flavor: str, rank: int, local_rank: int) -> BaseException
             f"socketProgressOpt: Call to recv from 10.0.0.{rank + 2}<33759> failed : Connection reset by peer"
         )
     if flavor == "gloo":
-        # Gloo's receive timeout, as torch raises it from ProcessGroupGloo.
+        # Gloo's receive timeout (gloo/transport/tcp/unbound_buffer.cc, visible in
+        # https://github.com/pytorch/gloo/pull/228), as ProcessGroupGloo raises it.
         return RuntimeError(
             "[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 1800000ms for "
             "recv operation to complete"
@@ -132,7 +133,7 @@ def oom_error(flavor: str, local_rank: int) -> BaseException:
             "avoid fragmentation."
         )
     if flavor == "cuda":
-        # Shape of https://github.com/pytorch/pytorch/issues/16417#issuecomment (torch >= 2.1 wording).
+        # Shape of the 2024 comment on https://github.com/pytorch/pytorch/issues/16417 (torch >= 2.1 wording).
         return torch.OutOfMemoryError(
             f"CUDA out of memory. Tried to allocate 22.00 MiB. GPU {local_rank} has a total capacity of "
             "23.65 GiB of which 11.06 MiB is free. Including non-PyTorch memory, this process has 23.60 GiB "

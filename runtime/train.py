@@ -195,6 +195,9 @@ class Trainer:
             stop_now = stop or step == cfg.steps
             if stop or is_checkpoint_step(step, self.c.checkpoint_interval, cfg.steps):
                 samples = first_sample + (step - start_step) * cfg.global_batch
+                # Waiting on a slow volume is not a hung collective (the checkpoint group has its own
+                # timeout): the watchdog is disarmed until the save call returns.
+                self.watchdog.pause()
                 ckpt.save(
                     step,
                     model,
@@ -203,6 +206,7 @@ class Trainer:
                     rng=self.device.rng_state(),
                     blocking=stop_now,
                 )
+                self.watchdog.beat("step_done", step)
                 self.metrics.checkpoints.inc()
             stats = step_stats(
                 step=step,
@@ -228,8 +232,8 @@ class Trainer:
                 )
             if stop:
                 raise FaultError("node", "Terminated", f"SIGTERM: stopped after step {step}, checkpoint saved")
-        ckpt.wait()
         self.watchdog.pause()
+        ckpt.wait()
         dist.barrier()
         dist.destroy_process_group()
 
