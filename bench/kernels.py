@@ -243,7 +243,8 @@ def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                 row[f"{impl}_peak_mb"] = None if mem is None else mem / 2**20
                 mem_text = "n/a" if mem is None else f"{mem / 2**20:.1f} MiB"
                 print(
-                    f"[{done}/{total}] {case.op} {row['pass']} {impl}: {ms:.3f} ms, peak {mem_text}",
+                    f"[{done}/{total}] {case.op} {row['pass']} {impl}: median {ms:.3f} ms"
+                    f" (min {fastest:.3f}), peak {mem_text}",
                     flush=True,
                 )
                 del leaves

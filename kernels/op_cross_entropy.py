@@ -281,20 +281,20 @@ class _FusedLinearCrossEntropyFn(torch.autograd.Function):
             _run_chunks(h2, w, t, chunk, step, ignore_index, label_smoothing, z_loss, total, grad_h, grad_w)
         # The 1/valid-rows factor stays a tensor: turning it into a Python float would stall the GPU.
         scale = (1.0 / (t != ignore_index).sum().clamp(min=1)) if reduction == "mean" else None
-        ctx.save_for_backward(grad_h, grad_w, scale)
+        # Held as attributes, not saved tensors, so backward can drop its reference and hand autograd
+        # the only one: a gradient still referenced elsewhere is copied, not adopted, by the leaf.
+        ctx.grads = (grad_h, grad_w, scale)
         ctx.weight_dtype = weight.dtype
         ctx.hidden_shape = hidden.shape
-        ctx.done = False
         return total * scale if scale is not None else total
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        if ctx.done:
+        if ctx.grads is None:
             raise RuntimeError(
                 "fused_linear_cross_entropy: its gradients are scaled in place, backward runs once"
             )
-        ctx.done = True
-        grad_h, grad_w, scale = ctx.saved_tensors
+        (grad_h, grad_w, scale), ctx.grads = ctx.grads, None
         factor = grad_out * scale if scale is not None else grad_out
         if grad_h is not None:
             grad_h = grad_h.mul_(factor.to(grad_h.dtype)).view(ctx.hidden_shape)

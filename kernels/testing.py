@@ -126,7 +126,7 @@ class PeakMemory(TorchDispatchMode):
     """Peak bytes of CPU tensor storage allocated inside the block (torch has no CPU allocator stats).
 
     Counts every storage an op creates while the mode is active, until that storage is freed;
-    tensors that existed before the block are not counted.
+    tensors that existed before the block, and views of them, are not counted.
     """
 
     def __init__(self) -> None:
@@ -136,10 +136,20 @@ class PeakMemory(TorchDispatchMode):
         self._live: set[int] = set()
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        # Views, in-place and out= results share an input's storage: not an allocation (and the
+        # input may predate the block, so it must not be counted now).
+        inputs = {
+            t.untyped_storage().data_ptr()
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor) and t.device.type == "cpu"
+        }
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor) and t.device.type == "cpu":
-                self._track(t.untyped_storage())
+                storage = t.untyped_storage()
+                if storage.data_ptr() not in inputs:
+                    self._track(storage)
         return out
 
     def _track(self, storage: torch.UntypedStorage) -> None:
