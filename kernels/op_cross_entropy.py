@@ -6,7 +6,8 @@ then that chunk's share of both gradients, so the gradients are finished during 
 the backward only scales them by the incoming gradient. Peak memory is one chunk of logits
 instead of all of them. The per-chunk loss-and-gradient step is the only part that differs:
 plain torch, a Triton kernel (online softmax, two passes over the row), or torch_npu's
-npu_cross_entropy_loss.
+npu_cross_entropy_loss. The scheme is the one Liger-Kernel's fused_linear_cross_entropy uses
+(gradients finished in the forward, chunk rows ~ tokens / ceil(vocab / hidden)).
 
 Per valid row t (target != ignore_index), with lse = logsumexp(logits), eps = label_smoothing:
   loss = (1 - eps) * (lse - x_t) + eps * (lse - mean(x)) + z_loss * lse^2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -79,9 +80,17 @@ def _rows_2d(t: torch.Tensor) -> torch.Tensor:
     return t2 if t2.stride(-1) == 1 else t2.contiguous()
 
 
+@functools.cache
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
 def _programs(device: torch.device, n_rows: int) -> int:
     if device.type == "cuda":
-        return min(n_rows, 4 * torch.cuda.get_device_properties(device).multi_processor_count)
+        # A few programs per SM: enough to fill the GPU, few enough that the dW partials stay small.
+        return min(
+            n_rows, 4 * _sm_count(device.index if device.index is not None else torch.cuda.current_device())
+        )
     return min(n_rows, 4)  # the interpreter: few programs, each looping over its rows
 
 
