@@ -81,6 +81,20 @@ def test_three_dimensional_hidden_and_float32_weight() -> None:
     assert ce.chunked_triton(h, w, t).dtype == torch.float32
 
 
+@pytest.mark.parametrize("impl", list(CHUNKED))
+def test_non_contiguous_hidden_and_weight(impl: str) -> None:
+    torch.manual_seed(7)
+    h = torch.randn(16, 21, requires_grad=True)  # hidden is its transpose: no unit stride
+    w = torch.randn(80, 32, requires_grad=True)  # weight is a column slice: row stride 32
+    t = torch.randint(0, 80, (21,))
+    compare(
+        lambda h, w: CHUNKED[impl](h, w, t, chunk_rows=8),
+        lambda h, w: ce.reference(h, w, t),
+        [h, w],
+        lambda h, w: (h.t(), w[:, :16]),
+    )
+
+
 @pytest.mark.parametrize("impl", ["reference", *CHUNKED])
 def test_all_rows_ignored_gives_zero_not_nan(impl: str) -> None:
     fn = ce.reference if impl == "reference" else CHUNKED[impl]
