@@ -68,3 +68,13 @@ def kubectl(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Callable[
 
     run.env = env  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real operator, as a subprocess, watching the module's local cluster."""
+    from operator_process import OperatorProcess
+
+    process = OperatorProcess(cluster.kubeconfig_path, tmp_path_factory.mktemp("operator")).start()
+    yield process
+    process.stop()
