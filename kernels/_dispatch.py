@@ -39,6 +39,8 @@ class KernelOp:
     triton_check: Check | None = None
     npu: Impl | None = None
     npu_check: Check | None = None
+    # The torch_npu functions the binding calls: older torch_npu releases lack some of them.
+    npu_requires: tuple[str, ...] = ()
     # False where the "triton" slot is not a Triton kernel (attention uses SDPA's CUDA kernels).
     triton_needs_triton: bool = True
     # The plain-torch path for CPUs and fallbacks when it is not the reference itself: the fused
@@ -88,6 +90,9 @@ def _unavailable(
         return "no torch_npu implementation"
     if not _npu.available():  # the only place torch_npu gets imported, and only for NPU tensors
         return "torch_npu is not importable"
+    missing = [name for name in op.npu_requires if not hasattr(_npu.torch_npu(), name)]
+    if missing:
+        return f"this torch_npu has no {', '.join(missing)}"
     return op.npu_check(*args, **kwargs) if op.npu_check and args else None
 
 

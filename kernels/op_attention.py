@@ -118,6 +118,7 @@ OP = KernelOp(
     triton=sdpa_attention,  # the CUDA slot: SDPA dispatches to flash / memory-efficient kernels
     npu=npu_attention,
     npu_check=npu_check,
+    npu_requires=("npu_fusion_attention",),
     triton_needs_triton=False,
     plain=sdpa_attention,  # plain torch too, and it does not materialise [heads, seq, seq] scores
 )

@@ -348,5 +348,6 @@ OP = KernelOp(
     triton_check=triton_check,
     npu=chunked_npu,
     npu_check=npu_check,
+    npu_requires=("npu_cross_entropy_loss",),
     plain=chunked_torch,
 )

@@ -191,4 +191,5 @@ OP = KernelOp(
     triton_check=triton_check,
     npu=npu_rms_norm,
     npu_check=npu_check,
+    npu_requires=("npu_rms_norm",),
 )

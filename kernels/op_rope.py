@@ -218,4 +218,5 @@ OP = KernelOp(
     triton_check=triton_check,
     npu=npu_apply_rope,
     npu_check=npu_check,
+    npu_requires=("npu_rotary_mul",),
 )

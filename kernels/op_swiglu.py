@@ -138,4 +138,5 @@ OP = KernelOp(
     triton_check=triton_check,
     npu=npu_swiglu,
     npu_check=npu_check,
+    npu_requires=("npu_swiglu",),
 )

@@ -36,10 +36,23 @@ EXPECTED = {
 @pytest.mark.parametrize(("mode", "device"), list(EXPECTED), ids=lambda v: str(v))
 def test_choice_by_mode_and_device(kernels_mode: Callable[[str], None], mode: str, device: str) -> None:
     kernels_mode(mode)
-    with _npu.use(ModuleType("torch_npu")):
+    with _npu.use(_module_with("npu_rms_norm")):
         choice = _dispatch.choose(op_rms_norm.OP, device)
     assert choice.name == EXPECTED[(mode, device)]
     assert (choice.reason is not None) == (EXPECTED[(mode, device)] != mode and mode != "auto")
+
+
+def _module_with(*names: str) -> ModuleType:
+    module = ModuleType("torch_npu")
+    for name in names:
+        setattr(module, name, lambda *args, **kwargs: None)
+    return module
+
+
+def test_older_torch_npu_without_the_op_falls_back() -> None:
+    with _npu.use(_module_with("npu_rms_norm")):
+        choice = _dispatch.choose(op_cross_entropy.OP, "npu")
+    assert choice.name == "plain" and choice.reason == "this torch_npu has no npu_cross_entropy_loss"
 
 
 def test_plain_path_differs_from_reference_where_the_reference_materialises() -> None:
