@@ -103,7 +103,9 @@ class Controller:
         observation = Observation(
             job=job,
             pools=self._pools(),
-            nodes=self.kube.list_nodes(),
+            # Nodes matter before an attempt starts (is there room?); listing them on every pod event
+            # would cost O(nodes) per reconcile on a large cluster.
+            nodes=self.kube.list_nodes() if job.status.attempt == 0 else [],
             pods=self.kube.list_job_pods(namespace, name),
             service_exists=self.kube.service_exists(namespace, name),
             now=self.clock(),

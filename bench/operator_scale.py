@@ -1,0 +1,186 @@
+"""How the operator scales: N TrainingJobs of M pods created at once against the local cluster
+(scheduler and kubelet on, each pod's command a `sleep`).
+
+Measured per N: time until every pod exists and until every job is Running, reconcile latency
+p50/p99 from the operator's own `tandem_reconcile_seconds`, and the operator's peak RSS. The
+baseline, in the same run: a plain client creating the same N*M pods straight through the API,
+one after another (what the operator's pod creation costs at the least).
+
+    .venv/bin/python -P bench/operator_scale.py --jobs 10,100,500 --pods 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+from tandem.localcluster.cluster import LocalCluster
+from tandem.localcluster.nodes import ClusterConfig, SimulatedPool
+from tandem.operator.api import JobPhase
+
+GROUP, VERSION = "tandem.dev", "v1alpha1"
+NS = "default"
+POOL = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AcceleratorPool", "metadata": {"name": "bench"},
+        "spec": {"accelerator": "npu", "deviceResource": "huawei.com/Ascend910", "devicesPerNode": 1,
+                 "nodeSelector": {"tandem.dev/pool": "bench"}, "image": "example.org/tandem-runtime:npu"}}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _job(name: str, pods: int) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": name},
+            "spec": {"nodes": pods, "pools": ["bench"], "container": {"command": ["sleep", "600"]},
+                     "checkpoint": {"volume": {"emptyDir": {}}}}}
+
+
+def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Prometheus' histogram_quantile: linear interpolation inside the bucket holding the rank."""
+    total = buckets[-1][1]
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * ((rank - below) / max(count - below, 1e-9))
+        lower, below = bound, count
+    return lower
+
+
+def _reconcile_buckets(metrics_port: int) -> list[tuple[float, float]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("tandem_reconcile_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((math.inf if bound == "+Inf" else float(bound), float(line.split()[-1])))
+    return sorted(buckets)
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _progress(label: str, done: int, total: int, started: float) -> None:
+    elapsed = time.monotonic() - started
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = (total - done) / rate if rate > 0 else float("inf")
+    print(f"  {label}: {done}/{total}  {rate:7.1f}/s  elapsed {elapsed:6.1f}s  eta {eta:6.1f}s", flush=True)
+
+
+def _cluster(jobs: int, pods: int) -> LocalCluster:
+    nodes = math.ceil(jobs * pods / 8)
+    return LocalCluster(ClusterConfig(pools=[SimulatedPool(name="bench", accelerator="npu", nodes=nodes,
+                                                            devices_per_node=8, cpu="512", memory="4096Gi")]))
+
+
+def baseline(jobs: int, pods: int) -> float:
+    """Seconds for one client to create N*M pods directly, on an otherwise identical cluster."""
+    with _cluster(jobs, pods) as cluster:
+        configuration = kubernetes.client.Configuration()
+        configuration.host = cluster.url
+        core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(configuration))
+        started = time.monotonic()
+        for index in range(jobs * pods):
+            core.create_namespaced_pod(NS, {
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"direct-{index}"},
+                "spec": {"restartPolicy": "Never", "containers": [
+                    {"name": "trainer", "image": "x", "command": ["sleep", "600"],
+                     "resources": {"limits": {"huawei.com/Ascend910": "1"}}}]}}, _preload_content=False)
+        return time.monotonic() - started
+
+
+def measure(jobs: int, pods: int, log_dir: Path) -> dict[str, Any]:
+    with _cluster(jobs, pods) as cluster:
+        kubeconfig = cluster.write_kubeconfig(log_dir / f"kubeconfig-{jobs}")
+        metrics_port, health_port = _free_port(), _free_port()
+        log = (log_dir / f"operator-{jobs}.log").open("wb")
+        operator = subprocess.Popen(
+            [str(Path(sys.executable).with_name("tandem")), "operator", "--metrics-port", str(metrics_port),
+             "--health-port", str(health_port)],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig), "TANDEM_LOG_LEVEL": "WARNING"},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            configuration = kubernetes.client.Configuration()
+            configuration.host = cluster.url
+            client = kubernetes.client.ApiClient(configuration)
+            custom, core = kubernetes.client.CustomObjectsApi(client), kubernetes.client.CoreV1Api(client)
+            custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", POOL)
+            started = time.monotonic()
+            for index in range(jobs):
+                custom.create_namespaced_custom_object(GROUP, VERSION, NS, "trainingjobs", _job(f"job-{index}", pods))
+            all_pods = all_running = None
+            deadline = started + 1800
+            while time.monotonic() < deadline and all_running is None:
+                listed = json.loads(core.list_namespaced_pod(NS, _preload_content=False).data)["items"]
+                if all_pods is None and len(listed) >= jobs * pods:
+                    all_pods = time.monotonic() - started
+                job_list = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "trainingjobs")["items"]
+                running = sum(1 for j in job_list if j.get("status", {}).get("phase") == JobPhase.RUNNING.value)
+                _progress(f"N={jobs} pods {len(listed)}/{jobs * pods}, jobs Running", running, jobs, started)
+                if running == jobs:
+                    all_running = time.monotonic() - started
+                else:
+                    time.sleep(1.0)
+            buckets = _reconcile_buckets(metrics_port)
+            return {
+                "jobs": jobs, "pods_per_job": pods, "all_pods_s": all_pods, "all_running_s": all_running,
+                "reconcile_p50_ms": 1000 * _quantile(buckets, 0.5), "reconcile_p99_ms": 1000 * _quantile(buckets, 0.99),
+                "reconciles": int(buckets[-1][1]), "operator_peak_rss_mib": _peak_rss_mib(operator.pid),
+            }
+        finally:
+            os.killpg(operator.pid, signal.SIGTERM)
+            operator.wait(timeout=60)
+            log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", default="10,100,500", help="comma-separated N")
+    parser.add_argument("--pods", type=int, default=8, help="M, pods per job")
+    parser.add_argument("--log-dir", default="/tmp/tandem-bench", help="operator logs and kubeconfigs")
+    args = parser.parse_args()
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {platform.node()} {os.cpu_count()} cpus, python {platform.python_version()}")
+    rows = []
+    for jobs in (int(n) for n in args.jobs.split(",")):
+        print(f"N={jobs} M={args.pods}: baseline (a client creating {jobs * args.pods} pods directly)", flush=True)
+        direct = baseline(jobs, args.pods)
+        print(f"N={jobs} M={args.pods}: the operator", flush=True)
+        row = measure(jobs, args.pods, log_dir)
+        row["direct_create_s"] = direct
+        row["ratio_all_pods_vs_direct"] = (row["all_pods_s"] or float("nan")) / direct
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print("\n| N jobs | M pods | direct create (s) | all pods exist (s) | ratio | all Running (s) "
+          "| reconcile p50 (ms) | p99 (ms) | reconciles | operator peak RSS (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['jobs']} | {r['pods_per_job']} | {r['direct_create_s']:.1f} | {r['all_pods_s']:.1f} "
+              f"| {r['ratio_all_pods_vs_direct']:.2f} | {r['all_running_s']:.1f} | {r['reconcile_p50_ms']:.1f} "
+              f"| {r['reconcile_p99_ms']:.1f} | {r['reconciles']} | {r['operator_peak_rss_mib']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
