@@ -32,6 +32,14 @@ def _operator(args: argparse.Namespace) -> int:
                peering=args.peering)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tandem.demo import run_demo
+
+    return run_demo(Path(args.report), fast=args.fast)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tandem", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--peering", metavar="NAME", default=None,
                     help="kopf peering object for several replicas (default: standalone)")
     op.set_defaults(func=_operator)
+    demo = sub.add_parser("demo", help="the local cluster, the operator and a real job, followed to the end")
+    demo.add_argument("--report", metavar="DIR", default="demo-report", help="where logs and results go")
+    demo.add_argument("--fast", action="store_true", help="the same story, shorter (for the tests)")
+    demo.set_defaults(func=_demo)
     return parser
 
 
