@@ -71,41 +71,48 @@ def plain_pytorch() -> Iterator[None]:
             setattr(ops, name, fn)
 
 
-def measure(
-    label: str, model: Decoder, optim: torch.optim.Optimizer, batch: int, seq: int, steps: int, device: str
-) -> float:
-    tokens = torch.randint(0, model.size.vocab, (batch, seq + 1), device=device)
+def one_step(model: Decoder, optim: torch.optim.Optimizer, tokens: torch.Tensor, device: str) -> tuple[float, float]:
     dtype = torch.bfloat16 if device == "cuda" else None
-    times = []
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+        loss = model(tokens[:, :-1], tokens[:, 1:])
+    loss.backward()
+    optim.step()
+    optim.zero_grad(set_to_none=True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, loss.item()
+
+
+def measure(name: str, size: Any, batch: int, seq: int, steps: int, device: str) -> tuple[float, float]:
+    """Median tokens/s of ours and of plain PyTorch, steps interleaved so that noise from other
+    processes on the machine hits both alike; each variant trains its own copy of the same weights."""
+    torch.manual_seed(0)
+    models = {"runtime (kernels)": Decoder(size).to(device)}
+    models["plain PyTorch"] = Decoder(size).to(device)
+    models["plain PyTorch"].load_state_dict(models["runtime (kernels)"].state_dict())
+    optims = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in models.items()}
+    tokens = torch.randint(0, size.vocab, (batch, seq + 1), device=device)
+    times: dict[str, list[float]] = {k: [] for k in models}
     for step in range(steps + 1):  # step 0 warms up (allocator, kernels)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
-            loss = model(tokens[:, :-1], tokens[:, 1:])
-        loss.backward()
-        optim.step()
-        optim.zero_grad(set_to_none=True)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        if step:
-            times.append(seconds)
-        print(f"  {label:<24} step {step}/{steps}: {batch * seq / seconds:9.1f} tokens/s loss {loss.item():.4f}"
-              f"{' (warm-up)' if not step else ''}", flush=True)  # fmt: skip
-    return batch * seq / statistics.median(times)
+        for label, model in models.items():
+            context = plain_pytorch() if label == "plain PyTorch" else contextlib.nullcontext()
+            with context:
+                seconds, loss = one_step(model, optims[label], tokens, device)
+            if step:
+                times[label].append(seconds)
+            print(f"  {name:<5} {label:<18} step {step}/{steps}: {batch * seq / seconds:9.1f} tokens/s "
+                  f"loss {loss:.4f}{' (warm-up)' if not step else ''}", flush=True)  # fmt: skip
+    return tuple(batch * seq / statistics.median(times[k]) for k in models)  # type: ignore[return-value]
 
 
 def bench_model(name: str, steps: int, device: str) -> dict[str, Any]:
     size = PRESETS[name]
     batch, seq = SHAPES[name]
     print(f"== {name}: {parameter_count(size) / 1e6:.1f} M params, batch {batch} x seq {seq} on {device}", flush=True)
-    torch.manual_seed(0)
-    model = Decoder(size).to(device)
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ours = measure(f"{name} runtime (kernels)", model, optim, batch, seq, steps, device)
-    with plain_pytorch():
-        plain = measure(f"{name} plain PyTorch", model, optim, batch, seq, steps, device)
+    ours, plain = measure(name, size, batch, seq, steps, device)
     out = {"model": name, "params": parameter_count(size), "ours": ours, "plain": plain}
     if device in PEAK:
         fpt = flops_per_token(size, seq)

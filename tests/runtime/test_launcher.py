@@ -79,3 +79,12 @@ def test_two_pods_form_one_job(rt: Any, tmp_path: Path) -> None:
     assert start["world"] == "2"
     manifest = json.loads((root / "step-000000004" / "manifest.json").read_text())
     assert manifest["worldSize"] == 2
+
+
+def test_the_launcher_never_imports_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, tandem.runtime.launcher; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False"
