@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,9 @@ import kmock
 import yaml
 
 from tandem.localcluster.api import LocalAPI
+from tandem.localcluster.kubelet import Kubelet
 from tandem.localcluster.nodes import DEFAULT_CLUSTER, ClusterConfig, node_manifests
+from tandem.localcluster.scheduler import run_scheduler
 
 T = TypeVar("T")
 
@@ -30,7 +34,8 @@ def tandem_crds() -> list[dict[str, Any]]:
 
 class LocalCluster:
     def __init__(self, config: ClusterConfig | None = None, *, install_crds: bool = True,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, kubelet: bool = True,
+                 state_dir: str | Path | None = None) -> None:
         self.config = config or DEFAULT_CLUSTER
         self.install_crds = install_crds
         self.host, self.port = host, port
@@ -39,7 +44,13 @@ class LocalCluster:
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
         self._started = concurrent.futures.Future[None]()
-        self.services: list[Callable[[LocalAPI], Any]] = []  # coroutines started beside the API
+        # Pod logs, termination files and volume folders; a folder of our own is removed on stop.
+        self._own_state_dir = state_dir is None
+        self.state_dir = Path(tempfile.mkdtemp(prefix="tandem-local-")) if state_dir is None else Path(state_dir)
+        self.kubelet = Kubelet(self.state_dir) if kubelet else None
+        self.services: list[Callable[[LocalAPI], Any]] = [run_scheduler]  # coroutines started beside the API
+        if self.kubelet is not None:
+            self.services.append(self.kubelet.run)
 
     @property
     def url(self) -> str:
@@ -56,6 +67,10 @@ class LocalCluster:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self.kubelet is not None:
+            self.kubelet.kill_all()  # no pod process outlives the cluster, even if the loop died
+        if self._own_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -1,0 +1,355 @@
+"""The simulated kubelet: runs each bound pod's first container command as a local process.
+
+Every simulated pod shares this machine, so the kubelet rewrites what a container would have
+to itself (see the package README, "The local cluster"):
+- volumes are local folders under the state directory (a persistentVolumeClaim per namespace and
+  claim, shared by every pod that mounts it; an emptyDir per pod; a hostPath as it is), and any
+  env value that starts with a volumeMount's mountPath, or names the terminationMessagePath, is
+  rewritten to the folder or file;
+- each pod gets its own loopback address 127.0.0.N as status.podIP, and an env value that is a
+  pod's DNS name through a headless Service (`<hostname>.<subdomain>.<namespace>.svc[.cluster.local]`)
+  becomes that pod's address (the local stand-in for cluster DNS); the pod waits in
+  ContainerCreating until a pod with that hostname and subdomain exists;
+- torch's TCPStore listens on every address, so `MASTER_PORT` (beside a `MASTER_ADDR`) becomes a
+  free port chosen once per resolved MASTER_ADDR and shared by every pod naming that address;
+- the terminationMessagePath is a per-pod file, also given as `TANDEM_TERMINATION_LOG` unless
+  the pod sets it.
+Statuses are written as a kubelet writes them (phase, conditions, podIP, containerStatuses with
+running and terminated states, exit codes 128+N for signals, the termination message or the log
+tail under FallbackToLogsOnError). The decisions are pure functions in `containers.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tandem.localcluster.containers import (
+    TAIL_BYTES,
+    StartError,
+    argv,
+    claim_folder,
+    container_env,
+    exit_code,
+    mounts,
+    process_env,
+    running_status,
+    tail,
+    terminated_status,
+    termination_message,
+    volume_folders,
+    waiting_status,
+)
+from tandem.localcluster.resources import GroupResource
+from tandem.localcluster.store import Key, Obj, now_iso
+
+if TYPE_CHECKING:
+    from tandem.localcluster.api import LocalAPI
+
+PODS, NODES = GroupResource("", "pods"), GroupResource("", "nodes")
+CONFIG_MAPS = GroupResource("", "configmaps")
+MESSAGE_BYTES = 4096  # the kubelet reads at most this much of a termination message file
+
+
+@dataclass
+class PodRun:
+    key: Key
+    uid: str
+    dir: Path
+    process: asyncio.subprocess.Process | None = None
+    container_id: str | None = None
+    started_at: str | None = None
+    stop_grace: int | None = None  # set once the pod is being deleted
+    reason: str | None = None  # a termination reason forced by fault injection (e.g. OOMKilled)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "container.log"
+
+    @property
+    def termination_file(self) -> Path:
+        return self.dir / "termination-log"
+
+    @property
+    def alive(self) -> bool:
+        return not self.done.is_set()
+
+
+class Kubelet:
+    """One kubelet for every simulated node. `run` is the LocalCluster service; `kill`, `kill_all`,
+    `pod_dir` and `log_path` may be called from any thread."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.api: LocalAPI | None = None
+        self._runs: dict[str, PodRun] = {}  # by pod uid
+        self._latest: dict[tuple[str, str], PodRun] = {}  # by (namespace, name); kept after deletion
+        self._waiting: dict[Key, str] = {}  # bound pods that cannot start yet, and why
+        self._ips: dict[str, str] = {}  # pod uid -> loopback address
+        self._next_ip = 2
+        self._ports: dict[tuple[str, str], str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- public helpers ------------------------------------------------------------------------
+    def pod_dir(self, namespace: str, name: str) -> Path | None:
+        """The latest pod of that name's folder: container.log, termination-log, volumes/."""
+        run = self._latest.get((namespace, name))
+        return run.dir if run else None
+
+    def log_path(self, namespace: str, name: str) -> Path | None:
+        run = self._latest.get((namespace, name))
+        return run.log if run else None
+
+    def claim_dir(self, namespace: str, claim: str) -> Path:
+        return claim_folder(self.state_dir, namespace, claim)
+
+    def kill(self, namespace: str, name: str, sig: int = signal.SIGKILL, reason: str | None = None,
+             group: bool = True) -> bool:
+        """Signal a running pod's process (its whole process group unless `group=False`); `reason`
+        replaces the terminated reason the kubelet reports (e.g. "OOMKilled"). False if not running."""
+        run = self._latest.get((namespace, name))
+        if run is None or run.process is None or not run.alive:
+            return False
+        run.reason = reason or run.reason
+        with contextlib.suppress(ProcessLookupError):
+            (os.killpg if group else os.kill)(run.process.pid, sig)
+        return True
+
+    def kill_all(self) -> None:
+        for run in list(self._runs.values()):
+            if run.process is not None and run.alive:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(run.process.pid, signal.SIGKILL)
+
+    def read_log(self, namespace: str, name: str) -> str:
+        assert self.api is not None
+        pod = self.api.store.find(PODS, namespace, name)
+        run = self._runs.get(pod["metadata"]["uid"]) if pod else None
+        if run is None or not run.log.exists():
+            return ""
+        return run.log.read_bytes().decode(errors="replace")
+
+    # --- the service -----------------------------------------------------------------------------
+    async def run(self, api: LocalAPI) -> None:
+        self.api = api
+        api.pod_deletion_hook = self._deletion_hook
+        api.log_reader = self.read_log
+        queue = api.store.subscribe()
+        try:
+            for (resource, _, _), obj in list(api.store.objects.items()):
+                if resource == PODS:
+                    self._sync(obj)
+            while True:
+                event = await queue.get()
+                if event.resource == PODS and event.type == "DELETED":
+                    self._on_deleted(event.obj)
+                elif event.resource == PODS:
+                    self._sync(event.obj)
+                if event.resource in (PODS, NODES):
+                    for key in list(self._waiting):
+                        if (pod := api.store.objects.get(key)) is not None:
+                            self._sync(pod)
+        finally:
+            api.store.unsubscribe(queue)
+            api.pod_deletion_hook = None
+            self.kill_all()
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=10)
+
+    def _sync(self, pod: Obj) -> None:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        key = (PODS, meta["namespace"], meta["name"])
+        run = self._runs.get(meta["uid"])
+        if meta.get("deletionTimestamp"):
+            self._waiting.pop(key, None)
+            if run is not None and run.alive and run.stop_grace is None:
+                self._stop(run, int(meta.get("deletionGracePeriodSeconds") or 0))
+            return
+        if run is not None or not spec.get("nodeName") or (pod.get("status") or {}).get("phase") != "Pending":
+            return
+        assert self.api is not None
+        if self.api.store.find(NODES, None, spec["nodeName"]) is None:
+            self._waiting[key] = f"node {spec['nodeName']} does not exist"
+            return
+        self._start(key, pod)
+
+    def _deletion_hook(self, key: Key, pod: Obj, grace: int) -> bool:
+        run = self._runs.get(pod["metadata"]["uid"])
+        return run is not None and run.alive  # the MODIFIED event that follows starts the shutdown
+
+    def _on_deleted(self, pod: Obj) -> None:
+        # Removed without graceful deletion (garbage collection, namespace deletion): stop it anyway.
+        meta = pod["metadata"]
+        self._waiting.pop((PODS, meta["namespace"], meta["name"]), None)
+        run = self._runs.get(meta["uid"])
+        if run is not None and run.alive and run.stop_grace is None:
+            self._stop(run, int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)))
+
+    # --- starting ----------------------------------------------------------------------------
+    def _ip(self, uid: str) -> str:
+        if uid not in self._ips:
+            while self._next_ip % 256 in (0, 255):
+                self._next_ip += 1
+            self._ips[uid] = f"127.0.{self._next_ip // 256}.{self._next_ip % 256}"
+            self._next_ip += 1
+        return self._ips[uid]
+
+    def _resolve(self, namespace: str, subdomain: str, hostname: str) -> str | None:
+        assert self.api is not None
+        found = [o for (r, ns, _), o in self.api.store.objects.items()
+                 if r == PODS and ns == namespace and (o.get("spec") or {}).get("hostname") == hostname
+                 and o["spec"].get("subdomain") == subdomain]
+        if not found:
+            return None
+        # A live pod wins over one being deleted or finished (a rank 0 that already exited still
+        # answers, so a late rank starts and meets whatever a real process would meet there).
+        best = max(found, key=lambda o: (not o["metadata"].get("deletionTimestamp"),
+                                         (o.get("status") or {}).get("phase") not in ("Succeeded", "Failed"),
+                                         o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
+        return self._ip(best["metadata"]["uid"])
+
+    def _master_port(self, address: str, port: str) -> str:
+        if (address, port) not in self._ports:
+            taken = set(self._ports.values())
+            while True:
+                with socket.socket() as probe:
+                    probe.bind(("", 0))
+                    free = str(probe.getsockname()[1])
+                if free not in taken:
+                    break
+            self._ports[(address, port)] = free
+        return self._ports[(address, port)]
+
+    def _start(self, key: Key, pod: Obj) -> None:
+        meta = pod["metadata"]
+        container = pod["spec"]["containers"][0]
+        pod_dir = self.state_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+        ip = self._ip(meta["uid"])
+        try:
+            folders = volume_folders(pod, self.state_dir, pod_dir)
+            table = mounts(container, folders, pod_dir / "termination-log")
+            env = container_env(pod, container, ip, table, self._resolve, self._master_port)
+            command = argv(container, env)
+        except LookupError as unresolved:
+            why = f"waiting for {unresolved.args[0]} to resolve: no pod has that hostname and subdomain yet"
+            if self._waiting.get(key) != why:
+                self._waiting[key] = why
+                self._write(key, meta["uid"], lambda p: waiting_status(p, why))
+            return
+        except StartError as exc:
+            message = str(exc)
+            self._begin(key, meta["uid"], pod_dir).done.set()
+            self._write(key, meta["uid"], lambda p: self._exited(p, 128, None, message, "StartError"))
+            return
+        self._waiting.pop(key, None)
+        run = self._begin(key, meta["uid"], pod_dir)
+        for volume, folder in folders.items():
+            if folder.is_relative_to(self.state_dir):  # hostPath folders are the host's business
+                folder.mkdir(parents=True, exist_ok=True)
+                self._fill_config_map(pod, volume, folder)
+        for _, here in table:
+            if here != run.termination_file and here.is_relative_to(self.state_dir):
+                here.mkdir(parents=True, exist_ok=True)  # subPath folders, as the kubelet creates them
+        task = asyncio.create_task(self._launch(run, command, process_env(pod, env, os.environ)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _begin(self, key: Key, uid: str, pod_dir: Path) -> PodRun:
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        run = self._runs[uid] = PodRun(key=key, uid=uid, dir=pod_dir)
+        self._latest[(key[1] or "", key[2])] = run
+        run.termination_file.touch()
+        return run
+
+    def _fill_config_map(self, pod: Obj, volume_name: str, folder: Path) -> None:
+        assert self.api is not None
+        volume = next(v for v in pod["spec"].get("volumes") or [] if v["name"] == volume_name)
+        if "configMap" in volume:
+            source = self.api.store.find(CONFIG_MAPS, pod["metadata"]["namespace"], volume["configMap"]["name"])
+            for name, text in ((source or {}).get("data") or {}).items():
+                (folder / name).write_text(text)
+
+    async def _launch(self, run: PodRun, command: list[str], env: dict[str, str]) -> None:
+        try:
+            with run.log.open("ab") as log:
+                process = await asyncio.create_subprocess_exec(
+                    *command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                    env=env, cwd=run.dir, start_new_session=True)
+        except OSError as exc:
+            run.done.set()
+            why = "executable file not found in $PATH" if isinstance(exc, FileNotFoundError) else exc.strerror
+            message = f'failed to start container: exec: "{command[0]}": {why or exc}'
+            self._write(run.key, run.uid, lambda p: self._exited(p, 128, None, message, "StartError"))
+            return
+        run.process, run.started_at = process, now_iso()
+        run.container_id = f"tandem-local://{run.uid}/{process.pid}"
+        if run.stop_grace is None:
+            self._write(run.key, run.uid, lambda p: running_status(
+                p, self._ip(run.uid), str(run.container_id), str(run.started_at), now_iso()))
+        else:
+            self._stop(run, run.stop_grace)
+        returncode = await process.wait()
+        # As when a container's init process exits: nothing it left behind keeps running.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        run.done.set()
+        code, signal_number = exit_code(returncode)
+        self._write(run.key, run.uid, lambda p: self._exited(p, code, signal_number, None, run.reason, run))
+
+    def _exited(self, pod: Obj, code: int, signal_number: int | None, message: str | None, reason: str | None,
+                run: PodRun | None = None) -> Obj:
+        container = pod["spec"]["containers"][0]
+        if message is None and run is not None:
+            with run.termination_file.open("rb") as file:
+                text = file.read(MESSAGE_BYTES).decode(errors="replace")
+            with run.log.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - TAIL_BYTES))
+                logged = tail(log.read())
+            message = termination_message(text, logged, container.get("terminationMessagePolicy", "File"), code)
+        return terminated_status(pod, code=code, signal_number=signal_number, reason=reason, message=message or "",
+                                 container_id=run.container_id if run else None,
+                                 started_at=run.started_at if run else None,
+                                 pod_ip=self._ip(pod["metadata"]["uid"]) if run else None, now=now_iso())
+
+    def _write(self, key: Key, uid: str, build: Callable[[Obj], Obj]) -> None:
+        """Write the status `build` makes from the stored pod, if that pod is still this one; a
+        deleted pod whose container has stopped is then removed, as the kubelet's final delete does."""
+        assert self.api is not None
+        store = self.api.store
+        current = store.objects.get(key)
+        run = self._runs.get(uid)
+        if current is None or current["metadata"]["uid"] != uid:
+            return
+        if current["metadata"].get("deletionTimestamp") and run is not None and run.alive:
+            return  # the store would remove a terminating pod on this write, before its process stops
+        store.update(self.api.types[("", "v1", "pods")], current, {**current, "status": build(current)}, "status")
+        current = store.objects.get(key)
+        if (current is not None and current["metadata"].get("deletionTimestamp")
+                and not current["metadata"].get("finalizers") and (run is None or not run.alive)):
+            store.remove(key)
+
+    # --- stopping ----------------------------------------------------------------------------
+    def _stop(self, run: PodRun, grace: int) -> None:
+        run.stop_grace = grace
+        if run.process is None:
+            return  # still starting: _launch stops it once the process exists
+        task = asyncio.create_task(self._terminate(run, grace))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _terminate(self, run: PodRun, grace: int) -> None:
+        assert run.process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(run.process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        try:
+            await asyncio.wait_for(run.done.wait(), timeout=max(grace, 0.001))
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(run.process.pid, signal.SIGKILL)

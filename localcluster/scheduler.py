@@ -1,0 +1,294 @@
+"""The simulated scheduler: binds pending pods to nodes as kube-scheduler's default filters would.
+
+`schedule()` is the pure decision: the filters run in kube-scheduler's order (NodeUnschedulable,
+TaintToleration, NodeAffinity, NodeResourcesFit), the first that rejects a node gives its reasons,
+and an unschedulable pod gets the scheduler's own message, e.g.
+`0/4 nodes are available: 2 Insufficient huawei.com/Ascend910, 2 node(s) didn't match Pod's node
+affinity/selector.` Among fitting nodes the least allocated wins, then the name (deterministic).
+`run_scheduler()` is the shell: on every pod or node event it retries the pending pods and writes
+bindings and PodScheduled conditions straight into the store, on the API's loop."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from tandem.localcluster.quantities import QuantityError, parse_quantity
+from tandem.localcluster.resources import GroupResource
+from tandem.localcluster.store import Obj, now_iso
+
+if TYPE_CHECKING:
+    from tandem.localcluster.api import LocalAPI
+
+SCHEDULER_NAME = "default-scheduler"
+PODS, NODES = GroupResource("", "pods"), GroupResource("", "nodes")
+FINISHED = ("Succeeded", "Failed")
+# The node lifecycle controller taints nodes that stop being Ready; the scheduler only sees taints.
+_NOT_READY_TAINTS = {"False": "node.kubernetes.io/not-ready", "Unknown": "node.kubernetes.io/unreachable"}
+_UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+REASON_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
+REASON_UNSCHEDULABLE = "node(s) were unschedulable"
+REASON_TOO_MANY_PODS = "Too many pods"
+NO_NODES = "no nodes available to schedule pods"
+
+
+# --- requests and capacity -------------------------------------------------------------------
+def _container_requests(container: Obj) -> dict[str, Fraction]:
+    resources = container.get("resources") or {}
+    # The API server defaults a missing request to its limit; for devices that is how pods ask.
+    merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    return {name: parse_quantity(value) for name, value in merged.items()}
+
+
+def pod_requests(pod: Obj) -> dict[str, Fraction]:
+    """What the pod occupies on its node: the sum over containers, or the largest init container."""
+    spec = pod.get("spec") or {}
+    total: dict[str, Fraction] = {}
+    for container in spec.get("containers") or []:
+        for name, amount in _container_requests(container).items():
+            total[name] = total.get(name, Fraction(0)) + amount
+    for container in spec.get("initContainers") or []:
+        for name, amount in _container_requests(container).items():
+            total[name] = max(total.get(name, Fraction(0)), amount)
+    return {name: amount for name, amount in total.items() if amount > 0}
+
+
+def allocatable(node: Obj) -> dict[str, Fraction]:
+    found = (node.get("status") or {}).get("allocatable") or {}
+    result = {}
+    for name, value in found.items():
+        try:
+            result[name] = parse_quantity(value)
+        except QuantityError:
+            continue  # a malformed node entry offers nothing rather than breaking scheduling
+    return result
+
+
+def occupies(pod: Obj) -> bool:
+    """Pods hold their node's capacity until they finish; terminating ones still run."""
+    return (pod.get("status") or {}).get("phase") not in FINISHED
+
+
+def used_on(pods: Iterable[Obj]) -> tuple[dict[str, Fraction], int]:
+    used: dict[str, Fraction] = {}
+    count = 0
+    for pod in pods:
+        if not occupies(pod):
+            continue
+        count += 1
+        for name, amount in pod_requests(pod).items():
+            used[name] = used.get(name, Fraction(0)) + amount
+    return used, count
+
+
+# --- filters: each returns the reasons it rejects the node for (empty: it fits) ---------------
+def _taints(node: Obj) -> list[Obj]:
+    taints = list((node.get("spec") or {}).get("taints") or [])
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        key = _NOT_READY_TAINTS.get(condition.get("status", "")) if condition.get("type") == "Ready" else None
+        if key and not any(t.get("key") == key and t.get("effect") == "NoSchedule" for t in taints):
+            taints.append({"key": key, "effect": "NoSchedule"})
+    return taints
+
+
+def tolerates(toleration: Obj, taint: Obj) -> bool:
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if not toleration.get("key"):
+        return operator == "Exists"  # an empty key with Exists tolerates every taint
+    if toleration["key"] != taint.get("key"):
+        return False
+    return operator == "Exists" or (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def _tolerated(pod: Obj, taint: Obj) -> bool:
+    return any(tolerates(t, taint) for t in (pod.get("spec") or {}).get("tolerations") or [])
+
+
+def check_unschedulable(pod: Obj, node: Obj) -> list[str]:
+    if (node.get("spec") or {}).get("unschedulable") and not _tolerated(pod, _UNSCHEDULABLE_TAINT):
+        return [REASON_UNSCHEDULABLE]
+    return []
+
+
+def check_taints(pod: Obj, node: Obj) -> list[str]:
+    for taint in _taints(node):
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(pod, taint):
+            return [f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"]
+    return []
+
+
+def _match_requirement(requirement: Obj, value: str | None) -> bool:
+    operator, values = requirement.get("operator"), requirement.get("values") or []
+    if operator == "In":
+        return value is not None and value in values
+    if operator == "NotIn":
+        return value is None or value not in values
+    if operator == "Exists":
+        return value is not None
+    if operator == "DoesNotExist":
+        return value is None
+    if operator in ("Gt", "Lt") and value is not None and len(values) == 1:
+        try:
+            actual, bound = int(value), int(values[0])
+        except ValueError:
+            return False
+        return actual > bound if operator == "Gt" else actual < bound
+    return False
+
+
+def _match_term(term: Obj, node: Obj) -> bool:
+    expressions, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
+    if not expressions and not fields:
+        return False  # an empty term selects no node
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    field_values = {"metadata.name": (node.get("metadata") or {}).get("name")}
+    return all(_match_requirement(e, labels.get(e.get("key", ""))) for e in expressions) and all(
+        _match_requirement(f, field_values.get(f.get("key", ""))) for f in fields
+    )
+
+
+def matches_node_affinity(pod: Obj, node: Obj) -> bool:
+    spec = pod.get("spec") or {}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if any(labels.get(key) != value for key, value in (spec.get("nodeSelector") or {}).items()):
+        return False
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    if not required:
+        return True
+    return any(_match_term(term, node) for term in required.get("nodeSelectorTerms") or [])
+
+
+def check_affinity(pod: Obj, node: Obj) -> list[str]:
+    return [] if matches_node_affinity(pod, node) else [REASON_AFFINITY]
+
+
+def check_resources(pod: Obj, node: Obj, pods_here: Sequence[Obj]) -> list[str]:
+    capacity = allocatable(node)
+    used, count = used_on(pods_here)
+    reasons = []
+    if "pods" in capacity and count + 1 > capacity["pods"]:
+        reasons.append(REASON_TOO_MANY_PODS)
+    for name, amount in pod_requests(pod).items():
+        if capacity.get(name, Fraction(0)) - used.get(name, Fraction(0)) < amount:
+            reasons.append(f"Insufficient {name}")
+    return reasons
+
+
+def _score(pod: Obj, node: Obj, pods_here: Sequence[Obj]) -> Fraction:
+    """LeastAllocated: the mean free share of cpu, memory and the devices asked for, after placing."""
+    capacity, requests = allocatable(node), pod_requests(pod)
+    used, _ = used_on(pods_here)
+    names = {"cpu", "memory", *(n for n in requests if n not in ("pods", "ephemeral-storage"))}
+    shares = [(capacity[n] - used.get(n, Fraction(0)) - requests.get(n, Fraction(0))) / capacity[n]
+              for n in sorted(names) if capacity.get(n)]
+    return sum(shares, Fraction(0)) / len(shares) if shares else Fraction(0)
+
+
+def node_name(node: Obj) -> str:
+    return str((node.get("metadata") or {}).get("name", ""))
+
+
+def schedule(pod: Obj, nodes: Sequence[Obj], pods_on_nodes: Mapping[str, Sequence[Obj]]) -> tuple[str | None, str]:
+    """(the node to bind to, an Event-style message) or (None, why no node fits)."""
+    if not nodes:
+        return None, NO_NODES
+    reasons: Counter[str] = Counter()
+    fitting: list[tuple[Fraction, str]] = []
+    for node in nodes:
+        here = pods_on_nodes.get(node_name(node), ())
+        rejected = (check_unschedulable(pod, node) or check_taints(pod, node) or check_affinity(pod, node)
+                    or check_resources(pod, node, here))
+        if rejected:
+            reasons.update(set(rejected))
+        else:
+            fitting.append((-_score(pod, node, here), node_name(node)))
+    if fitting:
+        chosen = min(fitting)[1]
+        meta = pod.get("metadata") or {}
+        return chosen, f"Successfully assigned {meta.get('namespace')}/{meta.get('name')} to {chosen}"
+    # kube-scheduler's FitError: "<count> <reason>" sorted as strings, joined, one final period.
+    counted = sorted(f"{count} {reason}" for reason, count in reasons.items())
+    return None, f"0/{len(nodes)} nodes are available: {', '.join(counted)}."
+
+
+# --- status writes (pure builders) ------------------------------------------------------------
+def with_condition(status: Obj, condition: Obj, now: str) -> Obj:
+    """`status` with `condition` set; lastTransitionTime moves only when the status flips."""
+    conditions = list(status.get("conditions") or [])
+    previous = next((c for c in conditions if c.get("type") == condition["type"]), None)
+    stamped = {**condition, "lastTransitionTime": now}
+    if previous is not None and previous.get("status") == condition["status"]:
+        stamped["lastTransitionTime"] = previous.get("lastTransitionTime", now)
+    conditions = [stamped if c is previous else c for c in conditions] if previous else [*conditions, stamped]
+    return {**status, "conditions": conditions}
+
+
+def bound(pod: Obj, node: str, now: str) -> Obj:
+    new = copy.deepcopy(pod)
+    new["spec"]["nodeName"] = node
+    new["status"] = with_condition(new.get("status") or {}, {"type": "PodScheduled", "status": "True"}, now)
+    return new
+
+
+def unschedulable(pod: Obj, message: str, now: str) -> Obj:
+    condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}
+    status = with_condition(pod.get("status") or {"phase": "Pending"}, condition, now)
+    return {**pod, "status": {**status, "phase": "Pending"}}
+
+
+def wants_scheduling(pod: Obj) -> bool:
+    spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
+    return (not spec.get("nodeName") and not meta.get("deletionTimestamp") and occupies(pod)
+            and spec.get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME)
+
+
+# --- the service ------------------------------------------------------------------------------
+def schedule_pending(api: LocalAPI) -> None:
+    """One pass over the pending pods, oldest first, each seeing the bindings made before it."""
+    objects = api.store.objects
+    nodes = sorted((o for (gr, _, _), o in objects.items() if gr == NODES), key=node_name)
+    pods = [o for (gr, _, _), o in objects.items() if gr == PODS]
+    on_nodes: dict[str, list[Obj]] = {}
+    for pod in pods:
+        if pod["spec"].get("nodeName"):
+            on_nodes.setdefault(pod["spec"]["nodeName"], []).append(pod)
+    pending = sorted((p for p in pods if wants_scheduling(p)), key=lambda p: (
+        -int(p["spec"].get("priority") or 0), p["metadata"].get("creationTimestamp", ""),
+        p["metadata"].get("namespace", ""), p["metadata"]["name"]))
+    pods_type = api.types[("", "v1", "pods")]
+    # Binding sets spec.nodeName and the PodScheduled condition in one write, as the binding
+    # subresource does; a type without the status subresource lets the store take both.
+    binding_type = dataclasses.replace(pods_type, subresources=[])
+    now = now_iso()
+    for pod in pending:
+        try:
+            chosen, message = schedule(pod, nodes, on_nodes)
+        except QuantityError as exc:
+            chosen, message = None, f"0/{len(nodes)} nodes are available: {exc}."
+        if chosen is not None:
+            written = api.store.update(binding_type, pod, bound(pod, chosen, now), None)
+            on_nodes.setdefault(chosen, []).append(written)
+        else:
+            api.store.update(pods_type, pod, unschedulable(pod, message, now), "status")
+
+
+async def run_scheduler(api: LocalAPI) -> None:
+    queue = api.store.subscribe()
+    try:
+        while True:
+            schedule_pending(api)
+            event = await queue.get()
+            relevant = event.resource in (PODS, NODES)
+            while not queue.empty():  # one pass for a burst of events
+                relevant = queue.get_nowait().resource in (PODS, NODES) or relevant
+            while not relevant:
+                relevant = (await queue.get()).resource in (PODS, NODES)
+    finally:
+        api.store.unsubscribe(queue)
