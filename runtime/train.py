@@ -150,7 +150,10 @@ class Trainer:
         self.watchdog.beat("init", 0)
         resume_step = self.agree_on_resume(resume_step)
         if cfg.metrics.port and ranks.local_rank == 0:
-            self.metrics.serve(cfg.metrics.port)
+            try:
+                self.metrics.serve(cfg.metrics.port)
+            except OSError as exc:  # e.g. two pods sharing a host (`tandem local`): train without the endpoint
+                log.warning("metrics_port_unavailable", port=cfg.metrics.port, error=str(exc))
 
         self.device.seed(cfg.seed)  # identical initial weights on every rank and every world size
         model = parallelize(Decoder(cfg.model_size), cfg.parallel, self.device, ranks.world)
