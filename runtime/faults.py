@@ -92,6 +92,8 @@ SIGNATURES: tuple[tuple[FaultClass, str, re.Pattern[str]], ...] = tuple(
 
 # Errors a rank sees *because* another rank died first; a fault with another reason is preferred.
 SECONDARY_REASONS = frozenset({"PeerConnectionLost"})
+# A rank waiting in a collective is waiting for another rank: any fault that explains why wins.
+WAITING_REASONS = frozenset({"CollectiveHang"})
 
 
 def classify_text(text: str) -> tuple[FaultClass, str] | None:
@@ -167,8 +169,11 @@ def root_cause(faults: Iterable[Fault]) -> Fault | None:
     failed = [f for f in faults if f.cls != "none"]
     if not failed:
         return None
-    primary = [f for f in failed if f.reason not in SECONDARY_REASONS] or failed
-    return min(primary, key=lambda f: (f.time if f.time is not None else float("inf"), f.rank or 0))
+
+    def tier(f: Fault) -> int:
+        return 2 if f.reason in SECONDARY_REASONS else 1 if f.reason in WAITING_REASONS else 0
+
+    return min(failed, key=lambda f: (tier(f), f.time if f.time is not None else float("inf"), f.rank or 0))
 
 
 def termination_message(

@@ -141,6 +141,11 @@ def test_root_cause_is_the_first_fault_not_its_consequences() -> None:
     assert root_cause([later, victim, cause, done]) == cause
     assert root_cause([later, victim]) == later
     assert root_cause([victim]) == victim
+    # A rank that has waited in the collective since before the OOM was waiting for the OOMing rank.
+    waiting = Fault("interconnect", "CollectiveHang", "stuck", rank=1, step=3, time=9.0)
+    assert root_cause([waiting, cause]) == cause
+    stuck_in_compute = Fault("interconnect", "CollectiveHang", "compute", rank=2, step=3, time=8.0)
+    assert root_cause([waiting, stuck_in_compute]) == stuck_in_compute
     assert root_cause([done]) is None
 
 

@@ -72,7 +72,7 @@ def test_two_pods_form_one_job(rt: Any, tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # Both pods on one host ask for the same metrics port: one serves, the other trains without it.
-    training = {**rt.TRAINING, "steps": 4, "metrics": {"port": port, "logEverySteps": 1}}
+    training = {**rt.TRAINING, "steps": 4, "parallel": "ddp", "metrics": {"port": port, "logEverySteps": 1}}
     env0 = rt.contract_env(root, 1, training, TANDEM_NODES="2", TANDEM_NODE_RANK="0")
     env1 = {**env0, "TANDEM_NODE_RANK": "1", "TANDEM_TERMINATION_LOG": str(tmp_path / "pod1.termination-log")}
     started = time.monotonic()
@@ -83,7 +83,7 @@ def test_two_pods_form_one_job(rt: Any, tmp_path: Path) -> None:
         assert run.termination["class"] == "none" and run.termination["checkpointStep"] == 4
     assert len(runs[0].events("metrics_port_unavailable") + runs[1].events("metrics_port_unavailable")) == 1
     (start,) = [e for e in runs[0].events("training_start")]
-    assert start["world"] == "2"
+    assert (start["world"], start["parallel"], start["accumulation"]) == ("2", "ddp", "3")
     manifest = json.loads((root / "step-000000004" / "manifest.json").read_text())
     assert manifest["worldSize"] == 2
 

@@ -61,9 +61,9 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(rt: Any, baseline2: Any, t
         assert loss == baseline2.losses()[step], step
 
 
-def _resume_elsewhere(rt: Any, source: Any, world: int, tmp_path: Path) -> Any:
+def _resume_elsewhere(rt: Any, source: Any, world: int, tmp_path: Path, **training: Any) -> Any:
     root = rt.copy_checkpoints(source.root, tmp_path / "ckpt", [4])
-    run = rt.launch(rt.contract_env(root, world))
+    run = rt.launch(rt.contract_env(root, world, {**rt.TRAINING, **training}))
     assert run.returncode == 0, run.output[-4000:]
     assert run.termination == {
         "class": "none", "reason": "Completed", "message": f"trained to step {rt.STEPS}", "rank": None,
@@ -84,7 +84,9 @@ def source_world(run: Any) -> int:
 
 
 def test_resume_two_ranks_on_one(rt: Any, baseline2: Any, tmp_path: Path) -> None:
-    run = _resume_elsewhere(rt, baseline2, 1, tmp_path)
+    # Saved by FSDP2 shards, loaded into DDP's replicated parameters: same keys, any strategy.
+    run = _resume_elsewhere(rt, baseline2, 1, tmp_path, parallel="ddp")
+    assert [e["parallel"] for e in run.events("training_start")] == ["ddp"]
     expected = baseline2.losses()
     assert sorted(run.losses()) == [5, 6, 7, 8]
     for step, loss in run.losses().items():
