@@ -70,7 +70,7 @@ class Fault:
 SIGNATURES: tuple[tuple[FaultClass, str, re.Pattern[str]], ...] = tuple(
     (cls, reason, re.compile(pattern, re.IGNORECASE))
     for cls, reason, pattern in [
-        ("oom", "DeviceOOM", r"(CUDA|NPU|HIP|XPU) out of memory"),
+        ("oom", "DeviceOOM", r"(CUDA|NPU|HIP|XPU) (error: )?out of memory"),
         ("oom", "HostOOM", r"DefaultCPUAllocator: (can't allocate|not enough) memory|Cannot allocate memory"),
         ("interconnect", "CollectiveTimeout", r"Watchdog caught collective operation timeout"),
         ("interconnect", "HcclSocketTimeout", r"\bEI0006\b|Getting socket times out"),

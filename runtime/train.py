@@ -178,6 +178,7 @@ class Trainer:
         )
         start_step, first_sample = self.resume(ckpt, model, optim, resume_step)
         self.progress.resumed_from = resume_step
+        self.progress.step = start_step  # a job resumed at or past its last step has nothing left to do
         log.info(
             "training_start",
             start_step=start_step,
