@@ -324,6 +324,10 @@ class Fault(_Lenient):
     fault_class: FaultClass = Field(alias="class", description="interconnect, device, node, oom, user or unknown.")
     reason: str = Field(description="Short CamelCase reason, e.g. HcclTimeout, OOMKilled, NodeNotReady.")
     message: str = Field("", description="Human-readable details.")
+    step: StrictInt | None = Field(None, ge=0, description="The optimizer step the runtime was at, when reported.")
+    checkpoint_step: StrictInt | None = Field(
+        None, ge=0, description="The newest complete checkpoint when the fault hit; the next attempt resumes there."
+    )
 
 
 class LastCheckpoint(_Lenient):
@@ -360,6 +364,9 @@ class TrainingJobStatus(_Lenient):
         default=[],
         description="Observations of the job's state: Ready, Progressing, Failed ...",
         json_schema_extra=_CONDITIONS_LIST_MAP,
+    )
+    next_attempt_time: datetime | None = Field(
+        None, description="While Restarting: when the next attempt starts (the backoff ends)."
     )
     start_time: datetime | None = Field(None, description="When the first attempt started.")
     completion_time: datetime | None = Field(None, description="When the job Succeeded or Failed.")

@@ -1,0 +1,109 @@
+"""The recovery policy (DESIGN.md section 3): after an attempt ends with a fault, or cannot get
+scheduled, what comes next: fail, restart on the same pool, or fail over to another. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from tandem.operator.api import Fault, FaultClass, FaultPolicy, TrainingJobSpec
+
+# Faults that say something about the pool's hardware; they count towards a failover.
+POOL_FAULTS = frozenset({FaultClass.INTERCONNECT, FaultClass.DEVICE})
+
+
+@dataclass(frozen=True)
+class RecoveryPlan:
+    outcome: Literal["fail", "restart", "failover"]
+    pool: str  # the pool of the next attempt (the current one when failing)
+    delay_seconds: float
+    reason: str  # the Event reason: Failed, Restarting, FailedOver
+    message: str
+
+
+def backoff_seconds(policy: FaultPolicy, streak: int) -> float:
+    """backoffSeconds, doubled per consecutive restart, capped by maxBackoffSeconds."""
+    return float(min(policy.backoff_seconds * 2 ** max(streak - 1, 0), policy.max_backoff_seconds))
+
+
+def fault_streak(faults: Sequence[Fault]) -> int:
+    """Consecutive faults without progress: an attempt that reached a newer checkpoint than the one
+    before it resets the backoff, as a crash loop and a fault after hours of training differ."""
+    if not faults:
+        return 0
+    lost = faults[-1].checkpoint_step
+    streak = 0
+    for fault in reversed(faults):
+        if fault.checkpoint_step != lost:
+            break
+        streak += 1
+    return streak
+
+
+def faults_on_pool(faults: Sequence[Fault], pool: str) -> int:
+    """Interconnect/device faults since the job last arrived on `pool`."""
+    count = 0
+    for fault in reversed(faults):
+        if fault.pool != pool:
+            break
+        count += fault.fault_class in POOL_FAULTS
+    return count
+
+
+def _fits(pool: str, spec: TrainingJobSpec, capacity: Mapping[str, int]) -> bool:
+    return capacity.get(pool, 0) >= spec.nodes
+
+
+def choose_pool(spec: TrainingJobSpec, current: str, capacity: Mapping[str, int], leave_current: bool) -> str:
+    """The pool for the next attempt. `capacity` counts each pool's usable nodes (ready, not
+    faulty, not excluded). Without failBack the job only ever moves down `spec.pools`; with it,
+    the most preferred pool that fits wins. When nothing else fits, the job stays where it is."""
+    candidates = list(spec.pools)
+    if not spec.fault_policy.fail_back and current in candidates:
+        candidates = candidates[candidates.index(current):]
+    if leave_current:
+        candidates = [p for p in candidates if p != current]
+    for pool in candidates:
+        if _fits(pool, spec, capacity):
+            return pool
+    return current
+
+
+def plan_after_fault(spec: TrainingJobSpec, faults: Sequence[Fault], restarts: int, current: str,
+                     capacity: Mapping[str, int]) -> RecoveryPlan:
+    """`faults` already ends with the fault that ended the attempt; `restarts` is the count before it."""
+    policy, fault = spec.fault_policy, faults[-1]
+    summary = f"{fault.fault_class.value} fault {fault.reason}"
+    if fault.fault_class == FaultClass.USER:
+        return RecoveryPlan("fail", current, 0.0, "Failed", f"{summary}: retrying cannot help: {fault.message}")
+    if restarts >= policy.max_restarts:
+        return RecoveryPlan("fail", current, 0.0, "Failed",
+                            f"{summary} after {restarts} restart(s): maxRestarts ({policy.max_restarts}) reached")
+    pool_faults = faults_on_pool(faults, current)
+    leave = pool_faults >= policy.failover_after_faults
+    target = choose_pool(spec, current, capacity, leave_current=leave)
+    delay = backoff_seconds(policy, fault_streak(faults))
+    if target == current:
+        why = "" if _fits(current, spec, capacity) else f"; no other pool has {spec.nodes} usable node(s)"
+        return RecoveryPlan("restart", current, delay, "Restarting",
+                            f"{summary}: restart {restarts + 1} of {policy.max_restarts} on {current} "
+                            f"in {delay:.0f}s{why}")
+    because = (f"{pool_faults} interconnect/device fault(s) on {current}" if leave
+               else f"{current} has fewer than {spec.nodes} usable node(s)")
+    return RecoveryPlan("failover", target, delay, "FailedOver",
+                        f"{summary}: moving from {current} to {target} ({because}); "
+                        f"restart {restarts + 1} of {policy.max_restarts} in {delay:.0f}s")
+
+
+def plan_after_pending(spec: TrainingJobSpec, current: str, capacity: Mapping[str, int],
+                       waited_seconds: float) -> RecoveryPlan | None:
+    """Pods unschedulable for pendingTimeoutSeconds: the next pool, at once; None to keep waiting."""
+    if waited_seconds < spec.fault_policy.pending_timeout_seconds:
+        return None
+    target = choose_pool(spec, current, capacity, leave_current=True)
+    if target == current:
+        return None
+    return RecoveryPlan("failover", target, 0.0, "FailedOver",
+                        f"pods unschedulable on {current} for {waited_seconds:.0f}s "
+                        f"(pendingTimeoutSeconds {spec.fault_policy.pending_timeout_seconds}): moving to {target}")

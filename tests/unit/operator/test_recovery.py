@@ -1,0 +1,137 @@
+"""The recovery policy, exhaustively: fault class x which fault x pool order x backoff x maxRestarts."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from builders import NOW, make_job
+
+from tandem.operator.api import Fault, FaultClass, FaultPolicy
+from tandem.operator.recovery import (
+    backoff_seconds,
+    choose_pool,
+    fault_streak,
+    faults_on_pool,
+    plan_after_fault,
+    plan_after_pending,
+)
+
+ROOMY = {"ascend-910b": 4, "h20": 4, "cpu": 4}
+
+
+def fault(cls: str = "interconnect", pool: str = "ascend-910b", attempt: int = 1, checkpoint: int | None = 100,
+          reason: str = "HcclSocketTimeout") -> Fault:
+    return Fault.model_validate({"time": NOW, "attempt": attempt, "pool": pool, "class": cls, "reason": reason,
+                                 "message": "EI0006: Getting socket times out", "checkpointStep": checkpoint})
+
+
+def spec(**policy: Any) -> Any:
+    return make_job(pools=["ascend-910b", "h20", "cpu"], faultPolicy={"backoffSeconds": 10, "maxBackoffSeconds": 300,
+                                                                      **policy}).spec
+
+
+@pytest.mark.parametrize(("streak", "expected"), [(1, 10), (2, 20), (3, 40), (5, 160), (6, 300), (12, 300)])
+def test_backoff_doubles_per_consecutive_restart_up_to_the_cap(streak: int, expected: float) -> None:
+    policy = FaultPolicy.model_validate({"backoffSeconds": 10, "maxBackoffSeconds": 300})
+    assert backoff_seconds(policy, streak) == expected
+
+
+def test_zero_backoff_restarts_at_once() -> None:
+    assert backoff_seconds(FaultPolicy.model_validate({"backoffSeconds": 0, "maxBackoffSeconds": 0}), 7) == 0
+
+
+def test_progress_between_faults_resets_the_streak() -> None:
+    assert fault_streak([]) == 0
+    assert fault_streak([fault(checkpoint=100), fault(checkpoint=100)]) == 2
+    assert fault_streak([fault(checkpoint=100), fault(checkpoint=100), fault(checkpoint=300)]) == 1
+
+
+def test_only_interconnect_and_device_faults_since_arriving_count_towards_failover() -> None:
+    history = [fault(pool="ascend-910b"), fault(pool="h20"), fault("oom", pool="h20"), fault("device", pool="h20")]
+    assert faults_on_pool(history, "h20") == 2
+    assert faults_on_pool(history, "ascend-910b") == 0
+
+
+CLASSES = [c.value for c in FaultClass]
+
+
+@pytest.mark.parametrize(("cls", "nth", "after"), list(itertools.product(CLASSES, [1, 2, 3], [1, 2])))
+def test_fault_class_and_count_decide_between_fail_restart_and_failover(cls: str, nth: int, after: int) -> None:
+    history = [fault(cls, attempt=i + 1) for i in range(nth)]
+    plan = plan_after_fault(spec(failoverAfterFaults=after, maxRestarts=10), history, restarts=nth - 1,
+                            current="ascend-910b", capacity=ROOMY)
+    if cls == "user":
+        assert (plan.outcome, plan.reason) == ("fail", "Failed") and "retrying cannot help" in plan.message
+    elif cls in ("interconnect", "device") and nth >= after:
+        assert (plan.outcome, plan.pool, plan.reason) == ("failover", "h20", "FailedOver")
+        assert "moving from ascend-910b to h20" in plan.message
+    else:
+        assert (plan.outcome, plan.pool, plan.reason) == ("restart", "ascend-910b", "Restarting")
+
+
+@pytest.mark.parametrize(("max_restarts", "restarts", "outcome"), [(0, 0, "fail"), (1, 0, "restart"), (1, 1, "fail"),
+                                                                   (10, 9, "restart"), (10, 10, "fail")])
+def test_max_restarts_counts_every_restart(max_restarts: int, restarts: int, outcome: str) -> None:
+    plan = plan_after_fault(spec(maxRestarts=max_restarts, failoverAfterFaults=99), [fault("node")], restarts,
+                            "ascend-910b", ROOMY)
+    assert plan.outcome == outcome
+    if outcome == "fail":
+        assert f"maxRestarts ({max_restarts}) reached" in plan.message
+
+
+@pytest.mark.parametrize(("streak", "delay"), [(1, 10.0), (2, 20.0), (4, 80.0), (9, 300.0)])
+def test_the_plan_carries_the_backoff(streak: int, delay: float) -> None:
+    history = [fault("oom", attempt=i + 1) for i in range(streak)]
+    assert plan_after_fault(spec(), history, streak - 1, "ascend-910b", ROOMY).delay_seconds == delay
+
+
+@pytest.mark.parametrize(("current", "expected"), [("ascend-910b", "h20"), ("h20", "cpu"), ("cpu", "cpu")])
+def test_failover_walks_down_the_preference_order(current: str, expected: str) -> None:
+    history = [fault(pool=current), fault(pool=current)]
+    plan = plan_after_fault(spec(), history, 1, current, ROOMY)
+    assert plan.pool == expected
+    assert plan.outcome == ("restart" if expected == current else "failover")
+
+
+def test_failover_skips_pools_without_room() -> None:
+    plan = plan_after_fault(spec(), [fault(), fault()], 1, "ascend-910b", {"ascend-910b": 4, "h20": 1, "cpu": 4})
+    assert plan.pool == "cpu"
+
+
+def test_a_pool_that_lost_its_room_is_left_even_before_the_fault_count() -> None:
+    plan = plan_after_fault(spec(failoverAfterFaults=5), [fault("node")], 0, "ascend-910b",
+                            {"ascend-910b": 1, "h20": 4})
+    assert (plan.outcome, plan.pool) == ("failover", "h20") and "fewer than 2 usable node(s)" in plan.message
+
+
+def test_nowhere_to_go_restarts_in_place_and_says_so() -> None:
+    plan = plan_after_fault(spec(), [fault("node")], 0, "ascend-910b", {"ascend-910b": 1, "h20": 0, "cpu": 0})
+    assert plan.outcome == "restart" and "no other pool has 2 usable node(s)" in plan.message
+
+
+@pytest.mark.parametrize(("fail_back", "expected"), [(False, "h20"), (True, "ascend-910b")])
+def test_fail_back_returns_to_the_most_preferred_healthy_pool(fail_back: bool, expected: str) -> None:
+    job_spec = spec(failBack=fail_back)
+    # On h20 after an earlier failover; an OOM there (not a pool fault) restarts the job.
+    history = [fault(), fault(), fault("oom", pool="h20", attempt=3)]
+    assert plan_after_fault(job_spec, history, 2, "h20", ROOMY).pool == expected
+
+
+def test_choose_pool_never_returns_to_a_pool_it_is_leaving() -> None:
+    assert choose_pool(spec(failBack=True), "ascend-910b", ROOMY, leave_current=True) == "h20"
+
+
+@pytest.mark.parametrize(("waited", "capacity", "expected"), [
+    (599, ROOMY, None),
+    (600, ROOMY, "h20"),
+    (900, {"ascend-910b": 4, "h20": 0, "cpu": 4}, "cpu"),
+    (900, {"ascend-910b": 4}, None),
+])
+def test_pending_past_the_timeout_fails_over_without_a_restart(waited: float, capacity: dict[str, int],
+                                                               expected: str | None) -> None:
+    plan = plan_after_pending(spec(), "ascend-910b", capacity, waited)
+    assert (plan.pool if plan else None) == expected
+    if plan:
+        assert plan.delay_seconds == 0 and plan.reason == "FailedOver" and "unschedulable" in plan.message
