@@ -3,6 +3,7 @@ nodes belong to a pool. Pure functions over plain Kubernetes objects."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -105,3 +106,30 @@ def pool_nodes(pool: AcceleratorPool, nodes: list[Obj]) -> list[Obj]:
 
 def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def termination_report(pod: Obj) -> dict[str, Any] | None:
+    """The runtime's JSON termination message (DESIGN.md section 4), when the pod's container wrote one."""
+    message = _terminated_state(pod).get("message")
+    if not message or not str(message).lstrip().startswith("{"):
+        return None
+    try:
+        report = json.loads(message)
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def reported_checkpoint(pods: list[Obj]) -> int | None:
+    """The newest complete checkpoint any rank reported on exit."""
+    steps = [r.get("checkpointStep") for r in map(termination_report, pods) if r]
+    steps = [s for s in steps if isinstance(s, int)]
+    return max(steps) if steps else None
+
+
+def created_at(pod: Obj) -> datetime | None:
+    return parse_time(pod.get("metadata", {}).get("creationTimestamp"))
+
+
+def deleted_at(pod: Obj) -> datetime | None:
+    return parse_time(pod.get("metadata", {}).get("deletionTimestamp"))
