@@ -5,6 +5,7 @@ never drifts through float rounding; callers compare and add them as numbers."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -24,6 +25,7 @@ class QuantityError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=4096, typed=True)  # a cluster repeats a handful of quantities in every pod
 def parse_quantity(value: str | int | float) -> Fraction:
     """The amount a quantity stands for: cpu in cores, memory in bytes, devices as counts."""
     if isinstance(value, bool):

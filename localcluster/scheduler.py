@@ -169,9 +169,10 @@ def check_affinity(pod: Obj, node: Obj) -> list[str]:
     return [] if matches_node_affinity(pod, node) else [REASON_AFFINITY]
 
 
-def check_resources(pod: Obj, node: Obj, pods_here: Sequence[Obj]) -> list[str]:
+def check_resources(pod: Obj, node: Obj, pods_here: Sequence[Obj],
+                    usage: tuple[dict[str, Fraction], int] | None = None) -> list[str]:
     capacity = allocatable(node)
-    used, count = used_on(pods_here)
+    used, count = usage or used_on(pods_here)
     reasons = []
     if "pods" in capacity and count + 1 > capacity["pods"]:
         reasons.append(REASON_TOO_MANY_PODS)
@@ -181,10 +182,9 @@ def check_resources(pod: Obj, node: Obj, pods_here: Sequence[Obj]) -> list[str]:
     return reasons
 
 
-def _score(pod: Obj, node: Obj, pods_here: Sequence[Obj]) -> Fraction:
+def _score(pod: Obj, node: Obj, used: Mapping[str, Fraction]) -> Fraction:
     """LeastAllocated: the mean free share of cpu, memory and the devices asked for, after placing."""
     capacity, requests = allocatable(node), pod_requests(pod)
-    used, _ = used_on(pods_here)
     names = {"cpu", "memory", *(n for n in requests if n not in ("pods", "ephemeral-storage"))}
     shares = [(capacity[n] - used.get(n, Fraction(0)) - requests.get(n, Fraction(0))) / capacity[n]
               for n in sorted(names) if capacity.get(n)]
@@ -203,12 +203,13 @@ def schedule(pod: Obj, nodes: Sequence[Obj], pods_on_nodes: Mapping[str, Sequenc
     fitting: list[tuple[Fraction, str]] = []
     for node in nodes:
         here = pods_on_nodes.get(node_name(node), ())
-        rejected = (check_unschedulable(pod, node) or check_taints(pod, node) or check_affinity(pod, node)
-                    or check_resources(pod, node, here))
+        rejected = check_unschedulable(pod, node) or check_taints(pod, node) or check_affinity(pod, node)
+        usage = used_on(here) if not rejected else ({}, 0)
+        rejected = rejected or check_resources(pod, node, here, usage)
         if rejected:
             reasons.update(set(rejected))
         else:
-            fitting.append((-_score(pod, node, here), node_name(node)))
+            fitting.append((-_score(pod, node, usage[0]), node_name(node)))
     if fitting:
         chosen = min(fitting)[1]
         meta = pod.get("metadata") or {}
