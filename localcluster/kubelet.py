@@ -39,6 +39,7 @@ from tandem.localcluster.containers import (
     exit_code,
     mounts,
     process_env,
+    rewrite_path,
     running_status,
     tail,
     terminated_status,
@@ -257,7 +258,12 @@ class Kubelet:
         for _, here in table:
             if here != run.termination_file and here.is_relative_to(self.state_dir):
                 here.mkdir(parents=True, exist_ok=True)  # subPath folders, as the kubelet creates them
-        task = asyncio.create_task(self._launch(run, command, process_env(pod, env, os.environ)))
+        # A workingDir inside a mount is honoured; any other would name the image's filesystem.
+        workdir = rewrite_path(container.get("workingDir") or "", table)
+        cwd = Path(workdir) if workdir != (container.get("workingDir") or "") else pod_dir
+        if cwd.is_relative_to(self.state_dir):
+            cwd.mkdir(parents=True, exist_ok=True)
+        task = asyncio.create_task(self._launch(run, command, process_env(pod, env, os.environ), cwd))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -276,12 +282,12 @@ class Kubelet:
             for name, text in ((source or {}).get("data") or {}).items():
                 (folder / name).write_text(text)
 
-    async def _launch(self, run: PodRun, command: list[str], env: dict[str, str]) -> None:
+    async def _launch(self, run: PodRun, command: list[str], env: dict[str, str], cwd: Path) -> None:
         try:
             with run.log.open("ab") as log:
                 process = await asyncio.create_subprocess_exec(
                     *command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                    env=env, cwd=run.dir, start_new_session=True)
+                    env=env, cwd=cwd, start_new_session=True)
         except OSError as exc:
             run.done.set()
             why = "executable file not found in $PATH" if isinstance(exc, FileNotFoundError) else exc.strerror

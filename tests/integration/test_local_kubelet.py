@@ -70,11 +70,11 @@ def _alive(pid: int) -> bool:
 
 def test_pod_runs_with_its_env_and_a_claim_folder(cluster: Any, core: Any, wait_for: Callable[..., Any]) -> None:
     code = ("import json, os, shutil; keys = ['GREETING', 'POD', 'NODE', 'IP', 'OUT', 'TANDEM_TERMINATION_LOG'];"
-            "open(os.environ['OUT'], 'w').write(json.dumps({k: os.environ[k] for k in keys}));"
+            "open(os.environ['OUT'], 'w').write(json.dumps({'CWD': os.getcwd(), **{k: os.environ[k] for k in keys}}));"
             "print('ran', os.environ['POD'], 'with', shutil.which('tandem-train'))")
     pod = _pod("env-pod", code, env={"GREETING": "hello $(POD)", "OUT": "/data/run/out.json"},
                volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "shared"}}],
-               container={"volumeMounts": [{"name": "data", "mountPath": "/data"}]})
+               container={"volumeMounts": [{"name": "data", "mountPath": "/data"}], "workingDir": "/data/work"})
     # Fields first: $(POD) expands only names defined earlier in the list, as in Kubernetes.
     pod["spec"]["containers"][0]["env"][0:0] = [
         {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -88,6 +88,7 @@ def test_pod_runs_with_its_env_and_a_claim_folder(cluster: Any, core: Any, wait_
     assert _terminated(done)["exitCode"] == 0 and _terminated(done)["reason"] == "Completed"
     seen = json.loads((cluster.kubelet.claim_dir(NS, "shared") / "run" / "out.json").read_text())
     assert seen["GREETING"] == "hello env-pod" and seen["POD"] == "env-pod"
+    assert seen["CWD"] == str(cluster.kubelet.claim_dir(NS, "shared") / "work")
     assert seen["NODE"] == done["spec"]["nodeName"] and seen["IP"] == done["status"]["podIP"]
     assert seen["IP"].startswith("127.0.") and seen["IP"] != "127.0.0.1"
     assert seen["TANDEM_TERMINATION_LOG"] == str(cluster.kubelet.pod_dir(NS, "env-pod") / "termination-log")
