@@ -160,6 +160,9 @@ class Kubelet:
         finally:
             api.store.unsubscribe(queue)
             api.pod_deletion_hook = None
+            for run in self._runs.values():
+                if run.alive and run.process is None:
+                    run.stop_grace = 0  # still starting: killed as soon as it exists
             self.kill_all()
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=10)
