@@ -1,0 +1,392 @@
+"""Why a training pod failed (DESIGN.md section 3): one Classification from every source, the first that
+decides wins. Pure functions over plain Kubernetes objects: no I/O, no clock, no torch; malformed input
+is unknown, never an exception.
+
+Sources in order: the runtime's JSON termination message; the container state (OOMKilled, exit code,
+signal); pod conditions and status (DisruptionTarget, Evicted, NodeLost); the node's conditions and
+taints; the accelerator fault reports for the node (tandem.operator.device_reports); the log tail that
+terminationMessagePolicy FallbackToLogsOnError leaves in `terminated.message`.
+
+Some evidence is weak: it says something but not enough to overrule a later source (a SIGKILL without
+OOMKilled, a SIGABRT, exit code 1, a report of class unknown). The first weak result is kept and
+returned only when no later source decides.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from tandem.operator.api_types import FaultClass
+from tandem.operator.device_reports import DeviceFault, nvidia_faults, xid_class, xid_numbers
+from tandem.runtime.faults import EXIT_CODES, classify_text, excerpt
+
+Obj = dict[str, Any]
+Source = Literal["termination-message", "container-state", "pod-condition", "node", "device-report", "log-tail",
+                 "none"]
+MESSAGE_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Classification:
+    fault_class: FaultClass
+    reason: str
+    message: str
+    source: Source
+    step: int | None = None
+    checkpoint_step: int | None = None
+    resumed_from: int | None = None
+    node: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        return {"class": self.fault_class.value, "reason": self.reason, "message": self.message}
+
+
+def _dict(value: Any) -> Obj:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _short(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+# --- the log tail ---------------------------------------------------------------------------------------------
+
+# Exceptions of the user's own code or config: retrying cannot fix them.
+USER_EXCEPTIONS = frozenset({
+    "ValueError", "KeyError", "TypeError", "IndexError", "AttributeError", "NameError", "UnboundLocalError",
+    "AssertionError", "ZeroDivisionError", "OverflowError", "NotImplementedError", "RecursionError", "LookupError",
+    "ImportError", "ModuleNotFoundError", "SyntaxError", "IndentationError", "TabError", "FileNotFoundError",
+    "IsADirectoryError", "NotADirectoryError", "UnicodeDecodeError", "UnicodeEncodeError", "JSONDecodeError",
+    "ValidationError",
+})  # fmt: skip
+_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
+# What launchers put in front of each line: "[rank3]: ", "[80746] ", "(train pid=8464) ", "(Worker_TP1 pid=..) ".
+_LINE_PREFIX = re.compile(r"^(?:\s*(?:\[rank\d+\]:|\[\d+\]|\([^()\n]*pid=\d+[^()\n]*\)))+ ?")
+_EXCEPTION_LINE = re.compile(r"^((?:[A-Za-z_]\w*\.)*([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure)))(?::(.*))?$")
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+_FRAME_LINE = re.compile(r'^\s*File "[^"]*", line \d+')
+
+
+@dataclass(frozen=True)
+class _Raised:
+    name: str  # the exception's class name, without its module
+    line: str
+    frame: str
+
+
+def _raised(text: str) -> list[_Raised]:
+    """The exceptions that ended Python tracebacks in a log, oldest first, without the ones a later
+    exception in the same chain replaced. Works without the "Traceback" header, which a log tail cut at
+    80 lines has often lost: an exception line is an unindented "Name: message" after a frame or code line."""
+    found: list[_Raised] = []
+    previous, frame = "", ""
+    for raw in text.splitlines():
+        line = _LINE_PREFIX.sub("", raw).rstrip()
+        if not line.strip():
+            continue
+        if any(marker in line for marker in _CHAINED):
+            if found:
+                found.pop()
+            previous = line
+            continue
+        if _FRAME_LINE.match(line) or line.lstrip().startswith("│"):
+            frame = line.strip().strip("│").strip() if _FRAME_LINE.match(line) else frame
+        match = _EXCEPTION_LINE.match(line)
+        after_traceback = previous[:1] in (" ", "\t", "│", "╰", "|") or "Traceback (most recent call last)" in previous
+        if match and after_traceback:
+            found.append(_Raised(match.group(2), line, frame))
+            frame = ""
+        previous = line
+    return found
+
+
+def _refine_xid(text: str, found: tuple[str, str]) -> tuple[str, str] | None:
+    """The runtime's table calls any Xid a device fault; the number says more (DESIGN: NVLink -> interconnect)."""
+    classes = [xid_class(x) for x in xid_numbers(text)]
+    if not classes:
+        return found
+    if FaultClass.DEVICE in classes:
+        return found
+    if FaultClass.INTERCONNECT in classes:
+        return FaultClass.INTERCONNECT.value, "NvlinkError"
+    return None  # application Xids only: the GPU is healthy, the program misbehaved
+
+
+def _from_log(text: str, node: str | None = None) -> Classification | None:
+    """A classification if the text holds any evidence; class unknown when it only holds an exception."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    found = classify_text(text)
+    if found and found[1] == "Xid":
+        found = _refine_xid(text, found)
+    raised = _raised(text)
+    user = next((r for r in raised if r.name in USER_EXCEPTIONS), None)
+
+    def make(cls: str, reason: str, message: str) -> Classification:
+        return Classification(FaultClass(cls), reason, _short(message), "log-tail", node=node)
+
+    # A fault in the hardware beats the Python exception it raised; a collective that timed out does not beat
+    # a user exception: on the other ranks it is the consequence of the rank that raised.
+    if found and found[0] in ("oom", "device", "user", "node"):
+        return make(found[0], found[1], excerpt(text, MESSAGE_LIMIT))
+    if user:
+        reason = "ImportError" if user.name in _IMPORT_ERRORS else "PythonException"
+        where = f" ({user.frame})" if user.frame else ""
+        return make("user", reason, user.line + where)
+    if found and found[0] != "unknown":
+        return make(found[0], found[1], excerpt(text, MESSAGE_LIMIT))
+    if raised:
+        return make("unknown", raised[-1].name, raised[-1].line)
+    return None
+
+
+def classify_log(text: str) -> Classification:
+    """Classify a log tail on its own (`tandem classify --log`)."""
+    found = _from_log(text)
+    if found:
+        return found
+    if not isinstance(text, str) or not text.strip():
+        return Classification(FaultClass.UNKNOWN, "NoLog", "the log is empty", "none")
+    return Classification(FaultClass.UNKNOWN, "Unrecognized", _short(text[-MESSAGE_LIMIT:]), "log-tail")
+
+
+# --- the node ----------------------------------------------------------------------------------------------------
+
+_NODE_TAINTS = {
+    "node.kubernetes.io/unreachable": "NodeUnreachable",
+    "node.kubernetes.io/not-ready": "NodeNotReady",
+    "node.kubernetes.io/out-of-service": "NodeOutOfService",
+}
+# A chip fault explains a link fault on the same chip more often than the other way round.
+_REPORT_ORDER = {FaultClass.DEVICE: 0, FaultClass.INTERCONNECT: 1, FaultClass.NODE: 2}
+
+
+def _node_name(node: Any) -> str | None:
+    name = _dict(_dict(node).get("metadata")).get("name")
+    return str(name) if name else None
+
+
+def _node_status(node: Obj) -> Classification | None:
+    name = _node_name(node) or "the node"
+    status = _dict(node.get("status"))
+    for cond in _list(status.get("conditions")):
+        cond = _dict(cond)
+        if cond.get("type") == "Ready" and cond.get("status") in ("False", "Unknown"):
+            reason = "NodeNotReady" if cond["status"] == "False" else "NodeUnreachable"
+            detail = cond.get("message") or cond.get("reason") or ""
+            return Classification(FaultClass.NODE, reason, _short(f"node {name} Ready={cond['status']}: {detail}"),
+                                  "node", node=_node_name(node))
+    for taint in _list(_dict(node.get("spec")).get("taints")):
+        reason = _NODE_TAINTS.get(str(_dict(taint).get("key")))
+        if reason:
+            return Classification(FaultClass.NODE, reason, f"node {name} has the taint {taint['key']}", "node",
+                                  node=_node_name(node))
+    for cond in _list(status.get("conditions")):
+        cond = _dict(cond)
+        if cond.get("type") == "NetworkUnavailable" and cond.get("status") == "True":
+            return Classification(FaultClass.NODE, "NetworkUnavailable",
+                                  _short(f"node {name}: {cond.get('message') or 'network unavailable'}"), "node",
+                                  node=_node_name(node))
+    if _dict(node.get("metadata")).get("deletionTimestamp"):
+        return Classification(FaultClass.NODE, "NodeDeleted", f"node {name} is being deleted", "node",
+                              node=_node_name(node))
+    return None
+
+
+def classify_node(node: Obj | None, device_faults: Sequence[DeviceFault]) -> Classification | None:
+    """Is this node faulty right now? Its conditions and taints first, then the fault reports for it.
+    `node` None means "not known", not "deleted": only the reports can then tell."""
+    name = _node_name(node)
+    if isinstance(node, dict):
+        found = _node_status(node)
+        if found:
+            return found
+    reports = [*nvidia_faults(node or {}), *(f for f in device_faults or [] if isinstance(f, DeviceFault))]
+    reports = [f for f in reports if name is None or f.node == name]
+    if not reports:
+        return None
+    fault = min(reports, key=lambda f: _REPORT_ORDER.get(f.fault_class, 3))
+    more = f" (and {len(reports) - 1} more)" if len(reports) > 1 else ""
+    return Classification(fault.fault_class, fault.reason, _short(f"{fault.source}: {fault.message}{more}"),
+                          "device-report", node=name or fault.node or None)
+
+
+# --- the pod -----------------------------------------------------------------------------------------------------
+
+_RUNTIME_CODES = {code: FaultClass(cls) for cls, code in EXIT_CODES.items() if cls not in ("none", "unknown")}
+_STATUS_REASONS = {
+    "Evicted": "Evicted", "NodeLost": "NodeLost", "UnexpectedAdmissionError": "UnexpectedAdmissionError",
+    "NodeAffinity": "NodeAffinity", "Shutdown": "NodeShutdown", "Terminated": "NodeShutdown",
+}  # fmt: skip
+_USER_WAITING = frozenset({"CreateContainerConfigError", "InvalidImageName"})
+_WEAK_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerError", "RunContainerError"})
+
+
+def _statuses(pod: Obj) -> list[Obj]:
+    status = _dict(pod.get("status"))
+    return [_dict(s) for s in _list(status.get("containerStatuses")) + _list(status.get("initContainerStatuses"))]
+
+
+def _terminated(pod: Obj) -> list[tuple[str, Obj]]:
+    found = []
+    for status in _statuses(pod):
+        terminated = _dict(_dict(status.get("state")).get("terminated"))
+        if terminated:
+            found.append((str(status.get("name") or "container"), terminated))
+    return found
+
+
+def _report(message: Any) -> Obj | None:
+    """The runtime's termination message, or None when the message is a log tail or garbage."""
+    if not isinstance(message, str) or not message.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "class" in data else None
+
+
+def _from_report(report: Obj) -> Classification | None:
+    try:
+        cls = FaultClass(report.get("class"))
+    except ValueError:
+        return None  # "none", or a class this operator does not know
+    return Classification(cls, str(report.get("reason") or "Reported"), _short(str(report.get("message") or "")),
+                          "termination-message")
+
+
+def _exit_code(terminated: Obj) -> int | None:
+    code = terminated.get("exitCode")
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    sig = terminated.get("signal")
+    return 128 + sig if isinstance(sig, int) and not isinstance(sig, bool) and sig > 0 else None
+
+
+def _from_container(name: str, terminated: Obj) -> tuple[Classification | None, bool]:
+    """(classification, decisive) for one terminated container."""
+    reason, code = str(terminated.get("reason") or ""), _exit_code(terminated)
+
+    def make(cls: FaultClass, why: str, message: str) -> Classification:
+        return Classification(cls, why, _short(message), "container-state")
+
+    if reason == "OOMKilled":
+        return make(FaultClass.OOM, "OOMKilled", f"container {name} was killed for exceeding its memory limit "
+                                                 f"(OOMKilled, exit code {code})"), True
+    if reason == "ContainerStatusUnknown":
+        return make(FaultClass.NODE, "ContainerStatusUnknown", f"container {name}: the kubelet lost track of it "
+                                                               f"({terminated.get('message') or 'no message'})"), True
+    if code is None or code == 0:
+        return None, False
+    if code in _RUNTIME_CODES:
+        cls = _RUNTIME_CODES[code]
+        return make(cls, "ExitCode", f"container {name} exited with code {code}, the runtime's code for {cls.value}, "
+                                     "and left no termination message"), True
+    if code > 128:
+        try:
+            sig = signal.Signals(code - 128)
+        except ValueError:
+            return make(FaultClass.UNKNOWN, "Crashed", f"container {name} exited with code {code}"), False
+        if sig == signal.SIGTERM:
+            return make(FaultClass.NODE, "Terminated", f"container {name} was stopped by SIGTERM"), False
+        # SIGKILL without OOMKilled: the kubelet or the runtime killed it after a grace period. SIGABRT: a C++
+        # abort, which a collective watchdog does but so does any failed assertion; the log tail tells which.
+        why = {signal.SIGKILL: "Killed", signal.SIGABRT: "Aborted"}.get(sig, "Crashed")
+        return make(FaultClass.UNKNOWN, why, f"container {name} died of {sig.name} (exit code {code})"), False
+    return make(FaultClass.UNKNOWN, "ExitCode", f"container {name} exited with code {code}"), False
+
+
+def _from_waiting(pod: Obj) -> tuple[Classification | None, bool]:
+    for status in _statuses(pod):
+        waiting = _dict(_dict(status.get("state")).get("waiting"))
+        reason = str(waiting.get("reason") or "")
+        if reason in _USER_WAITING or reason in _WEAK_WAITING:
+            cls = FaultClass.USER if reason in _USER_WAITING else FaultClass.UNKNOWN
+            message = f"container {status.get('name') or 'container'}: {reason}: {waiting.get('message') or ''}"
+            return Classification(cls, reason, _short(message), "container-state"), reason in _USER_WAITING
+    return None, False
+
+
+def _from_pod_status(pod: Obj) -> Classification | None:
+    status = _dict(pod.get("status"))
+    reason = str(status.get("reason") or "")
+    message = str(status.get("message") or "")
+    if reason in _STATUS_REASONS or reason.startswith("OutOf"):
+        return Classification(FaultClass.NODE, _STATUS_REASONS.get(reason, reason), _short(message or reason),
+                              "pod-condition")
+    for cond in _list(status.get("conditions")):
+        cond = _dict(cond)
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            why = str(cond.get("reason") or "DisruptionTarget")
+            return Classification(FaultClass.NODE, why, _short(str(cond.get("message") or why)), "pod-condition")
+    return None
+
+
+def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault]) -> Classification:
+    """Why a pod failed (phase Failed) or is lost (on a dead node). `node` is the pod's node when known."""
+    pod = _dict(pod)
+    node_name = str(_dict(pod.get("spec")).get("nodeName") or "") or _node_name(node)
+    terminated = _terminated(pod)
+    reports = [r for _, t in terminated if (r := _report(t.get("message"))) is not None]
+    counters = next(iter(reports), {})
+    weak: list[Classification] = []
+
+    def finish(found: Classification) -> Classification:
+        return replace(found, step=_count(counters.get("step")), checkpoint_step=_count(counters.get("checkpointStep")),
+                       resumed_from=_count(counters.get("resumedFrom")), node=found.node or node_name or None)
+
+    # (a) The runtime's report. "unknown" is its own admission that it could not tell: let the others try.
+    for report in reports:
+        found = _from_report(report)
+        if found and found.fault_class != FaultClass.UNKNOWN:
+            return finish(found)
+        if found:
+            weak.append(found)
+    # (b) The container state; OOMKilled in any container beats an exit code in another.
+    results = [_from_container(name, t) for name, t in terminated]
+    results.sort(key=lambda r: r[0] is None or r[0].reason != "OOMKilled")
+    results.append(_from_waiting(pod))
+    for found, decisive in results:
+        if found and decisive:
+            return finish(found)
+        if found:
+            weak.append(found)
+    # (c) Pod conditions and status; (d) the node; (e) the fault reports for the node.
+    found = _from_pod_status(pod)
+    if found:
+        return finish(found)
+    if node_name:
+        found = classify_node(node if isinstance(node, dict) else None,
+                              [f for f in device_faults or [] if isinstance(f, DeviceFault) and f.node == node_name])
+        if found:
+            return finish(found)
+    # (f) The log tail, in the messages that are not reports.
+    for _, t in terminated:
+        message = t.get("message")
+        if _report(message) is None and isinstance(message, str):
+            found = _from_log(message)
+            if found and found.fault_class != FaultClass.UNKNOWN:
+                return finish(found)
+            if found:
+                weak.append(found)
+    if weak:
+        return finish(weak[0])
+    status = _dict(pod.get("status"))
+    message = str(status.get("message") or status.get("reason") or "")
+    return finish(Classification(FaultClass.UNKNOWN, "Unknown", _short(message or "no source explains the failure"),
+                                 "none"))
