@@ -36,6 +36,20 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 PodDeletionHook = Callable[[Key, Obj, int], bool]
 
 
+def pod_deletion_grace(pod: Obj, requested: Any) -> int:
+    """The grace period a pod deletion gets, as the pod registry's CheckGracefulDelete decides: the
+    request's `gracePeriodSeconds` (query parameter or DeleteOptions), else the pod's
+    terminationGracePeriodSeconds (30); 0 (delete at once) for a pod never scheduled or finished."""
+    spec, phase = pod.get("spec") or {}, (pod.get("status") or {}).get("phase")
+    if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+        return 0
+    try:
+        seconds = int(requested if requested is not None else spec.get("terminationGracePeriodSeconds", 30))
+    except (TypeError, ValueError) as exc:
+        raise errors.bad_request(f"gracePeriodSeconds must be an integer, not {requested!r}") from exc
+    return max(seconds, 0)
+
+
 @attrs.define(kw_only=True)
 class Route:
     rt: ResourceType
@@ -273,10 +287,13 @@ class LocalAPI(kmock.KubernetesEmulator):
     def _delete_object(self, rt: ResourceType, current: Obj, orphan: bool, grace: Any) -> Obj:
         meta = current["metadata"]
         key = (rt.group_resource, meta.get("namespace"), meta["name"])
-        if rt.kind == "Pod" and self.pod_deletion_hook is not None and not meta.get("finalizers"):
-            seconds = int(grace) if grace is not None else int(current["spec"].get("terminationGracePeriodSeconds", 30))
-            if self.pod_deletion_hook(key, current, seconds):
+        if rt.kind == "Pod" and not meta.get("finalizers"):
+            seconds = pod_deletion_grace(current, grace)
+            if seconds > 0 and self.pod_deletion_hook is not None and self.pod_deletion_hook(key, current, seconds):
                 return self.store.mark_terminating(key, seconds)
+            # Immediate (force) deletion: as in the API server, the object is stamped with a zero
+            # grace period (watchers see it) and removed in the same request, whatever still runs.
+            current = self.store.mark_terminating(key, 0)
         if rt.kind == "Namespace":
             for other in [k for k in self.store.objects if k[1] == meta["name"]]:
                 self.store.remove(other)

@@ -19,6 +19,7 @@ import yaml
 
 from tandem.localcluster.api import LocalAPI
 from tandem.localcluster.kubelet import Kubelet
+from tandem.localcluster.node_lifecycle import run_node_lifecycle
 from tandem.localcluster.nodes import DEFAULT_CLUSTER, ClusterConfig, node_manifests
 from tandem.localcluster.scheduler import run_scheduler
 
@@ -48,7 +49,8 @@ class LocalCluster:
         self._own_state_dir = state_dir is None
         self.state_dir = Path(tempfile.mkdtemp(prefix="tandem-local-")) if state_dir is None else Path(state_dir)
         self.kubelet = Kubelet(self.state_dir) if kubelet else None
-        self.services: list[Callable[[LocalAPI], Any]] = [run_scheduler]  # coroutines started beside the API
+        # Coroutines started beside the API: the control plane's controllers, then the kubelet.
+        self.services: list[Callable[[LocalAPI], Any]] = [run_scheduler, run_node_lifecycle]
         if self.kubelet is not None:
             self.services.append(self.kubelet.run)
 

@@ -219,3 +219,34 @@ def terminated_status(pod: Obj, *, code: int, signal_number: int | None, reason:
     if pod_ip:
         new.update(podIP=pod_ip, podIPs=[{"ip": pod_ip}])
     return new
+
+
+LOST_REASON = "ContainerStatusUnknown"
+LOST_MESSAGE = "The container could not be located when the pod was terminated"
+# What kubelet_pods.go infers for a container that was Running and is no longer known to the runtime.
+LOST_LAST_MESSAGE = "The container could not be located when the pod was deleted.  The container used to be Running"
+
+
+def lost_status(pod: Obj, now: str) -> Obj:
+    """The status a restarted kubelet writes for a pod whose container vanished with the machine
+    (restartPolicy Never): the container was Running and the runtime no longer knows it, so its
+    last state is inferred terminated (137, ContainerStatusUnknown; one restart counted unless the
+    pod is being deleted), the pod turns Failed, and the status manager's TerminatePod gives the
+    container the same terminated state. A pod already finished keeps its status."""
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return status
+    container = pod["spec"]["containers"][0]
+    old = next(iter(status.get("containerStatuses") or []), {})
+    unknown = {"exitCode": 137, "reason": LOST_REASON}
+    new = _container_status(container, {"terminated": {**unknown, "message": LOST_MESSAGE}}, False, None)
+    new["started"] = False
+    if "running" in (old.get("state") or {}):
+        new["lastState"] = {"terminated": {**unknown, "message": LOST_LAST_MESSAGE}}
+        new["restartCount"] = int(old.get("restartCount") or 0) + (0 if pod["metadata"].get("deletionTimestamp") else 1)
+    return {**status, "phase": "Failed",
+            "conditions": _conditions(status, [("PodReadyToStartContainers", "False", None),
+                                               ("Initialized", "True", "PodCompleted"),
+                                               ("Ready", "False", "PodCompleted"),
+                                               ("ContainersReady", "False", "PodCompleted")], now),
+            "containerStatuses": [new]}

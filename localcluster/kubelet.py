@@ -6,17 +6,17 @@ to itself (see the package README, "The local cluster"):
   claim, shared by every pod that mounts it; an emptyDir per pod; a hostPath as it is), and any
   env value that starts with a volumeMount's mountPath, or names the terminationMessagePath, is
   rewritten to the folder or file;
-- each pod gets its own loopback address 127.0.0.N as status.podIP, and an env value that is a
-  pod's DNS name through a headless Service (`<hostname>.<subdomain>.<namespace>.svc[.cluster.local]`)
-  becomes that pod's address (the local stand-in for cluster DNS); the pod waits in
-  ContainerCreating until a pod with that hostname and subdomain exists;
-- torch's TCPStore listens on every address, so `MASTER_PORT` (beside a `MASTER_ADDR`) becomes a
-  free port chosen once per resolved MASTER_ADDR and shared by every pod naming that address;
+- pod IPs, pod DNS names and MASTER_PORT become loopback addresses and free ports (`addresses.py`);
+  a pod naming a DNS name no pod has yet waits in ContainerCreating;
 - the terminationMessagePath is a per-pod file, also given as `TANDEM_TERMINATION_LOG` unless
   the pod sets it.
 Statuses are written as a kubelet writes them (phase, conditions, podIP, containerStatuses with
 running and terminated states, exit codes 128+N for signals, the termination message or the log
-tail under FallbackToLogsOnError). The decisions are pure functions in `containers.py`."""
+tail under FallbackToLogsOnError). The decisions are pure functions in `containers.py`.
+One Kubelet plays every node's kubelet; a node whose Ready condition is False or Unknown has a
+dead kubelet: its pods' processes are killed at once, their statuses freeze, their deletions hang
+in Terminating; once Ready again, it reports the vanished containers as a restarted kubelet does
+(ContainerStatusUnknown) and removes the pods deleted meanwhile."""
 
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tandem.localcluster.addresses import PodAddresses
 from tandem.localcluster.containers import (
     TAIL_BYTES,
     StartError,
@@ -37,6 +37,7 @@ from tandem.localcluster.containers import (
     claim_folder,
     container_env,
     exit_code,
+    lost_status,
     mounts,
     process_env,
     rewrite_path,
@@ -47,6 +48,7 @@ from tandem.localcluster.containers import (
     volume_folders,
     waiting_status,
 )
+from tandem.localcluster.node_lifecycle import is_down
 from tandem.localcluster.resources import GroupResource
 from tandem.localcluster.store import Key, Obj, now_iso
 
@@ -63,11 +65,13 @@ class PodRun:
     key: Key
     uid: str
     dir: Path
+    node: str = ""
     process: asyncio.subprocess.Process | None = None
     container_id: str | None = None
     started_at: str | None = None
     stop_grace: int | None = None  # set once the pod is being deleted
     reason: str | None = None  # a termination reason forced by fault injection (e.g. OOMKilled)
+    lost: bool = False  # killed with its node: reported ContainerStatusUnknown once the node is back
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -93,10 +97,9 @@ class Kubelet:
         self._runs: dict[str, PodRun] = {}  # by pod uid
         self._latest: dict[tuple[str, str], PodRun] = {}  # by (namespace, name); kept after deletion
         self._waiting: dict[Key, str] = {}  # bound pods that cannot start yet, and why
-        self._ips: dict[str, str] = {}  # pod uid -> loopback address
-        self._next_ip = 2
-        self._ports: dict[tuple[str, str], str] = {}
+        self.addresses = PodAddresses(lambda: self.api.store.objects if self.api is not None else {})
         self._tasks: set[asyncio.Task[None]] = set()
+        self._down: set[str] = set()  # nodes whose kubelet is dead (Ready False or Unknown), as last seen
 
     # --- public helpers ------------------------------------------------------------------------
     def pod_dir(self, namespace: str, name: str) -> Path | None:
@@ -123,6 +126,11 @@ class Kubelet:
             (os.killpg if group else os.kill)(run.process.pid, sig)
         return True
 
+    def is_running(self, namespace: str, name: str) -> bool:
+        """Whether the latest pod of that name has a live process (the kubelet has seen it exit once False)."""
+        run = self._latest.get((namespace, name))
+        return run is not None and run.process is not None and run.alive
+
     def kill_all(self) -> None:
         for run in list(self._runs.values()):
             if run.process is not None and run.alive:
@@ -144,6 +152,8 @@ class Kubelet:
         api.log_reader = self.read_log
         queue = api.store.subscribe()
         try:
+            self._down = {name for (resource, _, name), node in api.store.objects.items()
+                          if resource == NODES and is_down(node)}
             for (resource, _, _), obj in list(api.store.objects.items()):
                 if resource == PODS:
                     self._sync(obj)
@@ -153,6 +163,8 @@ class Kubelet:
                     self._on_deleted(event.obj)
                 elif event.resource == PODS:
                     self._sync(event.obj)
+                elif event.resource == NODES and event.type != "DELETED":
+                    self._on_node(event.obj["metadata"]["name"], is_down(event.obj))
                 if event.resource in (PODS, NODES):
                     for key in list(self._waiting):
                         if (pod := api.store.objects.get(key)) is not None:
@@ -171,9 +183,11 @@ class Kubelet:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         key = (PODS, meta["namespace"], meta["name"])
         run = self._runs.get(meta["uid"])
+        if self._dead(spec.get("nodeName")):
+            return  # a dead kubelet neither starts, stops nor reports anything
         if meta.get("deletionTimestamp"):
             self._waiting.pop(key, None)
-            if run is not None and run.alive and run.stop_grace is None:
+            if run is not None and run.alive:
                 self._stop(run, int(meta.get("deletionGracePeriodSeconds") or 0))
             return
         if run is not None or not spec.get("nodeName") or (pod.get("status") or {}).get("phase") != "Pending":
@@ -185,61 +199,73 @@ class Kubelet:
         self._start(key, pod)
 
     def _deletion_hook(self, key: Key, pod: Obj, grace: int) -> bool:
+        if self._dead(pod["spec"].get("nodeName")):
+            return True  # no kubelet confirms it: Terminating until the node returns or a force deletion
         run = self._runs.get(pod["metadata"]["uid"])
         return run is not None and run.alive  # the MODIFIED event that follows starts the shutdown
 
     def _on_deleted(self, pod: Obj) -> None:
-        # Removed without graceful deletion (garbage collection, namespace deletion): stop it anyway.
+        # Removed while its process may still run (force deletion, garbage collection, namespace
+        # deletion): the orphan is stopped with the deletion's grace period, else the pod's own.
         meta = pod["metadata"]
         self._waiting.pop((PODS, meta["namespace"], meta["name"]), None)
         run = self._runs.get(meta["uid"])
-        if run is not None and run.alive and run.stop_grace is None:
-            self._stop(run, int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)))
+        grace = meta.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        if run is not None and run.alive:
+            self._stop(run, int(grace))
+
+    # --- node faults -------------------------------------------------------------------------
+    def _dead(self, node_name: str | None) -> bool:
+        """Whether that node's kubelet is dead now: its Ready condition in the store is False or Unknown."""
+        assert self.api is not None
+        return bool(node_name) and is_down(self.api.store.find(NODES, None, str(node_name)))
+
+    def _on_node(self, name: str, down: bool) -> None:
+        if down and name not in self._down:
+            self._down.add(name)
+            self._power_off(name)
+        elif not down and name in self._down:
+            self._down.discard(name)
+            self._power_on(name)
+
+    def _power_off(self, name: str) -> None:
+        # The machine died: every process of its pods dies with it, and nobody reports it.
+        for run in self._runs.values():
+            if run.node == name and run.alive:
+                run.lost = True
+                if run.process is not None:  # one still starting is killed by _launch
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(run.process.pid, signal.SIGKILL)
+
+    def _power_on(self, name: str) -> None:
+        """The kubelet restarts: a container that vanished with the machine is reported terminated,
+        ContainerStatusUnknown, and a pod deleted meanwhile is removed; pods it never started start."""
+        assert self.api is not None
+        for key, pod in list(self.api.store.objects.items()):
+            if key[0] != PODS or pod["spec"].get("nodeName") != name:
+                continue
+            run = self._runs.get(pod["metadata"]["uid"])
+            if run is not None and run.lost:
+                if not run.alive:  # else _launch reports it as soon as the process is reaped
+                    self._write(key, run.uid, lambda p: lost_status(p, now_iso()))
+            elif pod["metadata"].get("deletionTimestamp") and (run is None or not run.alive):
+                if not pod["metadata"].get("finalizers"):
+                    self.api.store.remove(key)
+            else:
+                self._sync(pod)
 
     # --- starting ----------------------------------------------------------------------------
-    def _ip(self, uid: str) -> str:
-        if uid not in self._ips:
-            while self._next_ip % 256 in (0, 255):
-                self._next_ip += 1
-            self._ips[uid] = f"127.0.{self._next_ip // 256}.{self._next_ip % 256}"
-            self._next_ip += 1
-        return self._ips[uid]
-
-    def _resolve(self, namespace: str, subdomain: str, hostname: str) -> str | None:
-        assert self.api is not None
-        found = [o for (r, ns, _), o in self.api.store.objects.items()
-                 if r == PODS and ns == namespace and (o.get("spec") or {}).get("hostname") == hostname
-                 and o["spec"].get("subdomain") == subdomain]
-        if not found:
-            return None
-        # A live pod wins over one being deleted or finished (a rank 0 that already exited still
-        # answers, so a late rank starts and meets whatever a real process would meet there).
-        best = max(found, key=lambda o: (not o["metadata"].get("deletionTimestamp"),
-                                         (o.get("status") or {}).get("phase") not in ("Succeeded", "Failed"),
-                                         o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
-        return self._ip(best["metadata"]["uid"])
-
-    def _master_port(self, address: str, port: str) -> str:
-        if (address, port) not in self._ports:
-            taken = set(self._ports.values())
-            while True:
-                with socket.socket() as probe:
-                    probe.bind(("", 0))
-                    free = str(probe.getsockname()[1])
-                if free not in taken:
-                    break
-            self._ports[(address, port)] = free
-        return self._ports[(address, port)]
-
     def _start(self, key: Key, pod: Obj) -> None:
         meta = pod["metadata"]
         container = pod["spec"]["containers"][0]
         pod_dir = self.state_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
-        ip = self._ip(meta["uid"])
+        ip = self.addresses.ip(meta["uid"])
         try:
             folders = volume_folders(pod, self.state_dir, pod_dir)
             table = mounts(container, folders, pod_dir / "termination-log")
-            env = container_env(pod, container, ip, table, self._resolve, self._master_port)
+            env = container_env(pod, container, ip, table, self.addresses.resolve, self.addresses.master_port)
             command = argv(container, env)
         except LookupError as unresolved:
             why = f"waiting for {unresolved.args[0]} to resolve: no pod has that hostname and subdomain yet"
@@ -249,11 +275,11 @@ class Kubelet:
             return
         except StartError as exc:
             message = str(exc)
-            self._begin(key, meta["uid"], pod_dir).done.set()
+            self._begin(key, pod, pod_dir).done.set()
             self._write(key, meta["uid"], lambda p: self._exited(p, 128, None, message, "StartError"))
             return
         self._waiting.pop(key, None)
-        run = self._begin(key, meta["uid"], pod_dir)
+        run = self._begin(key, pod, pod_dir)
         for volume, folder in folders.items():
             if folder.is_relative_to(self.state_dir):  # hostPath folders are the host's business
                 folder.mkdir(parents=True, exist_ok=True)
@@ -270,9 +296,10 @@ class Kubelet:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _begin(self, key: Key, uid: str, pod_dir: Path) -> PodRun:
+    def _begin(self, key: Key, pod: Obj, pod_dir: Path) -> PodRun:
         pod_dir.mkdir(parents=True, exist_ok=True)
-        run = self._runs[uid] = PodRun(key=key, uid=uid, dir=pod_dir)
+        uid = pod["metadata"]["uid"]
+        run = self._runs[uid] = PodRun(key=key, uid=uid, dir=pod_dir, node=pod["spec"]["nodeName"])
         self._latest[(key[1] or "", key[2])] = run
         run.termination_file.touch()
         return run
@@ -299,16 +326,22 @@ class Kubelet:
             return
         run.process, run.started_at = process, now_iso()
         run.container_id = f"tandem-local://{run.uid}/{process.pid}"
-        if run.stop_grace is None:
+        if run.lost:  # its node went down while it was starting
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+        elif run.stop_grace is None:
             self._write(run.key, run.uid, lambda p: running_status(
-                p, self._ip(run.uid), str(run.container_id), str(run.started_at), now_iso()))
+                p, self.addresses.ip(run.uid), str(run.container_id), str(run.started_at), now_iso()))
         else:
-            self._stop(run, run.stop_grace)
+            self._terminate_soon(run, run.stop_grace)  # deleted while it was starting
         returncode = await process.wait()
         # As when a container's init process exits: nothing it left behind keeps running.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         run.done.set()
+        if run.lost:  # written only if the node is back already; otherwise when it returns
+            self._write(run.key, run.uid, lambda p: lost_status(p, now_iso()))
+            return
         code, signal_number = exit_code(returncode)
         self._write(run.key, run.uid, lambda p: self._exited(p, code, signal_number, None, run.reason, run))
 
@@ -325,7 +358,7 @@ class Kubelet:
         return terminated_status(pod, code=code, signal_number=signal_number, reason=reason, message=message or "",
                                  container_id=run.container_id if run else None,
                                  started_at=run.started_at if run else None,
-                                 pod_ip=self._ip(pod["metadata"]["uid"]) if run else None, now=now_iso())
+                                 pod_ip=self.addresses.ip(pod["metadata"]["uid"]) if run else None, now=now_iso())
 
     def _write(self, key: Key, uid: str, build: Callable[[Obj], Obj]) -> None:
         """Write the status `build` makes from the stored pod, if that pod is still this one; a
@@ -334,10 +367,8 @@ class Kubelet:
         store = self.api.store
         current = store.objects.get(key)
         run = self._runs.get(uid)
-        if current is None or current["metadata"]["uid"] != uid:
-            return
-        if current["metadata"].get("deletionTimestamp") and run is not None and run.alive:
-            return  # the store would remove a terminating pod on this write, before its process stops
+        if current is None or current["metadata"]["uid"] != uid or self._dead(current["spec"].get("nodeName")):
+            return  # gone, replaced, or its node is down: a dead kubelet posts nothing
         store.update(self.api.types[("", "v1", "pods")], current, {**current, "status": build(current)}, "status")
         current = store.objects.get(key)
         if (current is not None and current["metadata"].get("deletionTimestamp")
@@ -346,9 +377,13 @@ class Kubelet:
 
     # --- stopping ----------------------------------------------------------------------------
     def _stop(self, run: PodRun, grace: int) -> None:
+        if run.stop_grace is not None and grace >= run.stop_grace:
+            return  # already stopping, no sooner than this (a later deletion may only shorten it)
         run.stop_grace = grace
-        if run.process is None:
-            return  # still starting: _launch stops it once the process exists
+        if run.process is not None:  # else _launch stops it once the process exists
+            self._terminate_soon(run, grace)
+
+    def _terminate_soon(self, run: PodRun, grace: int) -> None:
         task = asyncio.create_task(self._terminate(run, grace))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

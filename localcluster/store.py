@@ -145,7 +145,10 @@ class Store:
         key = (rt.group_resource, old_meta.get("namespace"), old_meta["name"])
         self.objects[key] = new
         self._emit(rt.group_resource, "MODIFIED", new, current)
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not meta.get("deletionGracePeriodSeconds"):
+            # As the API server's ShouldDeleteDuringUpdate: the last finalizer gone ends a deletion
+            # whose grace period is over; a pod still in its grace period (a kubelet stopping it, or
+            # a dead node's pod hanging in Terminating) keeps taking status writes.
             return self._remove(key)
         return new
 
@@ -163,9 +166,11 @@ class Store:
         return self._remove(key, orphan=orphan)
 
     def mark_terminating(self, key: Key, grace_seconds: int) -> Obj:
-        """Graceful deletion (pods on a node): the kubelet removes the object once it has stopped."""
+        """Graceful deletion (pods on a node): the kubelet removes the object once it has stopped.
+        A pending one may only be shortened (a later delete with a smaller grace period)."""
         current = self.objects[key]
-        if current["metadata"].get("deletionTimestamp"):
+        pending = current["metadata"].get("deletionGracePeriodSeconds")
+        if current["metadata"].get("deletionTimestamp") and (pending is None or grace_seconds >= pending):
             return current
         meta = {**current["metadata"], "deletionTimestamp": now_iso(),
                 "deletionGracePeriodSeconds": grace_seconds, "resourceVersion": self._next_rv()}
