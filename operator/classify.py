@@ -340,7 +340,8 @@ def _from_pod_status(pod: Obj) -> Classification | None:
 def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault]) -> Classification:
     """Why a pod failed (phase Failed) or is lost (on a dead node). `node` is the pod's node when known."""
     pod = _dict(pod)
-    node_name = str(_dict(pod.get("spec")).get("nodeName") or "") or _node_name(node)
+    # A pod that was never bound cannot have been killed by a node: only its own spec names its node.
+    node_name = str(_dict(pod.get("spec")).get("nodeName") or "")
     terminated = _terminated(pod)
     reports = [r for _, t in terminated if (r := _report(t.get("message"))) is not None]
     counters = next(iter(reports), {})

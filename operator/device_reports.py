@@ -25,7 +25,9 @@ Ascend (Huawei MindCluster). Formats, cited from the public sources:
   RestartRequest, RestartBusiness, FreeRestartNPU, RestartNPU, SeparateNPU, PreSeparateNPU, plus
   ManuallySeparateNPU, SubHealthFault and the older RecoverRestartBusiness; constants in
   component/ascend-device-plugin/pkg/common/fault_code.go. Link-down is fault code 0x81078603
-  (LinkDownFaultCode, same file).
+  (LinkDownFaultCode, same file); the fault_code "Disconnected" means the chip's network is unreachable and
+  "heartbeatTimeOut" that the node's status was lost (docs/zh/scheduling/api/ascend_device_plugin.md).
+  A full Atlas A3 example ConfigMap is in the MindCluster API docs, section "Ascend Device Plugin / 故障信息".
 
 NVIDIA. There is no NVIDIA device-plugin ConfigMap; node health monitors publish node conditions:
 - NVSentinel (NVIDIA/NVSentinel docs/INTEGRATIONS.md): condition types GpuXidError / SysLogsXIDError,
@@ -73,10 +75,15 @@ class DeviceFault:
 # subHealthyStrategy, not by failing it. Any other level (including ones a newer plugin adds) means
 # the workload must restart or the chip be isolated, so it counts.
 _BENIGN_LEVELS = frozenset({"", "NotHandleFault", "NotHandle", "NormalNPU", "NormalNetwork", "SubHealthFault"})
-_LINK_DOWN_CODES = frozenset({"81078603"})
+_LINK_DOWN_CODES = frozenset({"81078603", "disconnected"})
+_NODE_LOST_CODES = frozenset({"heartbeattimeout"})
 _NODED_BENIGN = frozenset({"", "NotHandleFault", "Healthy"})
 _SWITCH_FAULT_LEVELS = frozenset({"Separate", "RestartRequest"})
 _PLUGIN = "ascend-device-plugin"
+
+
+def _dict(value: Any) -> Obj:
+    return value if isinstance(value, dict) else {}
 
 
 def _loads(value: Any) -> Any:
@@ -89,7 +96,7 @@ def _loads(value: Any) -> Any:
 
 
 def _node_of(configmap: Obj) -> str:
-    name = str((configmap.get("metadata") or {}).get("name") or "")
+    name = str(_dict(configmap.get("metadata")).get("name") or "")
     for prefix in ASCEND_PREFIXES:
         if name.startswith(prefix):
             return name[len(prefix):]
@@ -133,9 +140,10 @@ def _chip_faults(node: str, device_list: Obj) -> list[DeviceFault]:
                 continue
             chip = str(entry.get("npu_name") or "")
             codes = _codes(entry.get("fault_code"))
-            if fault_type == "NodeUnhealthy":
+            lowered = {c.lower() for c in codes}
+            if fault_type == "NodeUnhealthy" or _NODE_LOST_CODES & lowered:
                 cls, reason = FaultClass.NODE, "NodeHardwareFault"
-            elif fault_type == "CardNetworkUnhealthy" or _LINK_DOWN_CODES.intersection(c.lower() for c in codes):
+            elif fault_type == "CardNetworkUnhealthy" or _LINK_DOWN_CODES & lowered:
                 cls, reason = FaultClass.INTERCONNECT, "NpuLinkFault"
             else:
                 cls, reason = FaultClass.DEVICE, "NpuChipFault"
@@ -275,9 +283,15 @@ def _xid_faults(node: str, kind: str, message: str) -> list[DeviceFault]:
     return faults
 
 
+def _core(kind: str) -> str:
+    """The condition type without NVSentinel's "SysLogs" prefix, whose trailing s would make XID look like SXID."""
+    low = kind.lower()
+    return low[len("syslogs"):] if low.startswith("syslogs") else low
+
+
 def _condition_class(kind: str) -> tuple[FaultClass, str] | None:
     """What a True node condition of this type says, for the GPU health conditions we know of."""
-    low = kind.lower()
+    low = _core(kind)
     if "nonfatal" in low or low in ("dcgmerror", "cspmaintenance"):
         return None
     if "sxid" in low or "nvswitch" in low or "nvlink" in low or "infiniband" in low:
@@ -293,15 +307,15 @@ def nvidia_faults(node: Obj) -> list[DeviceFault]:
     """Open GPU faults a node's conditions report (NVSentinel, node-problem-detector GPU checks)."""
     if not isinstance(node, dict):
         return []
-    name = str((node.get("metadata") or {}).get("name") or "")
-    conditions = (node.get("status") or {}).get("conditions")
+    name = str(_dict(node.get("metadata")).get("name") or "")
+    conditions = _dict(node.get("status")).get("conditions")
     faults: list[DeviceFault] = []
     for cond in conditions if isinstance(conditions, list) else []:
         if not isinstance(cond, dict) or cond.get("status") != "True":
             continue
         kind = str(cond.get("type") or "")
         message = str(cond.get("message") or cond.get("reason") or "")
-        low = kind.lower()
+        low = _core(kind)
         if "xid" in low and "sxid" not in low:
             faults.extend(_xid_faults(name, kind, message))
             continue
@@ -317,7 +331,7 @@ def _configmap_node(configmap: Any) -> str:
 
 def node_faults(node: Obj, configmaps: Sequence[Obj] | Iterable[Obj]) -> list[DeviceFault]:
     """Everything open for one node: its Ascend ConfigMaps (of all the ones given) and its GPU conditions."""
-    name = str(((node or {}).get("metadata") or {}).get("name") or "") if isinstance(node, dict) else ""
+    name = str(_dict(_dict(node).get("metadata")).get("name") or "")
     faults: list[DeviceFault] = []
     for configmap in configmaps or []:
         if name and _configmap_node(configmap) == name:

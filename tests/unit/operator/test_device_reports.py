@@ -1,0 +1,116 @@
+"""Reading the accelerator fault reports: Ascend MindCluster ConfigMaps and GPU health node conditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tandem.operator.api_types import FaultClass
+from tandem.operator.device_reports import (
+    DeviceFault,
+    ascend_faults,
+    node_faults,
+    nvidia_faults,
+    xid_class,
+    xid_numbers,
+)
+
+DATA = Path(__file__).parents[2] / "data" / "faults"
+ASCEND = yaml.safe_load((DATA / "ascend_configmaps.yaml").read_text())
+NVIDIA = yaml.safe_load((DATA / "nvidia_nodes.yaml").read_text())
+
+
+def _summary(faults: list[DeviceFault]) -> list[tuple[str, str]]:
+    return sorted((f.fault_class.value, f.reason) for f in faults)
+
+
+@pytest.mark.parametrize("case", ASCEND, ids=[c["id"] for c in ASCEND])
+def test_ascend_configmaps(case: dict[str, Any]) -> None:
+    faults = ascend_faults(case["configmap"])
+    assert _summary(faults) == sorted((cls, reason) for cls, reason, _ in case["expect"])
+    for cls, reason, named in case["expect"]:
+        assert any(f.fault_class == cls and f.reason == reason and named in f.message for f in faults), named
+    assert all(f.node == case["node"] for f in faults)
+    assert all(f.source in ("ascend-device-plugin", "noded") for f in faults)
+
+
+@pytest.mark.parametrize("case", NVIDIA, ids=[c["id"] for c in NVIDIA])
+def test_gpu_node_conditions(case: dict[str, Any]) -> None:
+    node = {"metadata": {"name": "gpu-0"}, "status": {"conditions": case["conditions"]}}
+    faults = nvidia_faults(node)
+    assert _summary(faults) == sorted((cls, reason) for cls, reason, _ in case["expect"])
+    for cls, reason, named in case["expect"]:
+        assert any(f.fault_class == cls and f.reason == reason and named in f.message for f in faults), named
+    assert all(f.node == "gpu-0" and f.source.startswith("node-condition/") for f in faults)
+
+
+@pytest.mark.parametrize(
+    ("text", "xids"),
+    [
+        ("ErrorCode:79 gpu:0 XID error occured Recommended Action=NODE_REBOOT;", [79]),
+        ("NVRM: Xid (PCI:0000:91:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.", [79]),
+        ("[48, 145] GPU errors - RecommendedAction: RESTART_VM", [48, 145]),
+        ("Xid 63 then Xid 63 again", [63]),
+        ("no numbers here", []),
+        ("", []),
+    ],
+)
+def test_xid_numbers(text: str, xids: list[int]) -> None:
+    assert xid_numbers(text) == xids
+
+
+@pytest.mark.parametrize(
+    ("xid", "cls"),
+    [(74, FaultClass.INTERCONNECT), (144, FaultClass.INTERCONNECT), (150, FaultClass.INTERCONNECT),
+     (48, FaultClass.DEVICE), (63, FaultClass.DEVICE), (64, FaultClass.DEVICE), (79, FaultClass.DEVICE),
+     (92, FaultClass.DEVICE), (94, FaultClass.DEVICE), (95, FaultClass.DEVICE), (119, FaultClass.DEVICE),
+     (13, None), (31, None), (43, None), (45, None), (68, None)],
+)
+def test_xid_classes(xid: int, cls: FaultClass | None) -> None:
+    assert xid_class(xid) == cls
+
+
+def test_node_faults_joins_the_nodes_configmaps_and_conditions() -> None:
+    configmaps = [c["configmap"] for c in ASCEND]
+    node = {"metadata": {"name": "a3-node-0"}, "status": {"conditions": [
+        {"type": "GpuMemWatch", "status": "True", "message": "[DCGM_FR_FAULTY_MEMORY] on GPU 0"}]}}
+    faults = node_faults(node, configmaps)
+    assert _summary(faults) == [("device", "GpuUnhealthy"), ("device", "NpuChipFault"),
+                                ("interconnect", "NpuLinkFault")]
+    assert {f.node for f in faults} == {"a3-node-0"}
+    assert node_faults({"metadata": {"name": "node-1"}}, configmaps) == []
+
+
+def test_node_faults_ignores_other_nodes_with_a_shared_prefix() -> None:
+    configmap = {"metadata": {"name": "mindx-dl-deviceinfo-node-10"},
+                 "data": {"ManuallySeparateNPU": "Ascend910-0"}}
+    assert node_faults({"metadata": {"name": "node-1"}}, [configmap]) == []
+    assert len(node_faults({"metadata": {"name": "node-10"}}, [configmap])) == 1
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [None, {}, [], "x", 3, {"metadata": None}, {"metadata": {"name": "mindx-dl-deviceinfo-n"}, "data": None},
+     {"metadata": {"name": "mindx-dl-deviceinfo-n"}, "data": {"DeviceInfoCfg": "[1, 2]"}},
+     {"metadata": {"name": "mindx-dl-deviceinfo-n"}, "data": {"DeviceInfoCfg": '{"DeviceInfo": []}'}},
+     {"metadata": {"name": "mindx-dl-deviceinfo-n"},
+      "data": {"DeviceInfoCfg": '{"DeviceInfo": {"DeviceList": {"huawei.com/Ascend910-Fault": "[1, null, \\"x\\"]",'
+                                ' "huawei.com/Ascend910-Unhealthy": 7}}}'}},
+     {"metadata": {"name": "mindx-dl-nodeinfo-n"}, "data": {"NodeInfo": '{"NodeInfo": {"FaultDevList": [1, {}]}}'}},
+     {"metadata": {"name": "mindx-dl-switchinfo-n"}, "data": {"SwitchInfoCfg": '{"FaultCode": 5}'}}],
+)
+def test_malformed_reports_are_no_faults(garbage: Any) -> None:
+    assert ascend_faults(garbage) == []
+    assert nvidia_faults(garbage) == []
+    assert node_faults(garbage, [garbage]) == []
+
+
+@pytest.mark.parametrize(
+    "conditions",
+    [None, "x", [None, 1, "Ready"], [{"type": None, "status": "True"}], [{"status": "True", "message": None}]],
+)
+def test_malformed_conditions_are_no_faults(conditions: Any) -> None:
+    assert nvidia_faults({"metadata": {"name": "n"}, "status": {"conditions": conditions}}) == []
