@@ -40,6 +40,35 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.report), fast=args.fast)
 
 
+def _classify(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from tandem.operator.classify import classify_log, classify_pod
+
+    path = args.pod if args.pod is not None else args.log
+    text = Path(path).read_text(errors="replace") if path not in (None, "-") else sys.stdin.read()
+    if args.pod is None:
+        print(json.dumps(classify_log(text).to_json()))
+        return 0
+    try:  # kubectl's -o json, or -o yaml
+        obj = json.loads(text)
+    except ValueError:
+        try:
+            obj = yaml.safe_load(text)
+        except yaml.YAMLError:
+            obj = None
+    pods = obj.get("items") if isinstance(obj, dict) and obj.get("kind") == "List" else [obj]
+    if not isinstance(pods, list) or not all(isinstance(p, dict) for p in pods) or not pods:
+        print("tandem classify: expected a Pod as JSON or YAML (kubectl get pod NAME -o json)", file=sys.stderr)
+        return 2
+    for pod in pods:
+        print(json.dumps(classify_pod(pod, None, []).to_json()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tandem", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", metavar="DIR", default="demo-report", help="where logs and results go")
     demo.add_argument("--fast", action="store_true", help="the same story, shorter (for the tests)")
     demo.set_defaults(func=_demo)
+    classify = sub.add_parser("classify", help="why did a pod fail? classify a log tail or a Pod object")
+    source = classify.add_mutually_exclusive_group()
+    source.add_argument("--log", metavar="FILE", help="a log tail (default: stdin)")
+    source.add_argument("--pod", metavar="POD.json", nargs="?", const="-",
+                        help="a Pod as `kubectl get pod NAME -o json` prints it (no FILE or -: stdin)")
+    classify.set_defaults(func=_classify)
     return parser
 
 

@@ -401,3 +401,36 @@ def test_fuzz() -> None:
         text = "".join(rng.choice(["\n", " ", "Error: x", "KeyError", "[rank0]: ", "│", "Xid 74", "NCCL", "a"])
                        for _ in range(rng.randrange(30)))
         assert isinstance(classify_log(text), Classification)
+
+
+# --- tandem classify ---------------------------------------------------------------------------------------
+
+def test_cli_classifies_a_log_file_and_a_pod(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tandem.cli import main
+
+    log = tmp_path / "tail.log"
+    log.write_text(NCCL_TIMEOUT)
+    assert main(["classify", "--log", str(log)]) == 0
+    assert json.loads(capsys.readouterr().out)["class"] == "interconnect"
+
+    pod = tmp_path / "pod.json"
+    pod.write_text(json.dumps({"apiVersion": "v1", "kind": "Pod", **failed(137, "OOMKilled")}))
+    assert main(["classify", "--pod", str(pod)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"class", "reason", "message"} and (out["class"], out["reason"]) == ("oom", "OOMKilled")
+
+    pod.write_text(yaml.safe_dump(failed(1, "Error", KEY_ERROR)))
+    assert main(["classify", "--pod", str(pod)]) == 0
+    assert json.loads(capsys.readouterr().out)["class"] == "user"
+
+
+def test_cli_reads_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from tandem.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(CUDA_OOM))
+    assert main(["classify"]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "DeviceOOM"
+    monkeypatch.setattr("sys.stdin", io.StringIO("not a pod"))
+    assert main(["classify", "--pod"]) == 2
