@@ -72,6 +72,9 @@ SIGNATURES: tuple[tuple[FaultClass, str, re.Pattern[str]], ...] = tuple(
     for cls, reason, pattern in [
         ("oom", "DeviceOOM", r"(CUDA|NPU|HIP|XPU) (error: )?out of memory"),
         ("oom", "HostOOM", r"DefaultCPUAllocator: (can't allocate|not enough) memory|Cannot allocate memory"),
+        # A kernel's assertion on bad input (labels out of range): the program's bug, though CUDA reports it; no
+        # network or hardware fault causes one, so it beats the timeouts it leaves on the other ranks.
+        ("user", "DeviceSideAssert", r"device-side assert(ion)? triggered"),
         ("interconnect", "CollectiveTimeout", r"Watchdog caught collective operation timeout"),
         ("interconnect", "HcclSocketTimeout", r"\bEI0006\b|Getting socket times out"),
         ("interconnect", "HcclExecTimeout", r"\bEI0002\b|Notify register times out|hccl fftsplus task timeout"),
