@@ -103,8 +103,8 @@ def _raised(text: str) -> list[_Raised]:
                 found.pop()
             previous = line
             continue
-        if _FRAME_LINE.match(line) or line.lstrip().startswith("│"):
-            frame = line.strip().strip("│").strip() if _FRAME_LINE.match(line) else frame
+        if _FRAME_LINE.match(line):
+            frame = line.strip()
         match = _EXCEPTION_LINE.match(line)
         after_traceback = previous[:1] in (" ", "\t", "│", "╰", "|") or "Traceback (most recent call last)" in previous
         if match and after_traceback:
@@ -126,7 +126,7 @@ def _refine_xid(text: str, found: tuple[str, str]) -> tuple[str, str] | None:
     return None  # application Xids only: the GPU is healthy, the program misbehaved
 
 
-def _from_log(text: str, node: str | None = None) -> Classification | None:
+def _from_log(text: str) -> Classification | None:
     """A classification if the text holds any evidence; class unknown when it only holds an exception."""
     if not isinstance(text, str) or not text.strip():
         return None
@@ -137,7 +137,7 @@ def _from_log(text: str, node: str | None = None) -> Classification | None:
     user = next((r for r in raised if r.name in USER_EXCEPTIONS), None)
 
     def make(cls: str, reason: str, message: str) -> Classification:
-        return Classification(FaultClass(cls), reason, _short(message), "log-tail", node=node)
+        return Classification(FaultClass(cls), reason, _short(message), "log-tail")
 
     # A fault in the hardware beats the Python exception it raised; a collective that timed out does not beat
     # a user exception: on the other ranks it is the consequence of the rank that raised.

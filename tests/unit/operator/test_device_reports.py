@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tandem.operator.api_types import FaultClass
+from tandem.operator.classify import classify_node
 from tandem.operator.device_reports import (
     DeviceFault,
     ascend_faults,
@@ -114,3 +115,35 @@ def test_malformed_reports_are_no_faults(garbage: Any) -> None:
 )
 def test_malformed_conditions_are_no_faults(conditions: Any) -> None:
     assert nvidia_faults({"metadata": {"name": "n"}, "status": {"conditions": conditions}}) == []
+
+
+CHIP = DeviceFault("n1", FaultClass.DEVICE, "NpuChipFault", "Ascend910-4: SeparateNPU", "ascend-device-plugin")
+LINK = DeviceFault("n1", FaultClass.INTERCONNECT, "NpuLinkFault", "Ascend910-0: 81078603", "ascend-device-plugin")
+
+
+def _node(name: str = "n1", ready: str = "True", **extra: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, **extra}, "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+
+@pytest.mark.parametrize(
+    ("node", "faults", "expected"),
+    [
+        (_node(), [], None),
+        (None, [], None),
+        (_node(ready="False"), [CHIP], ("node", "NodeNotReady", "node")),
+        (_node(ready="Unknown"), [], ("node", "NodeUnreachable", "node")),
+        (_node(), [LINK, CHIP], ("device", "NpuChipFault", "device-report")),
+        (_node(), [LINK], ("interconnect", "NpuLinkFault", "device-report")),
+        (None, [LINK], ("interconnect", "NpuLinkFault", "device-report")),
+        (_node("n2"), [LINK], None),
+        (_node(deletionTimestamp="2026-11-23T12:00:00Z"), [], ("node", "NodeDeleted", "node")),
+        ({"metadata": {"name": "n1"}, "status": {"conditions": [{"type": "NetworkUnavailable", "status": "True"}]}},
+         [], ("node", "NetworkUnavailable", "node")),
+    ],
+)
+def test_is_the_node_faulty(node: dict[str, Any] | None, faults: list[DeviceFault],
+                            expected: tuple[str, str, str] | None) -> None:
+    """classify_node: what the pools' faultyNodes and the classification of pods on a dead node use."""
+    found = classify_node(node, faults)
+    assert ((found.fault_class.value, found.reason, found.source) if found else None) == expected
+    assert found is None or found.node in ("n1", "n2")
