@@ -16,13 +16,15 @@ import pydantic
 import structlog
 
 from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob, TrainingJobStatus
+from tandem.operator.device_reports import DeviceFault, node_faults
 from tandem.operator.kube import Conflict, Kube, Obj
-from tandem.operator.metrics import JOBS, RECONCILE_SECONDS
+from tandem.operator.metrics import FAILOVERS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
 from tandem.operator.pools import pool_status
 from tandem.operator.reconcile import Decision, Event, Observation, reconcile, set_condition
 
 log = structlog.get_logger("tandem.operator")
 Clock = Callable[[], datetime]
+DEVICE_INFO_PREFIX = "mindx-dl-deviceinfo-"  # the Ascend device plugin's per-node ConfigMaps
 
 
 def utcnow() -> datetime:
@@ -62,12 +64,44 @@ class Requeue:
             self._timers.clear()
 
 
+class ClusterView:
+    """Nodes and the device plugins' fault reports, shared by every reconcile for a moment: listing
+    them per pod event would cost O(nodes) each time. Node and ConfigMap events invalidate it."""
+
+    def __init__(self, kube: Kube, device_info_namespace: str, ttl: float = 1.0) -> None:
+        self.kube, self.namespace, self.ttl = kube, device_info_namespace, ttl
+        self._lock = threading.Lock()
+        self._read_at = -1e9
+        self.nodes: list[Obj] = []
+        self.device_faults: dict[str, list[DeviceFault]] = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._read_at = -1e9
+
+    def refresh(self) -> ClusterView:
+        with self._lock:
+            if time.monotonic() - self._read_at > self.ttl:
+                nodes = self.kube.list_nodes()
+                reports = [cm for cm in self.kube.list_config_maps(self.namespace)
+                           if cm["metadata"]["name"].startswith(DEVICE_INFO_PREFIX)]
+                self.nodes = nodes
+                self.device_faults = {n["metadata"]["name"]: node_faults(n, reports) for n in nodes}
+                self._read_at = time.monotonic()
+        return self
+
+
 class Controller:
-    def __init__(self, kube: Kube, clock: Clock = utcnow) -> None:
+    def __init__(self, kube: Kube, clock: Clock = utcnow, force_delete_after: float = 30.0,
+                 device_info_namespace: str = "kube-system") -> None:
         self.kube = kube
         self.clock = clock
+        self.force_delete_after = force_delete_after
+        self.view = ClusterView(kube, device_info_namespace)
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self.requeue = Requeue(self._requeued)
+        self._health_lock = threading.Lock()
+        self._node_health: dict[str, object] = {}
 
     def forget(self, namespace: str, name: str) -> None:
         JOBS.forget(namespace, name)
@@ -100,15 +134,16 @@ class Controller:
         except pydantic.ValidationError as exc:
             self._reject(raw, exc)
             return
+        view = self.view.refresh()
         observation = Observation(
             job=job,
             pools=self._pools(),
-            # Nodes matter before an attempt starts (is there room?); listing them on every pod event
-            # would cost O(nodes) per reconcile on a large cluster.
-            nodes=self.kube.list_nodes() if job.status.attempt == 0 else [],
+            nodes=view.nodes,
             pods=self.kube.list_job_pods(namespace, name),
             service_exists=self.kube.service_exists(namespace, name),
             now=self.clock(),
+            device_faults=view.device_faults,
+            force_delete_after=self.force_delete_after,
         )
         decision = reconcile(observation)
         self._apply(raw, job, decision)
@@ -130,8 +165,13 @@ class Controller:
             self.kube.patch_job_status(namespace, name, meta["resourceVersion"], decision.status.to_dict())
         for pod in decision.delete:
             self.kube.delete_pod(namespace, pod)
+        for pod in decision.force_delete:
+            log.warning("pod_force_deleted", namespace=namespace, job=name, pod=pod,
+                        reason="Terminating on a node that no longer answers")
+            self.kube.delete_pod(namespace, pod, force=True)
         for manifest in decision.create:
             self.kube.create(manifest)
+        self._count(decision)
         now = self.clock()
         for event in decision.events:
             self.kube.post_event(raw, event, now)
@@ -140,6 +180,15 @@ class Controller:
                      reason=event.reason, message=event.message)
         if decision.requeue_after is not None:
             self.requeue.after(namespace, name, decision.requeue_after)
+
+    @staticmethod
+    def _count(decision: Decision) -> None:
+        if decision.restarted:
+            RESTARTS.labels(pool=decision.restarted[0], **{"class": decision.restarted[1]}).inc()
+        if decision.failed_over:
+            FAILOVERS.labels(from_pool=decision.failed_over[0], to_pool=decision.failed_over[1]).inc()
+        if decision.recovered_after is not None:
+            RECOVERY_SECONDS.observe(decision.recovered_after)
 
     def _reject(self, raw: Obj, error: pydantic.ValidationError) -> None:
         """A spec the API server let through but the operator cannot run (e.g. stored before the CRD's
@@ -165,21 +214,38 @@ class Controller:
         except pydantic.ValidationError as exc:
             log.warning("pool_invalid", pool=raw_pool["metadata"]["name"], error=str(exc))
             return
-        status = pool_status(pool, nodes if nodes is not None else self.kube.list_nodes(), self.clock())
+        view = self.view.refresh()
+        status = pool_status(pool, nodes if nodes is not None else view.nodes, self.clock(), view.device_faults)
         if status != pool.status:
             self.kube.patch_pool_status(raw_pool["metadata"]["name"], status.to_dict())
 
     def sync_all_pools(self) -> None:
-        nodes = self.kube.list_nodes()
+        nodes = self.view.refresh().nodes
         for raw_pool in self.kube.list_pools():
             self.sync_pool(raw_pool, nodes)
 
-    def reconcile_all(self, only_waiting: bool = False) -> None:
+    def node_health_changed(self, node: Obj, deleted: bool) -> bool:
+        """Remembers each node's health signature (derived, rebuilt from the watch after a restart)."""
+        name = node["metadata"]["name"]
+        signature = None if deleted else (
+            tuple(sorted((c.get("type"), c.get("status")) for c in node.get("status", {}).get("conditions") or [])),
+            tuple(sorted((t.get("key"), t.get("effect")) for t in node.get("spec", {}).get("taints") or [])),
+        )
+        with self._health_lock:
+            changed = self._node_health.get(name) != signature
+            self._node_health[name] = signature
+        return changed
+
+    def cluster_changed(self) -> None:
+        """Nodes or fault reports changed: pools report it, and every active job looks again."""
+        self.view.invalidate()
+        self.sync_all_pools()
+        self.reconcile_all()
+
+    def reconcile_all(self) -> None:
         for raw in self.kube.list_jobs():
             phase = (raw.get("status") or {}).get("phase")
             if phase in (JobPhase.SUCCEEDED.value, JobPhase.FAILED.value):
-                continue
-            if only_waiting and (raw.get("status") or {}).get("attempt"):
                 continue
             self.reconcile_job(raw["metadata"]["namespace"], raw["metadata"]["name"])
 

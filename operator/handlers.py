@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from tandem.operator.api import GROUP, VERSION, AcceleratorPool, TrainingJob
-from tandem.operator.controller import Controller
+from tandem.operator.controller import DEVICE_INFO_PREFIX, Controller
 from tandem.operator.podspec import JOB_LABEL
 
 JOBS = kopf.Resource(GROUP, VERSION, TrainingJob.PLURAL)
@@ -36,10 +36,18 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
             controller.sync_pool(dict(body))
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
-    def node_changed(**_: Any) -> None:
-        # Node readiness changes pool capacity: pools report it, and jobs waiting for room look again.
-        controller.sync_all_pools()
-        controller.reconcile_all(only_waiting=True)
+    def node_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        # A node's health decides pool capacity and whether ranks on it are still alive; heartbeats that
+        # change nothing of that are ignored.
+        if controller.node_health_changed(dict(body), deleted=type == "DELETED"):
+            controller.cluster_changed()
+
+    @kopf.on.event("", "v1", "configmaps", registry=registry,
+                   when=lambda name, namespace, **_: namespace == controller.view.namespace
+                   and name.startswith(DEVICE_INFO_PREFIX))
+    def device_report_changed(**_: Any) -> None:
+        """The Ascend device plugin published a node's chip and link faults."""
+        controller.cluster_changed()
 
     @kopf.on.cleanup(registry=registry)
     def stop_timers(**_: Any) -> None:

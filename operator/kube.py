@@ -63,6 +63,9 @@ class Kube:
     def list_nodes(self) -> list[Obj]:
         return _json(self.core.list_node(_preload_content=False))["items"]
 
+    def list_config_maps(self, namespace: str) -> list[Obj]:
+        return _json(self.core.list_namespaced_config_map(namespace, _preload_content=False))["items"]
+
     def list_job_pods(self, namespace: str, job: str) -> list[Obj]:
         return _json(self.core.list_namespaced_pod(
             namespace, label_selector=f"{JOB_LABEL}={job}", _preload_content=False))["items"]
@@ -106,9 +109,11 @@ class Kube:
                 return False
             raise
 
-    def delete_pod(self, namespace: str, name: str) -> bool:
+    def delete_pod(self, namespace: str, name: str, force: bool = False) -> bool:
+        """`force` removes the object at once (grace 0): for pods on a node no kubelet answers for."""
         try:
-            self.core.delete_namespaced_pod(name, namespace, _preload_content=False)
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0 if force else None,
+                                            _preload_content=False)
             return True
         except ApiException as exc:
             if exc.status == 404:

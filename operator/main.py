@@ -46,7 +46,11 @@ def run(namespaces: list[str], metrics_port: int | None = None, health_port: int
     health_port = health_port if health_port is not None else int(os.environ.get("TANDEM_HEALTH_PORT", "8081"))
     if metrics_port:
         start_http_server(metrics_port)
-    controller = Controller(Kube(load_client()))
+    controller = Controller(
+        Kube(load_client()),
+        force_delete_after=float(os.environ.get("TANDEM_FORCE_DELETE_SECONDS", "30")),
+        device_info_namespace=os.environ.get("TANDEM_DEVICE_INFO_NAMESPACE", "kube-system"),
+    )
     log.info("operator_starting", namespaces=namespaces or "all", metrics_port=metrics_port,
              health_port=health_port, peering=peering or "standalone")
     kopf.run(

@@ -9,26 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Literal
 
-from tandem.operator.api import AcceleratorPool, Condition, JobPhase, TrainingJob, TrainingJobStatus
+from tandem.operator.api import (
+    MAX_FAULTS,
+    AcceleratorPool,
+    Condition,
+    Fault,
+    FaultClass,
+    JobPhase,
+    TrainingJob,
+    TrainingJobStatus,
+)
+from tandem.operator.detect import attempt_fault, faulty_node, node_name, usable_capacity, vanished_fault
+from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import (
     Obj,
     attempt_of,
-    first_failure,
+    created_at,
+    deleted_at,
     is_bound,
     is_finished,
     is_terminating,
-    node_is_ready,
     phase_of,
-    pool_nodes,
     rank_of,
+    reported_checkpoint,
 )
 from tandem.operator.podspec import attempt_pod, headless_service, image_for
+from tandem.operator.recovery import RecoveryPlan, plan_after_fault, plan_after_pending
 
 TERMINAL = (JobPhase.SUCCEEDED, JobPhase.FAILED)
 RECHECK_SECONDS = 30.0  # how soon a job waiting on something outside its pods looks again
+TEARDOWN_RECHECK_SECONDS = 2.0  # while the previous attempt's pods are still going away
+EXCLUDABLE = frozenset({FaultClass.INTERCONNECT, FaultClass.DEVICE, FaultClass.NODE})
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,12 @@ class Observation:
     pods: Sequence[Obj]  # every pod labelled with this job, all attempts
     service_exists: bool
     now: datetime
+    device_faults: Mapping[str, Sequence[DeviceFault]] = field(default_factory=dict)  # by node name
+    force_delete_after: float = 30.0  # seconds a pod may stay Terminating on a dead node
+
+    @property
+    def nodes_by_name(self) -> dict[str, Obj]:
+        return {n["metadata"]["name"]: n for n in self.nodes}
 
 
 @dataclass(frozen=True)
@@ -53,11 +73,19 @@ class Decision:
     status: TrainingJobStatus
     create: list[Obj] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)  # pod names
+    force_delete: list[str] = field(default_factory=list)  # pods stuck Terminating on a dead node
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
+    # For the metrics: what this decision did, so the shell can count it once it is applied.
+    restarted: tuple[str, str] | None = None  # (pool, fault class)
+    failed_over: tuple[str, str] | None = None  # (from pool, to pool)
+    recovered_after: float | None = None  # seconds from the fault to every pod of the next attempt Running
 
     def changes(self, before: TrainingJobStatus) -> bool:
-        return bool(self.create or self.delete or self.events or self.status != before)
+        return bool(self.create or self.delete or self.force_delete or self.events or self.status != before)
+
+    def requeue(self, seconds: float) -> None:
+        self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
 
 
 def set_condition(status: TrainingJobStatus, type_: str, value: bool, reason: str, message: str,
@@ -111,8 +139,29 @@ class _Step:
 
     def delete_unfinished(self, pods: Sequence[Obj]) -> None:
         for pod in pods:
-            if not is_finished(pod) and not is_terminating(pod):
-                self.decision.delete.append(pod["metadata"]["name"])
+            name = pod["metadata"]["name"]
+            if not is_finished(pod) and not is_terminating(pod) and name not in self.decision.delete:
+                self.decision.delete.append(name)
+
+    def force_delete_stuck(self, pods: Sequence[Obj]) -> None:
+        """A pod on a dead node never finishes terminating: no kubelet is left to confirm it."""
+        nodes = self.obs.nodes_by_name
+        for pod in pods:
+            since = deleted_at(pod)
+            if since is None or (self.obs.now - since).total_seconds() < self.obs.force_delete_after:
+                continue
+            node = nodes.get(node_name(pod) or "")
+            if node is None or faulty_node(node, self.obs.device_faults) is not None:
+                self.decision.force_delete.append(pod["metadata"]["name"])
+
+    def capacity(self) -> dict[str, int]:
+        return usable_capacity(self.obs.pools, self.obs.nodes, self.obs.device_faults, self.status.excluded_nodes)
+
+    def note_checkpoint(self, pods: Sequence[Obj], fault: Fault | None = None) -> None:
+        """status.lastCheckpoint follows the newest checkpointStep any rank reported."""
+        steps = [s for s in (reported_checkpoint(list(pods)), fault.checkpoint_step if fault else None) if s]
+        if steps and max(steps) > self.status.last_checkpoint.step:
+            self.status.last_checkpoint.step, self.status.last_checkpoint.time = max(steps), self.obs.now
 
 
 def reconcile(obs: Observation) -> Decision:
@@ -130,63 +179,148 @@ def reconcile(obs: Observation) -> Decision:
         return step.fail("NoImage", f"neither the job's container.image nor pool {pool_name!r} names an image")
 
     if status.attempt == 0:
-        if not _pool_can_hold(step, pool):
-            return step.decision
-        status.attempt, status.pool, status.start_time = 1, pool_name, status.start_time or obs.now
-        step.move_to(JobPhase.PENDING, "AttemptStarted",
-                     f"attempt 1 on pool {pool_name}: {spec.nodes} pod(s) of {pool.spec.devices_per_node} device(s)")
+        return _start_first_attempt(step)
+    if status.phase == JobPhase.RESTARTING:
+        return _restart_when_due(step, pool)
+    return _follow_attempt(step, pool)
 
-    current = [p for p in obs.pods if attempt_of(p) == status.attempt]
-    step.delete_unfinished([p for p in obs.pods if attempt_of(p) != status.attempt])
 
-    failure = first_failure(current)
-    if failure is not None:
-        # Gang semantics: one failed rank ends the attempt. Fault handling decides what comes next.
-        return step.fail("PodFailed", failure.describe())
-    if len(current) == spec.nodes and all(phase_of(p) == "Succeeded" for p in current):
-        step.move_to(JobPhase.SUCCEEDED, "Succeeded", f"all {spec.nodes} rank(s) finished")
-        return step.decision
-
-    present = {rank_of(p) for p in current}
-    missing = [rank for rank in range(spec.nodes) if rank not in present]
-    if missing and status.phase == JobPhase.RUNNING:
-        return step.fail("PodDeleted", f"pod(s) of rank {missing} disappeared while the attempt was running")
-    if not obs.service_exists:
-        step.decision.create.append(headless_service(obs.job))
-    for rank in missing:
-        step.decision.create.append(attempt_pod(obs.job, pool, status.attempt, rank, status.excluded_nodes))
-
-    _follow_pods(step, current, missing)
+def _start_attempt(step: _Step, pool: AcceleratorPool, attempt: int, why: str) -> Decision:
+    status, spec = step.status, step.job.spec
+    status.attempt, status.pool = attempt, str(pool.metadata["name"])
+    status.start_time, status.next_attempt_time = status.start_time or step.obs.now, None
+    resume = f", resuming from checkpoint step {status.last_checkpoint.step}" if status.last_checkpoint.step else ""
+    step.move_to(JobPhase.PENDING, "AttemptStarted",
+                 f"attempt {attempt} on pool {status.pool}: {spec.nodes} pod(s) of "
+                 f"{pool.spec.devices_per_node} device(s){resume}{why}")
+    if not step.obs.service_exists:
+        step.decision.create.append(headless_service(step.job))
+    for rank in range(spec.nodes):
+        step.decision.create.append(attempt_pod(step.job, pool, attempt, rank, status.excluded_nodes))
     return step.decision
 
 
-def _pool_can_hold(step: _Step, pool: AcceleratorPool) -> bool:
-    """A job larger than its pool would hold some nodes forever: wait, and say why."""
-    ready = [n for n in pool_nodes(pool, list(step.obs.nodes)) if node_is_ready(n)]
-    needed = step.job.spec.nodes
-    if len(ready) >= needed:
-        step.condition("PoolCapacity", True, "Enough", f"pool {pool.metadata['name']} has {len(ready)} ready node(s)")
-        return True
-    message = f"needs {needed} node(s); pool {pool.metadata['name']} has {len(ready)} ready"
+def _start_first_attempt(step: _Step) -> Decision:
+    """On the first pool that has room; a job no pool can hold waits, without pods, and says why."""
+    spec, capacity = step.job.spec, step.capacity()
+    for name in spec.pools:
+        pool = step.obs.pools.get(name)
+        if pool is not None and capacity.get(name, 0) >= spec.nodes:
+            step.condition("PoolCapacity", True, "Enough", f"pool {name} has {capacity[name]} usable node(s)")
+            skipped = spec.pools[: spec.pools.index(name)]
+            return _start_attempt(step, pool, 1, f" ({', '.join(skipped)} too small)" if skipped else "")
+    first = spec.pools[0]
+    message = f"needs {spec.nodes} node(s); pool {first} has {capacity.get(first, 0)} usable"
+    if len(spec.pools) > 1:
+        message += ", and no other pool has enough"
     if step.status.message != message:
         step.status.message = message
         step.event("Warning", "PoolTooSmall", message)
     step.condition("PoolCapacity", False, "PoolTooSmall", message)
-    step.decision.requeue_after = RECHECK_SECONDS
-    return False
+    step.decision.requeue(RECHECK_SECONDS)
+    return step.decision
+
+
+def _restart_when_due(step: _Step, pool: AcceleratorPool) -> Decision:
+    """Between attempts: tear the old one down, wait out the backoff, then start the next."""
+    status, obs = step.status, step.obs
+    step.delete_unfinished(obs.pods)
+    step.force_delete_stuck(obs.pods)
+    due = status.next_attempt_time or obs.now
+    if obs.now < due:
+        step.decision.requeue((due - obs.now).total_seconds())
+        return step.decision
+    if any(not is_finished(p) for p in obs.pods):
+        step.decision.requeue(TEARDOWN_RECHECK_SECONDS)  # never two attempts' ranks at once
+        return step.decision
+    return _start_attempt(step, pool, status.attempt + 1, "")
+
+
+def _follow_attempt(step: _Step, pool: AcceleratorPool) -> Decision:
+    status, spec, obs = step.status, step.job.spec, step.obs
+    current = [p for p in obs.pods if attempt_of(p) == status.attempt]
+    step.delete_unfinished([p for p in obs.pods if attempt_of(p) != status.attempt])
+    step.force_delete_stuck([p for p in obs.pods if attempt_of(p) != status.attempt])
+
+    fault = attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now)
+    present = {rank_of(p) for p in current}
+    missing = [rank for rank in range(spec.nodes) if rank not in present]
+    if fault is None and missing and status.phase == JobPhase.RUNNING:
+        fault = vanished_fault(step.job, missing, obs.now)
+    if fault is not None:
+        return _recover(step, current, fault)
+    if len(current) == spec.nodes and all(phase_of(p) == "Succeeded" for p in current):
+        step.note_checkpoint(current)
+        step.move_to(JobPhase.SUCCEEDED, "Succeeded", f"all {spec.nodes} rank(s) finished")
+        return step.decision
+    if not obs.service_exists:
+        step.decision.create.append(headless_service(step.job))
+    for rank in missing:
+        step.decision.create.append(attempt_pod(step.job, pool, status.attempt, rank, status.excluded_nodes))
+    if not missing and _pending_too_long(step, current):
+        return step.decision
+    _follow_pods(step, current, missing)
+    return step.decision
+
+
+def _recover(step: _Step, current: list[Obj], fault: Fault) -> Decision:
+    """Record the fault, tear the gang down, and let the policy pick: fail, restart, or fail over."""
+    status, spec = step.status, step.job.spec
+    step.note_checkpoint(current, fault)
+    status.faults = [*status.faults, fault][-MAX_FAULTS:]
+    where = f" on node {fault.node}" if fault.node else ""
+    step.event("Warning", "FaultDetected", f"attempt {fault.attempt}, {fault.pod or 'a pod'}{where}: "
+               f"{fault.fault_class.value}/{fault.reason}: {fault.message}")
+    if spec.fault_policy.exclude_faulty_nodes and fault.node and fault.fault_class in EXCLUDABLE:
+        status.excluded_nodes = sorted({*status.excluded_nodes, fault.node})
+    step.delete_unfinished(current)
+    plan = plan_after_fault(spec, status.faults, status.restarts, status.pool or spec.pools[0], step.capacity())
+    if plan.outcome == "fail":
+        return step.fail(plan.reason, plan.message)
+    step.decision.restarted = (status.pool or "", fault.fault_class.value)
+    status.restarts += 1
+    return _schedule_next_attempt(step, plan)
+
+
+def _schedule_next_attempt(step: _Step, plan: RecoveryPlan) -> Decision:
+    status = step.status
+    if plan.outcome == "failover":
+        step.decision.failed_over = (status.pool or "", plan.pool)
+        status.failovers += 1
+        status.pool = plan.pool
+    status.next_attempt_time = step.obs.now + timedelta(seconds=plan.delay_seconds)
+    step.move_to(JobPhase.RESTARTING, plan.reason, plan.message, warning=plan.outcome == "failover")
+    step.decision.requeue(plan.delay_seconds)
+    return step.decision
+
+
+def _pending_too_long(step: _Step, current: list[Obj]) -> bool:
+    """Pods unschedulable for pendingTimeoutSeconds move the job to the next pool (no fault, no restart)."""
+    unbound = [p for p in current if not is_bound(p)]
+    created = [t for t in map(created_at, current) if t is not None]
+    if not unbound or not created:
+        return False
+    waited = (step.obs.now - min(created)).total_seconds()
+    spec = step.job.spec
+    plan = plan_after_pending(spec, step.status.pool or spec.pools[0], step.capacity(), waited)
+    if plan is None:
+        step.decision.requeue(max(spec.fault_policy.pending_timeout_seconds - waited, 1.0))
+        return False
+    step.delete_unfinished(current)
+    _schedule_next_attempt(step, plan)
+    return True
 
 
 def _follow_pods(step: _Step, current: list[Obj], missing: list[int]) -> None:
     if missing:
         return  # they are being created: the phase stays where it is
+    status = step.status
     if all(phase_of(p) in ("Running", "Succeeded") for p in current):
+        if status.phase != JobPhase.RUNNING and status.faults and status.faults[-1].attempt == status.attempt - 1:
+            step.decision.recovered_after = (step.obs.now - status.faults[-1].time).total_seconds()
         step.move_to(JobPhase.RUNNING, "Running", f"all {len(current)} rank(s) running")
     elif all(is_bound(p) for p in current):
         step.move_to(JobPhase.STARTING, "Starting", f"all {len(current)} pod(s) scheduled; waiting for them to run")
     else:
         waiting = sum(1 for p in current if not is_bound(p))
         step.move_to(JobPhase.PENDING, "Scheduling", f"waiting for {waiting} pod(s) to be scheduled")
-
-
-def status_patch(decision: Decision) -> dict[str, Any]:
-    return {"status": decision.status.to_dict()}

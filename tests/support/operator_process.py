@@ -18,8 +18,9 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_dir: Path) -> None:
+    def __init__(self, kubeconfig: Path, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
+        self.extra_env = env or {}
         self.log_dir = log_dir
         self.metrics_port = free_port()
         self.health_port = free_port()
@@ -32,7 +33,7 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         self.starts += 1
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "TANDEM_LOG_LEVEL": "INFO"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "TANDEM_LOG_LEVEL": "INFO", **self.extra_env}
         tandem = str(Path(sys.executable).with_name("tandem"))
         self.process = subprocess.Popen(
             [tandem, "operator", "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port)],

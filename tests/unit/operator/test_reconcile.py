@@ -58,17 +58,19 @@ def test_every_rank_exiting_zero_is_success(pools: Any, nodes: Any) -> None:
     assert decision.delete == []  # finished pods are kept for their logs
 
 
-def test_a_failed_rank_fails_the_job_with_its_reason_and_tears_the_gang_down(pools: Any, nodes: Any) -> None:
+def test_a_rank_failing_with_a_user_error_fails_the_job_and_tears_the_gang_down(pools: Any, nodes: Any) -> None:
     observed = [
         make_pod("llama", 1, 0, phase="Running", node="ascend-0"),
-        make_pod("llama", 1, 1, phase="Failed", node="ascend-1", exit_code=1,
-                 message="RuntimeError: HCCL error EI0006", finished_at="2026-11-23T11:59:00Z"),
+        make_pod("llama", 1, 1, phase="Failed", node="ascend-1", exit_code=1, finished_at="2026-11-23T11:59:00Z",
+                 message='Traceback (most recent call last):\n  File "train.py", line 3, in <module>\n'
+                         "ValueError: unknown optimizer 'adamw8'\n"),
     ]
     decision = decide(make_job(status=started("Running")), pools, nodes, observed)
     assert decision.status.phase == JobPhase.FAILED
-    assert "llama-a1-1 (rank 1) failed: Error (exit code 1): RuntimeError: HCCL error EI0006" in decision.status.message
+    assert "unknown optimizer 'adamw8'" in decision.status.message
     assert decision.delete == ["llama-a1-0"]
-    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "PodFailed")]
+    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "FaultDetected"), ("Warning", "Failed")]
+    assert decision.status.faults[-1].pod == "llama-a1-1"
 
 
 def test_the_first_rank_to_fail_is_the_one_reported(pools: Any, nodes: Any) -> None:
@@ -77,7 +79,7 @@ def test_the_first_rank_to_fail_is_the_one_reported(pools: Any, nodes: Any) -> N
         make_pod("llama", 1, 1, phase="Failed", exit_code=1, message="root cause", finished_at="2026-11-23T11:59:00Z"),
     ]
     decision = decide(make_job(status=started("Running")), pools, nodes, observed)
-    assert "rank 1" in decision.status.message and "root cause" in decision.status.message
+    assert decision.status.faults[-1].pod == "llama-a1-1"
 
 
 @pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
@@ -94,11 +96,13 @@ def test_missing_ranks_are_created_when_the_operator_died_mid_creation(pools: An
     assert decision.events == []  # the attempt was announced already
 
 
-def test_a_pod_vanishing_from_a_running_attempt_fails_the_job(pools: Any, nodes: Any) -> None:
+def test_a_pod_vanishing_from_a_running_attempt_is_a_node_fault(pools: Any, nodes: Any) -> None:
     decision = decide(make_job(status=started("Running")), pools, nodes,
                       [make_pod("llama", 1, 0, phase="Running", node="ascend-0")])
-    assert decision.status.phase == JobPhase.FAILED and "disappeared" in decision.status.message
-    assert decision.create == []
+    fault = decision.status.faults[-1]
+    assert (fault.fault_class.value, fault.reason) == ("node", "PodLost") and "disappeared" in fault.message
+    assert decision.status.phase == JobPhase.RESTARTING and decision.create == []
+    assert decision.delete == ["llama-a1-0"]
 
 
 def test_pods_of_older_attempts_are_deleted(pools: Any, nodes: Any) -> None:
@@ -127,7 +131,7 @@ def test_no_image_anywhere_fails_the_job(pools: Any, nodes: Any) -> None:
 def test_a_job_larger_than_its_pool_waits_without_pods_and_says_why(pools: Any, nodes: Any) -> None:
     decision = decide(make_job(nodes=3), pools, nodes)
     assert decision.create == [] and decision.status.attempt == 0
-    assert decision.status.message == "needs 3 node(s); pool ascend-910b has 2 ready"
+    assert decision.status.message == "needs 3 node(s); pool ascend-910b has 2 usable, and no other pool has enough"
     assert [e.reason for e in decision.events] == ["PoolTooSmall"]
     assert decision.requeue_after is not None
     capacity = next(c for c in decision.status.conditions if c.type == "PoolCapacity")

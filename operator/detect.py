@@ -1,0 +1,83 @@
+"""Did the current attempt fault, and where can the next one run? Pure functions over what the
+operator observed: the attempt's pods, the nodes, the accelerator fault reports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from tandem.operator.api import AcceleratorPool, Fault, FaultClass, TrainingJob
+from tandem.operator.classify import Classification, classify_node, classify_pod
+from tandem.operator.device_reports import DeviceFault
+from tandem.operator.observe import Obj, is_finished, node_is_ready, phase_of, pool_nodes, rank_of
+
+MESSAGE_LIMIT = 1024
+# Texts a rank prints *because* another rank died first: never the root cause when another exists.
+SECONDARY_REASONS = frozenset({"PeerConnectionLost"})
+
+
+def node_name(pod: Obj) -> str | None:
+    return pod.get("spec", {}).get("nodeName")
+
+
+def faulty_node(node: Obj | None, device_faults: Mapping[str, Sequence[DeviceFault]]) -> Classification | None:
+    if node is None:
+        return None
+    return classify_node(node, device_faults.get(node["metadata"]["name"], ()))
+
+
+def usable_capacity(pools: Mapping[str, AcceleratorPool], nodes: Sequence[Obj],
+                    device_faults: Mapping[str, Sequence[DeviceFault]], excluded: Sequence[str]) -> dict[str, int]:
+    """Nodes per pool a new attempt can use: Ready, without an open fault, not excluded by the job."""
+    capacity = {}
+    for name, pool in pools.items():
+        usable = [n for n in pool_nodes(pool, list(nodes))
+                  if node_is_ready(n) and n["metadata"]["name"] not in excluded
+                  and faulty_node(n, device_faults) is None]
+        capacity[name] = len(usable)
+    return capacity
+
+
+def _root_cause_key(item: tuple[Obj, Classification]) -> tuple[bool, str, bool, int]:
+    pod, found = item
+    finished = ""
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        finished = str((status.get("state", {}).get("terminated") or {}).get("finishedAt") or "")
+    return (found.reason in SECONDARY_REASONS, finished or "~", found.fault_class == FaultClass.UNKNOWN, rank_of(pod))
+
+
+def attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
+                  device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime) -> Fault | None:
+    """The fault that ends the attempt, if any: a failed rank (the first to fail is the root cause),
+    or a rank on a node that died or reports an accelerator fault while the rank still runs."""
+    candidates: list[tuple[Obj, Classification]] = []
+    for pod in pods:
+        node = nodes_by_name.get(node_name(pod) or "")
+        if phase_of(pod) == "Failed":
+            candidates.append((pod, classify_pod(pod, node, device_faults.get(node_name(pod) or "", ()))))
+        elif not is_finished(pod) and node_name(pod):
+            found = faulty_node(node, device_faults) if node is not None else Classification(
+                fault_class=FaultClass.NODE, reason="NodeLost", message=f"node {node_name(pod)} is gone",
+                source="node", node=node_name(pod))
+            if found is not None:
+                candidates.append((pod, found))
+    if not candidates:
+        return None
+    pod, found = min(candidates, key=_root_cause_key)
+    status = job.status
+    return Fault.model_validate({
+        "time": now, "attempt": status.attempt, "pool": status.pool or job.spec.pools[0],
+        "node": found.node or node_name(pod), "pod": pod["metadata"]["name"], "class": found.fault_class,
+        "reason": found.reason, "message": found.message[:MESSAGE_LIMIT], "step": found.step,
+        "checkpointStep": found.checkpoint_step if found.checkpoint_step is not None else status.last_checkpoint.step,
+    })
+
+
+def vanished_fault(job: TrainingJob, missing_ranks: Sequence[int], now: datetime) -> Fault:
+    """Pods deleted under a running attempt (by a person, an eviction, a node's removal)."""
+    status = job.status
+    return Fault.model_validate({
+        "time": now, "attempt": status.attempt, "pool": status.pool or job.spec.pools[0], "class": FaultClass.NODE,
+        "reason": "PodLost", "message": f"pod(s) of rank {list(missing_ranks)} disappeared while the attempt ran",
+        "checkpointStep": status.last_checkpoint.step,
+    })

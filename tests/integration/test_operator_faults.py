@@ -1,0 +1,204 @@
+"""Fault scenarios with the real operator against the local cluster: each job's pods run a short
+Python program that fails the way the runtime (or the machine) fails, on the attempts it is told to."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+from operator_process import OperatorProcess
+
+from tandem.localcluster.cluster import LocalCluster
+from tandem.localcluster.nodes import ClusterConfig, SimulatedPool
+
+GROUP, VERSION, PLURAL = "tandem.dev", "v1alpha1", "trainingjobs"
+NS = "default"
+HCCL_REPORT = {"class": "interconnect", "reason": "HcclSocketTimeout", "rank": 1, "step": 37, "checkpointStep": 30,
+               "message": "EI0006: Getting socket times out. Reason: 1. The remote does not initiate a connect "
+                          "request. some NPUs in the cluster are abnormal."}
+
+# A rank that fails on the attempts in FAIL_ON by writing the runtime's termination report, exits
+# with the runtime's exit code for the class; every other rank trains (sleeps) and finishes.
+PROGRAM = textwrap.dedent('''
+    import json, os, sys, time
+    attempt, rank = int(os.environ["TANDEM_ATTEMPT"]), int(os.environ["TANDEM_NODE_RANK"])
+    plan = json.loads(os.environ["FAULT_PLAN"])
+    if rank == plan["rank"] and (plan["attempts"] == "all" or attempt in plan["attempts"]):
+        time.sleep(plan.get("after", 0.5))
+        if plan.get("report"):
+            with open(os.environ["TANDEM_TERMINATION_LOG"], "w") as out:
+                json.dump(plan["report"], out)
+        if plan.get("stderr"):
+            sys.stderr.write(plan["stderr"])
+        sys.exit(plan.get("exit", 3))
+    time.sleep(plan.get("train", 2.0))
+''')
+
+
+def pools() -> list[dict[str, Any]]:
+    return [
+        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AcceleratorPool", "metadata": {"name": "ascend-910b"},
+         "spec": {"accelerator": "npu", "deviceResource": "huawei.com/Ascend910", "devicesPerNode": 8,
+                  "nodeSelector": {"tandem.dev/pool": "ascend-910b"}, "image": "example.org/tandem-runtime:npu"}},
+        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AcceleratorPool", "metadata": {"name": "h20"},
+         "spec": {"accelerator": "gpu", "deviceResource": "nvidia.com/gpu", "devicesPerNode": 8,
+                  "nodeSelector": {"tandem.dev/pool": "h20"}, "image": "example.org/tandem-runtime:cuda"}},
+    ]
+
+
+def fault_job(name: str, plan: dict[str, Any], nodes: int = 2, **policy: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": name},
+        "spec": {"nodes": nodes, "pools": ["ascend-910b", "h20"],
+                 "container": {"command": [sys.executable, "-P", "-c", PROGRAM],
+                               "env": [{"name": "FAULT_PLAN", "value": json.dumps(plan)}]},
+                 "checkpoint": {"volume": {"persistentVolumeClaim": {"claimName": "ckpt"}}},
+                 "faultPolicy": {"backoffSeconds": 0, "maxBackoffSeconds": 0, **policy}},
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A spare Ascend node, so that a job that lost a node to exclusion can restart on its pool."""
+    with LocalCluster(ClusterConfig(pools=[
+        SimulatedPool(name="ascend-910b", accelerator="npu", nodes=3, devices_per_node=8),
+        SimulatedPool(name="h20", accelerator="gpu", nodes=2, devices_per_node=8),
+    ])) as local:
+        local.kubeconfig_path = local.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+        yield local
+
+
+@pytest.fixture(scope="module")
+def fault_operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(cluster.kubeconfig_path, tmp_path_factory.mktemp("operator"),
+                              env={"TANDEM_FORCE_DELETE_SECONDS": "1"}).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def custom(api_client: Any, fault_operator: OperatorProcess) -> Any:
+    api = kubernetes.client.CustomObjectsApi(api_client)
+    for pool in pools():
+        api.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", pool)
+    return api
+
+
+@pytest.fixture(scope="module")
+def core(api_client: Any) -> Any:
+    return kubernetes.client.CoreV1Api(api_client)
+
+
+def submit(custom: Any, name: str, plan: dict[str, Any], **options: Any) -> None:
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, fault_job(name, plan, **options))
+
+
+def wait_phase(custom: Any, wait_for: Any, name: str, phase: str, timeout: float = 90) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        job = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+        return job if job.get("status", {}).get("phase") == phase else None
+
+    return wait_for(reached, timeout=timeout, what=f"{name} to be {phase}")
+
+
+def reasons(core: Any, name: str) -> list[str]:
+    events = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
+    return [e.reason for e in sorted(events, key=lambda e: int(e.metadata.resource_version))]
+
+
+def test_an_interconnect_fault_restarts_the_job_on_the_same_pool(custom: Any, core: Any, wait_for: Any) -> None:
+    submit(custom, "hccl-once", {"rank": 1, "attempts": [1], "report": HCCL_REPORT, "exit": 3})
+    done = wait_phase(custom, wait_for, "hccl-once", "Succeeded")
+    status = done["status"]
+    assert (status["attempt"], status["restarts"], status["failovers"], status["pool"]) == (2, 1, 0, "ascend-910b")
+    fault = status["faults"][0]
+    assert (fault["class"], fault["reason"], fault["pod"], fault["checkpointStep"]) == (
+        "interconnect", "HcclSocketTimeout", "hccl-once-a1-1", 30)
+    assert status["lastCheckpoint"]["step"] == 30
+    assert fault["node"] in status["excludedNodes"]
+    seen = reasons(core, "hccl-once")
+    assert seen.index("FaultDetected") < seen.index("Restarting") < len(seen) - 1
+    assert seen.count("AttemptStarted") == 2 and seen[-1] == "Succeeded"
+
+
+def test_a_second_interconnect_fault_fails_over_to_the_gpu_pool(custom: Any, core: Any, wait_for: Any) -> None:
+    submit(custom, "hccl-twice", {"rank": 1, "attempts": [1, 2], "report": HCCL_REPORT, "exit": 3})
+    done = wait_phase(custom, wait_for, "hccl-twice", "Succeeded")
+    status = done["status"]
+    assert (status["attempt"], status["restarts"], status["failovers"], status["pool"]) == (3, 2, 1, "h20")
+    pods = core.list_namespaced_pod(NS, label_selector="tandem.dev/job=hccl-twice,tandem.dev/attempt=3").items
+    assert len(pods) == 2
+    for pod in pods:
+        env = {e.name: e.value for e in pod.spec.containers[0].env}
+        assert pod.spec.node_selector == {"tandem.dev/pool": "h20"} and pod.spec.node_name.startswith("h20-")
+        assert pod.spec.containers[0].resources.limits == {"nvidia.com/gpu": "8"}
+        assert (env["TANDEM_BACKEND"], env["TANDEM_POOL"]) == ("nccl", "h20")
+    assert "FailedOver" in reasons(core, "hccl-twice")
+
+
+def test_a_user_error_fails_the_job_without_a_restart(custom: Any, wait_for: Any) -> None:
+    traceback = ('Traceback (most recent call last):\n  File "/app/train.py", line 12, in <module>\n'
+                 '    config = load(args.config)\n  File "/app/train.py", line 7, in load\n'
+                 "    raise ValueError(f\"unknown optimizer: {name!r}\")\nValueError: unknown optimizer: 'adamw8'\n")
+    submit(custom, "typo", {"rank": 0, "attempts": "all", "stderr": traceback, "exit": 1})
+    failed = wait_phase(custom, wait_for, "typo", "Failed")
+    status = failed["status"]
+    assert status["restarts"] == 0 and status["faults"][0]["class"] == "user"
+    assert "unknown optimizer" in status["message"]
+
+
+def test_oom_killed_is_restarted(custom: Any, core: Any, cluster: Any, wait_for: Any) -> None:
+    submit(custom, "oom", {"rank": 0, "attempts": [], "train": 60})
+    wait_phase(custom, wait_for, "oom", "Running")
+    assert cluster.kubelet.kill(NS, "oom-a1-0", signal.SIGKILL, reason="OOMKilled")
+
+    def restarted() -> dict[str, Any] | None:
+        job = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "oom")
+        return job if job["status"].get("restarts") == 1 else None
+
+    status = wait_for(restarted, timeout=60, what="a restart after OOMKilled")["status"]
+    assert status["faults"][0]["class"] == "oom" and status["faults"][0]["reason"] == "OOMKilled"
+    assert status["excludedNodes"] == []
+    custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "oom")
+
+
+def test_max_restarts_exhausted_fails_the_job(custom: Any, wait_for: Any) -> None:
+    submit(custom, "hopeless", {"rank": 1, "attempts": "all", "report": {**HCCL_REPORT, "reason": "HcclLinkError"},
+                                "exit": 3}, maxRestarts=1, failoverAfterFaults=5, excludeFaultyNodes=False)
+    failed = wait_phase(custom, wait_for, "hopeless", "Failed")
+    status = failed["status"]
+    assert status["restarts"] == 1 and len(status["faults"]) == 2
+    assert "maxRestarts (1) reached" in status["message"]
+
+
+def test_a_node_going_not_ready_restarts_the_job_elsewhere(custom: Any, core: Any, wait_for: Any) -> None:
+    submit(custom, "lost-node", {"rank": 0, "attempts": [], "train": 120}, nodes=1)
+    running = wait_phase(custom, wait_for, "lost-node", "Running")
+    node = core.read_namespaced_pod("lost-node-a1-0", NS).spec.node_name
+    core.patch_node_status(node, {"status": {"conditions": [
+        {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+         "message": "Kubelet stopped posting node status."}]}})
+    try:
+        def moved() -> dict[str, Any] | None:
+            job = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "lost-node")
+            return job if job["status"].get("attempt") == 2 and job["status"]["phase"] == "Running" else None
+
+        status = wait_for(moved, timeout=90, what="attempt 2 running on another node")["status"]
+        assert status["faults"][0]["class"] == "node" and status["faults"][0]["node"] == node
+        assert node in status["excludedNodes"]
+        new_node = core.read_namespaced_pod("lost-node-a2-0", NS).spec.node_name
+        assert new_node != node
+        # The pod on the dead node never finishes terminating by itself: the operator force-deletes it.
+        wait_for(lambda: "lost-node-a1-0" not in [p.metadata.name for p in core.list_namespaced_pod(
+            NS, label_selector="tandem.dev/job=lost-node").items], timeout=60, what="the stuck pod to be removed")
+        assert running["status"]["attempt"] == 1
+    finally:
+        core.patch_node_status(node, {"status": {"conditions": [
+            {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "back"}]}})
+        custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "lost-node")
