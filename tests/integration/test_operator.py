@@ -87,15 +87,15 @@ def test_a_job_runs_to_success_through_every_phase(custom: Any, core: Any, wait_
     assert "rank 1 done" in log
 
 
-def test_a_failing_rank_fails_the_job_with_its_reason(custom: Any, core: Any, wait_for: Any) -> None:
+def test_a_rank_failing_with_a_user_error_fails_the_job_with_its_reason(custom: Any, core: Any, wait_for: Any) -> None:
     code = ("import os, sys, time\n"
             "if os.environ['TANDEM_NODE_RANK'] == '1':\n"
-            "    sys.exit('RuntimeError: boom on rank 1')\n"
+            "    raise ValueError('boom on rank 1')\n"
             "time.sleep(120)\n")
     submit(custom, "bad", code)
     failed = wait_phase(custom, wait_for, "bad", "Failed")
-    assert "bad-a1-1 (rank 1) failed" in failed["status"]["message"]
-    assert "boom on rank 1" in failed["status"]["message"]
+    assert "ValueError: boom on rank 1" in failed["status"]["message"]
+    assert failed["status"]["faults"][0]["pod"] == "bad-a1-1" and failed["status"]["restarts"] == 0
     assert any(c["type"] == "Failed" and c["status"] == "True" for c in failed["status"]["conditions"])
     # Gang semantics: the rank that was still running is stopped and removed.
     wait_for(lambda: [p.metadata.name for p in core.list_namespaced_pod(
