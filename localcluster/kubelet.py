@@ -24,13 +24,15 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tandem.localcluster import errors
 from tandem.localcluster.addresses import PodAddresses
 from tandem.localcluster.containers import (
+    HOST_IP,
     TAIL_BYTES,
     StartError,
     argv,
@@ -140,6 +142,12 @@ class Kubelet:
     def read_log(self, namespace: str, name: str) -> str:
         assert self.api is not None
         pod = self.api.store.find(PODS, namespace, name)
+        if pod is not None and self._dead(pod["spec"].get("nodeName")):
+            # The API server proxies logs from the node's kubelet, which does not answer.
+            container = pod["spec"]["containers"][0]["name"]
+            raise errors.KubernetesError(status=500, reason="InternalError", message=(
+                f'Get "https://{HOST_IP}:10250/containerLogs/{namespace}/{name}/{container}": '
+                f"dial tcp {HOST_IP}:10250: i/o timeout"))
         run = self._runs.get(pod["metadata"]["uid"]) if pod else None
         if run is None or not run.log.exists():
             return ""
@@ -292,9 +300,7 @@ class Kubelet:
         cwd = Path(workdir) if workdir != (container.get("workingDir") or "") else pod_dir
         if cwd.is_relative_to(self.state_dir):
             cwd.mkdir(parents=True, exist_ok=True)
-        task = asyncio.create_task(self._launch(run, command, process_env(pod, env, os.environ), cwd))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._launch(run, command, process_env(pod, env, os.environ), cwd))
 
     def _begin(self, key: Key, pod: Obj, pod_dir: Path) -> PodRun:
         pod_dir.mkdir(parents=True, exist_ok=True)
@@ -333,7 +339,7 @@ class Kubelet:
             self._write(run.key, run.uid, lambda p: running_status(
                 p, self.addresses.ip(run.uid), str(run.container_id), str(run.started_at), now_iso()))
         else:
-            self._terminate_soon(run, run.stop_grace)  # deleted while it was starting
+            self._spawn(self._terminate(run, run.stop_grace))  # deleted while it was starting
         returncode = await process.wait()
         # As when a container's init process exits: nothing it left behind keeps running.
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -381,11 +387,11 @@ class Kubelet:
             return  # already stopping, no sooner than this (a later deletion may only shorten it)
         run.stop_grace = grace
         if run.process is not None:  # else _launch stops it once the process exists
-            self._terminate_soon(run, grace)
+            self._spawn(self._terminate(run, grace))
 
-    def _terminate_soon(self, run: PodRun, grace: int) -> None:
-        task = asyncio.create_task(self._terminate(run, grace))
-        self._tasks.add(task)
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)  # kept until done (the loop holds tasks weakly); awaited on shutdown
         task.add_done_callback(self._tasks.discard)
 
     async def _terminate(self, run: PodRun, grace: int) -> None:

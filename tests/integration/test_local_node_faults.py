@@ -141,6 +141,8 @@ def test_a_node_down_kills_freezes_and_hangs_then_comes_back(cluster: Any, core:
         events = core.list_namespaced_event(NS, field_selector="involvedObject.name=stale").items
         assert [(e.reason, e.type, e.message) for e in events] == [("NodeNotReady", "Warning", "Node is not ready")]
         assert "NotReady" in kubectl("get", "node", node).stdout
+        logs = kubectl("logs", "stale", check=False)  # served by the node's kubelet, which is gone
+        assert logs.returncode != 0 and "10250: i/o timeout" in logs.stderr
 
         # A deletion hangs in Terminating: no kubelet confirms it. A pod bound to the dead node by
         # hand never starts. New pods go elsewhere (the scheduler skips the tainted node); that the
@@ -174,6 +176,7 @@ def test_a_node_down_kills_freezes_and_hangs_then_comes_back(cluster: Any, core:
         assert status["lastState"]["terminated"]["reason"] == "ContainerStatusUnknown"
         assert status["restartCount"] == 1 and not status["ready"]
         assert "ContainerStatusUnknown" in kubectl("get", "pod", "stale").stdout
+        kubectl("logs", "stale")  # the kubelet answers again
         wait_for(lambda: _get(core, "late-delete") is None, what="the missed deletion to finish")
         _running(core, "bound-by-hand", wait_for)
     finally:
