@@ -68,6 +68,7 @@ class Store:
         self.objects: dict[Key, Obj] = {}
         self.rv = 0
         self.history: deque[Event] = deque(maxlen=history)
+        self._uids: set[str] = set()
         self._subscribers: set[asyncio.Queue[Event]] = set()
 
     # --- reads -------------------------------------------------------------------------------
@@ -111,7 +112,11 @@ class Store:
             meta.pop(transient, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_iso(), generation=1, resourceVersion=self._next_rv())
         self.objects[key] = obj
+        self._uids.add(meta["uid"])
         self._emit(rt.group_resource, "ADDED", obj, None)
+        owners = meta.get("ownerReferences") or []
+        if owners and all(ref.get("uid") not in self._uids for ref in owners):
+            self._remove(key)  # its owner is gone already: the garbage collector removes it at once
         return obj
 
     def update(self, rt: ResourceType, current: Obj, new: Obj, subresource: str | None) -> Obj:
@@ -181,6 +186,7 @@ class Store:
 
     def _remove(self, key: Key, orphan: bool = False) -> Obj:
         current = self.objects.pop(key)
+        self._uids.discard(current["metadata"]["uid"])
         gone = {**current, "metadata": {**current["metadata"], "resourceVersion": self._next_rv()}}
         self._emit(key[0], "DELETED", gone, current)
         if not orphan:
@@ -192,7 +198,7 @@ class Store:
 
     def collect_garbage(self, owner_uid: str) -> None:
         """Delete the dependents whose every owner is gone (the background propagation policy)."""
-        live_uids = {o["metadata"]["uid"] for o in self.objects.values()}
+        live_uids = self._uids
         for key, obj in list(self.objects.items()):
             owners = obj["metadata"].get("ownerReferences") or []
             if not any(ref.get("uid") == owner_uid for ref in owners):

@@ -2,6 +2,8 @@
 
 import json
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +99,19 @@ def test_get_watch_streams_changes(kubectl: Any) -> None:
     kubectl("apply", "-f", "examples/pool-ascend-910b.yaml")
     process = subprocess.Popen(["/usr/bin/kubectl", "get", "ap", "--watch-only", "--output-watch-events"],
                                env=kubectl.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[list[str]] = []
+    reader = threading.Thread(target=lambda: lines.extend(line.split() for line in process.stdout), daemon=True)
+    reader.start()
     try:
-        assert process.stdout is not None
-        kubectl("label", "ap", "ascend-910b", "watched=yes", "--overwrite")
-        lines = [process.stdout.readline().split() for _ in range(2)]  # header, then the event
+        # kubectl's watch may start after a first change: keep changing the pool until one shows.
+        deadline = time.monotonic() + 30
+        value = 0
+        while not any(row[:2] == ["MODIFIED", "ascend-910b"] for row in lines) and time.monotonic() < deadline:
+            value += 1
+            kubectl("label", "ap", "ascend-910b", f"watched={value}", "--overwrite")
+            reader.join(timeout=0.5)
         assert lines[0][:2] == ["EVENT", "NAME"]
-        assert lines[1][:2] == ["MODIFIED", "ascend-910b"]
+        assert any(row[:2] == ["MODIFIED", "ascend-910b"] for row in lines), lines
     finally:
         process.kill()
         process.wait(timeout=10)

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import textwrap
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -202,3 +203,93 @@ def test_a_node_going_not_ready_restarts_the_job_elsewhere(custom: Any, core: An
         core.patch_node_status(node, {"status": {"conditions": [
             {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "back"}]}})
         custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "lost-node")
+
+
+def ascend_fault_report(node: str, chip: str = "Ascend910-3", level: str = "RestartNPU") -> dict[str, Any]:
+    """The Ascend device plugin's per-node ConfigMap (format: Ascend/mind-cluster,
+    docs/en/scheduling/api/ascend_device_plugin.md), with one chip in a fault that needs a restart."""
+    faults = [{"fault_type": "CardUnhealthy", "npu_name": chip, "fault_level": level, "fault_handling": level,
+               "fault_code": "80E01801"}]
+    device_list = {"huawei.com/Ascend910": "Ascend910-0,Ascend910-1", "huawei.com/Ascend910-Fault": json.dumps(faults),
+                   "huawei.com/Ascend910-NetworkUnhealthy": "", "huawei.com/Ascend910-Unhealthy": chip}
+    info = {"DeviceInfo": {"DeviceList": device_list, "UpdateTime": 1744182144}, "SuperPodID": -2,
+            "ServerIndex": -2, "CheckCode": "local"}
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"mindx-dl-deviceinfo-{node}", "namespace": "kube-system"},
+            "data": {"DeviceInfoCfg": json.dumps(info)}}
+
+
+def test_an_ascend_device_fault_report_excludes_the_node_and_marks_the_pool(
+    custom: Any, core: Any, wait_for: Any
+) -> None:
+    submit(custom, "chip", {"rank": 0, "attempts": [], "train": 120}, nodes=1)
+    wait_phase(custom, wait_for, "chip", "Running")
+    node = core.read_namespaced_pod("chip-a1-0", NS).spec.node_name
+    core.create_namespaced_config_map("kube-system", ascend_fault_report(node))
+    try:
+        def moved() -> dict[str, Any] | None:
+            job = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "chip")
+            return job if job["status"].get("attempt") == 2 else None
+
+        status = wait_for(moved, timeout=60, what="a restart after the device report")["status"]
+        assert (status["faults"][0]["class"], status["faults"][0]["node"]) == ("device", node)
+        assert node in status["excludedNodes"]
+
+        def pool_marked() -> dict[str, Any] | None:
+            pool = custom.get_cluster_custom_object(GROUP, VERSION, "acceleratorpools", "ascend-910b")
+            return pool if node in pool.get("status", {}).get("faultyNodes", []) else None
+
+        pool = wait_for(pool_marked, timeout=30, what="the pool to list the faulty node")
+        assert pool["status"]["readyNodes"] == 3
+        wait_phase(custom, wait_for, "chip", "Running")
+        assert core.read_namespaced_pod("chip-a2-0", NS).spec.node_name != node
+    finally:
+        core.delete_namespaced_config_map(f"mindx-dl-deviceinfo-{node}", "kube-system")
+        custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "chip")
+
+
+def test_pods_pending_past_the_timeout_fail_over(custom: Any, core: Any, wait_for: Any) -> None:
+    ascend = [n.metadata.name for n in core.list_node(label_selector="tandem.dev/pool=ascend-910b").items]
+    for node in ascend:  # cordoned: Ready, but nothing new lands there
+        core.patch_node(node, {"spec": {"unschedulable": True}})
+    try:
+        submit(custom, "stuck", {"rank": 0, "attempts": []}, pendingTimeoutSeconds=2)
+        done = wait_phase(custom, wait_for, "stuck", "Succeeded")
+        status = done["status"]
+        assert (status["pool"], status["failovers"], status["restarts"], status["faults"]) == ("h20", 1, 0, [])
+        assert "FailedOver" in reasons(core, "stuck")
+    finally:
+        for node in ascend:
+            core.patch_node(node, {"spec": {"unschedulable": False}})
+
+
+def test_the_operator_counted_restarts_and_failovers(fault_operator: OperatorProcess) -> None:
+    """Before the operator is restarted below: counters live in its process."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{fault_operator.metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    assert 'tandem_restarts_total{class="interconnect",pool="ascend-910b"}' in text
+    assert 'tandem_failovers_total{from_pool="ascend-910b",to_pool="h20"}' in text
+    assert "tandem_recovery_seconds_count" in text
+
+
+def test_an_operator_killed_mid_failover_finishes_it_exactly_once(
+    custom: Any, core: Any, fault_operator: OperatorProcess, wait_for: Any
+) -> None:
+    fault_operator.kill()
+    try:
+        # What the operator had written before it died: attempt 1 ended with a second pool fault, the
+        # job moves to h20; its rank 0 still runs and nothing of attempt 2 exists yet.
+        submit(custom, "midway", {"rank": 0, "attempts": [], "train": 1.0})
+        fault = {"time": "2026-11-23T12:00:00Z", "attempt": 1, "pool": "ascend-910b", "class": "interconnect",
+                 "reason": "HcclSocketTimeout", "node": "ascend-910b-node-2", "checkpointStep": 40}
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, NS, PLURAL, "midway", {"status": {
+            "phase": "Restarting", "attempt": 1, "pool": "h20", "restarts": 2, "failovers": 1,
+            "faults": [fault, fault], "lastCheckpoint": {"step": 40}, "nextAttemptTime": "2026-11-23T12:00:00Z"}})
+    finally:
+        fault_operator.start()
+    done = wait_phase(custom, wait_for, "midway", "Succeeded")
+    status = done["status"]
+    assert (status["attempt"], status["restarts"], status["failovers"], len(status["faults"])) == (2, 2, 1, 2)
+    pods = core.list_namespaced_pod(NS, label_selector="tandem.dev/job=midway").items
+    assert sorted(p.metadata.name for p in pods) == ["midway-a2-0", "midway-a2-1"]
+    assert all(p.spec.node_selector == {"tandem.dev/pool": "h20"} for p in pods)

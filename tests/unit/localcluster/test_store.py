@@ -129,3 +129,12 @@ def test_watch_from_a_compacted_version_is_gone() -> None:
     with pytest.raises(KubernetesError) as exc:
         asyncio.run(_collect(store, Filter(), 1, 1))
     assert exc.value.status == 410
+
+
+def test_a_dependent_created_after_its_owner_is_gone_is_collected() -> None:
+    store = Store()
+    job = store.create(JOBS, "ml", _job())
+    owner = [{"apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "name": "j", "uid": job["metadata"]["uid"]}]
+    store.delete(JOBS, job)
+    store.create(PODS, "ml", {"metadata": {"name": "late", "ownerReferences": owner}})
+    assert store.list(PODS, Filter()) == []
