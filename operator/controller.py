@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 
 import pydantic
 import structlog
+import urllib3
+from kubernetes.client.exceptions import ApiException
 
 from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob, TrainingJobStatus
 from tandem.operator.device_reports import DeviceFault, node_faults
@@ -25,6 +27,7 @@ from tandem.operator.reconcile import Decision, Event, Observation, reconcile, s
 log = structlog.get_logger("tandem.operator")
 Clock = Callable[[], datetime]
 DEVICE_INFO_PREFIX = "mindx-dl-deviceinfo-"  # the Ascend device plugin's per-node ConfigMaps
+API_RETRY_SECONDS = 2.0
 
 
 def utcnow() -> datetime:
@@ -114,7 +117,8 @@ class Controller:
             log.exception("requeued_reconcile_failed", namespace=namespace, job=name)
 
     def reconcile_job(self, namespace: str, name: str) -> None:
-        """Observe, decide, apply; on a stale view (409) observe again at once."""
+        """Observe, decide, apply; on a stale view (409) observe again at once. An API that fails
+        (5xx, a dropped connection) is retried later: it never turns into a job failure."""
         with self._locks[(namespace, name)], RECONCILE_SECONDS.time():
             for _ in range(5):
                 try:
@@ -122,6 +126,11 @@ class Controller:
                     return
                 except Conflict as conflict:
                     log.debug("reconcile_conflict", namespace=namespace, job=name, detail=str(conflict))
+                except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+                    log.warning("reconcile_api_error", namespace=namespace, job=name, error=str(exc)[:300],
+                                retry_in=API_RETRY_SECONDS)
+                    self.requeue.after(namespace, name, API_RETRY_SECONDS)
+                    return
             self.requeue.after(namespace, name, 1.0)
 
     def _reconcile_once(self, namespace: str, name: str) -> None:

@@ -1,0 +1,81 @@
+"""The shell's promises, with a fake API: retries instead of failures, and the order of writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from builders import NOW, make_job, make_node, make_pool
+from kubernetes.client.exceptions import ApiException
+
+from tandem.operator.controller import Controller
+from tandem.operator.kube import Conflict
+
+
+class FakeKube:
+    """Records the calls the controller makes; `fail` makes the next N status patches raise."""
+
+    def __init__(self, job: dict[str, Any], fail: list[Exception] | None = None) -> None:
+        self.job, self.fail = job, list(fail or [])
+        self.calls: list[str] = []
+        self.pool = make_pool().model_dump(mode="json", by_alias=True)
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.job
+
+    def list_pools(self) -> list[dict[str, Any]]:
+        return [self.pool]
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        return [make_node("ascend-0", "ascend-910b"), make_node("ascend-1", "ascend-910b")]
+
+    def list_config_maps(self, namespace: str) -> list[dict[str, Any]]:
+        return []
+
+    def list_job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+        return []
+
+    def service_exists(self, namespace: str, name: str) -> bool:
+        return False
+
+    def patch_job_status(self, namespace: str, name: str, resource_version: str, status: dict[str, Any]) -> None:
+        self.calls.append("status")
+        if self.fail:
+            raise self.fail.pop(0)
+
+    def create(self, manifest: dict[str, Any]) -> bool:
+        self.calls.append(f"create {manifest['metadata']['name']}")
+        return True
+
+    def delete_pod(self, namespace: str, name: str, force: bool = False) -> bool:
+        self.calls.append(f"delete {name}")
+        return True
+
+    def post_event(self, involved: dict[str, Any], event: Any, now: Any) -> None:
+        self.calls.append(f"event {event.reason}")
+
+
+def _job() -> dict[str, Any]:
+    return make_job().model_dump(mode="json", by_alias=True)
+
+
+def test_status_is_written_before_pods_are_created() -> None:
+    kube = FakeKube(_job())
+    Controller(kube, clock=lambda: NOW).reconcile_job("ml", "llama")  # type: ignore[arg-type]
+    assert kube.calls == ["status", "create llama", "create llama-a1-0", "create llama-a1-1", "event AttemptStarted"]
+
+
+@pytest.mark.parametrize("error", [ApiException(status=500, reason="Internal Server Error"), ConnectionResetError()])
+def test_an_api_error_is_retried_later_and_nothing_else_is_done(error: Exception) -> None:
+    kube = FakeKube(_job(), fail=[error])
+    controller = Controller(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+    requeued: list[float] = []
+    controller.requeue.after = lambda ns, name, seconds: requeued.append(seconds)  # type: ignore[method-assign]
+    controller.reconcile_job("ml", "llama")
+    assert kube.calls == ["status"] and requeued == [2.0]
+
+
+def test_a_conflict_observes_again_at_once() -> None:
+    kube = FakeKube(_job(), fail=[Conflict("stale")])
+    Controller(kube, clock=lambda: NOW).reconcile_job("ml", "llama")  # type: ignore[arg-type]
+    assert kube.calls[:2] == ["status", "status"] and "create llama-a1-0" in kube.calls
