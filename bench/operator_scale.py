@@ -1,6 +1,9 @@
 """How the operator scales: N TrainingJobs of M pods created at once against the local cluster
 (scheduler and kubelet on, each pod's command a `sleep`).
 
+Also the recovery latency: one job faulting 100 times with backoff 0, fault seen -> the next
+attempt's pods created -> Running (p50/p99).
+
 Measured per N: time until every pod exists and until every job is Running, reconcile latency
 p50/p99 from the operator's own `tandem_reconcile_seconds`, and the operator's peak RSS. The
 baseline, in the same run: a plain client creating the same N*M pods straight through the API,
@@ -18,8 +21,10 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from pathlib import Path
@@ -63,12 +68,12 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return lower
 
 
-def _reconcile_buckets(metrics_port: int) -> list[tuple[float, float]]:
+def _buckets(metrics_port: int, name: str) -> list[tuple[float, float]]:
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
         text = response.read().decode()
     buckets = []
     for line in text.splitlines():
-        if line.startswith("tandem_reconcile_seconds_bucket"):
+        if line.startswith(name):
             bound = line.split('le="')[1].split('"')[0]
             buckets.append((math.inf if bound == "+Inf" else float(bound), float(line.split()[-1])))
     return sorted(buckets)
@@ -112,14 +117,7 @@ def baseline(jobs: int, pods: int) -> float:
 
 def measure(jobs: int, pods: int, log_dir: Path) -> dict[str, Any]:
     with _cluster(jobs, pods) as cluster:
-        kubeconfig = cluster.write_kubeconfig(log_dir / f"kubeconfig-{jobs}")
-        metrics_port, health_port = _free_port(), _free_port()
-        log = (log_dir / f"operator-{jobs}.log").open("wb")
-        operator = subprocess.Popen(
-            [str(Path(sys.executable).with_name("tandem")), "operator", "--metrics-port", str(metrics_port),
-             "--health-port", str(health_port)],
-            env={**os.environ, "KUBECONFIG": str(kubeconfig), "TANDEM_LOG_LEVEL": "WARNING"},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        operator, metrics_port = _operator(cluster, log_dir, str(jobs))
         try:
             configuration = kubernetes.client.Configuration()
             configuration.host = cluster.url
@@ -142,7 +140,7 @@ def measure(jobs: int, pods: int, log_dir: Path) -> dict[str, Any]:
                     all_running = time.monotonic() - started
                 else:
                     time.sleep(1.0)
-            buckets = _reconcile_buckets(metrics_port)
+            buckets = _buckets(metrics_port, "tandem_reconcile_seconds_bucket")
             return {
                 "jobs": jobs, "pods_per_job": pods, "all_pods_s": all_pods, "all_running_s": all_running,
                 "reconcile_p50_ms": 1000 * _quantile(buckets, 0.5), "reconcile_p99_ms": 1000 * _quantile(buckets, 0.99),
@@ -151,7 +149,86 @@ def measure(jobs: int, pods: int, log_dir: Path) -> dict[str, Any]:
         finally:
             os.killpg(operator.pid, signal.SIGTERM)
             operator.wait(timeout=60)
-            log.close()
+
+
+FAILING_RANK = textwrap.dedent("""
+    import json, os, sys, time
+    if os.environ["TANDEM_NODE_RANK"] == "1":
+        time.sleep(0.3)
+        with open(os.environ["TANDEM_TERMINATION_LOG"], "w") as out:
+            json.dump({"class": "interconnect", "reason": "HcclSocketTimeout", "message": "EI0006"}, out)
+        sys.exit(3)
+    time.sleep(600)
+""")
+
+
+def _operator(cluster: LocalCluster, log_dir: Path, label: str) -> tuple[subprocess.Popen[bytes], int]:
+    kubeconfig = cluster.write_kubeconfig(log_dir / f"kubeconfig-{label}")
+    metrics_port = _free_port()
+    operator = subprocess.Popen(
+        [str(Path(sys.executable).with_name("tandem")), "operator", "--metrics-port", str(metrics_port),
+         "--health-port", str(_free_port())],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "TANDEM_LOG_LEVEL": "WARNING"},
+        stdout=(log_dir / f"operator-{label}.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    return operator, metrics_port
+
+
+def recovery(faults: int, log_dir: Path) -> dict[str, Any]:
+    """One 2-pod job whose rank 1 fails 0.3 s into every attempt, backoff 0: per fault, the time from
+    the failed pod seen (through a watch, as the operator sees it) to every pod of the next attempt
+    created, and to every pod Running."""
+    with _cluster(1, 4) as cluster:
+        operator, metrics_port = _operator(cluster, log_dir, "recovery")
+        try:
+            configuration = kubernetes.client.Configuration()
+            configuration.host = cluster.url
+            client = kubernetes.client.ApiClient(configuration)
+            custom, core = kubernetes.client.CustomObjectsApi(client), kubernetes.client.CoreV1Api(client)
+            custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", POOL)
+            job = _job("flaky", 2)
+            job["spec"]["container"]["command"] = [sys.executable, "-P", "-c", FAILING_RANK]
+            job["spec"]["faultPolicy"] = {"maxRestarts": faults + 5, "backoffSeconds": 0, "maxBackoffSeconds": 0,
+                                          "failoverAfterFaults": faults + 5, "excludeFaultyNodes": False}
+            failed_at: dict[int, float] = {}
+            created: dict[int, set[str]] = {}
+            running: dict[int, set[str]] = {}
+            created_at: dict[int, float] = {}
+            running_at: dict[int, float] = {}
+            started = time.monotonic()
+            custom.create_namespaced_custom_object(GROUP, VERSION, NS, "trainingjobs", job)
+            watch = kubernetes.watch.Watch()
+            for event in watch.stream(core.list_namespaced_pod, NS, timeout_seconds=3600):
+                pod, now = event["object"], time.monotonic()
+                attempt = int(pod.metadata.labels["tandem.dev/attempt"])
+                created.setdefault(attempt, set()).add(pod.metadata.name)
+                if len(created[attempt]) == 2:
+                    created_at.setdefault(attempt, now)
+                if pod.status.phase == "Running":
+                    running.setdefault(attempt, set()).add(pod.metadata.name)
+                    if len(running[attempt]) == 2:
+                        running_at.setdefault(attempt, now)
+                if pod.status.phase == "Failed":
+                    failed_at.setdefault(attempt, now)
+                done = len([a for a in failed_at if a + 1 in running_at])
+                if done and done % 10 == 0 and event["type"] == "MODIFIED" and len(running_at) == done + 1:
+                    _progress("faults recovered", done, faults, started)
+                if done >= faults:
+                    watch.stop()
+            to_created = sorted(created_at[a + 1] - failed_at[a] for a in failed_at if a + 1 in created_at)
+            to_running = sorted(running_at[a + 1] - failed_at[a] for a in failed_at if a + 1 in running_at)
+            buckets = _buckets(metrics_port, "tandem_recovery_seconds_bucket")
+            return {"faults": len(to_running),
+                    "created_p50_s": statistics.median(to_created), "created_p99_s": _p(to_created, 0.99),
+                    "running_p50_s": statistics.median(to_running), "running_p99_s": _p(to_running, 0.99),
+                    "operator_recovery_p50_s": _quantile(buckets, 0.5),
+                    "operator_recovery_p99_s": _quantile(buckets, 0.99)}
+        finally:
+            os.killpg(operator.pid, signal.SIGTERM)
+            operator.wait(timeout=60)
+
+
+def _p(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def main() -> None:
@@ -159,12 +236,23 @@ def main() -> None:
     parser.add_argument("--jobs", default="10,100,500", help="comma-separated N")
     parser.add_argument("--pods", type=int, default=8, help="M, pods per job")
     parser.add_argument("--log-dir", default="/tmp/tandem-bench", help="operator logs and kubeconfigs")
+    parser.add_argument("--recovery", type=int, default=100, help="faults for the recovery-latency run (0: skip)")
     args = parser.parse_args()
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.node()} {os.cpu_count()} cpus, python {platform.python_version()}")
+    if args.recovery:
+        print(f"recovery latency over {args.recovery} faults (backoff 0)", flush=True)
+        result = recovery(args.recovery, log_dir)
+        print(json.dumps(result), flush=True)
+        print("\n| faults | fault -> next pods created p50 / p99 (s) | fault -> all Running p50 / p99 (s) "
+              "| operator's tandem_recovery_seconds p50 / p99 (s) |")
+        print("|---|---|---|---|")
+        print(f"| {result['faults']} | {result['created_p50_s']:.2f} / {result['created_p99_s']:.2f} "
+              f"| {result['running_p50_s']:.2f} / {result['running_p99_s']:.2f} "
+              f"| {result['operator_recovery_p50_s']:.2f} / {result['operator_recovery_p99_s']:.2f} |")
     rows = []
-    for jobs in (int(n) for n in args.jobs.split(",")):
+    for jobs in (int(n) for n in args.jobs.split(",") if n):
         print(f"N={jobs} M={args.pods}: baseline (a client creating {jobs * args.pods} pods directly)", flush=True)
         direct = baseline(jobs, args.pods)
         print(f"N={jobs} M={args.pods}: the operator", flush=True)

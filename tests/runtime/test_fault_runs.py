@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tandem.runtime.ckpt_layout import scan
 from tandem.runtime.faults import EXIT_CODES
 
 
@@ -24,7 +25,11 @@ def test_interconnect_fault_reports_the_root_cause_rank(rt: Any, tmp_path: Path)
     msg = run.termination
     assert (msg["class"], msg["reason"], msg["rank"], msg["step"]) == ("interconnect", "HcclSocketTimeout", 1, 3)
     assert "EI0006" in msg["message"] and "Getting socket times out" in msg["message"]
-    assert (msg["checkpointStep"], msg["resumedFrom"]) == (2, None)
+    # The step-2 save is asynchronous and may still be in flight when rank 1 dies at step 3 (on a
+    # loaded machine it is): the report names exactly the newest checkpoint that is complete on disk.
+    complete = [e.step for e in scan(tmp_path / "ckpt") if e.state == "complete"]
+    assert msg["checkpointStep"] == (max(complete) if complete else None) and msg["resumedFrom"] is None
+    assert msg["checkpointStep"] in (2, None)
     # Rank 0, stopped because rank 1 died, is not the one reported; the pod ends within seconds.
     (fault,) = [e for e in run.events("worker_fault") if e["rank"] == "1"]
     (end,) = run.events("terminated")
