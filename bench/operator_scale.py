@@ -238,6 +238,8 @@ def main() -> None:
     parser.add_argument("--log-dir", default="/tmp/tandem-bench", help="operator logs and kubeconfigs")
     parser.add_argument("--recovery", type=int, default=100, help="faults for the recovery-latency run (0: skip)")
     args = parser.parse_args()
+    # A bench stopped with SIGTERM (timeout, Ctrl-C in CI) still stops its operator and cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.node()} {os.cpu_count()} cpus, python {platform.python_version()}")

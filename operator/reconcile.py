@@ -206,11 +206,11 @@ def _start_first_attempt(step: _Step) -> Decision:
     for name in spec.pools:
         pool = step.obs.pools.get(name)
         if pool is not None and capacity.get(name, 0) >= spec.nodes:
-            step.condition("PoolCapacity", True, "Enough", f"pool {name} has {capacity[name]} usable node(s)")
+            step.condition("PoolCapacity", True, "Enough", f"pool {name} has room for {capacity[name]} pod(s)")
             skipped = spec.pools[: spec.pools.index(name)]
             return _start_attempt(step, pool, 1, f" ({', '.join(skipped)} too small)" if skipped else "")
     first = spec.pools[0]
-    message = f"needs {spec.nodes} node(s); pool {first} has {capacity.get(first, 0)} usable"
+    message = f"needs room for {spec.nodes} pod(s); pool {first} has room for {capacity.get(first, 0)}"
     if len(spec.pools) > 1:
         message += ", and no other pool has enough"
     if step.status.message != message:

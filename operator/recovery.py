@@ -56,8 +56,8 @@ def _fits(pool: str, spec: TrainingJobSpec, capacity: Mapping[str, int]) -> bool
 
 
 def choose_pool(spec: TrainingJobSpec, current: str, capacity: Mapping[str, int], leave_current: bool) -> str:
-    """The pool for the next attempt. `capacity` counts each pool's usable nodes (ready, not
-    faulty, not excluded). Without failBack the job only ever moves down `spec.pools`; with it,
+    """The pool for the next attempt. `capacity` counts the pods each pool has room for on usable
+    nodes (ready, not faulty, not excluded). Without failBack the job only ever moves down `spec.pools`; with it,
     the most preferred pool that fits wins. When nothing else fits, the job stays where it is."""
     candidates = list(spec.pools)
     if not spec.fault_policy.fail_back and current in candidates:
@@ -85,12 +85,12 @@ def plan_after_fault(spec: TrainingJobSpec, faults: Sequence[Fault], restarts: i
     target = choose_pool(spec, current, capacity, leave_current=leave)
     delay = backoff_seconds(policy, fault_streak(faults))
     if target == current:
-        why = "" if _fits(current, spec, capacity) else f"; no other pool has {spec.nodes} usable node(s)"
+        why = "" if _fits(current, spec, capacity) else f"; no other pool has room for {spec.nodes} pod(s)"
         return RecoveryPlan("restart", current, delay, "Restarting",
                             f"{summary}: restart {restarts + 1} of {policy.max_restarts} on {current} "
                             f"in {delay:.0f}s{why}")
     because = (f"{pool_faults} interconnect/device fault(s) on {current}" if leave
-               else f"{current} has fewer than {spec.nodes} usable node(s)")
+               else f"{current} has room for fewer than {spec.nodes} pod(s)")
     return RecoveryPlan("failover", target, delay, "FailedOver",
                         f"{summary}: moving from {current} to {target} ({because}); "
                         f"restart {restarts + 1} of {policy.max_restarts} in {delay:.0f}s")

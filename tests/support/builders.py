@@ -34,9 +34,12 @@ def make_pool(name: str = "ascend-910b", accelerator: str = "npu", devices: int 
     return AcceleratorPool.model_validate(body)
 
 
-def make_node(name: str, pool: str, ready: bool = True) -> dict[str, Any]:
+def make_node(name: str, pool: str, ready: bool = True, devices: int = 8) -> dict[str, Any]:
+    """A node of `pool` with `devices` accelerators of the kind make_pool gives that pool."""
+    resource = "huawei.com/Ascend910" if pool.startswith("ascend") else "nvidia.com/gpu"
     return {"metadata": {"name": name, "labels": {"tandem.dev/pool": pool}},
-            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+            "status": {"allocatable": {resource: str(devices), "cpu": "64"},
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
 def make_pod(job: str, attempt: int, rank: int, phase: str = "Pending", node: str | None = None,

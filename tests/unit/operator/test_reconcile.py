@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from builders import NOW, make_job, make_node, make_pod
+from builders import NOW, make_job, make_node, make_pod, make_pool
 
 from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob
 from tandem.operator.reconcile import Decision, Observation, reconcile
@@ -131,7 +131,8 @@ def test_no_image_anywhere_fails_the_job(pools: Any, nodes: Any) -> None:
 def test_a_job_larger_than_its_pool_waits_without_pods_and_says_why(pools: Any, nodes: Any) -> None:
     decision = decide(make_job(nodes=3), pools, nodes)
     assert decision.create == [] and decision.status.attempt == 0
-    assert decision.status.message == "needs 3 node(s); pool ascend-910b has 2 usable, and no other pool has enough"
+    assert decision.status.message == ("needs room for 3 pod(s); pool ascend-910b has room for 2, "
+                                       "and no other pool has enough")
     assert [e.reason for e in decision.events] == ["PoolTooSmall"]
     assert decision.requeue_after is not None
     capacity = next(c for c in decision.status.conditions if c.type == "PoolCapacity")
@@ -174,3 +175,12 @@ def test_the_observed_generation_is_recorded(pools: Any, nodes: Any) -> None:
     job = make_job()
     job.metadata["generation"] = 4
     assert decide(job, pools, nodes).status.observed_generation == 4
+
+
+@pytest.mark.parametrize(("devices_per_pod", "node_devices", "expected"), [(8, 8, 1), (4, 8, 2), (3, 8, 2), (8, 4, 0)])
+def test_a_node_holds_as_many_pods_as_its_devices_allow(devices_per_pod: int, node_devices: int, expected: int) -> None:
+    from tandem.operator.detect import pod_slots
+
+    assert pod_slots(make_node("n", "h20", devices=node_devices), make_pool("h20", "gpu", devices=devices_per_pod)) \
+        == expected
+    assert pod_slots(make_node("n", "cpu"), make_pool("cpu", "cpu", devices=4)) == 1

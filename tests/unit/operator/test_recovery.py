@@ -103,12 +103,12 @@ def test_failover_skips_pools_without_room() -> None:
 def test_a_pool_that_lost_its_room_is_left_even_before_the_fault_count() -> None:
     plan = plan_after_fault(spec(failoverAfterFaults=5), [fault("node")], 0, "ascend-910b",
                             {"ascend-910b": 1, "h20": 4})
-    assert (plan.outcome, plan.pool) == ("failover", "h20") and "fewer than 2 usable node(s)" in plan.message
+    assert (plan.outcome, plan.pool) == ("failover", "h20") and "room for fewer than 2 pod(s)" in plan.message
 
 
 def test_nowhere_to_go_restarts_in_place_and_says_so() -> None:
     plan = plan_after_fault(spec(), [fault("node")], 0, "ascend-910b", {"ascend-910b": 1, "h20": 0, "cpu": 0})
-    assert plan.outcome == "restart" and "no other pool has 2 usable node(s)" in plan.message
+    assert plan.outcome == "restart" and "no other pool has room for 2 pod(s)" in plan.message
 
 
 @pytest.mark.parametrize(("fail_back", "expected"), [(False, "h20"), (True, "ascend-910b")])
