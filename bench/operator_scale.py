@@ -99,12 +99,17 @@ def _cluster(jobs: int, pods: int) -> LocalCluster:
                                                             devices_per_node=8, cpu="512", memory="4096Gi")]))
 
 
+def _apis(cluster: LocalCluster) -> tuple[kubernetes.client.CustomObjectsApi, kubernetes.client.CoreV1Api]:
+    configuration = kubernetes.client.Configuration()
+    configuration.host = cluster.url
+    client = kubernetes.client.ApiClient(configuration)
+    return kubernetes.client.CustomObjectsApi(client), kubernetes.client.CoreV1Api(client)
+
+
 def baseline(jobs: int, pods: int) -> float:
     """Seconds for one client to create N*M pods directly, on an otherwise identical cluster."""
     with _cluster(jobs, pods) as cluster:
-        configuration = kubernetes.client.Configuration()
-        configuration.host = cluster.url
-        core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(configuration))
+        _, core = _apis(cluster)
         started = time.monotonic()
         for index in range(jobs * pods):
             core.create_namespaced_pod(NS, {
@@ -119,10 +124,7 @@ def measure(jobs: int, pods: int, log_dir: Path) -> dict[str, Any]:
     with _cluster(jobs, pods) as cluster:
         operator, metrics_port = _operator(cluster, log_dir, str(jobs))
         try:
-            configuration = kubernetes.client.Configuration()
-            configuration.host = cluster.url
-            client = kubernetes.client.ApiClient(configuration)
-            custom, core = kubernetes.client.CustomObjectsApi(client), kubernetes.client.CoreV1Api(client)
+            custom, core = _apis(cluster)
             custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", POOL)
             started = time.monotonic()
             for index in range(jobs):
@@ -180,10 +182,7 @@ def recovery(faults: int, log_dir: Path) -> dict[str, Any]:
     with _cluster(1, 4) as cluster:
         operator, metrics_port = _operator(cluster, log_dir, "recovery")
         try:
-            configuration = kubernetes.client.Configuration()
-            configuration.host = cluster.url
-            client = kubernetes.client.ApiClient(configuration)
-            custom, core = kubernetes.client.CustomObjectsApi(client), kubernetes.client.CoreV1Api(client)
+            custom, core = _apis(cluster)
             custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", POOL)
             job = _job("flaky", 2)
             job["spec"]["container"]["command"] = [sys.executable, "-P", "-c", FAILING_RANK]

@@ -13,37 +13,27 @@ def bad_request(message: str) -> KubernetesError:
     return KubernetesError(status=400, reason="BadRequest", message=message, details={})
 
 
+def _about(status: int, reason: str, message: str, kind: str, name: str, group: str) -> KubernetesError:
+    return KubernetesError(status=status, reason=reason, message=message,
+                           details={"name": name, "group": group, "kind": kind})
+
+
+def _qualified(kind: str, group: str) -> str:
+    return f"{kind}.{group}" if group else kind
+
+
 def not_found(kind: str, name: str, group: str = "") -> KubernetesError:
-    plural = f"{kind}.{group}" if group else kind
-    return KubernetesError(
-        status=404,
-        reason="NotFound",
-        message=f'{plural} "{name}" not found',
-        details={"name": name, "group": group, "kind": kind},
-    )
+    return _about(404, "NotFound", f'{_qualified(kind, group)} "{name}" not found', kind, name, group)
 
 
 def already_exists(kind: str, name: str, group: str = "") -> KubernetesError:
-    plural = f"{kind}.{group}" if group else kind
-    return KubernetesError(
-        status=409,
-        reason="AlreadyExists",
-        message=f'{plural} "{name}" already exists',
-        details={"name": name, "group": group, "kind": kind},
-    )
+    return _about(409, "AlreadyExists", f'{_qualified(kind, group)} "{name}" already exists', kind, name, group)
 
 
 def conflict(kind: str, name: str, group: str = "") -> KubernetesError:
-    plural = f"{kind}.{group}" if group else kind
-    return KubernetesError(
-        status=409,
-        reason="Conflict",
-        message=(
-            f'Operation cannot be fulfilled on {plural} "{name}": the object has been modified; '
-            "please apply your changes to the latest version and try again"
-        ),
-        details={"name": name, "group": group, "kind": kind},
-    )
+    message = (f'Operation cannot be fulfilled on {_qualified(kind, group)} "{name}": the object has been modified; '
+               "please apply your changes to the latest version and try again")
+    return _about(409, "Conflict", message, kind, name, group)
 
 
 def gone(message: str) -> KubernetesError:
@@ -55,10 +45,6 @@ def invalid(kind: str, name: str, causes: list[dict[str, Any]], group: str = "")
     summary = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
     if len(causes) > 1:
         summary = f"[{summary}]"
-    qualified = f"{kind}.{group}" if group else kind
-    return KubernetesError(
-        status=422,
-        reason="Invalid",
-        message=f'{qualified} "{name}" is invalid: {summary}',
-        details={"name": name, "group": group, "kind": kind, "causes": causes},
-    )
+    error = _about(422, "Invalid", f'{_qualified(kind, group)} "{name}" is invalid: {summary}', kind, name, group)
+    error.details["causes"] = causes
+    return error

@@ -9,22 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
+from manifests import cases, example
 
 from tandem.localcluster.patches import merge_patch
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cases(name: str) -> list[Any]:
-    return [pytest.param(c, id=c["case"]) for c in yaml.safe_load((REPO / "tests/data" / name).read_text())]
-
-
-def _example(kind: str) -> dict[str, Any]:
-    for path in sorted((REPO / "examples").glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] == kind:
-                return doc
-    raise LookupError(kind)
 
 
 def test_apply_crds_and_examples_then_get_shows_printer_columns(kubectl: Any) -> None:
@@ -50,18 +41,18 @@ def test_printer_columns_show_the_status(kubectl: Any) -> None:
     assert row[:7] == ["llama-demo", "ascend-910b", "Running", "2", "1", "0", "400"]
 
 
-@pytest.mark.parametrize("case", _cases("bad_trainingjobs.yaml"))
+@pytest.mark.parametrize("case", cases("bad_trainingjobs.yaml"))
 def test_broken_trainingjob_is_refused_naming_the_field(kubectl: Any, case: dict[str, Any]) -> None:
     _assert_refused(kubectl, "TrainingJob", case)
 
 
-@pytest.mark.parametrize("case", _cases("bad_acceleratorpools.yaml"))
+@pytest.mark.parametrize("case", cases("bad_acceleratorpools.yaml"))
 def test_broken_pool_is_refused_naming_the_field(kubectl: Any, case: dict[str, Any]) -> None:
     _assert_refused(kubectl, "AcceleratorPool", case)
 
 
 def _assert_refused(kubectl: Any, kind: str, case: dict[str, Any]) -> None:
-    manifest = merge_patch(_example(kind), {"metadata": {"name": f"broken-{case['case']}"}, "spec": case["spec"]})
+    manifest = merge_patch(example(kind), {"metadata": {"name": f"broken-{case['case']}"}, "spec": case["spec"]})
     result = kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest), check=False)
     assert result.returncode != 0
     assert case["field"] in result.stderr, result.stderr

@@ -6,12 +6,12 @@ import json
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import kubernetes
 import kubernetes_validate
 import pytest
+from processes import pod_pid, process_alive
 
 from tandem.localcluster.cluster import LocalCluster
 
@@ -55,17 +55,6 @@ def _gone(core: kubernetes.client.CoreV1Api, name: str) -> bool:
     return False
 
 
-def _pid(pod: dict[str, Any]) -> int:
-    return int(pod["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting for whatever init this machine has to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def test_pod_runs_with_its_env_and_a_claim_folder(cluster: Any, core: Any, wait_for: Callable[..., Any]) -> None:
@@ -161,11 +150,11 @@ def test_unschedulable_until_capacity_frees(core: Any, wait_for: Callable[..., A
 def test_deleting_a_running_pod_stops_its_process(core: Any, kubectl: Any, wait_for: Callable[..., Any]) -> None:
     core.create_namespaced_pod(NS, _pod("sleeper", "import time; time.sleep(60)"))
     running = wait_for(lambda: (p := _get(core, "sleeper"))["status"]["phase"] == "Running" and p, what="running")
-    pid = _pid(running)
-    assert _alive(pid)
+    pid = pod_pid(running)
+    assert process_alive(pid)
     kubectl("delete", "pod", "sleeper", "--timeout=20s")  # waits until the object is gone
     assert _gone(core, "sleeper")
-    wait_for(lambda: not _alive(pid), timeout=10, what="the process to be gone")
+    wait_for(lambda: not process_alive(pid), timeout=10, what="the process to be gone")
 
 
 def test_kill_injects_a_fault(cluster: Any, core: Any, wait_for: Callable[..., Any]) -> None:
@@ -217,10 +206,10 @@ def test_stopping_the_cluster_leaves_no_process(wait_for: Callable[..., Any]) ->
         running = wait_for(lambda: (p := _get(core, "stays"))["status"]["phase"] == "Running" and p, what="running")
         log = local.kubelet.log_path(NS, "stays")
         child = int(wait_for(lambda: log.read_text().strip(), what="the child's pid"))
-        pids = [_pid(running), child]
-        assert all(_alive(p) for p in pids)
+        pids = [pod_pid(running), child]
+        assert all(process_alive(p) for p in pids)
         state_dir = local.state_dir
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(p) for p in pids) and not state_dir.exists()
+    assert not any(process_alive(p) for p in pids) and not state_dir.exists()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import kubernetes
 import kubernetes_validate
 import pytest
+from processes import pod_pid, process_alive
 
 NS = "default"
 SLEEP = "import time; time.sleep(600)"
@@ -53,16 +53,6 @@ def _running(core: Any, name: str, wait_for: WaitFor) -> dict[str, Any]:
                     what=f"pod {name} running")
 
 
-def _pid(pod: dict[str, Any]) -> int:
-    return int(pod["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -90,18 +80,18 @@ def _force_delete_all(core: Any, *names: str) -> None:
 def test_force_deletion_removes_a_running_pod_at_once(cluster: Any, core: Any, wait_for: WaitFor) -> None:
     core.create_namespaced_pod(NS, _pod("forced-query", STUBBORN, grace=30))
     core.create_namespaced_pod(NS, _pod("forced-body", STUBBORN, grace=30))
-    pids = [_pid(_running(core, name, wait_for)) for name in ("forced-query", "forced-body")]
+    pids = [pod_pid(_running(core, name, wait_for)) for name in ("forced-query", "forced-body")]
     core.delete_namespaced_pod("forced-query", NS, grace_period_seconds=0)  # ?gracePeriodSeconds=0
     core.delete_namespaced_pod("forced-body", NS, body=kubernetes.client.V1DeleteOptions(grace_period_seconds=0))
     assert _get(core, "forced-query") is None and _get(core, "forced-body") is None
     # The object went first; the kubelet then kills the orphan process without waiting for SIGTERM.
-    wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=10, what="the orphan processes to die")
+    wait_for(lambda: not any(process_alive(pid) for pid in pids), timeout=10, what="the orphan processes to die")
 
 
 def test_force_deletion_cuts_a_graceful_deletion_short(cluster: Any, core: Any, kubectl: Any,
                                                         wait_for: WaitFor) -> None:
     core.create_namespaced_pod(NS, _pod("stubborn", STUBBORN, grace=30))
-    pid = _pid(_running(core, "stubborn", wait_for))
+    pid = pod_pid(_running(core, "stubborn", wait_for))
     wait_for(lambda: cluster.kubelet.log_path(NS, "stubborn").read_text() == "up\n", what="the handler set")
     core.delete_namespaced_pod("stubborn", NS)  # 30 s of grace, and SIGTERM is ignored
     terminating = _get(core, "stubborn")
@@ -109,7 +99,7 @@ def test_force_deletion_cuts_a_graceful_deletion_short(cluster: Any, core: Any, 
     result = kubectl("delete", "pod", "stubborn", "--grace-period=0", "--force")
     assert "Immediate deletion does not wait for confirmation" in result.stderr
     assert _get(core, "stubborn") is None
-    wait_for(lambda: not _alive(pid), timeout=10, what="the stubborn process to be killed")
+    wait_for(lambda: not process_alive(pid), timeout=10, what="the stubborn process to be killed")
 
 
 def test_a_node_down_kills_freezes_and_hangs_then_comes_back(cluster: Any, core: Any, kubectl: Any,
@@ -119,13 +109,13 @@ def test_a_node_down_kills_freezes_and_hangs_then_comes_back(cluster: Any, core:
     for name in names:
         core.create_namespaced_pod(NS, _pod(name, node=node))
     before = {name: _running(core, name, wait_for) for name in names}
-    pids = {name: _pid(pod) for name, pod in before.items()}
+    pids = {name: pod_pid(pod) for name, pod in before.items()}
     try:
         _set_ready(kubectl, node, "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
 
         # The machine is gone: its processes die at once, the node controller taints the node and
         # marks the pods not ready, and nothing else about them changes (the kubelet is dead).
-        wait_for(lambda: not any(_alive(pid) for pid in pids.values()), timeout=10, what="the processes to die")
+        wait_for(lambda: not any(process_alive(pid) for pid in pids.values()), timeout=10, what="the processes to die")
         wait_for(lambda: cluster.call(lambda: not any(cluster.kubelet.is_running(NS, n) for n in names)),
                  what="the kubelet to see its processes gone")
         wait_for(lambda: {("node.kubernetes.io/unreachable", "NoExecute"),
@@ -187,12 +177,12 @@ def test_a_node_down_kills_freezes_and_hangs_then_comes_back(cluster: Any, core:
 def test_a_not_ready_node_is_tainted_not_ready(cluster: Any, core: Any, kubectl: Any, wait_for: WaitFor) -> None:
     node = "h20-node-1"
     core.create_namespaced_pod(NS, _pod("on-h20", node=node))
-    pid = _pid(_running(core, "on-h20", wait_for))
+    pid = pod_pid(_running(core, "on-h20", wait_for))
     try:
         _set_ready(kubectl, node, "False", "KubeletNotReady", "container runtime is down")
         wait_for(lambda: {("node.kubernetes.io/not-ready", "NoExecute"),
                           ("node.kubernetes.io/not-ready", "NoSchedule")} == _taints(core, node), what="taints")
-        wait_for(lambda: not _alive(pid), timeout=10, what="the process to die")
+        wait_for(lambda: not process_alive(pid), timeout=10, what="the process to die")
         # Ready=Unknown next: the controller swaps not-ready for unreachable, as the real one does.
         _set_ready(kubectl, node, "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
         wait_for(lambda: {("node.kubernetes.io/unreachable", "NoExecute"),

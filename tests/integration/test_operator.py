@@ -11,20 +11,14 @@ from typing import Any
 import kubernetes
 import kubernetes_validate
 import pytest
+from manifests import simulated_pools
 
 from tandem.operator.api import AcceleratorPool, TrainingJob
 from tandem.operator.podspec import attempt_pod
 
 GROUP, VERSION, PLURAL = "tandem.dev", "v1alpha1", "trainingjobs"
 NS = "default"
-POOLS = [
-    {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AcceleratorPool", "metadata": {"name": "ascend-910b"},
-     "spec": {"accelerator": "npu", "deviceResource": "huawei.com/Ascend910", "devicesPerNode": 8,
-              "nodeSelector": {"tandem.dev/pool": "ascend-910b"}, "image": "example.org/tandem-runtime:npu"}},
-    {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AcceleratorPool", "metadata": {"name": "h20"},
-     "spec": {"accelerator": "gpu", "deviceResource": "nvidia.com/gpu", "devicesPerNode": 8,
-              "nodeSelector": {"tandem.dev/pool": "h20"}, "image": "example.org/tandem-runtime:cuda"}},
-]
+POOLS = simulated_pools()
 
 
 def python_job(name: str, code: str, nodes: int = 2, pools: list[str] | None = None) -> dict[str, Any]:

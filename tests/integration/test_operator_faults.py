@@ -13,6 +13,7 @@ from typing import Any
 
 import kubernetes
 import pytest
+from manifests import simulated_pools
 from operator_process import OperatorProcess
 
 from tandem.localcluster.cluster import LocalCluster
@@ -42,15 +43,6 @@ PROGRAM = textwrap.dedent('''
 ''')
 
 
-def pools() -> list[dict[str, Any]]:
-    return [
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AcceleratorPool", "metadata": {"name": "ascend-910b"},
-         "spec": {"accelerator": "npu", "deviceResource": "huawei.com/Ascend910", "devicesPerNode": 8,
-                  "nodeSelector": {"tandem.dev/pool": "ascend-910b"}, "image": "example.org/tandem-runtime:npu"}},
-        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "AcceleratorPool", "metadata": {"name": "h20"},
-         "spec": {"accelerator": "gpu", "deviceResource": "nvidia.com/gpu", "devicesPerNode": 8,
-                  "nodeSelector": {"tandem.dev/pool": "h20"}, "image": "example.org/tandem-runtime:cuda"}},
-    ]
 
 
 def fault_job(name: str, plan: dict[str, Any], nodes: int = 2, **policy: Any) -> dict[str, Any]:
@@ -86,7 +78,7 @@ def fault_operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="module")
 def custom(api_client: Any, fault_operator: OperatorProcess) -> Any:
     api = kubernetes.client.CustomObjectsApi(api_client)
-    for pool in pools():
+    for pool in simulated_pools():
         api.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", pool)
     return api
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from manifests import cases, example
 
 from tandem.localcluster.patches import merge_patch
 from tandem.localcluster.resources import crd_types
@@ -15,21 +15,11 @@ REPO = Path(__file__).resolve().parents[3]
 SCHEMAS = {t.kind: t.schema for crd in crd_documents() for t in crd_types(crd)}
 
 
-def _example(kind: str) -> dict[str, Any]:
-    for path in sorted((REPO / "examples").glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] == kind:
-                return doc
-    raise LookupError(kind)
-
-
-def _cases(name: str) -> list[Any]:
-    return [pytest.param(c, id=c["case"]) for c in yaml.safe_load((REPO / "tests/data" / name).read_text())]
 
 
 def test_examples_are_valid_and_get_defaults() -> None:
     for kind in ("TrainingJob", "AcceleratorPool"):
-        outcome = validate(_example(kind), SCHEMAS[kind])
+        outcome = validate(example(kind), SCHEMAS[kind])
         assert outcome.causes == [] and outcome.unknown_fields == []
     job = validate({"apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "metadata": {"name": "j"},
                     "spec": {"nodes": 1, "pools": ["p"], "checkpoint": {"volume": {"emptyDir": {}}}}},
@@ -38,31 +28,31 @@ def test_examples_are_valid_and_get_defaults() -> None:
     assert job["spec"]["checkpoint"]["intervalSteps"] == 200
 
 
-@pytest.mark.parametrize("case", _cases("bad_trainingjobs.yaml"))
+@pytest.mark.parametrize("case", cases("bad_trainingjobs.yaml"))
 def test_bad_trainingjobs_are_refused_naming_the_field(case: dict[str, Any]) -> None:
     _assert_refused("TrainingJob", case)
 
 
-@pytest.mark.parametrize("case", _cases("bad_acceleratorpools.yaml"))
+@pytest.mark.parametrize("case", cases("bad_acceleratorpools.yaml"))
 def test_bad_pools_are_refused_naming_the_field(case: dict[str, Any]) -> None:
     _assert_refused("AcceleratorPool", case)
 
 
 def _assert_refused(kind: str, case: dict[str, Any]) -> None:
-    manifest = merge_patch(_example(kind), {"spec": case["spec"]})
+    manifest = merge_patch(example(kind), {"spec": case["spec"]})
     outcome = validate(manifest, SCHEMAS[kind])
     named = [c["field"] for c in outcome.causes] + outcome.unknown_fields
     assert case["field"] in named, (outcome.causes, outcome.unknown_fields)
 
 
 def test_null_is_pruned_then_defaulted() -> None:
-    manifest = merge_patch(_example("TrainingJob"), {})
+    manifest = merge_patch(example("TrainingJob"), {})
     manifest["spec"]["faultPolicy"]["maxRestarts"] = None
     outcome = validate(manifest, SCHEMAS["TrainingJob"])
     assert outcome.causes == [] and outcome.value["spec"]["faultPolicy"]["maxRestarts"] == 10
 
 
 def test_free_form_training_config_keeps_unknown_fields() -> None:
-    manifest = merge_patch(_example("TrainingJob"), {"spec": {"training": {"anything": {"goes": [1, 2]}}}})
+    manifest = merge_patch(example("TrainingJob"), {"spec": {"training": {"anything": {"goes": [1, 2]}}}})
     outcome = validate(manifest, SCHEMAS["TrainingJob"])
     assert outcome.unknown_fields == [] and outcome.value["spec"]["training"]["anything"] == {"goes": [1, 2]}
