@@ -34,6 +34,9 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 # Called for a pod being deleted; returns True when it takes over (the kubelet stops the
 # process and removes the object later), False to delete at once.
 PodDeletionHook = Callable[[Key, Obj, int], bool]
+# Sees every request as (method, path, query, headers) before it is served: tests derive the
+# operator's RBAC from the calls it really makes (tests/helm). None outside those tests.
+RequestHook = Callable[[str, str, dict[str, str], dict[str, str]], None]
 
 
 def pod_deletion_grace(pod: Obj, requested: Any) -> int:
@@ -65,6 +68,7 @@ class LocalAPI(kmock.KubernetesEmulator):
     types: dict[tuple[str, str, str], ResourceType] = attrs.field(factory=dict)
     pod_deletion_hook: PodDeletionHook | None = None
     log_reader: Callable[[str, str], str] | None = None  # (namespace, pod) -> log text
+    on_request: RequestHook | None = None
     server_address: str = "127.0.0.1:0"
 
     def __attrs_post_init__(self) -> None:
@@ -106,6 +110,9 @@ class LocalAPI(kmock.KubernetesEmulator):
         return await self._handle(request)
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if self.on_request is not None:
+            self.on_request(request.method.value.upper(), request.url.path, dict(request.params),
+                            dict(request.headers))
         try:
             return await self._dispatch(request)
         except kmock.KubernetesError as exc:

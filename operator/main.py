@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from typing import Any
 
 import kopf
@@ -59,6 +60,9 @@ def run(namespaces: list[str], metrics_port: int | None = None, health_port: int
         namespaces=namespaces,
         standalone=peering is None,
         peering_name=peering,
+        # kopf pauses every replica that sees a live peer of equal priority, so replicas sharing a peering
+        # draw their own (kopf's "multi-pod operators" advice): the highest works, the rest stand by.
+        priority=random.SystemRandom().randint(1, 2**31 - 1) if peering else None,
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
     )
     return 0
