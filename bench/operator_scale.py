@@ -99,6 +99,16 @@ def _cluster(jobs: int, pods: int) -> LocalCluster:
                                                             devices_per_node=8, cpu="512", memory="4096Gi")]))
 
 
+def _stop(operator: subprocess.Popen[bytes]) -> None:
+    os.killpg(operator.pid, signal.SIGTERM)
+    try:
+        operator.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        print("  the operator did not stop within 30 s of SIGTERM: killed", flush=True)
+        os.killpg(operator.pid, signal.SIGKILL)
+        operator.wait(timeout=30)
+
+
 def _apis(cluster: LocalCluster) -> tuple[kubernetes.client.CustomObjectsApi, kubernetes.client.CoreV1Api]:
     configuration = kubernetes.client.Configuration()
     configuration.host = cluster.url
@@ -149,8 +159,7 @@ def measure(jobs: int, pods: int, log_dir: Path) -> dict[str, Any]:
                 "reconciles": int(buckets[-1][1]), "operator_peak_rss_mib": _peak_rss_mib(operator.pid),
             }
         finally:
-            os.killpg(operator.pid, signal.SIGTERM)
-            operator.wait(timeout=60)
+            _stop(operator)
 
 
 FAILING_RANK = textwrap.dedent("""
@@ -222,8 +231,7 @@ def recovery(faults: int, log_dir: Path) -> dict[str, Any]:
                     "operator_recovery_p50_s": _quantile(buckets, 0.5),
                     "operator_recovery_p99_s": _quantile(buckets, 0.99)}
         finally:
-            os.killpg(operator.pid, signal.SIGTERM)
-            operator.wait(timeout=60)
+            _stop(operator)
 
 
 def _p(values: list[float], q: float) -> float:

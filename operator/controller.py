@@ -28,6 +28,7 @@ log = structlog.get_logger("tandem.operator")
 Clock = Callable[[], datetime]
 DEVICE_INFO_PREFIX = "mindx-dl-deviceinfo-"  # the Ascend device plugin's per-node ConfigMaps
 API_RETRY_SECONDS = 2.0
+RESYNC_DELAY_SECONDS = 0.5
 
 
 def utcnow() -> datetime:
@@ -105,6 +106,7 @@ class Controller:
         self.requeue = Requeue(self._requeued)
         self._health_lock = threading.Lock()
         self._node_health: dict[str, object] = {}
+        self._resync_pending = False
 
     def forget(self, namespace: str, name: str) -> None:
         JOBS.forget(namespace, name)
@@ -246,10 +248,25 @@ class Controller:
         return changed
 
     def cluster_changed(self) -> None:
-        """Nodes or fault reports changed: pools report it, and every active job looks again."""
-        self.view.invalidate()
-        self.sync_all_pools()
-        self.reconcile_all()
+        """Nodes or fault reports changed: pools report it, and every active job looks again, once
+        for a burst of changes (at start-up kopf reports every node; a rack going down, many)."""
+        with self._health_lock:
+            if self._resync_pending:
+                return
+            self._resync_pending = True
+        timer = threading.Timer(RESYNC_DELAY_SECONDS, self._resync)
+        timer.daemon = True
+        timer.start()
+
+    def _resync(self) -> None:
+        with self._health_lock:
+            self._resync_pending = False
+        try:
+            self.view.invalidate()
+            self.sync_all_pools()
+            self.reconcile_all()
+        except Exception:  # a timer thread must never die silently; the next change resyncs again
+            log.exception("resync_failed")
 
     def reconcile_all(self) -> None:
         for raw in self.kube.list_jobs():

@@ -79,3 +79,21 @@ def test_a_conflict_observes_again_at_once() -> None:
     kube = FakeKube(_job(), fail=[Conflict("stale")])
     Controller(kube, clock=lambda: NOW).reconcile_job("ml", "llama")  # type: ignore[arg-type]
     assert kube.calls[:2] == ["status", "status"] and "create llama-a1-0" in kube.calls
+
+
+def test_a_burst_of_node_changes_resyncs_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import queue
+
+    from tandem.operator import controller as module
+
+    monkeypatch.setattr(module, "RESYNC_DELAY_SECONDS", 0.2)
+    controller = Controller(FakeKube(_job()), clock=lambda: NOW)  # type: ignore[arg-type]
+    passes: queue.Queue[int] = queue.Queue()
+    controller.reconcile_all = lambda: passes.put(1)  # type: ignore[method-assign]
+    controller.sync_all_pools = lambda: None  # type: ignore[method-assign]
+    for _ in range(100):  # all within the 0.2 s before the pass starts
+        controller.cluster_changed()
+    passes.get(timeout=10)
+    assert passes.empty()
+    controller.cluster_changed()  # a change after the pass gets a pass of its own
+    passes.get(timeout=10)
