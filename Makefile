@@ -36,8 +36,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The chart ships the same CRDs (helm/tandem/crds/; tests/helm keeps them identical).
 crds: $(STAMP)
 	$(BIN)/tandem crds --output crds/
+	cp crds/*.yaml helm/tandem/crds/
 
 demo: $(STAMP)
 	$(BIN)/tandem demo
