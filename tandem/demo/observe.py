@@ -1,0 +1,159 @@
+"""The demo's eyes (the shell around `model.py`): watches on the job, its pods and the Events, and
+the pods' log files as the simulated kubelet writes them. Everything lands in one `Story` under a lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+from tandem.demo.logparse import parse_lines
+from tandem.demo.model import JOB_LABEL, Story, observe_event, observe_job, observe_logs, observe_pod
+from tandem.localcluster.cluster import LocalCluster
+from tandem.runtime.ckpt_layout import step_dir
+
+GROUP, VERSION = "tandem.dev", "v1alpha1"
+OnEvent = Callable[[str, dict[str, Any], float], None]
+
+
+class Watcher(threading.Thread):
+    """One watch, resumed from its last resourceVersion whenever the server ends it; a replayed object
+    is harmless because every observation keeps its first sighting."""
+
+    def __init__(self, name: str, list_fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 on_event: OnEvent, stop: threading.Event) -> None:
+        super().__init__(name=f"demo-watch-{name}", daemon=True)
+        self.list_fn, self.args, self.kwargs = list_fn, args, kwargs
+        self.on_event, self.stop = on_event, stop
+        self.errors = 0
+
+    def run(self) -> None:
+        version: str | None = None
+        while not self.stop.is_set():
+            watch = kubernetes.watch.Watch()
+            try:
+                for event in watch.stream(self.list_fn, *self.args, resource_version=version, timeout_seconds=5,
+                                          **self.kwargs):
+                    at = time.time()  # the receipt time is the timestamp: the API's own have 1 s resolution
+                    obj = event.get("raw_object") or {}
+                    version = (obj.get("metadata") or {}).get("resourceVersion", version)
+                    self.on_event(str(event.get("type")), obj, at)
+                    if self.stop.is_set():
+                        watch.stop()
+            except kubernetes.client.ApiException as exc:
+                self.errors += 1
+                version = None if exc.status == 410 else version
+                time.sleep(0.2)
+            except Exception:  # a dropped connection while the cluster stops: try again, or end
+                self.errors += 1
+                time.sleep(0.2)
+
+
+class Observer:
+    def __init__(self, cluster: LocalCluster, client: kubernetes.client.ApiClient, namespace: str, job: str,
+                 claim: str | None) -> None:
+        self.cluster, self.namespace, self.job = cluster, namespace, job
+        self.claim_dir = cluster.kubelet.claim_dir(namespace, claim) if cluster.kubelet and claim else None
+        self.story = Story(started=time.time())
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._offsets: dict[str, int] = {}
+        self.new_events: list[Any] = []  # Events not shown yet (the view takes them)
+        core, custom = kubernetes.client.CoreV1Api(client), kubernetes.client.CustomObjectsApi(client)
+        self.watchers = [
+            Watcher("pods", core.list_namespaced_pod, (namespace,), {"label_selector": f"{JOB_LABEL}={job}"},
+                    self._on_pod, self._stop),
+            Watcher("events", core.list_namespaced_event, (namespace,), {}, self._on_event, self._stop),
+            Watcher("job", custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, "trainingjobs"),
+                    {"field_selector": f"metadata.name={job}"}, self._on_job, self._stop),
+        ]
+
+    def start(self) -> Observer:
+        for watcher in self.watchers:
+            watcher.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for watcher in self.watchers:
+            watcher.join(timeout=10)
+
+    def _on_pod(self, kind: str, pod: dict[str, Any], at: float) -> None:
+        with self.lock:
+            observe_pod(self.story, kind, pod, at)
+
+    def _on_event(self, kind: str, event: dict[str, Any], at: float) -> None:
+        if kind == "DELETED":
+            return
+        with self.lock:
+            seen = observe_event(self.story, event, at)
+            if seen is not None:
+                self.new_events.append(seen)
+
+    def _on_job(self, kind: str, job: dict[str, Any], at: float) -> None:
+        if kind != "DELETED":
+            with self.lock:
+                observe_job(self.story, job.get("status") or {}, at)
+
+    def read_logs(self) -> None:
+        """Read what the pods wrote since the last call (whole lines only)."""
+        kubelet = self.cluster.kubelet
+        if kubelet is None:
+            return
+        with self.lock:
+            names = list(self.story.pods)
+        for name in names:
+            path = kubelet.log_path(self.namespace, name)
+            if path is None or not path.exists():
+                continue
+            offset = self._offsets.get(name, 0)
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+            end = chunk.rfind(b"\n") + 1
+            if end == 0:
+                continue
+            self._offsets[name] = offset + end
+            records = parse_lines(chunk[:end].decode(errors="replace"))
+            with self.lock:
+                observe_logs(self.story, name, records)
+                self._note_load_start(name, records)
+
+    def _note_load_start(self, pod: str, records: list[Any]) -> None:
+        """When an attempt first says `resumed`, the access time of its checkpoint's `.metadata` (read first
+        by the load, never by the launcher; relatime updates it on that first read) marks the load's start."""
+        seen = self.story.pods.get(pod)
+        resumed = [r for r in records if r.event == "resumed" and r.step is not None]
+        if seen is None or not resumed or seen.attempt in self.story.load_started or self.claim_dir is None:
+            return
+        try:
+            atime = (step_dir(self.claim_dir, resumed[0].step) / ".metadata").stat().st_atime
+        except OSError:
+            return
+        scheduled = [p.scheduled for p in self.story.attempt_pods(seen.attempt) if p.scheduled]
+        # An access time older than the attempt (noatime, or no read since it was written) marks nothing.
+        if scheduled and max(scheduled) <= atime <= resumed[0].time:
+            self.story.load_started[seen.attempt] = atime
+
+    def take_events(self) -> list[Any]:
+        with self.lock:
+            events, self.new_events = self.new_events, []
+        return events
+
+
+def checkpoints_on_disk(claim_dir: Path | None) -> list[int]:
+    """The complete checkpoints in the volume (a manifest means committed)."""
+    if claim_dir is None or not claim_dir.exists():
+        return []
+    steps = []
+    for child in claim_dir.glob("step-*"):
+        if (child / "manifest.json").exists():
+            try:
+                steps.append(int(child.name.split("-", 1)[1]))
+            except ValueError:
+                continue
+    return sorted(steps)
