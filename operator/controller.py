@@ -107,6 +107,7 @@ class Controller:
         self._health_lock = threading.Lock()
         self._node_health: dict[str, object] = {}
         self._resync_pending = False
+        self.stopping = threading.Event()  # set on shutdown: loops over all jobs end early
 
     def forget(self, namespace: str, name: str) -> None:
         JOBS.forget(namespace, name)
@@ -118,10 +119,18 @@ class Controller:
         except Exception:  # a timer thread must never die silently
             log.exception("requeued_reconcile_failed", namespace=namespace, job=name)
 
+    def stop(self) -> None:
+        """Shutting down (SIGTERM, a rolling update): no new reconciles, no timers; the next
+        operator resumes everything from the jobs' status."""
+        self.stopping.set()
+        self.requeue.cancel_all()
+
     def reconcile_job(self, namespace: str, name: str) -> None:
         """Observe, decide, apply; on a stale view (409) observe again at once. An API that fails
         (5xx, a dropped connection) is retried later: it never turns into a job failure."""
-        with self._locks[(namespace, name)], RECONCILE_SECONDS.time():
+        if self.stopping.is_set():
+            return
+        with self._locks[(namespace, name)], RECONCILE_SECONDS.time():  # the work, not the wait for the lock
             for _ in range(5):
                 try:
                     self._reconcile_once(namespace, name)
@@ -270,6 +279,8 @@ class Controller:
 
     def reconcile_all(self) -> None:
         for raw in self.kube.list_jobs():
+            if self.stopping.is_set():
+                return
             phase = (raw.get("status") or {}).get("phase")
             if phase in (JobPhase.SUCCEEDED.value, JobPhase.FAILED.value):
                 continue

@@ -50,5 +50,5 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         controller.cluster_changed()
 
     @kopf.on.cleanup(registry=registry)
-    def stop_timers(**_: Any) -> None:
-        controller.requeue.cancel_all()
+    def stop_reconciling(**_: Any) -> None:
+        controller.stop()

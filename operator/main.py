@@ -36,6 +36,9 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 60
+        # Sync handlers blocked on a slow API cannot be cancelled; stop within a pod's default 30 s
+        # grace anyway (everything needed to continue lives in the jobs' status).
+        settings.process.ultimate_exiting_timeout = 20
 
     return registry
 

@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 
 RECONCILE_SECONDS = Histogram(
     "tandem_reconcile_seconds", "Time to observe a TrainingJob, decide and apply the decision.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 
 RESTARTS = Counter("tandem_restarts_total", "Restarts of TrainingJobs after a fault.", ["pool", "class"])
