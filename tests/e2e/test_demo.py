@@ -53,7 +53,8 @@ def test_each_resume_starts_at_the_checkpoint_and_the_loss_continues(
     # The failover changes the world size and keeps the global batch (the accumulation adapts).
     assert attempts[3]["world"] != attempts[1]["world"]
     assert attempts[3]["global_batch"] == attempts[1]["global_batch"]
-    assert attempts[3]["world"] * attempts[3]["micro_batch"] * attempts[3]["accumulation"] == attempts[3]["global_batch"]
+    last = attempts[3]
+    assert last["world"] * last["micro_batch"] * last["accumulation"] == last["global_batch"]
     loss = {(p["attempt"], p["step"]): p["loss"] for p in facts["loss"]}
     initial = loss[(1, 1)]
     for fault in faults:
@@ -75,7 +76,7 @@ def test_report_has_recoveries_and_a_loss_curve(demo: tuple[subprocess.Completed
     for rec in recoveries:
         assert rec["steps_lost"] >= 1
         assert rec["total"] > 0
-        assert [p["name"] for p in rec["phases"]][0] == "detection"
+        assert rec["phases"][0]["name"] == "detection"
         assert all(p["seconds"] is None or p["seconds"] >= 0 for p in rec["phases"])
     png = report / "loss.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
