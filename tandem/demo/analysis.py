@@ -12,6 +12,9 @@ from tandem.demo.model import Story
 # How far the first loss after a resume may rise above the loss at the checkpoint, as a share of
 # what training had gained by then: a resume that lost the weights jumps back by ~100 %.
 MAX_JUMP_SHARE = 0.3
+# A step trained again after a resume sees the same weights and samples: its loss matches the first time up to
+# float reduction order (the runtime's tests hold resharded resumes to 1e-4).
+MAX_REPLAY_REL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,10 @@ def split_phases(start: float | None, marks: list[tuple[str, float | None, str]]
     return phases
 
 
+def _first(story: Story, pod: str, event: str) -> float | None:
+    return next((r.time for r in story.logs.get(pod, []) if r.event == event), None)
+
+
 def recovery(story: Story, index: int) -> Recovery:
     fault = (story.status.get("faults") or [])[index]
     attempt = int(fault["attempt"])
@@ -138,7 +145,9 @@ def recovery(story: Story, index: int) -> Recovery:
         ("backoff", min((p.created for p in new if p.created), default=None),
          "the first pod of the next attempt exists"),
         ("scheduling", _latest([p.scheduled for p in new]), "every new pod is bound to a node"),
-        ("start-up", story.load_started.get(following),
+        ("container start", _latest([_first(story, p.name, "resume_choice") for p in new]),
+         "every pod's launcher chose the checkpoint (`resume_choice`)"),
+        ("worker start-up", story.load_started.get(following),
          "the first read of the checkpoint (its .metadata file's access time)"),
         ("checkpoint load", resumed_at, "every rank logged `resumed`"),
     ])
@@ -186,6 +195,20 @@ def loss_jumps(points: list[Point], resumed: list[Resume]) -> list[tuple[int, fl
     return jumps
 
 
+def replayed_steps(points: list[Point]) -> list[tuple[int, int, float, float]]:
+    """Steps trained by two attempts (lost to a fault, trained again from the checkpoint): (step, later attempt,
+    first loss, later loss). The same weights and samples give the same loss, up to the reduction order of
+    another world size."""
+    first: dict[int, Point] = {}
+    replays = []
+    for point in sorted(points, key=lambda p: (p.attempt, p.step)):
+        if point.step in first:
+            replays.append((point.step, point.attempt, first[point.step].loss, point.loss))
+        else:
+            first[point.step] = point
+    return replays
+
+
 def story_checks(status: dict[str, Any], pools: list[str], steps: int, points: list[Point],
                  resumed: list[Resume]) -> list[Check]:
     """Did the story of DESIGN.md section 8a play out? Judged from the API's status and the runtime's logs."""
@@ -222,6 +245,11 @@ def story_checks(status: dict[str, Any], pools: list[str], steps: int, points: l
     checks.append(Check("the loss continues", continues, "; ".join(
         f"attempt {a}: {before:.3f} at the checkpoint -> {after:.3f} (initial {initial:.3f})"
         for a, before, after, initial in jumps) or "no resumed attempt logged a loss"))
+    replays = replayed_steps(points)
+    worst = max((abs(a - b) / max(abs(a), 1e-12) for _, _, a, b in replays), default=None)
+    checks.append(Check("trained-again steps match the first time", worst is not None and worst <= MAX_REPLAY_REL,
+                        f"{len(replays)} step(s) trained twice, largest relative loss difference"
+                        f" {'n/a' if worst is None else f'{worst:.1e}'}"))
     last = max((p.step for p in points), default=0)
     checks.append(Check("trained to the last step", last == steps, f"last logged step {last} of {steps}"))
     return checks

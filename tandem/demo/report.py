@@ -56,11 +56,14 @@ def _seconds(value: float | None) -> str:
 def recovery_markdown(recovered: list[Recovery]) -> str:
     lines = ["## Recovery per fault", "",
              "From the fault (the faulting rank's `worker_fault` log line) to training resumed (every rank of the"
-             " next attempt logged `resumed`, i.e. the checkpoint is loaded). Phase ends are the moments the demo"
+             " next attempt logged `resumed`: the checkpoint is loaded). Phase ends are the moments the demo"
              " received the watch events (milliseconds after the API wrote them; the API's own timestamps have"
-             " 1 s resolution), the runtime's log timestamps (microseconds) and the checkpoint's `.metadata` access"
-             " time (the first read of the load). `backoff` is the operator's policy wait, not work; `start-up` is the"
-             " process start, importing torch, the gloo rendezvous and building the model.", ""]
+             " 1 s resolution), the runtime's log timestamps (microseconds) and the access time of the"
+             " checkpoint's `.metadata` (the load's first read).", "",
+             "- `backoff`: the operator's policy wait (`backoffSeconds`, counted on its 1 s clock), not work;",
+             "- `container start`: the kubelet starts the pod's process, the launcher chooses the checkpoint;",
+             "- `worker start-up`: one Python process per rank, importing torch, the gloo rendezvous, building the"
+             " model.", ""]
     for rec in recovered:
         lines += [f"### Fault {rec.fault + 1}: {rec.fault_class}/{rec.reason}, attempt {rec.attempt} on {rec.pool}"
                   f" -> {rec.kind} to attempt {rec.next_attempt} on {rec.next_pool}", "",

@@ -34,6 +34,8 @@ class RankRow:
     node: str
     phase: str
     last_event: str
+    step: int | None  # the job's step once the rank trains: every rank steps in lockstep
+    loss: float | None  # the all-reduced loss of that step (the same on every rank)
 
 
 @dataclass(frozen=True)
@@ -77,27 +79,30 @@ def snapshot(story: Story, nodes: list[dict[str, Any]], steps: int, now: float) 
         pool = (node["metadata"].get("labels") or {}).get("tandem.dev/pool", "")
         node_rows.append(NodeRow(name=name, pool=pool, ready=ready, devices=_device_count(node), pods=" ".join(here),
                                  excluded=name in excluded))
+    points = [r for r in story.records(attempt, "step") if r.step is not None]
+    starts = story.records(attempt, "training_start")
+    last = points[-1] if points else None
+    resumed_step = int(starts[0].fields.get("start_step") or 0) if starts else 0
+    step = last.step if last and last.step else resumed_step
+    training = {r.rank for r in starts}
     rank_rows = []
     for pod in current:
         by_rank: dict[int, str] = {}
         for record in story.logs.get(pod.name, []):
             if record.rank is not None:
-                label = record.event + (f" {record.step}" if record.step is not None else "")
-                by_rank[record.rank] = label
+                by_rank[record.rank] = record.event + (f" {record.step}" if record.step is not None else "")
         for rank in sorted(by_rank) or [-1]:
+            trains = rank in training and pod.phase in ("Running", "Succeeded")
             rank_rows.append(RankRow(rank=rank, pod=pod.name, node=pod.node or "-", phase=pod.phase,
-                                     last_event=by_rank.get(rank, "starting")))
-    points = [r for r in story.records(attempt, "step") if r.step is not None]
-    starts = story.records(attempt, "training_start")
-    last = points[-1] if points else None
-    resumed_step = int(starts[0].fields.get("start_step") or 0) if starts else 0
+                                     last_event=by_rank.get(rank, "starting"), step=step if trains else None,
+                                     loss=last.loss if trains and last else None))
     return Snapshot(
         started=story.started, elapsed=now - story.started, phase=str(status.get("phase") or "Pending"),
         attempt=attempt,
         pool=str(status.get("pool") or "-"), restarts=int(status.get("restarts") or 0),
         failovers=int(status.get("failovers") or 0),
         checkpoint=int((status.get("lastCheckpoint") or {}).get("step") or 0), message=str(status.get("message") or ""),
-        steps=steps, step=last.step if last and last.step else resumed_step, loss=last.loss if last else None,
+        steps=steps, step=step, loss=last.loss if last else None,
         world=int(starts[0].fields["world"]) if starts else None,
         accumulation=starts[0].fields.get("accumulation") if starts else None,
         nodes=node_rows, ranks=rank_rows, events=story.events[-EVENTS_SHOWN:])
@@ -121,12 +126,12 @@ def render(snap: Snapshot, commands: list[str]) -> RenderableType:
         ready = "[green]yes[/]" if row.ready else "[red]no[/]"
         nodes.add_row(row.name, row.pool, ready + (" [red](excluded)[/]" if row.excluded else ""), row.devices,
                       row.pods)
-    ranks = Table("rank", "pod", "node", "pod phase", "last log event", title=(
-        "ranks (they step in lockstep: each step ends in an all-reduce; rank 0 logs the mean loss)"),
+    ranks = Table("rank", "pod", "node", "pod phase", "step", "loss", "its last log event", title=(
+        "ranks (they step in lockstep: each step ends in an all-reduce of the loss, which rank 0 logs)"),
         title_justify="left")
-    for rank_row in snap.ranks:
-        ranks.add_row(str(rank_row.rank) if rank_row.rank >= 0 else "-", rank_row.pod, rank_row.node, rank_row.phase,
-                      rank_row.last_event)
+    for r in snap.ranks:
+        ranks.add_row(str(r.rank) if r.rank >= 0 else "-", r.pod, r.node, r.phase,
+                      "-" if r.step is None else str(r.step), "-" if r.loss is None else f"{r.loss:.3f}", r.last_event)
     events = Table("at", "type", "reason", "message", title="Events", title_justify="left")
     for event in snap.events:
         style = "yellow" if event.type == "Warning" else ""

@@ -24,7 +24,7 @@ def pod(name: str, attempt: int, rank: int, pool: str, node: str | None = None,
             "status": {"phase": phase, "containerStatuses": [{"state": state}] if state else []}}
 
 
-def rec(t: float, event: str, rank: int = 0, **fields: Any) -> LogRecord:
+def rec(t: float, event: str, rank: int | None = 0, **fields: Any) -> LogRecord:
     return LogRecord(time=T0 + t, event=event, rank=rank, fields=fields)
 
 
@@ -58,6 +58,7 @@ def build_story() -> Story:
             records = [rec(created + 5.0, "training_start", rank, start_step=resumed or 0, world=world,
                            micro_batch=2, accumulation=8 // world // 2, global_batch=8, resumed_from=resumed)
                        for rank in range(r * per_pod, (r + 1) * per_pod)]
+            records.append(rec(created + 1.0, "resume_choice", None, step=resumed))  # the launcher: no rank
             if resumed:
                 records += [rec(created + 4.9, "resumed", rank, step=resumed)
                             for rank in range(r * per_pod, (r + 1) * per_pod)]
@@ -66,7 +67,7 @@ def build_story() -> Story:
                             for s in range(first, last + 1)]
             if r == 0 and attempt < 3:
                 records.append(rec(end, "worker_fault", 1, reason="HcclSocketTimeout", step=last + 1))
-            observe_logs(story, name, records)
+            observe_logs(story, name, sorted(records, key=lambda r: r.time))  # a log file is in time order
         if resumed:
             story.load_started[attempt] = T0 + created + 4.0
         faults = [fault(1, 11, 8), fault(2, 15, 12)][: attempt - 1]

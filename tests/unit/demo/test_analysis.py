@@ -44,9 +44,9 @@ def test_recovery_phases_from_the_observed_moments(story: Story) -> None:
     assert (first.steps_lost, first.resumed_step, second.steps_lost) == (2, 8, 2)
     seconds = {p.name: round(p.seconds, 3) for p in first.phases if p.seconds is not None}
     # fault (log) at +30, in the status at +31, pods stopped at +30.6, next pod at +32, bound at +32.2,
-    # load start at +36, resumed at +36.9
+    # launchers' resume_choice at +33, load start at +36, resumed at +36.9
     assert seconds == {"detection": 1.0, "teardown": 0.0, "backoff": 1.0, "scheduling": 0.2,
-                       "start-up": 3.8, "checkpoint load": 0.9}
+                       "container start": 0.8, "worker start-up": 3.0, "checkpoint load": 0.9}
     assert abs(first.total - 6.9) < 1e-6
     assert abs(sum(p.seconds for p in first.phases if p.seconds) - first.total) < 1e-6
 
@@ -54,7 +54,7 @@ def test_recovery_phases_from_the_observed_moments(story: Story) -> None:
 def test_recovery_without_the_checkpoint_read_merges_start_up_and_load(story: Story) -> None:
     story.load_started.clear()
     names = [p.name for p in analysis.recovery(story, 0).phases]
-    assert names[-1] == "start-up + checkpoint load"
+    assert names[-1] == "worker start-up + checkpoint load"
 
 
 def test_story_checks_pass_on_the_story(story: Story) -> None:
@@ -89,3 +89,18 @@ def test_story_checks_need_two_interconnect_faults_and_success(story: Story) -> 
 
 def test_times_are_relative_to_the_story(story: Story) -> None:
     assert story.started == T0
+
+
+def test_replayed_steps_compare_the_same_step_of_two_attempts(story: Story) -> None:
+    replays = analysis.replayed_steps(analysis.loss_points(story))
+    assert [(step, attempt) for step, attempt, _, _ in replays] == [(9, 2), (10, 2), (13, 3), (14, 3)]
+    assert all(first == later for _, _, first, later in replays)
+
+
+def test_story_checks_catch_a_replay_that_differs(story: Story) -> None:
+    for record in story.logs["llama-demo-a2-0"]:
+        if record.event == "step" and record.step == 9:
+            record.fields["loss"] = repr(4.0)
+    checks = {c.name: c.ok for c in analysis.story_checks(story.status, POOLS, 24, analysis.loss_points(story),
+                                                           analysis.resumes(story))}
+    assert not checks["trained-again steps match the first time"]

@@ -22,7 +22,8 @@ def test_snapshot_of_the_finished_story(story: Story) -> None:
     assert (snap.phase, snap.attempt, snap.pool, snap.step, snap.world, snap.accumulation) == (
         "Succeeded", 3, "h20", 24, 2, 2)
     assert snap.loss is not None and abs(snap.loss - (5.5 - 2.4)) < 1e-9
-    assert [r.rank for r in snap.ranks] == [0, 1]
+    assert [(r.rank, r.step) for r in snap.ranks] == [(0, 24), (1, 24)]
+    assert snap.ranks[1].loss == snap.loss and snap.ranks[1].last_event == "training_start"
     assert snap.nodes[0].devices == "2 x Ascend910" and snap.nodes[0].ready
 
 
