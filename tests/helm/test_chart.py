@@ -184,3 +184,17 @@ def test_notes_tell_the_user_what_to_do_next(chart: helm.Chart) -> None:
     assert "kubectl get trainingjobs -w" in notes and "keeps the CRDs" in notes
     full = render(full_values(), chart).notes
     assert "created by this release: ascend-910b, cpu-test, h20" in full and "kopf peering \"tandem-ha\"" in full
+
+
+def test_the_pool_values_follow_the_crd_and_the_examples(chart: helm.Chart) -> None:
+    spec = crds()[("tandem.dev/v1alpha1", "AcceleratorPool")]["properties"]["spec"]["properties"]
+    pool = json.loads((CHART / "values.schema.json").read_text())["properties"]["pools"]["additionalProperties"]
+    assert set(pool["properties"]) - {"enabled"} == set(spec)
+    for field in ("accelerator", "backend"):
+        assert pool["properties"][field]["enum"] == spec[field]["enum"]
+    assert pool["properties"]["devicesPerNode"]["minimum"] == spec["devicesPerNode"]["minimum"]
+    files = ("pool-ascend-910b.yaml", "pool-nvidia-h20.yaml")
+    examples = {doc["metadata"]["name"]: doc["spec"] for doc in (
+        yaml.safe_load((REPO / "examples" / name).read_text()) for name in files)}
+    values = {"pools": {name: {"enabled": True} for name in examples}}
+    assert {p["metadata"]["name"]: p["spec"] for p in render(values, chart).kind("AcceleratorPool")} == examples

@@ -87,7 +87,8 @@ makes against the local cluster and fails when a rule is missing or unused.
   verbs: [list, watch]
 {{- end }}
 
-{{/* kopf's peering object, when replicas share one: kopf reads and watches it and patches its own entry. */}}
+{{/* kopf's peering object, when replicas share one: kopf lists and watches the peering objects and patches
+its own entry into the status of the one named by --peering (it never GETs it). */}}
 {{- define "tandem.peeringRules" -}}
 - apiGroups: [kopf.dev]
   resources: [{{ .resource }}]
@@ -95,5 +96,5 @@ makes against the local cluster and fails when a rule is missing or unused.
 - apiGroups: [kopf.dev]
   resources: [{{ .resource }}]
   resourceNames: [{{ .name | quote }}]
-  verbs: [get, patch]
+  verbs: [patch]
 {{- end }}
