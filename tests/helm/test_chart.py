@@ -198,3 +198,14 @@ def test_the_pool_values_follow_the_crd_and_the_examples(chart: helm.Chart) -> N
         yaml.safe_load((REPO / "examples" / name).read_text()) for name in files)}
     values = {"pools": {name: {"enabled": True} for name in examples}}
     assert {p["metadata"]["name"]: p["spec"] for p in render(values, chart).kind("AcceleratorPool")} == examples
+
+
+def test_optional_objects_follow_their_switches(chart: helm.Chart) -> None:
+    bare = render({"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "ops"},
+                   "metrics": {"service": {"enabled": False}}}, chart)
+    assert sorted(o["kind"] for o in bare.objects) == ["Deployment"]
+    assert bare.one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops"
+    pinned = render({"image": {"tag": "0.2.0"}, "deviceInfoNamespace": "mindx-dl"}, chart)
+    assert pinned.container()["image"] == "example.org/tandem-operator:0.2.0"
+    assert {"name": "TANDEM_DEVICE_INFO_NAMESPACE", "value": "mindx-dl"} in pinned.container()["env"]
+    assert [r["metadata"]["namespace"] for r in pinned.kind("Role")] == ["mindx-dl"]
