@@ -35,17 +35,34 @@ def timeline(story: Story) -> list[dict[str, Any]]:
              "message": f"attempt {attempt} on {pool or '-'}"} for at, phase, attempt, pool in story.phases]
     rows += [{"at": e.at, "t": round(e.at - story.started, 3), "kind": "event", "type": e.type, "reason": e.reason,
               "message": e.message, "object": e.involved} for e in story.events]
+    # The runtime's own milestones, from its log lines: where each attempt started, where the faults hit.
+    for attempt in sorted({p.attempt for p in story.pods.values()}):
+        for event in ("training_start", "worker_fault"):
+            found = story.records(attempt, event)
+            if found:
+                fields, rank = found[0].fields, found[0].rank
+                what = (f"attempt {attempt}: {fields.get('reason')} at step {fields.get('step')} on rank {rank}"
+                        if event == "worker_fault" else f"attempt {attempt} trains from step {fields.get('start_step')}"
+                        f" on {fields.get('world')} ranks (accumulation {fields.get('accumulation')})")
+                rows.append({"at": found[0].time, "t": round(found[0].time - story.started, 3), "kind": "log",
+                             "type": "Warning" if event == "worker_fault" else "Normal", "reason": event,
+                             "message": what})
     rows.sort(key=lambda row: row["at"])
     for row in rows:
         row["at"] = _iso(row["at"])
     return rows
 
 
+def one_line(text: str) -> str:
+    # HCCL's messages run over several lines ("Solution: ..."): a table row or a CI log line needs one.
+    return " ".join(text.split())
+
+
 def timeline_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["# Event timeline", "", "Seconds since the demo started, as the demo's watches received them.", "",
              "| t (s) | kind | type | reason | message |", "|--:|--|--|--|--|"]
     lines += [f"| {row['t']:.1f} | {row['kind']} | {row['type']} | {row['reason']} | "
-              f"{row['message'].replace('|', '/')[:200]} |" for row in rows]
+              f"{one_line(row['message']).replace('|', '/')[:200]} |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -105,18 +122,19 @@ def plot_loss(points: list[Point], recovered: list[Recovery], resumed: list[Resu
     attempts = sorted({p.attempt for p in points})
     for attempt in attempts:
         mine = [p for p in points if p.attempt == attempt]
-        # A resumed attempt trains the lost steps again on top of its predecessor's line: later attempts are
-        # drawn wider and underneath, so the replayed steps show both lines.
-        ax.plot([p.step for p in mine], [p.loss for p in mine], marker=".", markersize=3,
-                linewidth=1.2 + 1.6 * (attempt - attempts[0]), zorder=10 - attempt, alpha=0.9,
-                label=f"attempt {attempt}: {pools.get(attempt, '?')}, {worlds.get(attempt, '?')} ranks")
+        # A resumed attempt trains the lost steps again over its predecessor's line: earlier attempts are drawn
+        # on top, so the replayed steps show both (they coincide: same weights, same samples).
+        ax.plot([p.step for p in mine], [p.loss for p in mine], marker="o", markersize=2, linewidth=1.3,
+                zorder=10 - attempt, label=f"attempt {attempt}: {pools.get(attempt, '?')}, "
+                                           f"{worlds.get(attempt, '?')} ranks")
     top = max((p.loss for p in points), default=1.0)
     for rec in recovered:
         before = [p for p in points if p.attempt == rec.attempt]
         if before and rec.fault_step is not None:
-            ax.scatter([rec.fault_step], [before[-1].loss], marker="X", s=90, color="red", zorder=5)
+            ax.scatter([rec.fault_step], [before[-1].loss], marker="X", s=90, color="red", zorder=20)
             ax.annotate(f"HCCL fault\n(attempt {rec.attempt})", (rec.fault_step, before[-1].loss),
-                        textcoords="offset points", xytext=(6, 10), fontsize=8, color="red")
+                        xytext=(rec.fault_step + 2, before[-1].loss + 0.25 * (top - before[-1].loss)), fontsize=8,
+                        color="red", arrowprops={"arrowstyle": "-", "color": "red", "linewidth": 0.8}, zorder=20)
         if rec.resumed_step is not None:
             ax.axvline(rec.resumed_step, linestyle="--", color="gray", linewidth=1)
             what = "restart" if rec.kind == "restart" else f"failover to {rec.next_pool}"

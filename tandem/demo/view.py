@@ -136,14 +136,14 @@ def render(snap: Snapshot, commands: list[str]) -> RenderableType:
     for event in snap.events:
         style = "yellow" if event.type == "Warning" else ""
         events.add_row(f"{event.at - snap.started:.0f}s", Text(event.type, style),
-                       event.reason, event.message[:110])
+                       event.reason, " ".join(event.message.split())[:110])
     hint = Text("\n".join(commands), style="dim")
     return Group(Panel(Group(head, bar, Text(snap.message, style="dim")), title="tandem demo"), nodes, ranks, events,
                  hint)
 
 
 def event_line(elapsed: float, event: EventSeen) -> str:
-    return f"[{elapsed:6.1f}s] {event.type:<7} {event.reason:<15} {event.message}"
+    return f"[{elapsed:6.1f}s] {event.type:<7} {event.reason:<15} {' '.join(event.message.split())}"
 
 
 def status_line(snap: Snapshot) -> str:

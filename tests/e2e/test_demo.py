@@ -65,6 +65,12 @@ def test_each_resume_starts_at_the_checkpoint_and_the_loss_continues(
         # No jump back towards the initial loss: the weights and optimizer state came back.
         assert after - before < 0.3 * (initial - before), (before, after, initial)
     assert max(step for (_, step) in loss) == facts["status"]["lastCheckpoint"]["step"]
+    # The steps lost to each fault are trained again from the checkpoint: same weights, same samples, same loss
+    # (up to the reduction order of the other world size after the failover).
+    replayed = [(step, a) for (a, step) in loss if a > 1 and (a - 1, step) in loss]
+    assert {a for _, a in replayed} == {2, 3}
+    for step, a in replayed:
+        assert abs(loss[(a, step)] - loss[(a - 1, step)]) <= 1e-3 * abs(loss[(a - 1, step)]), (step, a)
 
 
 def test_report_has_recoveries_and_a_loss_curve(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:

@@ -43,8 +43,10 @@ def test_plain_view_prints_changes_only(story: Story) -> None:
 def test_timeline_is_ordered_and_markdown_escapes_pipes(story: Story) -> None:
     rows = timeline(story)
     assert [r["t"] for r in rows] == sorted(r["t"] for r in rows)
-    rows.append({"t": 1.0, "kind": "event", "type": "Normal", "reason": "R", "message": "a|b"})
-    assert "a/b" in timeline_markdown(rows)
+    assert [r["message"] for r in rows if r["reason"] == "worker_fault"] == [
+        "attempt 1: HcclSocketTimeout at step 11 on rank 1", "attempt 2: HcclSocketTimeout at step 15 on rank 1"]
+    rows.append({"t": 1.0, "kind": "event", "type": "Normal", "reason": "R", "message": "a|b\n   Solution: c"})
+    assert "a/b Solution: c |" in timeline_markdown(rows)
 
 
 def test_recovery_markdown_names_phases(story: Story) -> None:
