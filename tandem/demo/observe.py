@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -55,10 +54,10 @@ class Watcher(threading.Thread):
 
 class Observer:
     def __init__(self, cluster: LocalCluster, client: kubernetes.client.ApiClient, namespace: str, job: str,
-                 claim: str | None) -> None:
+                 claim: str | None, started: float) -> None:
         self.cluster, self.namespace, self.job = cluster, namespace, job
         self.claim_dir = cluster.kubelet.claim_dir(namespace, claim) if cluster.kubelet and claim else None
-        self.story = Story(started=time.time())
+        self.story = Story(started=started)
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._offsets: dict[str, int] = {}
@@ -144,16 +143,3 @@ class Observer:
             events, self.new_events = self.new_events, []
         return events
 
-
-def checkpoints_on_disk(claim_dir: Path | None) -> list[int]:
-    """The complete checkpoints in the volume (a manifest means committed)."""
-    if claim_dir is None or not claim_dir.exists():
-        return []
-    steps = []
-    for child in claim_dir.glob("step-*"):
-        if (child / "manifest.json").exists():
-            try:
-                steps.append(int(child.name.split("-", 1)[1]))
-            except ValueError:
-                continue
-    return sorted(steps)

@@ -51,12 +51,13 @@ def _apply(client: kubernetes.client.ApiClient, docs: list[dict[str, Any]]) -> N
 
 
 def kubectl_commands(kubeconfig: Path, job: str) -> list[str]:
-    return [f"export KUBECONFIG={kubeconfig}",
-            f"kubectl get tj {job} -w                      # phase, pool, attempt, restarts, failovers, checkpoint",
-            f"kubectl get pods -l tandem.dev/job={job} -o wide",
-            f"kubectl describe tj {job}                    # status.faults and the Events",
-            "kubectl get ap,nodes                            # the pools and their simulated nodes",
-            f"kubectl logs -f {job}-a1-0                    # a rank's log (a2, a3: later attempts)"]
+    commands = [(f"kubectl get tj {job} -w", "phase, pool, attempt, restarts, failovers, checkpoint"),
+                (f"kubectl get pods -l tandem.dev/job={job} -o wide", "this attempt's pods and the failed ones"),
+                (f"kubectl describe tj {job}", "status.faults and the Events"),
+                ("kubectl get ap,nodes", "the pools and their simulated nodes"),
+                (f"kubectl logs -f {job}-a1-0", "a rank's log (a2, a3: later attempts)")]
+    width = max(len(command) for command, _ in commands)
+    return [f"export KUBECONFIG={kubeconfig}"] + [f"{command:<{width}}  # {what}" for command, what in commands]
 
 
 def _start_operator(kubeconfig: Path, log: Path) -> tuple[subprocess.Popen[bytes], Any]:
@@ -111,8 +112,7 @@ def _play(cluster: LocalCluster, job: dict[str, Any], plan: StoryPlan, report: P
     core, custom = kubernetes.client.CoreV1Api(client), kubernetes.client.CustomObjectsApi(client)
     name, namespace = job["metadata"]["name"], job["metadata"].get("namespace", "default")
     claim = ((job["spec"]["checkpoint"]["volume"].get("persistentVolumeClaim") or {}).get("claimName"))
-    observer = Observer(cluster, client, namespace, name, claim).start()
-    observer.story.started = started
+    observer = Observer(cluster, client, namespace, name, claim, started).start()
     try:
         _apply(client, _load(EXAMPLES / "pools.yaml"))
         _apply(client, [job])
