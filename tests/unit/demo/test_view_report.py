@@ -1,3 +1,4 @@
+import io
 import json
 from pathlib import Path
 
@@ -28,8 +29,12 @@ def test_snapshot_of_the_finished_story(story: Story) -> None:
 
 
 def test_render_draws_without_a_terminal(story: Story) -> None:
-    console = Console(width=140, file=open("/dev/null", "w"), force_terminal=False)  # noqa: SIM115
-    console.print(render(snapshot(story, NODES, 24, T0 + 100), ["kubectl get tj"]))
+    out = io.StringIO()
+    Console(width=160, file=out, force_terminal=False).print(render(snapshot(story, NODES, 24, T0 + 100),
+                                                                    ["kubectl get tj"]))
+    text = out.getvalue()
+    assert "Succeeded" in text and "ascend-910b-node-2" in text
+    assert "llama-demo-a3-1" in text and "kubectl get tj" in text
 
 
 def test_plain_view_prints_changes_only(story: Story) -> None:
