@@ -95,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--peering", metavar="NAME", default=None,
                     help="kopf peering object for several replicas (default: standalone)")
     op.set_defaults(func=_operator)
-    demo = sub.add_parser("demo", help="the local cluster, the operator and a real job, followed to the end")
-    demo.add_argument("--report", metavar="DIR", default="demo-report", help="where logs and results go")
+    demo = sub.add_parser("demo", help="watch a job survive two HCCL faults: restart on Ascend, failover to NVIDIA")
+    demo.add_argument("--report", metavar="DIR", default="demo-report",
+                      help="where the report goes: loss curve, timeline, recovery times, logs (default: demo-report)")
     demo.add_argument("--fast", action="store_true", help="the same story, shorter (for the tests)")
     demo.set_defaults(func=_demo)
     classify = sub.add_parser("classify", help="why did a pod fail? classify a log tail or a Pod object")
