@@ -6,6 +6,7 @@ carries on where the last one stopped."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import defaultdict
@@ -29,10 +30,11 @@ Clock = Callable[[], datetime]
 DEVICE_INFO_PREFIX = "mindx-dl-deviceinfo-"  # the Ascend device plugin's per-node ConfigMaps
 API_RETRY_SECONDS = 2.0
 RESYNC_DELAY_SECONDS = 0.5
+DEVICE_REPORT_POLL_SECONDS = 5.0
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    return datetime.now(UTC)
 
 
 class Requeue:
@@ -83,6 +85,10 @@ class ClusterView:
         with self._lock:
             self._read_at = -1e9
 
+    def fresh(self) -> bool:
+        """Read within this very reconcile (well under the TTL)."""
+        return time.monotonic() - self._read_at < 0.05
+
     def refresh(self) -> ClusterView:
         with self._lock:
             if time.monotonic() - self._read_at > self.ttl:
@@ -97,8 +103,9 @@ class ClusterView:
 
 class Controller:
     def __init__(self, kube: Kube, clock: Clock = utcnow, force_delete_after: float = 30.0,
-                 device_info_namespace: str = "kube-system") -> None:
+                 device_info_namespace: str = "kube-system", namespaces: list[str] | None = None) -> None:
         self.kube = kube
+        self.namespaces = list(namespaces or [])  # empty: every namespace
         self.clock = clock
         self.force_delete_after = force_delete_after
         self.view = ClusterView(kube, device_info_namespace)
@@ -107,6 +114,7 @@ class Controller:
         self._health_lock = threading.Lock()
         self._node_health: dict[str, object] = {}
         self._resync_pending = False
+        self._device_reports: tuple[tuple[str, str], ...] | None = None
         self.stopping = threading.Event()  # set on shutdown: loops over all jobs end early
 
     def forget(self, namespace: str, name: str) -> None:
@@ -166,6 +174,13 @@ class Controller:
             force_delete_after=self.force_delete_after,
         )
         decision = reconcile(observation)
+        if len(decision.status.faults) > len(job.status.faults) and not view.fresh():
+            # A fault may rest on a node's state: never on a cached view that a node event is about
+            # to correct (a node just back to Ready); decide again on what the API says now.
+            self.view.invalidate()
+            view = self.view.refresh()
+            decision = reconcile(dataclasses.replace(observation, nodes=view.nodes,
+                                                     device_faults=view.device_faults))
         self._apply(raw, job, decision)
         JOBS.observe(namespace, name, decision.status.phase.value, decision.status.pool or "")
 
@@ -246,6 +261,7 @@ class Controller:
 
     def node_health_changed(self, node: Obj, deleted: bool) -> bool:
         """Remembers each node's health signature (derived, rebuilt from the watch after a restart)."""
+        self.view.invalidate()
         name = node["metadata"]["name"]
         signature = None if deleted else (
             tuple(sorted((c.get("type"), c.get("status")) for c in node.get("status", {}).get("conditions") or [])),
@@ -277,8 +293,32 @@ class Controller:
         except Exception:  # a timer thread must never die silently; the next change resyncs again
             log.exception("resync_failed")
 
+    def start_device_report_poll(self) -> threading.Thread:
+        def poll() -> None:
+            while not self.stopping.wait(DEVICE_REPORT_POLL_SECONDS):
+                try:
+                    self.poll_device_reports()
+                except Exception as exc:  # the API may be away for a while; keep polling
+                    log.warning("device_reports_unreadable", namespace=self.view.namespace, error=str(exc)[:300])
+
+        thread = threading.Thread(target=poll, name="device-reports", daemon=True)
+        thread.start()
+        return thread
+
+    def poll_device_reports(self) -> None:
+        """Resync when the device-info ConfigMaps changed since the last poll (one per pool timer)."""
+        reports = tuple(sorted((cm["metadata"]["name"], cm["metadata"].get("resourceVersion", ""))
+                               for cm in self.kube.list_config_maps(self.view.namespace)
+                               if cm["metadata"]["name"].startswith(DEVICE_INFO_PREFIX)))
+        with self._health_lock:
+            changed = self._device_reports is not None and reports != self._device_reports
+            self._device_reports = reports
+        if changed:
+            log.info("device_reports_changed", namespace=self.view.namespace, reports=len(reports))
+            self.cluster_changed()
+
     def reconcile_all(self) -> None:
-        for raw in self.kube.list_jobs():
+        for raw in self.kube.list_jobs(self.namespaces):
             if self.stopping.is_set():
                 return
             phase = (raw.get("status") or {}).get("phase")

@@ -9,11 +9,15 @@ from datetime import datetime
 from tandem.operator.api import AcceleratorPool, Fault, FaultClass, TrainingJob
 from tandem.operator.classify import Classification, classify_node, classify_pod
 from tandem.operator.device_reports import DeviceFault
-from tandem.operator.observe import Obj, is_finished, node_is_ready, phase_of, pool_nodes, rank_of
+from tandem.operator.observe import Obj, is_finished, node_is_ready, parse_time, phase_of, pool_nodes, rank_of
 
 MESSAGE_LIMIT = 1024
 # Texts a rank prints *because* another rank died first: never the root cause when another exists.
 SECONDARY_REASONS = frozenset({"PeerConnectionLost"})
+# How long a failure that only says "my peer went away" waits for the other ranks to finish and say
+# why: the runtime stops a pod's ranks within seconds of the first failure, and tearing the others
+# down earlier would delete the pod whose log holds the root cause.
+ROOT_CAUSE_GRACE_SECONDS = 10.0
 
 
 def node_name(pod: Obj) -> str | None:
@@ -52,18 +56,36 @@ def usable_capacity(pools: Mapping[str, AcceleratorPool], nodes: Sequence[Obj],
     return capacity
 
 
-def _root_cause_key(item: tuple[Obj, Classification]) -> tuple[bool, str, bool, int]:
-    pod, found = item
+def _finished_at(pod: Obj) -> str:
     finished = ""
     for status in pod.get("status", {}).get("containerStatuses") or []:
         finished = str((status.get("state", {}).get("terminated") or {}).get("finishedAt") or "")
+    return finished
+
+
+def _root_cause_key(item: tuple[Obj, Classification]) -> tuple[bool, str, bool, int]:
+    pod, found = item
+    finished = _finished_at(pod)
     return (found.reason in SECONDARY_REASONS, finished or "~", found.fault_class == FaultClass.UNKNOWN, rank_of(pod))
 
 
+def _waiting_for_root_cause(best: tuple[Obj, Classification], pods: Sequence[Obj], now: datetime) -> float | None:
+    """Seconds to wait when the best failure is only a symptom and another rank is still finishing."""
+    pod, found = best
+    if found.reason not in SECONDARY_REASONS and found.fault_class != FaultClass.UNKNOWN:
+        return None
+    if not any(not is_finished(p) and p is not pod for p in pods):
+        return None
+    failed_at = parse_time(_finished_at(pod)) or now
+    left = ROOT_CAUSE_GRACE_SECONDS - (now - failed_at).total_seconds()
+    return left if left > 0 else None
+
+
 def attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
-                  device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime) -> Fault | None:
+                  device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime) -> Fault | float | None:
     """The fault that ends the attempt, if any: a failed rank (the first to fail is the root cause),
-    or a rank on a node that died or reports an accelerator fault while the rank still runs."""
+    or a rank on a node that died or reports an accelerator fault while the rank still runs. A number
+    instead: seconds to wait for the other ranks, when the only failure so far is a symptom."""
     candidates: list[tuple[Obj, Classification]] = []
     for pod in pods:
         node = nodes_by_name.get(node_name(pod) or "")
@@ -77,7 +99,11 @@ def attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[
                 candidates.append((pod, found))
     if not candidates:
         return None
-    pod, found = min(candidates, key=_root_cause_key)
+    best = min(candidates, key=_root_cause_key)
+    wait = _waiting_for_root_cause(best, pods, now)
+    if wait is not None:
+        return wait
+    pod, found = best
     status = job.status
     return Fault.model_validate({
         "time": now, "attempt": status.attempt, "pool": status.pool or job.spec.pools[0],

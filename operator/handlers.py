@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from tandem.operator.api import GROUP, VERSION, AcceleratorPool, TrainingJob
-from tandem.operator.controller import DEVICE_INFO_PREFIX, Controller
+from tandem.operator.controller import Controller
 from tandem.operator.podspec import JOB_LABEL
 
 JOBS = kopf.Resource(GROUP, VERSION, TrainingJob.PLURAL)
@@ -42,12 +42,12 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         if controller.node_health_changed(dict(body), deleted=type == "DELETED"):
             controller.cluster_changed()
 
-    @kopf.on.event("", "v1", "configmaps", registry=registry,
-                   when=lambda name, namespace, **_: namespace == controller.view.namespace
-                   and name.startswith(DEVICE_INFO_PREFIX))
-    def device_report_changed(**_: Any) -> None:
-        """The Ascend device plugin published a node's chip and link faults."""
-        controller.cluster_changed()
+    @kopf.on.startup(registry=registry)
+    def watch_device_reports(**_: Any) -> None:
+        """The Ascend device plugin's per-node fault ConfigMaps live in one namespace: polled there
+        (a thread: a kopf timer would put finalizers on pools, a kopf handler would watch ConfigMaps
+        in every namespace the operator serves)."""
+        controller.start_device_report_poll()
 
     @kopf.on.cleanup(registry=registry)
     def stop_reconciling(**_: Any) -> None:

@@ -52,9 +52,13 @@ class Kube:
                 return None
             raise
 
-    def list_jobs(self) -> list[Obj]:
-        return _json(self.custom.list_cluster_custom_object(
-            GROUP, VERSION, TrainingJob.PLURAL, _preload_content=False))["items"]
+    def list_jobs(self, namespaces: list[str] | None = None) -> list[Obj]:
+        """Every namespace, or only those the operator serves (its RBAC may allow no more)."""
+        if not namespaces:
+            return _json(self.custom.list_cluster_custom_object(
+                GROUP, VERSION, TrainingJob.PLURAL, _preload_content=False))["items"]
+        return [job for namespace in namespaces for job in _json(self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, TrainingJob.PLURAL, _preload_content=False))["items"]]
 
     def list_pools(self) -> list[Obj]:
         return _json(self.custom.list_cluster_custom_object(

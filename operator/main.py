@@ -54,6 +54,7 @@ def run(namespaces: list[str], metrics_port: int | None = None, health_port: int
         Kube(load_client()),
         force_delete_after=float(os.environ.get("TANDEM_FORCE_DELETE_SECONDS", "30")),
         device_info_namespace=os.environ.get("TANDEM_DEVICE_INFO_NAMESPACE", "kube-system"),
+        namespaces=namespaces,
     )
     log.info("operator_starting", namespaces=namespaces or "all", metrics_port=metrics_port,
              health_port=health_port, peering=peering or "standalone")

@@ -243,6 +243,9 @@ def _follow_attempt(step: _Step, pool: AcceleratorPool) -> Decision:
     step.force_delete_stuck([p for p in obs.pods if attempt_of(p) != status.attempt])
 
     fault = attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now)
+    if isinstance(fault, float):
+        step.decision.requeue(fault)  # a symptom so far: let the other ranks finish and tell why
+        return step.decision
     present = {rank_of(p) for p in current}
     missing = [rank for rank in range(spec.nodes) if rank not in present]
     if fault is None and missing and status.phase == JobPhase.RUNNING:

@@ -22,12 +22,6 @@ BAD = ("import os, time\n"
 EXAMPLE_POOLS = [yaml.safe_load((REPO / "examples" / name).read_text())
                  for name in ("pool-ascend-910b.yaml", "pool-nvidia-h20.yaml")]
 
-# Calls the operator makes that the least-privilege RBAC deliberately does not grant. With
-# watchNamespaces, Controller.reconcile_all (operator/controller.py) lists TrainingJobs across all
-# namespaces (Kube.list_jobs, operator/kube.py), which namespaced Roles cannot allow; granting it
-# would make the operator reconcile jobs in namespaces it must not touch. The fix belongs in the
-# operator (list per watched namespace); this test fails once it is fixed, to drop the entry.
-KNOWN_GAPS = {"namespaced": {Call("list", "tandem.dev", "trainingjobs", None)}}
 
 
 @dataclass
@@ -128,7 +122,7 @@ def test_the_operator_logged_no_traceback(outcome: Outcome) -> None:
 def test_every_request_the_operator_sends_is_allowed_by_the_rendered_rbac(outcome: Outcome) -> None:
     assert {"kopf", "OpenAPI-Generator"} <= outcome.agents
     denied = {Call(c.verb, c.group, c.resource, c.namespace) for c in outcome.calls if not allowed(outcome.rendered, c)}
-    assert denied == KNOWN_GAPS.get(mode(outcome), set()), sorted(map(str, denied))
+    assert denied == set(), sorted(map(str, denied))
 
 
 def test_the_rbac_grants_nothing_the_operator_does_not_use(outcome: Outcome) -> None:

@@ -80,11 +80,6 @@ makes against the local cluster and fails when a rule is missing or unused.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# kopf's device-report handler (operator/handlers.py) watches ConfigMaps wherever the operator
-# watches, and filters them to the device-info namespace on the client side.
-- apiGroups: [""]
-  resources: [configmaps]
-  verbs: [list, watch]
 {{- end }}
 
 {{/* kopf's peering object, when replicas share one: kopf lists and watches the peering objects and patches

@@ -192,3 +192,20 @@ def test_device_fault_report_on_a_running_ranks_node_ends_the_attempt() -> None:
     fault = decision.status.faults[-1]
     assert (fault.fault_class.value, fault.node) == ("device", "ascend-1")
     assert decision.status.excluded_nodes == ["ascend-1"]
+
+
+PEER_LOST = report("interconnect", "PeerConnectionLost", "Connection reset by peer", rank=0)
+
+
+def test_a_symptom_waits_for_the_other_ranks_to_tell_the_root_cause() -> None:
+    """Rank 0 noticed its peer vanish 50 ms before rank 1's pod reported the HCCL fault that caused it."""
+    symptom = make_pod("llama", 1, 0, "Failed", "ascend-0", exit_code=3, message=PEER_LOST,
+                       finished_at=NOW.isoformat())
+    still_running = make_pod("llama", 1, 1, "Running", "ascend-1")
+    waiting = decide(running(), [symptom, still_running], now_offset=0.5)
+    assert waiting.status.faults == [] and waiting.delete == [] and waiting.requeue_after == pytest.approx(9.5)
+    culprit = make_pod("llama", 1, 1, "Failed", "ascend-1", exit_code=3, message=HCCL, finished_at=NOW.isoformat())
+    decided = decide(running(), [symptom, culprit], now_offset=1)
+    assert (decided.status.faults[-1].pod, decided.status.faults[-1].reason) == ("llama-a1-1", "HcclSocketTimeout")
+    late = decide(running(), [symptom, still_running], now_offset=11)
+    assert late.status.faults[-1].reason == "PeerConnectionLost" and late.delete == ["llama-a1-1"]
