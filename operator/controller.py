@@ -261,7 +261,6 @@ class Controller:
 
     def node_health_changed(self, node: Obj, deleted: bool) -> bool:
         """Remembers each node's health signature (derived, rebuilt from the watch after a restart)."""
-        self.view.invalidate()
         name = node["metadata"]["name"]
         signature = None if deleted else (
             tuple(sorted((c.get("type"), c.get("status")) for c in node.get("status", {}).get("conditions") or [])),
