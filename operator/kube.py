@@ -5,6 +5,7 @@ creating what exists (409) and deleting what is gone (404) are not errors."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,18 @@ def load_client() -> kubernetes.client.ApiClient:
 
 def _json(response: Any) -> Any:
     return json.loads(response.data)
+
+
+def _unless(status: int, call: Callable[[], Any]) -> bool:
+    """True when the call went through; False when the API answered `status`, an expected outcome
+    (the object is not there, or is there already)."""
+    try:
+        call()
+        return True
+    except ApiException as exc:
+        if exc.status == status:
+            return False
+        raise
 
 
 class Kube:
@@ -75,13 +88,7 @@ class Kube:
             namespace, label_selector=f"{JOB_LABEL}={job}", _preload_content=False))["items"]
 
     def service_exists(self, namespace: str, name: str) -> bool:
-        try:
-            self.core.read_namespaced_service(name, namespace, _preload_content=False)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
+        return _unless(404, lambda: self.core.read_namespaced_service(name, namespace, _preload_content=False))
 
     # --- writes ----------------------------------------------------------------------------
     def patch_job_status(self, namespace: str, name: str, resource_version: str, status: Obj) -> None:
@@ -102,27 +109,13 @@ class Kube:
     def create(self, manifest: Obj) -> bool:
         """Create a pod or a Service; False when it exists already (a replayed decision)."""
         namespace = manifest["metadata"]["namespace"]
-        try:
-            if manifest["kind"] == "Pod":
-                self.core.create_namespaced_pod(namespace, manifest, _preload_content=False)
-            else:
-                self.core.create_namespaced_service(namespace, manifest, _preload_content=False)
-            return True
-        except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
+        create = self.core.create_namespaced_pod if manifest["kind"] == "Pod" else self.core.create_namespaced_service
+        return _unless(409, lambda: create(namespace, manifest, _preload_content=False))
 
     def delete_pod(self, namespace: str, name: str, force: bool = False) -> bool:
         """`force` removes the object at once (grace 0): for pods on a node no kubelet answers for."""
-        try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0 if force else None,
-                                            _preload_content=False)
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
+        return _unless(404, lambda: self.core.delete_namespaced_pod(
+            name, namespace, grace_period_seconds=0 if force else None, _preload_content=False))
 
     def post_event(self, involved: Obj, event: Event, now: datetime) -> None:
         meta = involved["metadata"]
