@@ -160,7 +160,20 @@ class ChartRun:
             poll(lambda r=replica: r.process.poll() is not None or r.probe("readinessProbe") == 200, 60,
                  "the readiness probe")
             assert replica.process.poll() is None, replica.logs()
+        if count > 1:
+            # kopf's peering is eventual: until every replica has written its record into the peering
+            # object (and the others have seen it), more than one may act. Like a rollout, wait for it.
+            peering = next(o for o in started[0].rendered.objects if o["kind"] in ("ClusterKopfPeering", "KopfPeering"))
+            poll(lambda: len(self._peering_status(peering)) >= count, 60, "every replica in the peering object")
         return started
+
+    def _peering_status(self, peering: Obj) -> Obj:
+        name, namespace = peering["metadata"]["name"], peering["metadata"].get("namespace")
+        if namespace:
+            obj = self.custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", name)
+        else:
+            obj = self.custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+        return obj.get("status") or {}
 
     def submit(self, namespace: str, name: str, code: str, nodes: int = 2) -> None:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", {

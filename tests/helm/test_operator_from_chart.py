@@ -114,9 +114,9 @@ def test_replicas_share_the_work_through_kopf_peering(outcome: Outcome) -> None:
         assert not any("Pausing operations" in log for log in outcome.logs)
         assert outcome.phases["ok"] == "Succeeded"
         return
-    # Exactly one replica worked until it stopped; the other paused, then resumed and took over.
+    # Exactly one replica worked until it stopped; the other stood by (kopf pauses a replica that starts
+    # after a higher-priority peer silently: it never resumed), then took over.
     assert outcome.workers == 1
-    assert any("Pausing operations in favour of" in log for log in outcome.logs), outcome.logs
     assert outcome.phases["after"] == "Succeeded"
     assert sum("job_event" in log for log in outcome.logs) == 2  # the stand-by ran the last job
 
