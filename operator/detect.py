@@ -9,7 +9,16 @@ from datetime import datetime
 from tandem.operator.api import AcceleratorPool, Fault, FaultClass, TrainingJob
 from tandem.operator.classify import Classification, classify_node, classify_pod
 from tandem.operator.device_reports import DeviceFault
-from tandem.operator.observe import Obj, is_finished, node_is_ready, parse_time, phase_of, pool_nodes, rank_of
+from tandem.operator.observe import (
+    Obj,
+    finished_at,
+    is_finished,
+    node_is_ready,
+    parse_time,
+    phase_of,
+    pool_nodes,
+    rank_of,
+)
 
 MESSAGE_LIMIT = 1024
 # Texts a rank prints *because* another rank died first: never the root cause when another exists.
@@ -56,16 +65,9 @@ def usable_capacity(pools: Mapping[str, AcceleratorPool], nodes: Sequence[Obj],
     return capacity
 
 
-def _finished_at(pod: Obj) -> str:
-    finished = ""
-    for status in pod.get("status", {}).get("containerStatuses") or []:
-        finished = str((status.get("state", {}).get("terminated") or {}).get("finishedAt") or "")
-    return finished
-
-
 def _root_cause_key(item: tuple[Obj, Classification]) -> tuple[bool, str, bool, int]:
     pod, found = item
-    finished = _finished_at(pod)
+    finished = finished_at(pod)
     return (found.reason in SECONDARY_REASONS, finished or "~", found.fault_class == FaultClass.UNKNOWN, rank_of(pod))
 
 
@@ -76,7 +78,7 @@ def _waiting_for_root_cause(best: tuple[Obj, Classification], pods: Sequence[Obj
         return None
     if not any(not is_finished(p) and p is not pod for p in pods):
         return None
-    failed_at = parse_time(_finished_at(pod)) or now
+    failed_at = parse_time(finished_at(pod)) or now
     left = ROOT_CAUSE_GRACE_SECONDS - (now - failed_at).total_seconds()
     return left if left > 0 else None
 

@@ -4,7 +4,6 @@ nodes belong to a pool. Pure functions over plain Kubernetes objects."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,50 +47,12 @@ def is_finished(pod: Obj) -> bool:
     return phase_of(pod) in ("Succeeded", "Failed")
 
 
-@dataclass(frozen=True)
-class PodFailure:
-    """Why a pod failed, as the kubelet reported it."""
-
-    pod: str
-    rank: int
-    node: str | None
-    reason: str
-    exit_code: int | None
-    message: str
-    finished_at: str
-
-    def describe(self) -> str:
-        code = f" (exit code {self.exit_code})" if self.exit_code is not None else ""
-        detail = f": {self.message.strip()}" if self.message.strip() else ""
-        return f"pod {self.pod} (rank {self.rank}) failed: {self.reason}{code}{detail}"
-
-
 def _terminated_state(pod: Obj) -> Obj:
     for status in pod.get("status", {}).get("containerStatuses") or []:
         terminated = (status.get("state") or {}).get("terminated")
         if terminated:
             return dict(terminated)
     return {}
-
-
-def failure_of(pod: Obj) -> PodFailure:
-    terminated = _terminated_state(pod)
-    status = pod.get("status", {})
-    return PodFailure(
-        pod=pod["metadata"]["name"],
-        rank=rank_of(pod),
-        node=pod.get("spec", {}).get("nodeName"),
-        reason=str(terminated.get("reason") or status.get("reason") or "Failed"),
-        exit_code=terminated.get("exitCode"),
-        message=str(terminated.get("message") or status.get("message") or ""),
-        finished_at=str(terminated.get("finishedAt") or ""),
-    )
-
-
-def first_failure(pods: list[Obj]) -> PodFailure | None:
-    """The rank that failed first is the root cause; the others were stopped by its fall."""
-    failures = [failure_of(p) for p in pods if phase_of(p) == "Failed"]
-    return min(failures, key=lambda f: (f.finished_at or "~", f.rank)) if failures else None
 
 
 def node_is_ready(node: Obj) -> bool:
@@ -129,6 +90,11 @@ def reported_checkpoint(pods: list[Obj]) -> int | None:
 
 def created_at(pod: Obj) -> datetime | None:
     return parse_time(pod.get("metadata", {}).get("creationTimestamp"))
+
+
+def finished_at(pod: Obj) -> str:
+    """When the pod's container terminated, as the kubelet wrote it ("" while it runs)."""
+    return str(_terminated_state(pod).get("finishedAt") or "")
 
 
 def deleted_at(pod: Obj) -> datetime | None:
