@@ -14,7 +14,6 @@ returned only when no later source decides.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from typing import Any, Literal
 
 from tandem.operator.api_types import FaultClass
 from tandem.operator.device_reports import DeviceFault, nvidia_faults, xid_class, xid_numbers
+from tandem.operator.observe import parse_report
 from tandem.runtime.faults import EXIT_CODES, classify_text, excerpt
 
 Obj = dict[str, Any]
@@ -250,17 +250,6 @@ def _terminated(pod: Obj) -> list[tuple[str, Obj]]:
     return found
 
 
-def _report(message: Any) -> Obj | None:
-    """The runtime's termination message, or None when the message is a log tail or garbage."""
-    if not isinstance(message, str) or not message.lstrip().startswith("{"):
-        return None
-    try:
-        data = json.loads(message)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and "class" in data else None
-
-
 def _from_report(report: Obj) -> Classification | None:
     try:
         cls = FaultClass(report.get("class"))
@@ -343,7 +332,7 @@ def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault
     # A pod that was never bound cannot have been killed by a node: only its own spec names its node.
     node_name = str(_dict(pod.get("spec")).get("nodeName") or "")
     terminated = _terminated(pod)
-    reports = [r for _, t in terminated if (r := _report(t.get("message"))) is not None]
+    reports = [r for _, t in terminated if (r := parse_report(t.get("message"))) is not None]
     counters = next(iter(reports), {})
     weak: list[Classification] = []
 
@@ -379,7 +368,7 @@ def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault
     # (f) The log tail, in the messages that are not reports.
     for _, t in terminated:
         message = t.get("message")
-        if _report(message) is None and isinstance(message, str):
+        if parse_report(message) is None and isinstance(message, str):
             found = _from_log(message)
             if found and found.fault_class != FaultClass.UNKNOWN:
                 return finish(found)

@@ -69,16 +69,19 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def termination_report(pod: Obj) -> dict[str, Any] | None:
-    """The runtime's JSON termination message (DESIGN.md section 4), when the pod's container wrote one."""
-    message = _terminated_state(pod).get("message")
-    if not message or not str(message).lstrip().startswith("{"):
+def parse_report(message: Any) -> dict[str, Any] | None:
+    """The runtime's JSON termination message (DESIGN.md section 4), or None for a log tail or garbage."""
+    if not isinstance(message, str) or not message.lstrip().startswith("{"):
         return None
     try:
         report = json.loads(message)
     except ValueError:
         return None
-    return report if isinstance(report, dict) else None
+    return report if isinstance(report, dict) and "class" in report else None
+
+
+def termination_report(pod: Obj) -> dict[str, Any] | None:
+    return parse_report(_terminated_state(pod).get("message"))
 
 
 def reported_checkpoint(pods: list[Obj]) -> int | None:
