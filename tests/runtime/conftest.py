@@ -144,21 +144,22 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(out, weights_only=False)
 
 
+def _uninterrupted(tmp_path_factory: pytest.TempPathFactory, ranks: int) -> Run:
+    root = tmp_path_factory.mktemp(f"baseline{ranks}") / "ckpt"
+    run = launch(contract_env(root, ranks))
+    assert run.returncode == 0, run.output[-4000:]
+    return run
+
+
 @pytest.fixture(scope="session")
 def baseline2(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """An uninterrupted 2-rank run: checkpoints at steps 2, 4, 6, 8."""
-    root = tmp_path_factory.mktemp("baseline2") / "ckpt"
-    run = launch(contract_env(root, 2))
-    assert run.returncode == 0, run.output[-4000:]
-    return run
+    return _uninterrupted(tmp_path_factory, 2)
 
 
 @pytest.fixture(scope="session")
 def baseline1(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    root = tmp_path_factory.mktemp("baseline1") / "ckpt"
-    run = launch(contract_env(root, 1))
-    assert run.returncode == 0, run.output[-4000:]
-    return run
+    return _uninterrupted(tmp_path_factory, 1)
 
 
 @pytest.fixture(scope="session")
