@@ -22,6 +22,7 @@ from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob, Training
 from tandem.operator.device_reports import DeviceFault, node_faults
 from tandem.operator.kube import Conflict, Kube, Obj
 from tandem.operator.metrics import FAILOVERS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
+from tandem.operator.peering import PeeringGate
 from tandem.operator.pools import pool_status
 from tandem.operator.reconcile import Decision, Event, Observation, reconcile, set_condition
 
@@ -31,6 +32,9 @@ DEVICE_INFO_PREFIX = "mindx-dl-deviceinfo-"  # the Ascend device plugin's per-no
 API_RETRY_SECONDS = 2.0
 RESYNC_DELAY_SECONDS = 0.5
 DEVICE_REPORT_POLL_SECONDS = 5.0
+# A stand-by replica's timers look again this often: kopf resumes it (and re-lists every job) when the
+# working replica goes; the timers only matter if the two verdicts ever disagree.
+STANDBY_RECHECK_SECONDS = 5.0
 
 
 def utcnow() -> datetime:
@@ -103,8 +107,10 @@ class ClusterView:
 
 class Controller:
     def __init__(self, kube: Kube, clock: Clock = utcnow, force_delete_after: float = 30.0,
-                 device_info_namespace: str = "kube-system", namespaces: list[str] | None = None) -> None:
+                 device_info_namespace: str = "kube-system", namespaces: list[str] | None = None,
+                 gate: PeeringGate | None = None) -> None:
         self.kube = kube
+        self.gate = gate or PeeringGate(kube, None)  # the operator's own threads act only on the working replica
         self.namespaces = list(namespaces or [])  # empty: every namespace
         self.clock = clock
         self.force_delete_after = force_delete_after
@@ -123,6 +129,11 @@ class Controller:
 
     def _requeued(self, namespace: str, name: str) -> None:
         try:
+            if self.stopping.is_set():
+                return
+            if not self.gate.active():
+                self.requeue.after(namespace, name, STANDBY_RECHECK_SECONDS)
+                return
             self.reconcile_job(namespace, name)
         except Exception:  # a timer thread must never die silently
             log.exception("requeued_reconcile_failed", namespace=namespace, job=name)
@@ -278,11 +289,19 @@ class Controller:
             if self._resync_pending:
                 return
             self._resync_pending = True
-        timer = threading.Timer(RESYNC_DELAY_SECONDS, self._resync)
+        self._resync_after(RESYNC_DELAY_SECONDS)
+
+    def _resync_after(self, seconds: float) -> None:
+        timer = threading.Timer(seconds, self._resync)
         timer.daemon = True
         timer.start()
 
     def _resync(self) -> None:
+        if self.stopping.is_set():
+            return
+        if not self.gate.active():
+            self._resync_after(STANDBY_RECHECK_SECONDS)  # still pending: changes meanwhile add nothing
+            return
         with self._health_lock:
             self._resync_pending = False
         try:

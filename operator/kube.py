@@ -18,6 +18,8 @@ from tandem.operator.reconcile import Event
 
 Obj = dict[str, Any]
 COMPONENT = "tandem-operator"
+# kopf's peering objects (the chart's crds/): one ClusterKopfPeering, or a KopfPeering per namespace.
+PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
 
 
 class Conflict(Exception):
@@ -50,6 +52,16 @@ def _unless(status: int, call: Callable[[], Any]) -> bool:
         raise
 
 
+def _found(call: Callable[[], Any]) -> Obj | None:
+    """The object the GET returned; None when it does not exist (404)."""
+    try:
+        return dict(_json(call()))
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 class Kube:
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
         self.core = kubernetes.client.CoreV1Api(api_client)
@@ -57,13 +69,8 @@ class Kube:
 
     # --- reads -----------------------------------------------------------------------------
     def get_job(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return _json(self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, TrainingJob.PLURAL, name, _preload_content=False))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return _found(lambda: self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, TrainingJob.PLURAL, name, _preload_content=False))
 
     def list_jobs(self, namespaces: list[str] | None = None) -> list[Obj]:
         """Every namespace, or only those the operator serves (its RBAC may allow no more)."""
@@ -89,6 +96,16 @@ class Kube:
 
     def service_exists(self, namespace: str, name: str) -> bool:
         return _unless(404, lambda: self.core.read_namespaced_service(name, namespace, _preload_content=False))
+
+    def get_peering(self, name: str, namespace: str | None) -> Obj | None:
+        """The peering object's status (its replicas' records); None when the object does not exist."""
+        if namespace is None:
+            obj = _found(lambda: self.custom.get_cluster_custom_object(
+                PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", name, _preload_content=False))
+        else:
+            obj = _found(lambda: self.custom.get_namespaced_custom_object(
+                PEERING_GROUP, PEERING_VERSION, namespace, "kopfpeerings", name, _preload_content=False))
+        return None if obj is None else dict(obj.get("status") or {})
 
     # --- writes ----------------------------------------------------------------------------
     def patch_job_status(self, namespace: str, name: str, resource_version: str, status: Obj) -> None:

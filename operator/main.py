@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from typing import Any
 
 import kopf
@@ -15,6 +14,7 @@ from tandem.logs import configure
 from tandem.operator import handlers
 from tandem.operator.controller import Controller
 from tandem.operator.kube import Kube, load_client
+from tandem.operator.peering import Peering, PeeringGate, own_identity, random_priority
 
 log = structlog.get_logger("tandem.operator")
 
@@ -50,23 +50,28 @@ def run(namespaces: list[str], metrics_port: int | None = None, health_port: int
     health_port = health_port if health_port is not None else int(os.environ.get("TANDEM_HEALTH_PORT", "8081"))
     if metrics_port:
         start_http_server(metrics_port)
+    kube = Kube(load_client())
+    # kopf pauses every replica that sees a live peer of equal priority, so replicas sharing a peering
+    # draw their own: the highest works, the rest stand by (kopf's own handlers and our threads alike).
+    peer = Peering(peering, own_identity(), random_priority(), tuple(namespaces)) if peering else None
     controller = Controller(
-        Kube(load_client()),
+        kube,
         force_delete_after=float(os.environ.get("TANDEM_FORCE_DELETE_SECONDS", "30")),
         device_info_namespace=os.environ.get("TANDEM_DEVICE_INFO_NAMESPACE", "kube-system"),
         namespaces=namespaces,
+        gate=PeeringGate(kube, peer),
     )
     log.info("operator_starting", namespaces=namespaces or "all", metrics_port=metrics_port,
-             health_port=health_port, peering=peering or "standalone")
+             health_port=health_port, peering=peering or "standalone",
+             **({"identity": peer.identity, "priority": peer.priority} if peer else {}))
     kopf.run(
         registry=build_registry(controller),
         clusterwide=not namespaces,
         namespaces=namespaces,
-        standalone=peering is None,
+        standalone=peer is None,
         peering_name=peering,
-        # kopf pauses every replica that sees a live peer of equal priority, so replicas sharing a peering
-        # draw their own (kopf's "multi-pod operators" advice): the highest works, the rest stand by.
-        priority=random.SystemRandom().randint(1, 2**31 - 1) if peering else None,
+        identity=peer.identity if peer else None,
+        priority=peer.priority if peer else None,
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
     )
     return 0

@@ -20,7 +20,7 @@ from typing import Any
 
 import kubernetes
 import yaml
-from helm_support import CHART, REPO, Call, Obj, Rendered, call_from_request, render
+from helm_support import CHART, PEERING_PLURALS, REPO, Call, Obj, Rendered, call_from_request, render
 
 from tandem.localcluster.cluster import LocalCluster
 
@@ -124,8 +124,7 @@ class ChartRun:
 
     def create(self, obj: Obj) -> None:
         group, _, version = obj["apiVersion"].rpartition("/")
-        plural = {"AcceleratorPool": "acceleratorpools", "KopfPeering": "kopfpeerings",
-                  "ClusterKopfPeering": "clusterkopfpeerings"}.get(obj["kind"])
+        plural = {"AcceleratorPool": "acceleratorpools", **PEERING_PLURALS}.get(obj["kind"])
         if plural is None:
             return  # built-in kinds (Deployment, RBAC, Service, ...): no local controller runs them
         namespace = obj["metadata"].get("namespace")

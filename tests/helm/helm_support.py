@@ -5,6 +5,7 @@ calls the operator makes, derived from its code and from the requests it sends."
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -146,9 +147,10 @@ class CodeCall:
     resource: str
     namespaced: bool
     where: str
+    name: str | None = None  # known only for the peering object (the one --peering names)
 
     def allowed_somewhere(self, rendered: Rendered) -> bool:
-        return any(_matches(rule, Call(self.verb, self.group, self.resource, scope)) and
+        return any(_matches(rule, Call(self.verb, self.group, self.resource, scope, self.name)) and
                    (scope is None or self.namespaced) for scope, rule in grants(rendered))
 
 
@@ -217,8 +219,19 @@ def cluster_scoped() -> set[str]:
     return {"nodes", "namespaces"} | {c["spec"]["names"]["plural"] for c in crds if c["spec"]["scope"] == "Cluster"}
 
 
-def code_calls() -> list[CodeCall]:
-    return client_calls() + watched_resources()
+PEERING_PLURALS = {"ClusterKopfPeering": "clusterkopfpeerings", "KopfPeering": "kopfpeerings"}
+
+
+def code_calls(rendered: Rendered | None = None) -> list[CodeCall]:
+    """With `rendered`: the calls that chart's operator can make; the peering object is read only where
+    the chart renders one (2+ replicas), only of the kind it renders, and by its name."""
+    calls = client_calls() + watched_resources()
+    if rendered is None:
+        return calls
+    peerings = {PEERING_PLURALS[o["kind"]]: o["metadata"]["name"]
+                for o in rendered.objects if o["kind"] in PEERING_PLURALS}
+    return [dataclasses.replace(c, name=peerings[c.resource]) if c.resource in peerings else c
+            for c in calls if c.resource not in PEERING_PLURALS.values() or c.resource in peerings]
 
 
 def wildcards(objects: Iterable[Obj]) -> list[str]:

@@ -5,7 +5,6 @@ request the operator sends is allowed by the rendered RBAC, which grants nothing
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,10 +79,7 @@ def play(run: ChartRun, values: Obj, name: str, tmp: Any) -> Outcome:
     return outcome
 
 
-# The 2-replica hand-over is not reliable yet: in about 1 run of 4 both replicas stay active (the
-# stand-by's kopf peering stream misses its peer's record on the local API). Until that is found, it
-# runs only when asked for (TANDEM_TEST_HA=1), so that CI stays meaningful; issue 8 stays open for it.
-SCENARIOS = ["default", "full", *(["ha"] if os.environ.get("TANDEM_TEST_HA") == "1" else [])]
+SCENARIOS = ["default", "full", "ha"]
 
 
 @pytest.fixture(scope="module", params=SCENARIOS)
@@ -138,7 +134,7 @@ def test_every_request_the_operator_sends_is_allowed_by_the_rendered_rbac(outcom
 def test_the_rbac_grants_nothing_the_operator_does_not_use(outcome: Outcome) -> None:
     """Least privilege: each granted (verb, resource, namespace) is requested by the operator in this run
     or called in operator/kube.py / watched by operator/handlers.py."""
-    from_code = {(c.verb, c.group, c.resource) for c in code_calls()}
+    from_code = {(c.verb, c.group, c.resource) for c in code_calls(outcome.rendered)}
     used = {(c.verb, c.group, c.resource, c.namespace) for c in outcome.calls}
     unused = sorted(
         f"{verb} {group or 'core'}/{resource} {scope or 'cluster-wide'}"
@@ -152,5 +148,5 @@ def test_static_and_dynamic_derivations_agree(outcome: Outcome) -> None:
     """Every API call in the operator's code shows up in the requests it sent here (so the run is a fair
     sample); the ones only reached on paths this run does not take are named."""
     sent = {(c.verb, c.group, c.resource) for c in outcome.calls}
-    never = sorted(c.where for c in code_calls() if (c.verb, c.group, c.resource) not in sent)
+    never = sorted(c.where for c in code_calls(outcome.rendered) if (c.verb, c.group, c.resource) not in sent)
     assert never == [], never

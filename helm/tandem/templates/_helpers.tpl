@@ -83,7 +83,8 @@ makes against the local cluster and fails when a rule is missing or unused.
 {{- end }}
 
 {{/* kopf's peering object, when replicas share one: kopf lists and watches the peering objects and patches
-its own entry into the status of the one named by --peering (it never GETs it). */}}
+its own entry into the status of the one named by --peering; the operator's own timers GET that one to
+stand by with kopf (operator/peering.py). */}}
 {{- define "tandem.peeringRules" -}}
 - apiGroups: [kopf.dev]
   resources: [{{ .resource }}]
@@ -91,5 +92,5 @@ its own entry into the status of the one named by --peering (it never GETs it). 
 - apiGroups: [kopf.dev]
   resources: [{{ .resource }}]
   resourceNames: [{{ .name | quote }}]
-  verbs: [patch]
+  verbs: [get, patch]
 {{- end }}

@@ -97,3 +97,25 @@ def test_a_burst_of_node_changes_resyncs_once(monkeypatch: pytest.MonkeyPatch) -
     assert passes.empty()
     controller.cluster_changed()  # a change after the pass gets a pass of its own
     passes.get(timeout=10)
+
+
+class StandBy:
+    def active(self) -> bool:
+        return False
+
+
+def test_a_stand_by_replicas_timers_do_nothing_but_look_again_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf pauses a replica that a peer outranks; its own requeues and resyncs must not act either."""
+    from tandem.operator import controller as module
+
+    kube = FakeKube(_job())
+    controller = Controller(kube, clock=lambda: NOW, gate=StandBy())  # type: ignore[arg-type]
+    requeued: list[tuple[str, float]] = []
+    controller.requeue.after = lambda ns, name, seconds: requeued.append((name, seconds))  # type: ignore[method-assign]
+    resyncs: list[float] = []
+    monkeypatch.setattr(controller, "_resync_after", resyncs.append)
+    controller.reconcile_all = lambda: pytest.fail("a stand-by replica resynced")  # type: ignore[method-assign]
+    controller._requeued("ml", "llama")
+    controller._resync()
+    assert kube.calls == []
+    assert requeued == [("llama", module.STANDBY_RECHECK_SECONDS)] and resyncs == [module.STANDBY_RECHECK_SECONDS]
