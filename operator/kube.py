@@ -40,26 +40,21 @@ def _json(response: Any) -> Any:
     return json.loads(response.data)
 
 
-def _unless(status: int, call: Callable[[], Any]) -> bool:
-    """True when the call went through; False when the API answered `status`, an expected outcome
-    (the object is not there, or is there already)."""
+def _unless(status: int, call: Callable[[], Any]) -> Any | None:
+    """The call's response; None when the API answered `status`, an expected outcome (the object is
+    not there, or is there already)."""
     try:
-        call()
-        return True
+        return call()
     except ApiException as exc:
         if exc.status == status:
-            return False
+            return None
         raise
 
 
 def _found(call: Callable[[], Any]) -> Obj | None:
     """The object the GET returned; None when it does not exist (404)."""
-    try:
-        return dict(_json(call()))
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
+    response = _unless(404, call)
+    return None if response is None else dict(_json(response))
 
 
 class Kube:
@@ -95,7 +90,8 @@ class Kube:
             namespace, label_selector=f"{JOB_LABEL}={job}", _preload_content=False))["items"]
 
     def service_exists(self, namespace: str, name: str) -> bool:
-        return _unless(404, lambda: self.core.read_namespaced_service(name, namespace, _preload_content=False))
+        return _unless(404, lambda: self.core.read_namespaced_service(
+            name, namespace, _preload_content=False)) is not None
 
     def get_peering(self, name: str, namespace: str | None) -> Obj | None:
         """The peering object's status (its replicas' records); None when the object does not exist."""
@@ -127,12 +123,12 @@ class Kube:
         """Create a pod or a Service; False when it exists already (a replayed decision)."""
         namespace = manifest["metadata"]["namespace"]
         create = self.core.create_namespaced_pod if manifest["kind"] == "Pod" else self.core.create_namespaced_service
-        return _unless(409, lambda: create(namespace, manifest, _preload_content=False))
+        return _unless(409, lambda: create(namespace, manifest, _preload_content=False)) is not None
 
     def delete_pod(self, namespace: str, name: str, force: bool = False) -> bool:
         """`force` removes the object at once (grace 0): for pods on a node no kubelet answers for."""
         return _unless(404, lambda: self.core.delete_namespaced_pod(
-            name, namespace, grace_period_seconds=0 if force else None, _preload_content=False))
+            name, namespace, grace_period_seconds=0 if force else None, _preload_content=False)) is not None
 
     def post_event(self, involved: Obj, event: Event, now: datetime) -> None:
         meta = involved["metadata"]
