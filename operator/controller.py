@@ -19,16 +19,15 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob, TrainingJobStatus
-from tandem.operator.device_reports import DeviceFault, node_faults
+from tandem.operator.device_reports import DeviceFault, faults_by_node, is_device_info
 from tandem.operator.kube import Conflict, Kube, Obj
 from tandem.operator.metrics import FAILOVERS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
 from tandem.operator.peering import PeeringGate
 from tandem.operator.pools import pool_status
-from tandem.operator.reconcile import Decision, Event, Observation, reconcile, set_condition
+from tandem.operator.reconcile import TERMINAL, Decision, Event, Observation, reconcile, set_condition
 
 log = structlog.get_logger("tandem.operator")
 Clock = Callable[[], datetime]
-DEVICE_INFO_PREFIX = "mindx-dl-deviceinfo-"  # the Ascend device plugin's per-node ConfigMaps
 API_RETRY_SECONDS = 2.0
 RESYNC_DELAY_SECONDS = 0.5
 DEVICE_REPORT_POLL_SECONDS = 5.0
@@ -76,7 +75,7 @@ class Requeue:
 
 class ClusterView:
     """Nodes and the device plugins' fault reports, shared by every reconcile for a moment: listing
-    them per pod event would cost O(nodes) each time. Node and ConfigMap events invalidate it."""
+    them per pod event would cost O(nodes) each time. A resync, or a new fault to confirm, reads again."""
 
     def __init__(self, kube: Kube, device_info_namespace: str, ttl: float = 1.0) -> None:
         self.kube, self.namespace, self.ttl = kube, device_info_namespace, ttl
@@ -93,14 +92,14 @@ class ClusterView:
         """Read within this very reconcile (well under the TTL)."""
         return time.monotonic() - self._read_at < 0.05
 
+    def device_reports(self) -> list[Obj]:
+        return [cm for cm in self.kube.list_config_maps(self.namespace) if is_device_info(cm)]
+
     def refresh(self) -> ClusterView:
         with self._lock:
             if time.monotonic() - self._read_at > self.ttl:
-                nodes = self.kube.list_nodes()
-                reports = [cm for cm in self.kube.list_config_maps(self.namespace)
-                           if cm["metadata"]["name"].startswith(DEVICE_INFO_PREFIX)]
-                self.nodes = nodes
-                self.device_faults = {n["metadata"]["name"]: node_faults(n, reports) for n in nodes}
+                self.nodes = self.kube.list_nodes()
+                self.device_faults = faults_by_node(self.nodes, self.device_reports())
                 self._read_at = time.monotonic()
         return self
 
@@ -172,6 +171,9 @@ class Controller:
             job = TrainingJob.model_validate(raw)
         except pydantic.ValidationError as exc:
             self._reject(raw, exc)
+            return
+        if job.status.phase in TERMINAL:  # history: the core changes nothing, so there is nothing to observe
+            JOBS.observe(namespace, name, job.status.phase.value, job.status.pool or "")
             return
         view = self.view.refresh()
         observation = Observation(
@@ -254,21 +256,20 @@ class Controller:
         self.kube.post_event(raw, Event("Warning", "InvalidSpec", message), now)
         log.warning("job_rejected", namespace=meta["namespace"], job=meta["name"], reason=message)
 
-    def sync_pool(self, raw_pool: Obj, nodes: list[Obj] | None = None) -> None:
+    def sync_pool(self, raw_pool: Obj) -> None:
         try:
             pool = AcceleratorPool.model_validate(raw_pool)
         except pydantic.ValidationError as exc:
             log.warning("pool_invalid", pool=raw_pool["metadata"]["name"], error=str(exc))
             return
         view = self.view.refresh()
-        status = pool_status(pool, nodes if nodes is not None else view.nodes, self.clock(), view.device_faults)
+        status = pool_status(pool, view.nodes, self.clock(), view.device_faults)
         if status != pool.status:
             self.kube.patch_pool_status(raw_pool["metadata"]["name"], status.to_dict())
 
     def sync_all_pools(self) -> None:
-        nodes = self.view.refresh().nodes
         for raw_pool in self.kube.list_pools():
-            self.sync_pool(raw_pool, nodes)
+            self.sync_pool(raw_pool)
 
     def node_health_changed(self, node: Obj, deleted: bool) -> bool:
         """Remembers each node's health signature (derived, rebuilt from the watch after a restart)."""
@@ -326,8 +327,7 @@ class Controller:
     def poll_device_reports(self) -> None:
         """Resync when the device-info ConfigMaps changed since the last poll (one per pool timer)."""
         reports = tuple(sorted((cm["metadata"]["name"], cm["metadata"].get("resourceVersion", ""))
-                               for cm in self.kube.list_config_maps(self.view.namespace)
-                               if cm["metadata"]["name"].startswith(DEVICE_INFO_PREFIX)))
+                               for cm in self.view.device_reports()))
         with self._health_lock:
             changed = self._device_reports is not None and reports != self._device_reports
             self._device_reports = reports
@@ -339,8 +339,7 @@ class Controller:
         for raw in self.kube.list_jobs(self.namespaces):
             if self.stopping.is_set():
                 return
-            phase = (raw.get("status") or {}).get("phase")
-            if phase in (JobPhase.SUCCEEDED.value, JobPhase.FAILED.value):
+            if (raw.get("status") or {}).get("phase") in TERMINAL:
                 continue
             self.reconcile_job(raw["metadata"]["namespace"], raw["metadata"]["name"])
 

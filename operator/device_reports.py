@@ -329,6 +329,19 @@ def _configmap_node(configmap: Any) -> str:
     return _node_of(configmap) if isinstance(configmap, dict) else ""
 
 
+def is_device_info(configmap: Obj) -> bool:
+    """One of the Ascend device plugin's per-node device-info ConfigMaps (what the operator polls)."""
+    return str(_dict(configmap.get("metadata")).get("name") or "").startswith(DEVICE_INFO_PREFIX)
+
+
+def faults_by_node(nodes: Sequence[Obj], configmaps: Sequence[Obj]) -> dict[str, list[DeviceFault]]:
+    """node_faults for every node, each given only its own ConfigMaps (grouped once, not nodes x ConfigMaps)."""
+    by_node: dict[str, list[Obj]] = {}
+    for configmap in configmaps:
+        by_node.setdefault(_configmap_node(configmap), []).append(configmap)
+    return {n["metadata"]["name"]: node_faults(n, by_node.get(n["metadata"]["name"], [])) for n in nodes}
+
+
 def node_faults(node: Obj, configmaps: Sequence[Obj] | Iterable[Obj]) -> list[DeviceFault]:
     """Everything open for one node: its Ascend ConfigMaps (of all the ones given) and its GPU conditions."""
     name = str(_dict(_dict(node).get("metadata")).get("name") or "")
