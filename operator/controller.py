@@ -41,18 +41,21 @@ def utcnow() -> datetime:
 
 
 class Requeue:
-    """Reconcile a job again after a delay; one pending timer per job (the earliest wins)."""
+    """Call `callback(namespace, name)` after a delay; one pending timer per key (the earliest wins).
+    Timers act only on the working replica (`gate`): on a stand-by one they look again later. Once
+    stopped, nothing fires."""
 
-    def __init__(self, callback: Callable[[str, str], None]) -> None:
-        self._callback = callback
+    def __init__(self, callback: Callable[[str, str], None], gate: PeeringGate | None = None) -> None:
+        self._callback, self._gate = callback, gate
         self._lock = threading.Lock()
         self._timers: dict[tuple[str, str], tuple[float, threading.Timer]] = {}
+        self._stopped = False
 
     def after(self, namespace: str, name: str, seconds: float) -> None:
         key, due = (namespace, name), time.monotonic() + seconds
         with self._lock:
             pending = self._timers.get(key)
-            if pending and pending[0] <= due:
+            if self._stopped or (pending and pending[0] <= due):
                 return
             if pending:
                 pending[1].cancel()
@@ -64,10 +67,17 @@ class Requeue:
     def _fire(self, namespace: str, name: str) -> None:
         with self._lock:
             self._timers.pop((namespace, name), None)
-        self._callback(namespace, name)
+        try:
+            if self._gate is not None and not self._gate.active():
+                self.after(namespace, name, STANDBY_RECHECK_SECONDS)
+                return
+            self._callback(namespace, name)
+        except Exception:  # a timer thread must never die silently
+            log.exception("timer_failed", namespace=namespace, name=name)
 
-    def cancel_all(self) -> None:
+    def stop(self) -> None:
         with self._lock:
+            self._stopped = True
             for _, timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
@@ -109,16 +119,17 @@ class Controller:
                  device_info_namespace: str = "kube-system", namespaces: list[str] | None = None,
                  gate: PeeringGate | None = None) -> None:
         self.kube = kube
-        self.gate = gate or PeeringGate(kube, None)  # the operator's own threads act only on the working replica
         self.namespaces = list(namespaces or [])  # empty: every namespace
         self.clock = clock
         self.force_delete_after = force_delete_after
         self.view = ClusterView(kube, device_info_namespace)
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
-        self.requeue = Requeue(self._requeued)
+        # The operator's own timers act only on the working replica (kopf pauses its handlers on the others).
+        self.requeue = Requeue(self.reconcile_job, gate)
+        # One key: a burst of node or device-report changes (kopf reports every node at start-up) resyncs once.
+        self._resyncs = Requeue(lambda *_: self._resync(), gate)
         self._health_lock = threading.Lock()
         self._node_health: dict[str, object] = {}
-        self._resync_pending = False
         self._device_reports: tuple[tuple[str, str], ...] | None = None
         self.stopping = threading.Event()  # set on shutdown: loops over all jobs end early
 
@@ -126,22 +137,12 @@ class Controller:
         JOBS.forget(namespace, name)
         self._locks.pop((namespace, name), None)
 
-    def _requeued(self, namespace: str, name: str) -> None:
-        try:
-            if self.stopping.is_set():
-                return
-            if not self.gate.active():
-                self.requeue.after(namespace, name, STANDBY_RECHECK_SECONDS)
-                return
-            self.reconcile_job(namespace, name)
-        except Exception:  # a timer thread must never die silently
-            log.exception("requeued_reconcile_failed", namespace=namespace, job=name)
-
     def stop(self) -> None:
         """Shutting down (SIGTERM, a rolling update): no new reconciles, no timers; the next
         operator resumes everything from the jobs' status."""
         self.stopping.set()
-        self.requeue.cancel_all()
+        self.requeue.stop()
+        self._resyncs.stop()
 
     def reconcile_job(self, namespace: str, name: str) -> None:
         """Observe, decide, apply; on a stale view (409) observe again at once. An API that fails
@@ -286,31 +287,12 @@ class Controller:
     def cluster_changed(self) -> None:
         """Nodes or fault reports changed: pools report it, and every active job looks again, once
         for a burst of changes (at start-up kopf reports every node; a rack going down, many)."""
-        with self._health_lock:
-            if self._resync_pending:
-                return
-            self._resync_pending = True
-        self._resync_after(RESYNC_DELAY_SECONDS)
-
-    def _resync_after(self, seconds: float) -> None:
-        timer = threading.Timer(seconds, self._resync)
-        timer.daemon = True
-        timer.start()
+        self._resyncs.after("", "cluster", RESYNC_DELAY_SECONDS)
 
     def _resync(self) -> None:
-        if self.stopping.is_set():
-            return
-        if not self.gate.active():
-            self._resync_after(STANDBY_RECHECK_SECONDS)  # still pending: changes meanwhile add nothing
-            return
-        with self._health_lock:
-            self._resync_pending = False
-        try:
-            self.view.invalidate()
-            self.sync_all_pools()
-            self.reconcile_all()
-        except Exception:  # a timer thread must never die silently; the next change resyncs again
-            log.exception("resync_failed")
+        self.view.invalidate()
+        self.sync_all_pools()
+        self.reconcile_all()
 
     def start_device_report_poll(self) -> threading.Thread:
         def poll() -> None:

@@ -104,18 +104,25 @@ class StandBy:
         return False
 
 
-def test_a_stand_by_replicas_timers_do_nothing_but_look_again_later(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stand_by_replicas_timers_do_nothing_but_look_again_later() -> None:
     """kopf pauses a replica that a peer outranks; its own requeues and resyncs must not act either."""
     from tandem.operator import controller as module
 
     kube = FakeKube(_job())
     controller = Controller(kube, clock=lambda: NOW, gate=StandBy())  # type: ignore[arg-type]
-    requeued: list[tuple[str, float]] = []
-    controller.requeue.after = lambda ns, name, seconds: requeued.append((name, seconds))  # type: ignore[method-assign]
-    resyncs: list[float] = []
-    monkeypatch.setattr(controller, "_resync_after", resyncs.append)
     controller.reconcile_all = lambda: pytest.fail("a stand-by replica resynced")  # type: ignore[method-assign]
-    controller._requeued("ml", "llama")
-    controller._resync()
+    rearmed: list[tuple[str, float]] = []
+    for timers in (controller.requeue, controller._resyncs):
+        timers.after = lambda ns, name, seconds: rearmed.append((name, seconds))  # type: ignore[method-assign]
+        timers._fire("ml", "llama")
     assert kube.calls == []
-    assert requeued == [("llama", module.STANDBY_RECHECK_SECONDS)] and resyncs == [module.STANDBY_RECHECK_SECONDS]
+    assert rearmed == [("llama", module.STANDBY_RECHECK_SECONDS)] * 2
+
+
+def test_a_stopped_controllers_timers_never_fire() -> None:
+    kube = FakeKube(_job())
+    controller = Controller(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+    controller.stop()
+    controller.requeue.after("ml", "llama", 0.0)
+    controller.cluster_changed()
+    assert controller.requeue._timers == {} and controller._resyncs._timers == {} and kube.calls == []
