@@ -33,9 +33,7 @@ def node_name(pod: Obj) -> str | None:
     return pod.get("spec", {}).get("nodeName")
 
 
-def faulty_node(node: Obj | None, device_faults: Mapping[str, Sequence[DeviceFault]]) -> Classification | None:
-    if node is None:
-        return None
+def faulty_node(node: Obj, device_faults: Mapping[str, Sequence[DeviceFault]]) -> Classification | None:
     return classify_node(node, device_faults.get(node["metadata"]["name"], ()))
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from tandem.operator.api import AcceleratorPool, AcceleratorPoolStatus, Condition
+from tandem.operator.api import AcceleratorPool, AcceleratorPoolStatus
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import Obj, node_is_ready, pool_nodes
+from tandem.operator.reconcile import set_condition
 
 
 def pool_status(pool: AcceleratorPool, nodes: Sequence[Obj], now: datetime,
@@ -21,14 +22,10 @@ def pool_status(pool: AcceleratorPool, nodes: Sequence[Obj], now: datetime,
     status.nodes, status.ready_nodes, status.faulty_nodes = len(matching), len(ready), faulty
     healthy = [n for n in ready if n["metadata"]["name"] not in faulty]
     if healthy:
-        value, reason, message = "True", "NodesReady", f"{len(healthy)} of {len(matching)} node(s) ready and healthy"
+        value, reason, message = True, "NodesReady", f"{len(healthy)} of {len(matching)} node(s) ready and healthy"
     elif matching:
-        value, reason, message = "False", "NoReadyNodes", f"none of {len(matching)} node(s) is ready"
+        value, reason, message = False, "NoReadyNodes", f"none of {len(matching)} node(s) is ready"
     else:
-        value, reason, message = "False", "NoNodes", f"no node matches nodeSelector {pool.spec.node_selector}"
-    previous = next((c for c in status.conditions if c.type == "Ready"), None)
-    moved = previous.last_transition_time if previous and previous.status.value == value else now
-    ready_condition = Condition(type="Ready", status=value, reason=reason, message=message,
-                                last_transition_time=moved, observed_generation=pool.metadata.get("generation"))
-    status.conditions = [c for c in status.conditions if c.type != "Ready"] + [ready_condition]
+        value, reason, message = False, "NoNodes", f"no node matches nodeSelector {pool.spec.node_selector}"
+    set_condition(status, "Ready", value, reason, message, now, pool.metadata.get("generation"))
     return status

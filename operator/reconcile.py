@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Literal
 
 from tandem.operator.api import (
     MAX_FAULTS,
     AcceleratorPool,
+    AcceleratorPoolStatus,
     Condition,
     Fault,
     FaultClass,
@@ -56,7 +58,7 @@ class Observation:
     device_faults: Mapping[str, Sequence[DeviceFault]] = field(default_factory=dict)  # by node name
     force_delete_after: float = 30.0  # seconds a pod may stay Terminating on a dead node
 
-    @property
+    @cached_property
     def nodes_by_name(self) -> dict[str, Obj]:
         return {n["metadata"]["name"]: n for n in self.nodes}
 
@@ -88,8 +90,8 @@ class Decision:
         self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
 
 
-def set_condition(status: TrainingJobStatus, type_: str, value: bool, reason: str, message: str,
-                  now: datetime, generation: int) -> None:
+def set_condition(status: TrainingJobStatus | AcceleratorPoolStatus, type_: str, value: bool, reason: str,
+                  message: str, now: datetime, generation: int | None) -> None:
     """metav1.Condition semantics: lastTransitionTime moves only when the status flips."""
     wanted = "True" if value else "False"
     for index, condition in enumerate(status.conditions):
@@ -239,8 +241,9 @@ def _restart_when_due(step: _Step, pool: AcceleratorPool) -> Decision:
 def _follow_attempt(step: _Step, pool: AcceleratorPool) -> Decision:
     status, spec, obs = step.status, step.job.spec, step.obs
     current = [p for p in obs.pods if attempt_of(p) == status.attempt]
-    step.delete_unfinished([p for p in obs.pods if attempt_of(p) != status.attempt])
-    step.force_delete_stuck([p for p in obs.pods if attempt_of(p) != status.attempt])
+    earlier = [p for p in obs.pods if attempt_of(p) != status.attempt]
+    step.delete_unfinished(earlier)
+    step.force_delete_stuck(earlier)
 
     fault = attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now)
     if isinstance(fault, float):
