@@ -215,7 +215,10 @@ def classify_node(node: Obj | None, device_faults: Sequence[DeviceFault]) -> Cla
         found = _node_status(node)
         if found:
             return found
-    reports = [*nvidia_faults(node or {}), *(f for f in device_faults or [] if isinstance(f, DeviceFault))]
+    # The node's own GPU conditions are read here; the reports given may already include them (the
+    # operator's shared view does), and one fault counts once.
+    reports = list(dict.fromkeys([*nvidia_faults(node or {}),
+                                  *(f for f in device_faults or [] if isinstance(f, DeviceFault))]))
     reports = [f for f in reports if name is None or f.node == name]
     if not reports:
         return None

@@ -13,6 +13,7 @@ from tandem.operator.classify import classify_node
 from tandem.operator.device_reports import (
     DeviceFault,
     ascend_faults,
+    faults_by_node,
     node_faults,
     nvidia_faults,
     xid_class,
@@ -83,6 +84,17 @@ def test_node_faults_joins_the_nodes_configmaps_and_conditions() -> None:
                                 ("interconnect", "NpuLinkFault")]
     assert {f.node for f in faults} == {"a3-node-0"}
     assert node_faults({"metadata": {"name": "node-1"}}, configmaps) == []
+
+
+def test_a_gpu_fault_in_both_the_node_and_the_shared_view_counts_once() -> None:
+    """The operator's view (faults_by_node) already holds the node's GPU conditions; classify_node reads
+    them from the node too: the message must not claim a second fault."""
+    case = NVIDIA[0]
+    node = {"metadata": {"name": "gpu-0"}, "status": {"conditions": case["conditions"]}}
+    view = faults_by_node([node], [])
+    assert view["gpu-0"] == nvidia_faults(node) and len(view["gpu-0"]) == len(case["expect"]) == 1
+    found = classify_node(node, view["gpu-0"])
+    assert found is not None and "more)" not in found.message
 
 
 def test_node_faults_ignores_other_nodes_with_a_shared_prefix() -> None:
