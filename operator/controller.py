@@ -19,7 +19,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob, TrainingJobStatus
-from tandem.operator.device_reports import DeviceFault, faults_by_node, is_device_info
+from tandem.operator.device_reports import DeviceFault, faults_by_node, is_device_plugin_report
 from tandem.operator.kube import Conflict, Kube, Obj
 from tandem.operator.metrics import FAILOVERS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
 from tandem.operator.peering import PeeringGate
@@ -103,7 +103,7 @@ class ClusterView:
         return time.monotonic() - self._read_at < 0.05
 
     def device_reports(self) -> list[Obj]:
-        return [cm for cm in self.kube.list_config_maps(self.namespace) if is_device_info(cm)]
+        return [cm for cm in self.kube.list_config_maps(self.namespace) if is_device_plugin_report(cm)]
 
     def refresh(self) -> ClusterView:
         with self._lock:

@@ -329,9 +329,10 @@ def _configmap_node(configmap: Any) -> str:
     return _node_of(configmap) if isinstance(configmap, dict) else ""
 
 
-def is_device_info(configmap: Obj) -> bool:
-    """One of the Ascend device plugin's per-node device-info ConfigMaps (what the operator polls)."""
-    return str(_dict(configmap.get("metadata")).get("name") or "").startswith(DEVICE_INFO_PREFIX)
+def is_device_plugin_report(configmap: Obj) -> bool:
+    """One of the Ascend device plugin's per-node ConfigMaps (device info, switch info): what the operator
+    polls in the plugin's namespace. NodeD's node info lives in another namespace (mindx-dl)."""
+    return str(_dict(configmap.get("metadata")).get("name") or "").startswith((DEVICE_INFO_PREFIX, SWITCH_INFO_PREFIX))
 
 
 def faults_by_node(nodes: Sequence[Obj], configmaps: Sequence[Obj]) -> dict[str, list[DeviceFault]]:

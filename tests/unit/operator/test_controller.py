@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +127,20 @@ def test_a_stopped_controllers_timers_never_fire() -> None:
     controller.requeue.after("ml", "llama", 0.0)
     controller.cluster_changed()
     assert controller.requeue._timers == {} and controller._resyncs._timers == {} and kube.calls == []
+
+
+def test_the_view_reads_the_device_plugins_switch_faults_beside_its_device_faults() -> None:
+    """Both per-node ConfigMaps of the Ascend device plugin, in its namespace: a switch (UnifiedBus) fault
+    makes the node faulty like a chip fault; ConfigMaps of other names are not fault reports."""
+    import yaml
+
+    from tandem.operator.controller import ClusterView
+
+    cases = yaml.safe_load((Path(__file__).parents[2] / "data" / "faults" / "ascend_configmaps.yaml").read_text())
+    switch = next(c for c in cases if c["id"] == "switch-separate")
+    kube = FakeKube(_job())
+    kube.list_nodes = lambda: [make_node("node-9", "ascend-910b")]  # type: ignore[method-assign]
+    kube.list_config_maps = lambda ns: [switch["configmap"], {"metadata": {"name": "kube-root-ca.crt"}}]  # type: ignore
+    view = ClusterView(kube, "kube-system").refresh()  # type: ignore[arg-type]
+    faults = view.device_faults["node-9"]
+    assert [(f.fault_class.value, f.reason) for f in faults] == [("interconnect", "UnifiedBusFault")]
