@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,13 @@ def claim_folder(state_dir: Path, namespace: str, claim: str) -> Path:
     return state_dir / "volumes" / namespace / claim
 
 
+def _termination_path(container: Obj) -> str:
+    return container.get("terminationMessagePath") or "/dev/termination-log"
+
+
 def mounts(container: Obj, folders: Mapping[str, Path], termination_file: Path) -> list[tuple[str, Path]]:
     """(path in the container, path here), longest container path first so the deepest mount wins."""
-    found = [(container.get("terminationMessagePath") or "/dev/termination-log", termination_file)]
+    found = [(_termination_path(container), termination_file)]
     for mount in container.get("volumeMounts") or []:
         if mount["name"] not in folders:
             raise StartError(f"volumeMount {mount['name']!r} names no volume of the pod")
@@ -112,13 +116,8 @@ def container_env(pod: Obj, container: Obj, pod_ip: str, table: list[tuple[str, 
             env[name] = address
     if "MASTER_ADDR" in env and "MASTER_PORT" in env:
         env["MASTER_PORT"] = master_port(env["MASTER_ADDR"], env["MASTER_PORT"])
-    env.setdefault(TERMINATION_ENV, str(table_lookup(table, container)))
+    env.setdefault(TERMINATION_ENV, rewrite_path(_termination_path(container), table))
     return env
-
-
-def table_lookup(table: list[tuple[str, Path]], container: Obj) -> Path:
-    inside = container.get("terminationMessagePath") or "/dev/termination-log"
-    return next(here for path, here in table if path == inside)
 
 
 def process_env(pod: Obj, env: Mapping[str, str], host: Mapping[str, str]) -> dict[str, str]:
@@ -140,7 +139,12 @@ def argv(container: Obj, env: Mapping[str, str]) -> list[str]:
 
 
 # --- status builders (pure) ----------------------------------------------------------------
-def _conditions(status: Obj, states: list[tuple[str, str, str | None]], now: str) -> list[Obj]:
+# The pod conditions of a pod whose container has terminated: (type, status, reason).
+_COMPLETED = (("PodReadyToStartContainers", "False", None), ("Initialized", "True", "PodCompleted"),
+              ("Ready", "False", "PodCompleted"), ("ContainersReady", "False", "PodCompleted"))
+
+
+def _conditions(status: Obj, states: Sequence[tuple[str, str, str | None]], now: str) -> list[Obj]:
     previous = {c["type"]: c for c in status.get("conditions") or []}
     out = []
     for kind, value, reason in states:
@@ -211,10 +215,7 @@ def terminated_status(pod: Obj, *, code: int, signal_number: int | None, reason:
         terminated["containerID"] = container_id
     new = {**status, "phase": "Succeeded" if code == 0 else "Failed", "hostIP": HOST_IP,
            "hostIPs": [{"ip": HOST_IP}], "startTime": status.get("startTime", started_at or now),
-           "conditions": _conditions(status, [("PodReadyToStartContainers", "False", None),
-                                              ("Initialized", "True", "PodCompleted"),
-                                              ("Ready", "False", "PodCompleted"),
-                                              ("ContainersReady", "False", "PodCompleted")], now),
+           "conditions": _conditions(status, _COMPLETED, now),
            "containerStatuses": [_container_status(container, {"terminated": terminated}, False, container_id)]}
     if pod_ip:
         new.update(podIP=pod_ip, podIPs=[{"ip": pod_ip}])
@@ -240,13 +241,9 @@ def lost_status(pod: Obj, now: str) -> Obj:
     old = next(iter(status.get("containerStatuses") or []), {})
     unknown = {"exitCode": 137, "reason": LOST_REASON}
     new = _container_status(container, {"terminated": {**unknown, "message": LOST_MESSAGE}}, False, None)
-    new["started"] = False
     if "running" in (old.get("state") or {}):
         new["lastState"] = {"terminated": {**unknown, "message": LOST_LAST_MESSAGE}}
         new["restartCount"] = int(old.get("restartCount") or 0) + (0 if pod["metadata"].get("deletionTimestamp") else 1)
     return {**status, "phase": "Failed",
-            "conditions": _conditions(status, [("PodReadyToStartContainers", "False", None),
-                                               ("Initialized", "True", "PodCompleted"),
-                                               ("Ready", "False", "PodCompleted"),
-                                               ("ContainersReady", "False", "PodCompleted")], now),
+            "conditions": _conditions(status, _COMPLETED, now),
             "containerStatuses": [new]}

@@ -62,6 +62,12 @@ CONFIG_MAPS = GroupResource("", "configmaps")
 MESSAGE_BYTES = 4096  # the kubelet reads at most this much of a termination message file
 
 
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal a container's whole process group; one that is gone already is no error."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
 @dataclass
 class PodRun:
     key: Key
@@ -116,16 +122,15 @@ class Kubelet:
     def claim_dir(self, namespace: str, claim: str) -> Path:
         return claim_folder(self.state_dir, namespace, claim)
 
-    def kill(self, namespace: str, name: str, sig: int = signal.SIGKILL, reason: str | None = None,
-             group: bool = True) -> bool:
-        """Signal a running pod's process (its whole process group unless `group=False`); `reason`
-        replaces the terminated reason the kubelet reports (e.g. "OOMKilled"). False if not running."""
+    def kill(self, namespace: str, name: str, sig: int = signal.SIGKILL, reason: str | None = None) -> bool:
+        """Signal a running pod's process group; `reason` replaces the terminated reason the kubelet
+        reports (e.g. "OOMKilled"). False if not running."""
         run = self._latest.get((namespace, name))
         if run is None or run.process is None or not run.alive:
             return False
         run.reason = reason or run.reason
         with contextlib.suppress(ProcessLookupError):
-            (os.killpg if group else os.kill)(run.process.pid, sig)
+            os.killpg(run.process.pid, sig)
         return True
 
     def is_running(self, namespace: str, name: str) -> bool:
@@ -136,8 +141,7 @@ class Kubelet:
     def kill_all(self) -> None:
         for run in list(self._runs.values()):
             if run.process is not None and run.alive:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(run.process.pid, signal.SIGKILL)
+                _signal_group(run.process.pid, signal.SIGKILL)
 
     def read_log(self, namespace: str, name: str) -> str:
         assert self.api is not None
@@ -244,8 +248,7 @@ class Kubelet:
             if run.node == name and run.alive:
                 run.lost = True
                 if run.process is not None:  # one still starting is killed by _launch
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(run.process.pid, signal.SIGKILL)
+                    _signal_group(run.process.pid, signal.SIGKILL)
 
     def _power_on(self, name: str) -> None:
         """The kubelet restarts: a container that vanished with the machine is reported terminated,
@@ -333,8 +336,7 @@ class Kubelet:
         run.process, run.started_at = process, now_iso()
         run.container_id = f"tandem-local://{run.uid}/{process.pid}"
         if run.lost:  # its node went down while it was starting
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+            _signal_group(process.pid, signal.SIGKILL)
         elif run.stop_grace is None:
             self._write(run.key, run.uid, lambda p: running_status(
                 p, self.addresses.ip(run.uid), str(run.container_id), str(run.started_at), now_iso()))
@@ -342,8 +344,7 @@ class Kubelet:
             self._spawn(self._terminate(run, run.stop_grace))  # deleted while it was starting
         returncode = await process.wait()
         # As when a container's init process exits: nothing it left behind keeps running.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _signal_group(process.pid, signal.SIGKILL)
         run.done.set()
         if run.lost:  # written only if the node is back already; otherwise when it returns
             self._write(run.key, run.uid, lambda p: lost_status(p, now_iso()))
@@ -396,10 +397,8 @@ class Kubelet:
 
     async def _terminate(self, run: PodRun, grace: int) -> None:
         assert run.process is not None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(run.process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        _signal_group(run.process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
         try:
             await asyncio.wait_for(run.done.wait(), timeout=max(grace, 0.001))
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(run.process.pid, signal.SIGKILL)
+            _signal_group(run.process.pid, signal.SIGKILL)

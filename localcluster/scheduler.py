@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
+from tandem.localcluster.node_lifecycle import TAINT_FOR, ready_status
 from tandem.localcluster.quantities import QuantityError, parse_quantity
 from tandem.localcluster.resources import GroupResource
 from tandem.localcluster.store import Obj, now_iso
@@ -27,13 +28,12 @@ if TYPE_CHECKING:
 SCHEDULER_NAME = "default-scheduler"
 PODS, NODES = GroupResource("", "pods"), GroupResource("", "nodes")
 FINISHED = ("Succeeded", "Failed")
-# The node lifecycle controller taints nodes that stop being Ready; the scheduler only sees taints.
-_NOT_READY_TAINTS = {"False": "node.kubernetes.io/not-ready", "Unknown": "node.kubernetes.io/unreachable"}
 _UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 REASON_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 REASON_TOO_MANY_PODS = "Too many pods"
 NO_NODES = "no nodes available to schedule pods"
+Usage = tuple[dict[str, Fraction], int]  # what a node's pods request in all, and how many they are
 
 
 # --- requests and capacity -------------------------------------------------------------------
@@ -73,7 +73,7 @@ def occupies(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") not in FINISHED
 
 
-def used_on(pods: Iterable[Obj]) -> tuple[dict[str, Fraction], int]:
+def used_on(pods: Iterable[Obj]) -> Usage:
     used: dict[str, Fraction] = {}
     count = 0
     for pod in pods:
@@ -87,11 +87,12 @@ def used_on(pods: Iterable[Obj]) -> tuple[dict[str, Fraction], int]:
 
 # --- filters: each returns the reasons it rejects the node for (empty: it fits) ---------------
 def _taints(node: Obj) -> list[Obj]:
+    # The node lifecycle controller taints nodes that stop being Ready; the scheduler only sees
+    # taints, so a node's Ready status counts as the NoSchedule taint the controller will add.
     taints = list((node.get("spec") or {}).get("taints") or [])
-    for condition in (node.get("status") or {}).get("conditions") or []:
-        key = _NOT_READY_TAINTS.get(condition.get("status", "")) if condition.get("type") == "Ready" else None
-        if key and not any(t.get("key") == key and t.get("effect") == "NoSchedule" for t in taints):
-            taints.append({"key": key, "effect": "NoSchedule"})
+    key = TAINT_FOR.get(ready_status(node))
+    if key and not any(t.get("key") == key and t.get("effect") == "NoSchedule" for t in taints):
+        taints.append({"key": key, "effect": "NoSchedule"})
     return taints
 
 
@@ -169,22 +170,20 @@ def check_affinity(pod: Obj, node: Obj) -> list[str]:
     return [] if matches_node_affinity(pod, node) else [REASON_AFFINITY]
 
 
-def check_resources(pod: Obj, node: Obj, pods_here: Sequence[Obj],
-                    usage: tuple[dict[str, Fraction], int] | None = None) -> list[str]:
-    capacity = allocatable(node)
-    used, count = usage or used_on(pods_here)
+def check_resources(requests: Mapping[str, Fraction], capacity: Mapping[str, Fraction], usage: Usage) -> list[str]:
+    used, count = usage
     reasons = []
     if "pods" in capacity and count + 1 > capacity["pods"]:
         reasons.append(REASON_TOO_MANY_PODS)
-    for name, amount in pod_requests(pod).items():
+    for name, amount in requests.items():
         if capacity.get(name, Fraction(0)) - used.get(name, Fraction(0)) < amount:
             reasons.append(f"Insufficient {name}")
     return reasons
 
 
-def _score(pod: Obj, node: Obj, used: Mapping[str, Fraction]) -> Fraction:
+def _score(requests: Mapping[str, Fraction], capacity: Mapping[str, Fraction],
+           used: Mapping[str, Fraction]) -> Fraction:
     """LeastAllocated: the mean free share of cpu, memory and the devices asked for, after placing."""
-    capacity, requests = allocatable(node), pod_requests(pod)
     names = {"cpu", "memory", *(n for n in requests if n not in ("pods", "ephemeral-storage"))}
     shares = [(capacity[n] - used.get(n, Fraction(0)) - requests.get(n, Fraction(0))) / capacity[n]
               for n in sorted(names) if capacity.get(n)]
@@ -195,21 +194,34 @@ def node_name(node: Obj) -> str:
     return str((node.get("metadata") or {}).get("name", ""))
 
 
-def schedule(pod: Obj, nodes: Sequence[Obj], pods_on_nodes: Mapping[str, Sequence[Obj]]) -> tuple[str | None, str]:
-    """(the node to bind to, an Event-style message) or (None, why no node fits)."""
+def schedule(pod: Obj, nodes: Sequence[Obj], pods_on_nodes: Mapping[str, Sequence[Obj]],
+             usage_cache: dict[str, Usage] | None = None) -> tuple[str | None, str]:
+    """(the node to bind to, an Event-style message) or (None, why no node fits). `usage_cache`
+    keeps `used_on` per node name across calls that share `pods_on_nodes`; whoever changes a
+    node's pods drops its entry."""
     if not nodes:
         return None, NO_NODES
+    usage_cache = {} if usage_cache is None else usage_cache
+    requests: dict[str, Fraction] | None = None  # computed once, when the first node gets this far
     reasons: Counter[str] = Counter()
     fitting: list[tuple[Fraction, str]] = []
     for node in nodes:
-        here = pods_on_nodes.get(node_name(node), ())
+        name = node_name(node)
         rejected = check_unschedulable(pod, node) or check_taints(pod, node) or check_affinity(pod, node)
-        usage = used_on(here) if not rejected else ({}, 0)
-        rejected = rejected or check_resources(pod, node, here, usage)
+        if rejected:
+            reasons.update(set(rejected))
+            continue
+        usage = usage_cache.get(name)
+        if usage is None:
+            usage = usage_cache[name] = used_on(pods_on_nodes.get(name, ()))
+        if requests is None:
+            requests = pod_requests(pod)
+        capacity = allocatable(node)
+        rejected = check_resources(requests, capacity, usage)
         if rejected:
             reasons.update(set(rejected))
         else:
-            fitting.append((-_score(pod, node, usage[0]), node_name(node)))
+            fitting.append((-_score(requests, capacity, usage[0]), name))
     if fitting:
         chosen = min(fitting)[1]
         meta = pod.get("metadata") or {}
@@ -268,14 +280,16 @@ def schedule_pending(api: LocalAPI) -> None:
     # subresource does; a type without the status subresource lets the store take both.
     binding_type = dataclasses.replace(pods_type, subresources=[])
     now = now_iso()
+    usage: dict[str, Usage] = {}  # per node, kept for the pass: only a binding changes it
     for pod in pending:
         try:
-            chosen, message = schedule(pod, nodes, on_nodes)
+            chosen, message = schedule(pod, nodes, on_nodes, usage)
         except QuantityError as exc:
             chosen, message = None, f"0/{len(nodes)} nodes are available: {exc}."
         if chosen is not None:
             written = api.store.update(binding_type, pod, bound(pod, chosen, now), None)
             on_nodes.setdefault(chosen, []).append(written)
+            usage.pop(chosen, None)
         else:
             api.store.update(pods_type, pod, unschedulable(pod, message, now), "status")
 

@@ -78,7 +78,7 @@ class Check:
 def loss_points(story: Story) -> list[Point]:
     """Every `step` line, one point per (attempt, step): the loss is the all-reduced mean, logged by rank 0."""
     points: dict[tuple[int, int], Point] = {}
-    for attempt in sorted({p.attempt for p in story.pods.values()}):
+    for attempt in story.attempts():
         for record in story.records(attempt, "step"):
             if record.step is not None and record.loss is not None:
                 points.setdefault((attempt, record.step), Point(attempt, record.step, record.loss, record.time))
@@ -87,7 +87,7 @@ def loss_points(story: Story) -> list[Point]:
 
 def resumes(story: Story) -> list[Resume]:
     found = []
-    for attempt in sorted({p.attempt for p in story.pods.values()}):
+    for attempt in story.attempts():
         starts = story.records(attempt, "training_start")
         if starts:
             first = starts[0].fields
@@ -135,7 +135,8 @@ def recovery(story: Story, index: int) -> Recovery:
     root = next((f"{r.fields.get('reason')} on rank {r.rank} ({pod.name})" for pod in old
                  for r in story.logs.get(pod.name, []) if failed and r is failed[0]), "not logged")
     resumed_lines = story.records(following, "resumed")
-    nranks = next((r.world for r in resumes(story) if r.attempt == following), 0)
+    resumed_next = next((r for r in resumes(story) if r.attempt == following), None)
+    nranks = resumed_next.world if resumed_next else 0
     resumed_at = max(r.time for r in resumed_lines) if resumed_lines and len(resumed_lines) >= nranks else None
     phases = split_phases(fault_at, [
         ("detection", story.fault_seen[index] if index < len(story.fault_seen) else None,
@@ -152,7 +153,7 @@ def recovery(story: Story, index: int) -> Recovery:
         ("checkpoint load", resumed_at, "every rank logged `resumed`"),
     ])
     steps_old = [r.step for r in story.records(attempt, "step") if r.step is not None]
-    resumed_step = next((r.resumed_from for r in resumes(story) if r.attempt == following), None)
+    resumed_step = resumed_next.resumed_from if resumed_next else None
     if steps_old and resumed_step is not None:
         lost: int | None = max(0, max(steps_old) - resumed_step)
     elif fault.get("step") is not None and fault.get("checkpointStep") is not None:
@@ -170,7 +171,7 @@ def recovery(story: Story, index: int) -> Recovery:
 
 
 def recoveries(story: Story) -> list[Recovery]:
-    attempts = {p.attempt for p in story.pods.values()}
+    attempts = story.attempts()
     return [recovery(story, i) for i, fault in enumerate(story.status.get("faults") or [])
             if int(fault["attempt"]) + 1 in attempts]
 

@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tandem.demo.logparse import LogRecord
-
-JOB_LABEL, ATTEMPT_LABEL, RANK_LABEL, POOL_LABEL = ("tandem.dev/job", "tandem.dev/attempt", "tandem.dev/rank",
-                                                    "tandem.dev/pool")
+from tandem.operator.podspec import ATTEMPT_LABEL, POOL_LABEL, RANK_LABEL
 
 
 @dataclass
@@ -57,6 +55,10 @@ class Story:
     load_started: dict[int, float] = field(default_factory=dict)  # attempt -> atime of the checkpoint's .metadata
 
     # -- derived views --------------------------------------------------------------------------
+    def attempts(self) -> list[int]:
+        """The attempts the demo saw pods of, in order."""
+        return sorted({p.attempt for p in self.pods.values()})
+
     def attempt_pods(self, attempt: int) -> list[PodSeen]:
         return sorted((p for p in self.pods.values() if p.attempt == attempt), key=lambda p: p.rank)
 
@@ -64,6 +66,11 @@ class Story:
         found = [r for pod in self.attempt_pods(attempt) for r in self.logs.get(pod.name, [])
                  if event is None or r.event == event]
         return sorted(found, key=lambda r: r.time)
+
+
+def one_line(text: str) -> str:
+    # HCCL's messages run over several lines ("Solution: ..."): a table row or a CI log line needs one.
+    return " ".join(text.split())
 
 
 def _container_state(pod: dict[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,12 @@ from typing import Any
 import kubernetes
 
 from tandem.demo.logparse import parse_lines
-from tandem.demo.model import JOB_LABEL, Story, observe_event, observe_job, observe_logs, observe_pod
+from tandem.demo.model import Story, observe_event, observe_job, observe_logs, observe_pod
 from tandem.localcluster.cluster import LocalCluster
+from tandem.operator.api_types import GROUP, VERSION
+from tandem.operator.podspec import JOB_LABEL
 from tandem.runtime.ckpt_layout import step_dir
 
-GROUP, VERSION = "tandem.dev", "v1alpha1"
 OnEvent = Callable[[str, dict[str, Any], float], None]
 
 
@@ -28,7 +29,6 @@ class Watcher(threading.Thread):
         super().__init__(name=f"demo-watch-{name}", daemon=True)
         self.list_fn, self.args, self.kwargs = list_fn, args, kwargs
         self.on_event, self.stop = on_event, stop
-        self.errors = 0
 
     def run(self) -> None:
         version: str | None = None
@@ -44,11 +44,9 @@ class Watcher(threading.Thread):
                     if self.stop.is_set():
                         watch.stop()
             except kubernetes.client.ApiException as exc:
-                self.errors += 1
                 version = None if exc.status == 410 else version
                 time.sleep(0.2)
             except Exception:  # a dropped connection while the cluster stops: try again, or end
-                self.errors += 1
                 time.sleep(0.2)
 
 

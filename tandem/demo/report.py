@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tandem.demo.analysis import Check, Point, Recovery, Resume
-from tandem.demo.model import Story
+from tandem.demo.model import Story, one_line
 
 POD_TIMES = ("created", "scheduled", "running", "finished", "deleted")
 
@@ -36,7 +36,7 @@ def timeline(story: Story) -> list[dict[str, Any]]:
     rows += [{"at": e.at, "t": round(e.at - story.started, 3), "kind": "event", "type": e.type, "reason": e.reason,
               "message": e.message, "object": e.involved} for e in story.events]
     # The runtime's own milestones, from its log lines: where each attempt started, where the faults hit.
-    for attempt in sorted({p.attempt for p in story.pods.values()}):
+    for attempt in story.attempts():
         for event in ("training_start", "worker_fault"):
             found = story.records(attempt, event)
             if found:
@@ -51,11 +51,6 @@ def timeline(story: Story) -> list[dict[str, Any]]:
     for row in rows:
         row["at"] = _iso(row["at"])
     return rows
-
-
-def one_line(text: str) -> str:
-    # HCCL's messages run over several lines ("Solution: ..."): a table row or a CI log line needs one.
-    return " ".join(text.split())
 
 
 def timeline_markdown(rows: list[dict[str, Any]]) -> str:

@@ -23,12 +23,13 @@ from rich.console import Console
 from rich.live import Live
 
 from tandem.demo import analysis
-from tandem.demo.observe import GROUP, VERSION, Observer
+from tandem.demo.observe import Observer
 from tandem.demo.plan import FAST, FULL, StoryPlan, demo_job, validate
 from tandem.demo.report import write_report
 from tandem.demo.view import PlainView, render, snapshot
 from tandem.localcluster.cluster import LocalCluster
 from tandem.localcluster.nodes import ClusterConfig
+from tandem.operator.api_types import GROUP, VERSION
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "demo"
 FINISHED = ("Succeeded", "Failed")

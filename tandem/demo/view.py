@@ -12,7 +12,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from tandem.demo.model import EventSeen, Story
+from tandem.demo.model import EventSeen, Story, one_line
+from tandem.operator.observe import node_is_ready
+from tandem.operator.podspec import POOL_LABEL
 
 EVENTS_SHOWN = 8
 
@@ -73,12 +75,10 @@ def snapshot(story: Story, nodes: list[dict[str, Any]], steps: int, now: float) 
     node_rows = []
     for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
         name = node["metadata"]["name"]
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (node.get("status") or {}).get("conditions") or [])
         here = [p.name for p in current if p.node == name and p.phase != "Deleted"]
-        pool = (node["metadata"].get("labels") or {}).get("tandem.dev/pool", "")
-        node_rows.append(NodeRow(name=name, pool=pool, ready=ready, devices=_device_count(node), pods=" ".join(here),
-                                 excluded=name in excluded))
+        pool = (node["metadata"].get("labels") or {}).get(POOL_LABEL, "")
+        node_rows.append(NodeRow(name=name, pool=pool, ready=node_is_ready(node), devices=_device_count(node),
+                                 pods=" ".join(here), excluded=name in excluded))
     points = [r for r in story.records(attempt, "step") if r.step is not None]
     starts = story.records(attempt, "training_start")
     last = points[-1] if points else None
@@ -136,14 +136,14 @@ def render(snap: Snapshot, commands: list[str]) -> RenderableType:
     for event in snap.events:
         style = "yellow" if event.type == "Warning" else ""
         events.add_row(f"{event.at - snap.started:.0f}s", Text(event.type, style),
-                       event.reason, " ".join(event.message.split())[:110])
+                       event.reason, one_line(event.message)[:110])
     hint = Text("\n".join(commands), style="dim")
     return Group(Panel(Group(head, bar, Text(snap.message, style="dim")), title="tandem demo"), nodes, ranks, events,
                  hint)
 
 
 def event_line(elapsed: float, event: EventSeen) -> str:
-    return f"[{elapsed:6.1f}s] {event.type:<7} {event.reason:<15} {' '.join(event.message.split())}"
+    return f"[{elapsed:6.1f}s] {event.type:<7} {event.reason:<15} {one_line(event.message)}"
 
 
 def status_line(snap: Snapshot) -> str:
