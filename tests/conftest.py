@@ -1,33 +1,19 @@
-"""Shared fixtures: a local cluster, a `kubernetes` client for it, and the real kubectl."""
+"""Shared fixtures: a local cluster, a `kubernetes` client for it (and its core and custom-objects APIs), the real
+kubectl and the real operator."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 KUBECTL = "/usr/bin/kubectl"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except Exception as exc:  # the condition may race with the thing it waits for
-            last_error = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}; last error: {last_error}")
 
 
 @pytest.fixture(name="wait_for")
@@ -78,3 +64,23 @@ def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     process = OperatorProcess(cluster.kubeconfig_path, tmp_path_factory.mktemp("operator")).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def core(api_client: Any) -> Any:
+    import kubernetes
+
+    return kubernetes.client.CoreV1Api(api_client)
+
+
+@pytest.fixture(scope="module")
+def custom(api_client: Any, operator: Any) -> Any:
+    """The custom-objects API, once the module's operator runs and the simulated pools exist (a module that
+    overrides `operator`, like tests/integration/test_operator_faults.py, gets its own operator here)."""
+    import kubernetes
+    from manifests import GROUP, VERSION, simulated_pools
+
+    api = kubernetes.client.CustomObjectsApi(api_client)
+    for pool in simulated_pools():
+        api.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", pool)
+    return api

@@ -21,6 +21,8 @@ from typing import Any
 import kubernetes
 import yaml
 from helm_support import CHART, PEERING_PLURALS, REPO, Call, Obj, Rendered, call_from_request, render
+from processes import free_port
+from waiting import wait_for
 
 from tandem.localcluster.cluster import LocalCluster
 
@@ -28,18 +30,6 @@ TEST_AGENT = "tandem-helm-test"
 # The operator's two clients: kopf's aiohttp session and the kubernetes client of operator/kube.py.
 OPERATOR_AGENTS = ("kopf/", "OpenAPI-Generator/")
 GROUP, VERSION = "tandem.dev", "v1alpha1"
-
-
-def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if result := condition():
-                return result
-        except Exception:  # the condition may race with what it waits for
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def http_status(url: str) -> int:
@@ -156,14 +146,15 @@ class ChartRun:
             self.replicas.append(Replica(rendered, log, process))
             started.append(self.replicas[-1])
         for replica in started:
-            poll(lambda r=replica: r.process.poll() is not None or r.probe("readinessProbe") == 200, 60,
-                 "the readiness probe")
+            wait_for(lambda r=replica: r.process.poll() is not None or r.probe("readinessProbe") == 200, timeout=60,
+                     interval=0.1, what="the readiness probe")
             assert replica.process.poll() is None, replica.logs()
         if count > 1:
             # kopf's peering is eventual: until every replica has written its record into the peering
             # object (and the others have seen it), more than one may act. Like a rollout, wait for it.
             peering = next(o for o in started[0].rendered.objects if o["kind"] in ("ClusterKopfPeering", "KopfPeering"))
-            poll(lambda: len(self._peering_status(peering)) >= count, 60, "every replica in the peering object")
+            wait_for(lambda: len(self._peering_status(peering)) >= count, timeout=60, interval=0.1,
+                     what="every replica in the peering object")
         return started
 
     def _peering_status(self, peering: Obj) -> Obj:
@@ -186,19 +177,12 @@ class ChartRun:
         return (job.get("status") or {}).get("phase")
 
     def wait_phase(self, namespace: str, name: str, phase: str, timeout: float = 60) -> None:
-        poll(lambda: self.phase(namespace, name) == phase, timeout, f"{namespace}/{name} to be {phase}")
+        wait_for(lambda: self.phase(namespace, name) == phase, timeout=timeout, interval=0.1,
+                 what=f"{namespace}/{name} to be {phase}")
 
     def pods(self, namespace: str, job: str) -> list[str]:
         return sorted(p.metadata.name for p in self.core.list_namespaced_pod(
             namespace, label_selector=f"tandem.dev/job={job}").items)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_run import ChartRun, chart_run, http_text, poll
+from chart_run import ChartRun, chart_run, http_text
 from helm_support import REPO, Call, Obj, Rendered, allowed, code_calls, full_values, granted, render
+from waiting import wait_for
 
 OK = "import os, time; time.sleep(0.5); print('rank', os.environ['TANDEM_NODE_RANK'], 'done')"
 BAD = ("import os, time\n"
@@ -59,7 +60,7 @@ def play(run: ChartRun, values: Obj, name: str, tmp: Any) -> Outcome:
     run.submit(last, "bad", BAD)
     run.wait_phase(first, "ok", "Succeeded")
     run.wait_phase(last, "bad", "Failed")
-    poll(lambda: run.pods(last, "bad") == ["bad-a1-1"], 30, "the gang teardown of bad")
+    wait_for(lambda: run.pods(last, "bad") == ["bad-a1-1"], timeout=30, interval=0.1, what="the gang teardown of bad")
     outcome.pods = {"ok": run.pods(first, "ok"), "bad": run.pods(last, "bad")}
     if name == "ha":
         # The replica that works has reconciled the jobs; stopping it hands the next job to the other.

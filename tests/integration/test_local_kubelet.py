@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
 import kubernetes
 import kubernetes_validate
-import pytest
 from processes import pod_pid, process_alive
 
 from tandem.localcluster.cluster import LocalCluster
@@ -25,11 +23,6 @@ def _pod(name: str, code: str, *, env: dict[str, str] | None = None, **spec: Any
     container.update(spec.pop("container", {}))
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"test": "kubelet"}},
             "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 5, "containers": [container], **spec}}
-
-
-@pytest.fixture(scope="module")
-def core(api_client: Any) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(api_client)
 
 
 def _get(core: kubernetes.client.CoreV1Api, name: str) -> dict[str, Any]:
@@ -209,7 +202,5 @@ def test_stopping_the_cluster_leaves_no_process(wait_for: Callable[..., Any]) ->
         pids = [pod_pid(running), child]
         assert all(process_alive(p) for p in pids)
         state_dir = local.state_dir
-    deadline = time.monotonic() + 10
-    while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: not any(process_alive(p) for p in pids), timeout=10, what="the pod's processes to be gone")
     assert not any(process_alive(p) for p in pids) and not state_dir.exists()

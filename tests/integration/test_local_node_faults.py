@@ -9,7 +9,6 @@ from typing import Any
 
 import kubernetes
 import kubernetes_validate
-import pytest
 from processes import pod_pid, process_alive
 
 NS = "default"
@@ -28,11 +27,6 @@ def _pod(name: str, code: str = SLEEP, *, node: str | None = None, grace: int = 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": grace, "containers": [container],
                      **spec}}
-
-
-@pytest.fixture(scope="module")
-def core(api_client: Any) -> kubernetes.client.CoreV1Api:
-    return kubernetes.client.CoreV1Api(api_client)
 
 
 def _get(core: kubernetes.client.CoreV1Api, name: str) -> dict[str, Any] | None:

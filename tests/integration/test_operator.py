@@ -6,19 +6,20 @@ from __future__ import annotations
 import json
 import sys
 import urllib.request
+from functools import partial
 from typing import Any
 
-import kubernetes
 import kubernetes_validate
-import pytest
-from manifests import simulated_pools
+import operator_jobs
+from operator_jobs import event_reasons
 
 from tandem.operator.api import AcceleratorPool, TrainingJob
 from tandem.operator.podspec import attempt_pod
 
 GROUP, VERSION, PLURAL = "tandem.dev", "v1alpha1", "trainingjobs"
 NS = "default"
-POOLS = simulated_pools()
+# How long this module waits for a job to reach a phase.
+wait_phase = partial(operator_jobs.wait_phase, timeout=60)
 
 
 def python_job(name: str, code: str, nodes: int = 2, pools: list[str] | None = None) -> dict[str, Any]:
@@ -31,39 +32,8 @@ def python_job(name: str, code: str, nodes: int = 2, pools: list[str] | None = N
     }
 
 
-@pytest.fixture(scope="module")
-def custom(api_client: Any, operator: Any) -> Any:
-    api = kubernetes.client.CustomObjectsApi(api_client)
-    for pool in POOLS:
-        api.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", pool)
-    return api
-
-
-@pytest.fixture(scope="module")
-def core(api_client: Any) -> Any:
-    return kubernetes.client.CoreV1Api(api_client)
-
-
 def submit(custom: Any, name: str, code: str, **options: Any) -> dict[str, Any]:
     return custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, python_job(name, code, **options))
-
-
-def get_job(custom: Any, name: str) -> dict[str, Any]:
-    return custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
-
-
-def wait_phase(custom: Any, wait_for: Any, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
-    def reached() -> dict[str, Any] | None:
-        job = get_job(custom, name)
-        return job if job.get("status", {}).get("phase") == phase else None
-
-    return wait_for(reached, timeout=timeout, what=f"{name} to be {phase}")
-
-
-def events_for(core: Any, name: str) -> list[str]:
-    events = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
-    return [e.reason for e in sorted(events, key=lambda e: e.metadata.resource_version and
-                                     int(e.metadata.resource_version))]
 
 
 def test_a_job_runs_to_success_through_every_phase(custom: Any, core: Any, wait_for: Any) -> None:
@@ -75,7 +45,7 @@ def test_a_job_runs_to_success_through_every_phase(custom: Any, core: Any, wait_
     pods = core.list_namespaced_pod(NS, label_selector="tandem.dev/job=ok").items
     assert sorted(p.metadata.name for p in pods) == ["ok-a1-0", "ok-a1-1"]
     assert {p.spec.node_name for p in pods} <= {"ascend-910b-node-0", "ascend-910b-node-1"}
-    reasons = events_for(core, "ok")
+    reasons = event_reasons(core, "ok")
     assert reasons[0] == "AttemptStarted" and "Running" in reasons and reasons[-1] == "Succeeded"
     log = core.read_namespaced_pod_log("ok-a1-1", NS)
     assert "rank 1 done" in log
@@ -138,7 +108,7 @@ def test_an_operator_killed_while_a_job_runs_carries_on(custom: Any, core: Any, 
     operator.start()
     done = wait_phase(custom, wait_for, "survivor", "Succeeded")
     assert done["status"]["attempt"] == 1 and done["status"]["restarts"] == 0
-    assert events_for(core, "survivor").count("AttemptStarted") == 1
+    assert event_reasons(core, "survivor").count("AttemptStarted") == 1
 
 
 def test_pools_report_their_nodes(custom: Any, wait_for: Any) -> None:

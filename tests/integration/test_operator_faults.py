@@ -9,11 +9,12 @@ import sys
 import textwrap
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
-import kubernetes
+import operator_jobs
 import pytest
-from manifests import simulated_pools
+from operator_jobs import event_reasons
 from operator_process import OperatorProcess
 
 from tandem.localcluster.cluster import LocalCluster
@@ -21,6 +22,8 @@ from tandem.localcluster.nodes import ClusterConfig, SimulatedPool
 
 GROUP, VERSION, PLURAL = "tandem.dev", "v1alpha1", "trainingjobs"
 NS = "default"
+# How long this module waits for a job to reach a phase: a fault scenario takes longer.
+wait_phase = partial(operator_jobs.wait_phase, timeout=90)
 HCCL_REPORT = {"class": "interconnect", "reason": "HcclSocketTimeout", "rank": 1, "step": 37, "checkpointStep": 30,
                "message": "EI0006: Getting socket times out. Reason: 1. The remote does not initiate a connect "
                           "request. some NPUs in the cluster are abnormal."}
@@ -68,41 +71,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def fault_operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """Overrides tests/conftest.py's: force-deletes a pod that stays Terminating on a dead node after 1 s."""
     process = OperatorProcess(cluster.kubeconfig_path, tmp_path_factory.mktemp("operator"),
                               env={"TANDEM_FORCE_DELETE_SECONDS": "1"}).start()
     yield process
     process.stop()
 
 
-@pytest.fixture(scope="module")
-def custom(api_client: Any, fault_operator: OperatorProcess) -> Any:
-    api = kubernetes.client.CustomObjectsApi(api_client)
-    for pool in simulated_pools():
-        api.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", pool)
-    return api
-
-
-@pytest.fixture(scope="module")
-def core(api_client: Any) -> Any:
-    return kubernetes.client.CoreV1Api(api_client)
-
-
 def submit(custom: Any, name: str, plan: dict[str, Any], **options: Any) -> None:
     custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, fault_job(name, plan, **options))
-
-
-def wait_phase(custom: Any, wait_for: Any, name: str, phase: str, timeout: float = 90) -> dict[str, Any]:
-    def reached() -> dict[str, Any] | None:
-        job = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
-        return job if job.get("status", {}).get("phase") == phase else None
-
-    return wait_for(reached, timeout=timeout, what=f"{name} to be {phase}")
-
-
-def reasons(core: Any, name: str) -> list[str]:
-    events = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
-    return [e.reason for e in sorted(events, key=lambda e: int(e.metadata.resource_version))]
 
 
 def test_an_interconnect_fault_restarts_the_job_on_the_same_pool(custom: Any, core: Any, wait_for: Any) -> None:
@@ -115,7 +93,7 @@ def test_an_interconnect_fault_restarts_the_job_on_the_same_pool(custom: Any, co
         "interconnect", "HcclSocketTimeout", "hccl-once-a1-1", 30)
     assert status["lastCheckpoint"]["step"] == 30
     assert fault["node"] in status["excludedNodes"]
-    seen = reasons(core, "hccl-once")
+    seen = event_reasons(core, "hccl-once")
     assert seen.index("FaultDetected") < seen.index("Restarting") < len(seen) - 1
     assert seen.count("AttemptStarted") == 2 and seen[-1] == "Succeeded"
 
@@ -132,7 +110,7 @@ def test_a_second_interconnect_fault_fails_over_to_the_gpu_pool(custom: Any, cor
         assert pod.spec.node_selector == {"tandem.dev/pool": "h20"} and pod.spec.node_name.startswith("h20-")
         assert pod.spec.containers[0].resources.limits == {"nvidia.com/gpu": "8"}
         assert (env["TANDEM_BACKEND"], env["TANDEM_POOL"]) == ("nccl", "h20")
-    assert "FailedOver" in reasons(core, "hccl-twice")
+    assert "FailedOver" in event_reasons(core, "hccl-twice")
 
 
 def test_a_user_error_fails_the_job_without_a_restart(custom: Any, wait_for: Any) -> None:
@@ -249,15 +227,15 @@ def test_pods_pending_past_the_timeout_fail_over(custom: Any, core: Any, wait_fo
         done = wait_phase(custom, wait_for, "stuck", "Succeeded")
         status = done["status"]
         assert (status["pool"], status["failovers"], status["restarts"], status["faults"]) == ("h20", 1, 0, [])
-        assert "FailedOver" in reasons(core, "stuck")
+        assert "FailedOver" in event_reasons(core, "stuck")
     finally:
         for node in ascend:
             core.patch_node(node, {"spec": {"unschedulable": False}})
 
 
-def test_the_operator_counted_restarts_and_failovers(fault_operator: OperatorProcess) -> None:
+def test_the_operator_counted_restarts_and_failovers(operator: OperatorProcess) -> None:
     """Before the operator is restarted below: counters live in its process."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{fault_operator.metrics_port}/metrics", timeout=10) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=10) as response:
         text = response.read().decode()
     assert 'tandem_restarts_total{class="interconnect",pool="ascend-910b"}' in text
     assert 'tandem_failovers_total{from_pool="ascend-910b",to_pool="h20"}' in text
@@ -265,9 +243,9 @@ def test_the_operator_counted_restarts_and_failovers(fault_operator: OperatorPro
 
 
 def test_an_operator_killed_mid_failover_finishes_it_exactly_once(
-    custom: Any, core: Any, fault_operator: OperatorProcess, wait_for: Any
+    custom: Any, core: Any, operator: OperatorProcess, wait_for: Any
 ) -> None:
-    fault_operator.kill()
+    operator.kill()
     try:
         # What the operator had written before it died: attempt 1 ended with a second pool fault, the
         # job moves to h20; its rank 0 still runs and nothing of attempt 2 exists yet.
@@ -278,7 +256,7 @@ def test_an_operator_killed_mid_failover_finishes_it_exactly_once(
             "phase": "Restarting", "attempt": 1, "pool": "h20", "restarts": 2, "failovers": 1,
             "faults": [fault, fault], "lastCheckpoint": {"step": 40}, "nextAttemptTime": "2026-11-23T12:00:00Z"}})
     finally:
-        fault_operator.start()
+        operator.start()
     done = wait_phase(custom, wait_for, "midway", "Succeeded")
     status = done["status"]
     assert (status["attempt"], status["restarts"], status["failovers"], len(status["faults"])) == (2, 2, 1, 2)

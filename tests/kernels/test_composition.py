@@ -9,6 +9,7 @@ import torch
 
 import tandem.kernels as K
 from tandem.kernels.testing import assert_close
+from tandem.runtime.model import rope_tables
 
 BATCH, SEQ, DIM, HEADS, KV_HEADS, FFN, VOCAB = 2, 6, 32, 4, 2, 48, 96
 HEAD_DIM = DIM // HEADS
@@ -33,9 +34,7 @@ def _params() -> dict[str, torch.Tensor]:
 
 def _loss(params: dict[str, torch.Tensor], tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     emb = torch.randn(BATCH, SEQ, DIM, generator=torch.Generator().manual_seed(1))
-    inv = 1.0 / (10000 ** (torch.arange(0, HEAD_DIM, 2).float() / HEAD_DIM))
-    angles = torch.outer(torch.arange(SEQ).float(), inv)
-    cos, sin = torch.cat((angles, angles), -1).cos(), torch.cat((angles, angles), -1).sin()
+    cos, sin = rope_tables(SEQ, HEAD_DIM, 10000.0, torch.device("cpu"))
     x = emb + tokens[..., None] * 0.01
     h = K.rms_norm(x, params["norm1"])
     qkv = (h @ params["wqkv"].t()).view(BATCH, SEQ, HEADS + 2 * KV_HEADS, HEAD_DIM)

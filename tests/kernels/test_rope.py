@@ -10,13 +10,12 @@ import torch
 import tandem.kernels as K
 from tandem.kernels import _dispatch, op_rope
 from tandem.kernels.testing import compare
+from tandem.runtime.model import rope_tables
 
 
 def _tables(positions: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, dim, 2).float() / dim))
-    angles = torch.outer(torch.arange(positions).float(), inv_freq)
-    emb = torch.cat((angles, angles), dim=-1)
-    return emb.cos(), emb.sin()
+    """The model's cos/sin tables (theta 10000) on the CPU."""
+    return rope_tables(positions, dim, 10000.0, torch.device("cpu"))
 
 
 def _triton(offset: int | torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> Callable[..., torch.Tensor]:

@@ -11,16 +11,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import free_port
+from waiting import wait_for
 
 STEPS = 8
 # microBatch 2 makes the accumulation differ per world size: 1 rank -> 3 x 2, 2 -> 3 x 1, 3 -> 1 x 2.
@@ -37,12 +37,6 @@ TRAINING: dict[str, Any] = {
     "metrics": {"port": 0, "logEverySteps": 1},
 }
 _LINE = re.compile(r"(\w+)=('(?:[^'\\]|\\.)*'|\S+)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse_line(line: str) -> dict[str, str]:
@@ -115,14 +109,6 @@ def finish(proc: subprocess.Popen[str], env: dict[str, str], started: float, tim
 def launch(env: dict[str, str], timeout: float = 120) -> Run:
     started = time.monotonic()
     return finish(start(env), env, started, timeout)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def copy_checkpoints(src: Path, dst: Path, steps: list[int]) -> Path:

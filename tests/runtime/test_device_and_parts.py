@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from waiting import wait_for
 
 from tandem.runtime import ops
 from tandem.runtime.config import PRESETS, DataConfig
@@ -87,10 +88,7 @@ def test_watchdog_fires_on_a_stalled_beat_only() -> None:
     dog.start()
     dog.beat("collective", 7)
     now[0] += 1.0
-    deadline = 100
-    while not fired and deadline:
-        dog._stop.wait(0.05)
-        deadline -= 1
+    wait_for(lambda: fired, timeout=5, what="the watchdog to fire")
     assert fired and fired[0][0].step == 7 and fired[0][1] >= 1.0
     dog.stop()
 

@@ -79,7 +79,7 @@ def test_sigterm_saves_a_checkpoint_and_reports_termination(rt: Any, tmp_path: P
     started = time.monotonic()
     proc = rt.start(env)
     first = root / "step-000000002" / "manifest.json"
-    rt.wait_for(lambda: first.exists() or proc.poll() is not None, 90, "the first checkpoint")
+    rt.wait_for(lambda: first.exists() or proc.poll() is not None, timeout=90, what="the first checkpoint")
     proc.send_signal(signal.SIGTERM)  # what the kubelet does when the pod is deleted or preempted
     run = rt.finish(proc, env, started)
     msg = run.termination

@@ -9,6 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from processes import free_port
+
 from tandem.runtime.config import contract_from_env
 from tandem.runtime.faults import Fault, root_cause
 from tandem.runtime.launcher import Exit, collect, worker_env
@@ -52,11 +54,7 @@ def test_worker_env_numbers_ranks_across_pods() -> None:
 
 
 def test_prometheus_endpoint_serves_the_metrics(rt: Any) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     metrics = Metrics()
     metrics.step.set(12)
     metrics.serve(port)
@@ -66,11 +64,7 @@ def test_prometheus_endpoint_serves_the_metrics(rt: Any) -> None:
 
 def test_two_pods_form_one_job(rt: Any, tmp_path: Path) -> None:
     root = tmp_path / "ckpt"
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     # Both pods on one host ask for the same metrics port: one serves, the other trains without it.
     training = {**rt.TRAINING, "steps": 4, "parallel": "ddp", "metrics": {"port": port, "logEverySteps": 1}}
     env0 = rt.contract_env(root, 1, training, TANDEM_NODES="2", TANDEM_NODE_RANK="0")

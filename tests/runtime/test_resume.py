@@ -41,7 +41,8 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(rt: Any, baseline2: Any, t
     started = time.monotonic()
     proc = rt.start(env)
     manifest4 = root / "step-000000004" / "manifest.json"
-    rt.wait_for(lambda: manifest4.exists() or proc.poll() is not None, 90, "the step-4 checkpoint")
+    rt.wait_for(lambda: manifest4.exists() or proc.poll() is not None, timeout=90,
+                what="the step-4 checkpoint")
     assert proc.poll() is None, "the run ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)  # the pod dies: launcher and workers, no chance to clean up
     killed = rt.finish(proc, env, started)
@@ -76,6 +77,11 @@ def _resume_elsewhere(rt: Any, source: Any, world: int, tmp_path: Path, **traini
     assert resumed["saved_world"] == str(source_world(source)) and resumed["world"] == str(world)
     (start,) = [e for e in run.events("training_start") if e["rank"] == "0"]
     assert start["global_batch"] == str(rt.TRAINING["globalBatch"]) and start["start_step"] == "4"
+    # The steps after the resume continue where the run that saved the checkpoint went.
+    expected = source.losses()
+    assert sorted(run.losses()) == [5, 6, 7, 8]
+    for step, loss in run.losses().items():
+        assert abs(loss - expected[step]) <= 1e-4 * abs(expected[step]), (step, loss, expected[step])
     return run
 
 
@@ -87,22 +93,14 @@ def test_resume_two_ranks_on_one(rt: Any, baseline2: Any, tmp_path: Path) -> Non
     # Saved by FSDP2 shards, loaded into DDP's replicated parameters: same keys, any strategy.
     run = _resume_elsewhere(rt, baseline2, 1, tmp_path, parallel="ddp")
     assert [e["parallel"] for e in run.events("training_start")] == ["ddp"]
-    expected = baseline2.losses()
-    assert sorted(run.losses()) == [5, 6, 7, 8]
-    for step, loss in run.losses().items():
-        assert abs(loss - expected[step]) <= 1e-4 * abs(expected[step]), (step, loss, expected[step])
 
 
 def test_resume_one_rank_on_three(rt: Any, baseline1: Any, baseline2: Any, tmp_path: Path) -> None:
     # The trajectory does not depend on the world size: 1 and 2 ranks agree before any resume ...
     for step, loss in baseline1.losses().items():
         assert abs(loss - baseline2.losses()[step]) <= 1e-4 * abs(loss), step
+    # ... and a 1-rank checkpoint continues on 3 ranks where the 1-rank run went (losses: _resume_elsewhere).
     run = _resume_elsewhere(rt, baseline1, 3, tmp_path)
-    # ... and a 1-rank checkpoint continues on 3 ranks where the 1-rank run went.
-    expected = baseline1.losses()
-    assert sorted(run.losses()) == [5, 6, 7, 8]
-    for step, loss in run.losses().items():
-        assert abs(loss - expected[step]) <= 1e-4 * abs(expected[step]), (step, loss, expected[step])
     final = flatten(rt.load_checkpoint(run.root / "step-000000008")["model"])
     reference = flatten(rt.load_checkpoint(baseline1.root / "step-000000008")["model"])
     for key, value in reference.items():

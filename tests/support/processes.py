@@ -1,9 +1,17 @@
-"""Looking at a simulated pod's process from the host."""
+"""Processes on the host: a free local port for one, and a simulated pod's process seen from the host."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def pod_pid(pod: dict[str, Any]) -> int:

@@ -13,7 +13,6 @@ from tandem.demo.logparse import LogRecord
 from tandem.demo.model import Story, observe_job, observe_logs, observe_pod
 
 T0 = 1_700_000_000.0
-POOLS = ["ascend-910b", "h20"]
 
 
 def pod(name: str, attempt: int, rank: int, pool: str, node: str | None = None,

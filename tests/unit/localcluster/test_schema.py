@@ -1,6 +1,5 @@
 """The structural-schema check the local API applies to custom objects, on Tandem's own CRDs."""
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +10,6 @@ from tandem.localcluster.resources import crd_types
 from tandem.localcluster.schema import validate
 from tandem.operator.crdgen import crd_documents
 
-REPO = Path(__file__).resolve().parents[3]
 SCHEMAS = {t.kind: t.schema for crd in crd_documents() for t in crd_types(crd)}
 
 
