@@ -21,7 +21,7 @@ help:
 install: $(STAMP)
 
 $(STAMP):
-	test -x $(BIN)/python || $(PYTHON) -P -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build on this machine's disk; a bare `torch` would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"

@@ -136,12 +136,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_once(fn: Callable[..., torch.Tensor], leaves: list[torch.Tensor], backward: bool) -> None:
+def run_once(fn: Callable[..., torch.Tensor], leaves: list[torch.Tensor], backward: bool) -> torch.Tensor:
+    """One call of fn (and its backward): its output, which timing callers ignore."""
     for leaf in leaves:
         leaf.grad = None
     out = fn(*leaves)
     if backward:
         out.backward(torch.ones_like(out))
+    return out
 
 
 def timings_ms(
@@ -294,11 +296,11 @@ def interpret_check() -> list[dict[str, Any]]:
                 continue  # no Triton kernel of ours: SDPA is the CUDA path
             torch.manual_seed(0)
             leaves = case.make()
-            run_once(case.ours, leaves, True)
-            got = [case.ours(*leaves).detach()] + [leaf.grad.clone() for leaf in leaves]
+            out = run_once(case.ours, leaves, True)
+            got = [out.detach()] + [leaf.grad.clone() for leaf in leaves]
             wide = [leaf.detach().double().requires_grad_() for leaf in leaves]
-            run_once(case.reference, wide, True)
-            want = [case.reference(*wide).detach()] + [leaf.grad for leaf in wide]
+            out = run_once(case.reference, wide, True)
+            want = [out.detach()] + [leaf.grad for leaf in wide]
             errors = [relative_error(a.double(), b.double()) for a, b in zip(got, want, strict=True)]
             finite = all(bool(torch.isfinite(a).all()) for a in got)
             rows.append(

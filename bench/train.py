@@ -28,6 +28,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tandem.kernels import reference
+from tandem.kernels.op_attention import sdpa_attention
 from tandem.runtime import ops
 from tandem.runtime.config import PRESETS
 from tandem.runtime.model import Decoder, flops_per_token, parameter_count
@@ -36,24 +38,13 @@ SHAPES = {"test": (8, 64), "100m": (2, 128), "1b": (8, 2048)}  # (batch, seq_len
 PEAK = {"cuda": 989e12}
 
 
-def _plain_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos[None, :, None, :].to(x.dtype) + rotated * sin[None, :, None, :].to(x.dtype)
-
-
-def _plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    out = F.scaled_dot_product_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=True
-    )
-    return out.transpose(1, 2)
-
-
+# Where tandem.kernels' own plain-torch definitions are the same math, the baseline uses them; its
+# rms_norm and cross-entropy stay torch.nn.functional's (full logits), which the references are not.
 PLAIN = {
     "rms_norm": lambda x, w, eps: F.rms_norm(x, (x.shape[-1],), w, eps),
-    "swiglu": lambda g, u: F.silu(g) * u,
-    "apply_rope": _plain_rope,
-    "attention": _plain_attention,
+    "swiglu": reference.swiglu,
+    "apply_rope": reference.apply_rope,
+    "attention": sdpa_attention,  # causal by default, GQA when kv heads are fewer
     "linear_cross_entropy": lambda h, w, t: F.cross_entropy((h @ w.t()).float(), t),
 }
 
@@ -124,12 +115,17 @@ def bench_model(name: str, steps: int, device: str) -> dict[str, Any]:
     return out
 
 
+def _free_port() -> int:
+    """A port free on localhost now, for the launcher's rendezvous (closed before the launcher binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def end_to_end(world: int, steps: int) -> float:
     """tokens/s of the test model through the real launcher (median over the logged steps)."""
-    with tempfile.TemporaryDirectory(prefix="tandem-bench-e2e-") as tmp, socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-e2e-") as tmp:
+        port = _free_port()
         training = {"steps": steps, "globalBatch": 8, "seqLen": 64, "data": {"maxBytes": 1_000_000},
                     "metrics": {"port": 0, "logEverySteps": 1}}  # fmt: skip
         env = {

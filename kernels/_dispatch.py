@@ -88,9 +88,11 @@ def _unavailable(
         return f"torch_npu ops run on NPU tensors, not {device}"
     if op.npu is None:
         return "no torch_npu implementation"
-    if not _npu.available():  # the only place torch_npu gets imported, and only for NPU tensors
+    try:
+        torch_npu = _npu.torch_npu()  # the only place torch_npu gets imported, and only for NPU tensors
+    except ImportError:
         return "torch_npu is not importable"
-    missing = [name for name in op.npu_requires if not hasattr(_npu.torch_npu(), name)]
+    missing = [name for name in op.npu_requires if not hasattr(torch_npu, name)]
     if missing:
         return f"this torch_npu has no {', '.join(missing)}"
     return op.npu_check(*args, **kwargs) if op.npu_check and args else None

@@ -21,14 +21,6 @@ def torch_npu() -> ModuleType:
     return importlib.import_module("torch_npu")
 
 
-def available() -> bool:
-    try:
-        torch_npu()
-    except ImportError:
-        return False
-    return True
-
-
 @contextmanager
 def use(fake: ModuleType) -> Iterator[ModuleType]:
     """Make ``fake`` stand in for ``torch_npu`` inside the block."""

@@ -93,10 +93,10 @@ SIGNATURES: tuple[tuple[FaultClass, str, re.Pattern[str]], ...] = tuple(
     ]
 )
 
-# Errors a rank sees *because* another rank died first; a fault with another reason is preferred.
-SECONDARY_REASONS = frozenset({"PeerConnectionLost"})
-# A rank waiting in a collective is waiting for another rank: any fault that explains why wins.
-WAITING_REASONS = frozenset({"CollectiveHang"})
+# How unlikely a reason is to be the root cause among the ranks' faults (higher = less likely; any
+# other reason is 0). A rank waiting in a collective (1) is waiting for another rank: any fault that
+# explains why wins. A lost peer connection (2) is what a rank sees *because* another rank died first.
+REASON_RANK = {"CollectiveHang": 1, "PeerConnectionLost": 2}
 
 
 def classify_text(text: str) -> tuple[FaultClass, str] | None:
@@ -172,11 +172,10 @@ def root_cause(faults: Iterable[Fault]) -> Fault | None:
     failed = [f for f in faults if f.cls != "none"]
     if not failed:
         return None
-
-    def tier(f: Fault) -> int:
-        return 2 if f.reason in SECONDARY_REASONS else 1 if f.reason in WAITING_REASONS else 0
-
-    return min(failed, key=lambda f: (tier(f), f.time if f.time is not None else float("inf"), f.rank or 0))
+    return min(
+        failed,
+        key=lambda f: (REASON_RANK.get(f.reason, 0), f.time if f.time is not None else float("inf"), f.rank or 0),
+    )
 
 
 def termination_message(

@@ -56,7 +56,7 @@ app.kubernetes.io/part-of: tandem
 {{/*
 What the operator does to TrainingJobs and their pods, in the scope it watches: all namespaces
 (a ClusterRole) or each of watchNamespaces (a Role). Derived from operator/kube.py and the kopf
-watches in operator/handlers.py; tests/helm/test_rbac.py records the requests the real operator
+watches in operator/handlers.py; tests/helm/test_operator_from_chart.py records the requests the real operator
 makes against the local cluster and fails when a rule is missing or unused.
 */}}
 {{- define "tandem.jobRules" -}}
