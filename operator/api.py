@@ -10,6 +10,7 @@ raising the same message, so a manifest is refused in the same way on both sides
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -29,18 +30,28 @@ from tandem.operator.api_types import (  # noqa: F401  (re-exported: the API in 
     _NOT_NULL,
     API_VERSION,
     BACKOFF_RULE,
+    CONTRACT_ENV,
+    CONTRACT_ENV_RULE,
+    DAY_SECONDS,
     DEFAULT_BACKEND,
     GROUP,
+    JOB_NAME_PATTERN,
+    JOB_NAME_RULE,
+    MAX_ATTEMPT,
     MAX_FAULTS,
+    MAX_JOB_NAME,
+    MAX_NODES,
     MAX_POOLS,
     POOL_BACKEND_RULE,
     POOL_DEVICE_RESOURCE_RULE,
     POOLS_UNIQUE_RULE,
     VERSION,
     VOLUME_ONE_SOURCE_RULE,
+    WEEK_SECONDS,
     Accelerator,
     Backend,
     CelRule,
+    CheckpointVolumeType,
     Condition,
     Conditions,
     ConditionStatus,
@@ -48,6 +59,7 @@ from tandem.operator.api_types import (  # noqa: F401  (re-exported: the API in 
     EnvVar,
     FaultClass,
     HostPathType,
+    JobEnvVar,
     JobPhase,
     Quantity,
     StorageMedium,
@@ -59,6 +71,7 @@ from tandem.operator.api_types import (  # noqa: F401  (re-exported: the API in 
     _validations,
     _Wire,
     default_backend,
+    immutable,
 )
 
 
@@ -77,7 +90,8 @@ class AcceleratorPoolSpec(_Wire):
         json_schema_extra=_NOT_NULL,
     )
     devices_per_node: StrictInt = Field(
-        1, ge=1, description="Accelerators each pod uses (and requests), one pod per node; worker processes per pod."
+        1, ge=1, le=256,
+        description="Accelerators each pod uses (and requests), one pod per node; worker processes per pod."
     )
     node_selector: dict[str, str] = Field(
         default={}, description="Node labels that select the pool's nodes, e.g. tandem.dev/pool: ascend-910b."
@@ -96,6 +110,12 @@ class AcceleratorPoolSpec(_Wire):
     )
     host_network: StrictBool = Field(
         False, description="Run the pool's pods in the host network namespace (RoCE / InfiniBand setups)."
+    )
+    checkpoint_volume_types: list[CheckpointVolumeType] = Field(
+        default=[CheckpointVolumeType.PERSISTENT_VOLUME_CLAIM, CheckpointVolumeType.EMPTY_DIR],
+        max_length=4,
+        description="Checkpoint volume sources that jobs may use on this pool. hostPath and nfs let a job's pods"
+        " mount any directory of the node or any NFS server, so only a cluster admin adds them, deliberately.",
     )
 
     @field_validator("device_resource")
@@ -162,7 +182,9 @@ class Container(_Wire):
     image: str | None = Field(None, min_length=1, description="Container image; absent: the pool's image.")
     command: list[str] | None = Field(None, description="Entrypoint; absent: the runtime launcher `tandem-train`.")
     args: list[str] = Field(default=[], description="Arguments to the entrypoint.")
-    env: list[EnvVar] = Field(default=[], description="Extra environment, after the pool's and Tandem's own.")
+    env: list[JobEnvVar] = Field(
+        default=[], description="Extra environment, after the pool's; the pod contract's own variables are refused."
+    )
     resources: ResourceRequirements = Field(
         default_factory=ResourceRequirements,
         description="CPU and memory requests and limits; the accelerator request is added per pool.",
@@ -236,12 +258,21 @@ class CheckpointVolume(_Wire):
 class Checkpoint(_Wire):
     """Where and how often the runtime checkpoints; a restart or failover resumes from the newest one."""
 
-    volume: CheckpointVolume = Field(description="The checkpoint volume; it must be reachable from every pool.")
-    path: str = Field(
-        "/checkpoints", pattern=r"^/", description="Absolute mount path of the volume in the training container."
+    volume: CheckpointVolume = Field(
+        description="The checkpoint volume; it must be reachable from every pool. Immutable.",
+        json_schema_extra=_validations(immutable("checkpoint.volume")),
     )
-    interval_steps: StrictInt = Field(200, ge=1, description="Save after every this many optimizer steps.")
-    keep: StrictInt = Field(3, ge=1, description="Newest complete checkpoints to keep.")
+    path: str = Field(
+        "/checkpoints",
+        pattern=r"^/",
+        max_length=1024,
+        description="Absolute mount path of the volume in the training container. Immutable.",
+        json_schema_extra=_validations(immutable("checkpoint.path")),
+    )
+    interval_steps: StrictInt = Field(
+        200, ge=1, le=1_000_000_000, description="Save after every this many optimizer steps."
+    )
+    keep: StrictInt = Field(3, ge=1, le=1000, description="Newest complete checkpoints to keep.")
 
 
 class FaultPolicy(_Wire):
@@ -250,19 +281,35 @@ class FaultPolicy(_Wire):
     model_config = ConfigDict(json_schema_extra=_validations(BACKOFF_RULE))
 
     max_restarts: StrictInt = Field(
-        10, ge=0, description="Restarts of the whole job, all pools together, before it fails."
+        10, ge=0, le=1000, description="Restarts of the whole job, all pools together, before it fails."
     )
     backoff_seconds: StrictInt = Field(
-        10, ge=0, description="Wait before a restart; doubles per consecutive restart, up to maxBackoffSeconds."
+        10, ge=0, le=DAY_SECONDS,
+        description="Wait before a restart; doubles per consecutive restart, up to maxBackoffSeconds."
     )
     max_backoff_seconds: StrictInt = Field(
-        300, ge=0, validate_default=True, description="Cap on the restart backoff; at least backoffSeconds."
+        300, ge=0, le=DAY_SECONDS, validate_default=True,
+        description="Cap on the restart backoff; at least backoffSeconds."
     )
     failover_after_faults: StrictInt = Field(
-        2, ge=1, description="Interconnect or device faults on one pool before the job moves to the next pool."
+        2, ge=1, le=1000, description="Interconnect or device faults on one pool before the job moves to the next pool."
     )
     pending_timeout_seconds: StrictInt = Field(
-        600, ge=1, description="Pods unschedulable this long on a pool move the job to the next pool."
+        600, ge=1, le=WEEK_SECONDS, description="Pods unschedulable this long on a pool move the job to the next pool."
+    )
+    max_failovers: StrictInt = Field(
+        10, ge=0, le=1000,
+        description="Moves to another pool, for faults or for pods that cannot be scheduled, before the job stays"
+        " where it is: with failBack, two pools that each lack room never take turns for ever.",
+    )
+    node_exclusion_seconds: StrictInt = Field(
+        1800, ge=0, le=WEEK_SECONDS,
+        description="An excluded node is released once it has been Ready and free of reported faults this long.",
+    )
+    node_not_ready_grace_seconds: StrictInt = Field(
+        60, ge=0, le=DAY_SECONDS,
+        description="A node NotReady for less than this does not end the attempt while its ranks report no fault"
+        " (a missed kubelet heartbeat is not a dead node).",
     )
     exclude_faulty_nodes: StrictBool = Field(
         True, description="New pods avoid nodes that faulted (node anti-affinity on status.excludedNodes)."
@@ -281,12 +328,15 @@ class FaultPolicy(_Wire):
 class TrainingJobSpec(_Wire):
     """A PyTorch training job that restarts from its checkpoint on faults and fails over between pools."""
 
-    nodes: StrictInt = Field(1, ge=1, description="Pods in every attempt, one per node of the pool.")
+    nodes: StrictInt = Field(
+        1, ge=1, le=MAX_NODES, description="Pods in every attempt, one per node of the pool. Immutable.",
+        json_schema_extra=_validations(immutable("nodes")),
+    )
     pools: list[DnsSubdomain] = Field(
         min_length=1,
         max_length=MAX_POOLS,
-        description="AcceleratorPool names in order of preference; a failover moves to the next one.",
-        json_schema_extra=_validations(POOLS_UNIQUE_RULE),
+        description="AcceleratorPool names in order of preference; a failover moves to the next one. Immutable.",
+        json_schema_extra=_validations(POOLS_UNIQUE_RULE, immutable("pools")),
     )
     container: Container = Field(
         default_factory=Container,
@@ -337,6 +387,24 @@ class LastCheckpoint(_Lenient):
     time: datetime | None = Field(None, description="When the checkpoint was reported.")
 
 
+class Exclusion(_Lenient):
+    """A node the job's pods avoid, since when, and why."""
+
+    node: str = Field(description="The node's name.")
+    since: datetime = Field(description="When the node was excluded.")
+    reason: str = Field("", description="The fault that excluded it.")
+
+
+class PendingEvent(_Lenient):
+    """An Event decided but not yet posted: written with the status, so a crash or an API error between the
+    two loses nothing (the next reconcile posts it)."""
+
+    type: Literal["Normal", "Warning"] = Field(description="Normal or Warning.")
+    reason: str = Field(description="CamelCase reason.")
+    message: str = Field("", description="Human-readable details.")
+    time: datetime = Field(description="When the operator decided it.")
+
+
 class TrainingJobStatus(_Lenient):
     """What the operator observed and decided; everything it needs to continue lives here."""
 
@@ -360,6 +428,14 @@ class TrainingJobStatus(_Lenient):
         default=[], max_length=MAX_FAULTS, description=f"Faults seen, newest last, at most {MAX_FAULTS}."
     )
     excluded_nodes: list[str] = Field(default=[], description="Nodes new pods avoid because they faulted.")
+    exclusions: list[Exclusion] = Field(
+        default=[], description="When and why each of excludedNodes was excluded (released after"
+        " faultPolicy.nodeExclusionSeconds of health)."
+    )
+    pool_faults: StrictInt = Field(
+        0, ge=0, description="Interconnect/device faults on the current pool since the job arrived there."
+    )
+    pending_events: list[PendingEvent] = Field(default=[], description="Events decided, not yet posted.")
     conditions: Conditions = Field(
         default=[],
         description="Observations of the job's state: Ready, Progressing, Failed ...",
@@ -383,8 +459,18 @@ class TrainingJob(_Lenient):
     CATEGORIES: ClassVar[tuple[str, ...]] = ("tandem", "all")
     SCOPE: ClassVar[str] = "Namespaced"
 
+    ROOT_RULES: ClassVar[tuple[CelRule, ...]] = (JOB_NAME_RULE,)
+
     api_version: Literal["tandem.dev/v1alpha1"] = API_VERSION
     kind: Literal["TrainingJob"] = "TrainingJob"
     metadata: dict[str, Any] = {}
     spec: TrainingJobSpec
     status: TrainingJobStatus = Field(default_factory=TrainingJobStatus)
+
+    @field_validator("metadata")
+    @classmethod
+    def _name_leaves_room_for_pods(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        name = metadata.get("name")
+        if name is not None and (len(str(name)) > MAX_JOB_NAME or not re.match(JOB_NAME_PATTERN, str(name))):
+            raise ValueError(JOB_NAME_RULE.message)
+        return metadata

@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     StrictInt,
     StringConstraints,
+    field_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -27,6 +28,23 @@ MAX_FAULTS = 20
 """`status.faults` keeps the newest this many; the operator drops the oldest first."""
 MAX_POOLS = 16
 """Bounds `spec.pools` so the API server can cost the uniqueness rule (quadratic in the list)."""
+MAX_NODES = 4096
+"""Pods per attempt; ranks stay within four digits of a pod name."""
+MAX_ATTEMPT = 9999
+"""Attempts per job (restarts and failovers are bounded far below); four digits of a pod name."""
+POD_NAME_SUFFIX = len(f"-a{MAX_ATTEMPT}-{MAX_NODES - 1}")
+MAX_JOB_NAME = 63 - POD_NAME_SUFFIX
+"""A pod's hostname `<job>-a<attempt>-<rank>` is a DNS-1123 label (at most 63 characters)."""
+DAY_SECONDS = 86_400
+WEEK_SECONDS = 7 * DAY_SECONDS
+
+CONTRACT_ENV = (
+    "TANDEM_JOB", "TANDEM_NAMESPACE", "TANDEM_ATTEMPT", "TANDEM_POOL", "TANDEM_ACCELERATOR", "TANDEM_BACKEND",
+    "TANDEM_NODES", "TANDEM_NODE_RANK", "TANDEM_DEVICES_PER_NODE", "MASTER_ADDR", "MASTER_PORT",
+    "TANDEM_CHECKPOINT_DIR", "TANDEM_CHECKPOINT_INTERVAL_STEPS", "TANDEM_CHECKPOINT_KEEP", "TANDEM_TRAINING_CONFIG",
+)
+"""The pod contract's environment, set by the operator for every rank; a job's env cannot override it
+(a pool's env, written by the cluster admin, can: the local demo points the runtime at its CPU path)."""
 
 
 class Accelerator(StrEnum):
@@ -122,12 +140,21 @@ class CelRule:
     rule: str
     message: str
     field_path: str | None = None
+    message_expression: str | None = None
 
     def to_schema(self) -> dict[str, str]:
         entry = {"rule": self.rule, "message": self.message}
+        if self.message_expression:
+            entry["messageExpression"] = self.message_expression
         if self.field_path:
             entry["fieldPath"] = self.field_path
         return entry
+
+
+def immutable(field: str) -> CelRule:
+    """A transition rule: the API server refuses an update that changes the field (`self == oldSelf`)."""
+    return CelRule(rule="self == oldSelf",
+                   message=f"{field} is immutable: it shapes every attempt; delete the job and create it again")
 
 
 POOL_DEVICE_RESOURCE_RULE = CelRule(
@@ -159,6 +186,22 @@ BACKOFF_RULE = CelRule(
     rule="self.maxBackoffSeconds >= self.backoffSeconds",
     message="maxBackoffSeconds must be greater than or equal to backoffSeconds",
     field_path=".maxBackoffSeconds",
+)
+
+
+JOB_NAME_RULE = CelRule(
+    rule=f"self.metadata.name.size() <= {MAX_JOB_NAME} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+    message=f"metadata.name must be a DNS-1035 label of at most {MAX_JOB_NAME} characters (lower-case letters,"
+    " digits and '-', starting with a letter): it names the job's Service and, with -a<attempt>-<rank>,"
+    " its pods' hostnames",
+)
+JOB_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+CONTRACT_ENV_RULE = CelRule(
+    rule="!(self.name in " + "[" + ", ".join(f"'{name}'" for name in CONTRACT_ENV) + "])",
+    message="is a pod-contract variable that the operator sets; a job cannot override it",
+    message_expression="'env ' + self.name + ' is a pod-contract variable that the operator sets;"
+    " a job cannot override it'",
+    field_path=".name",
 )
 
 
@@ -213,6 +256,28 @@ class EnvVar(_Wire):
         description="A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef),"
         " passed to the pod unchanged.",
     )
+
+
+class JobEnvVar(EnvVar):
+    """An environment variable a job sets: anything but the pod contract's own variables."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(CONTRACT_ENV_RULE))
+
+    @field_validator("name")
+    @classmethod
+    def _not_contract(cls, name: str) -> str:
+        if name in CONTRACT_ENV:
+            raise ValueError(f"env {name} is a pod-contract variable that the operator sets; a job cannot override it")
+        return name
+
+
+class CheckpointVolumeType(StrEnum):
+    """The volume sources a checkpoint may live on."""
+
+    PERSISTENT_VOLUME_CLAIM = "persistentVolumeClaim"
+    EMPTY_DIR = "emptyDir"
+    HOST_PATH = "hostPath"
+    NFS = "nfs"
 
 
 class Toleration(_Wire):

@@ -54,6 +54,8 @@ _KEPT = (
     "x-kubernetes-validations",
 )
 _DROPPED = ("title",)
+_RULES = "x-kubernetes-validations"
+_RULE_KEYS = ("rule", "message", "messageExpression", "fieldPath")
 
 _TRAINING_JOB_COLUMNS: list[dict[str, Any]] = [
     {"name": "Pool", "type": "string", "jsonPath": ".status.pool", "description": "Pool of the current attempt"},
@@ -96,8 +98,10 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if ref is None and len(node.get("allOf", ())) == 1:  # older pydantic wraps a described $ref in allOf
         ref = node.pop("allOf")[0]["$ref"]
     if ref is not None:
-        # The field's own keywords (description, default) override the referenced model's.
-        return _ordered({**structural(defs[ref.rsplit("/", 1)[-1]], defs), **structural(node, defs)})
+        # The field's own keywords (description, default) override the referenced model's; CEL rules add up.
+        model, own = structural(defs[ref.rsplit("/", 1)[-1]], defs), structural(node, defs)
+        rules = model.get(_RULES, []) + own.get(_RULES, [])
+        return _ordered({**model, **own, **({_RULES: rules} if rules else {})})
     if "anyOf" in node:
         return _union(node, defs)
 
@@ -120,7 +124,7 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             # `false` (extra="forbid") is dropped: the API server prunes unknown fields instead.
         elif key == "x-kubernetes-validations":
             # Pydantic sorts keys; rule first reads better in the YAML and in `kubectl explain`.
-            out[key] = [{k: rule[k] for k in ("rule", "message", "fieldPath") if k in rule} for rule in value]
+            out[key] = [{k: rule[k] for k in _RULE_KEYS if k in rule} for rule in value]
         else:
             out[key] = value
     return _ordered(out)
@@ -177,6 +181,8 @@ def _root_schema(resource: type[BaseModel], spec: type[BaseModel], status: type[
             "status": model_schema(status),
         },
         "required": ["spec"],
+        # Rules on metadata.name live at the root: the only place CEL sees metadata (name, generateName).
+        **({_RULES: [rule.to_schema() for rule in resource.ROOT_RULES]} if getattr(resource, "ROOT_RULES", ()) else {}),
     }
 
 

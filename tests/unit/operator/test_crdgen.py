@@ -152,6 +152,9 @@ def test_defaults_enums_and_bounds_reach_the_crd() -> None:
         "pendingTimeoutSeconds": 600,
         "excludeFaultyNodes": True,
         "failBack": False,
+        "maxFailovers": 10,
+        "nodeExclusionSeconds": 1800,
+        "nodeNotReadyGraceSeconds": 60,
     }
     assert {name: field.get("minimum") for name, field in policy.items() if "minimum" in field} == {
         "maxRestarts": 0,
@@ -159,9 +162,25 @@ def test_defaults_enums_and_bounds_reach_the_crd() -> None:
         "maxBackoffSeconds": 0,
         "failoverAfterFaults": 1,
         "pendingTimeoutSeconds": 1,
+        "maxFailovers": 0,
+        "nodeExclusionSeconds": 0,
+        "nodeNotReadyGraceSeconds": 0,
     }
+    # Every number a user writes is bounded: no value can overflow the operator's arithmetic.
+    assert {name: field.get("maximum") for name, field in policy.items() if field["type"] == "integer"} == {
+        "maxRestarts": 1000,
+        "backoffSeconds": api.DAY_SECONDS,
+        "maxBackoffSeconds": api.DAY_SECONDS,
+        "failoverAfterFaults": 1000,
+        "pendingTimeoutSeconds": api.WEEK_SECONDS,
+        "maxFailovers": 1000,
+        "nodeExclusionSeconds": api.WEEK_SECONDS,
+        "nodeNotReadyGraceSeconds": api.DAY_SECONDS,
+    }
+    assert props["nodes"]["maximum"] == api.MAX_NODES
     checkpoint = props["checkpoint"]["properties"]
     assert checkpoint["intervalSteps"]["minimum"] == 1 and checkpoint["keep"]["minimum"] == 1
+    assert checkpoint["intervalSteps"]["maximum"] == 10**9 and checkpoint["keep"]["maximum"] == 1000
     status = _schema("TrainingJob")["properties"]["status"]["properties"]
     assert status["phase"]["enum"] == [phase.value for phase in api.JobPhase]
     assert status["faults"]["maxItems"] == api.MAX_FAULTS
@@ -169,16 +188,24 @@ def test_defaults_enums_and_bounds_reach_the_crd() -> None:
     pool = _schema("AcceleratorPool")["properties"]["spec"]["properties"]
     assert pool["accelerator"]["enum"] == ["npu", "gpu", "cpu"]
     assert pool["backend"]["enum"] == ["hccl", "nccl", "gloo"]
-    assert pool["devicesPerNode"]["minimum"] == 1
+    assert pool["devicesPerNode"]["minimum"] == 1 and pool["devicesPerNode"]["maximum"] == 256
 
 
 def test_cel_rules_are_emitted_where_the_models_declare_them() -> None:
     job = _schema("TrainingJob")["properties"]["spec"]["properties"]
     pool = _schema("AcceleratorPool")["properties"]["spec"]
     assert job["faultPolicy"]["x-kubernetes-validations"] == [api.BACKOFF_RULE.to_schema()]
-    assert job["pools"]["x-kubernetes-validations"] == [api.POOLS_UNIQUE_RULE.to_schema()]
-    volume = job["checkpoint"]["properties"]["volume"]
-    assert volume["x-kubernetes-validations"] == [api.VOLUME_ONE_SOURCE_RULE.to_schema()]
+    assert job["pools"]["x-kubernetes-validations"] == [
+        api.POOLS_UNIQUE_RULE.to_schema(), api.immutable("pools").to_schema()]
+    assert job["nodes"]["x-kubernetes-validations"] == [api.immutable("nodes").to_schema()]
+    checkpoint = job["checkpoint"]["properties"]
+    # The model's own rule and the field's transition rule add up (neither replaces the other).
+    assert checkpoint["volume"]["x-kubernetes-validations"] == [
+        api.VOLUME_ONE_SOURCE_RULE.to_schema(), api.immutable("checkpoint.volume").to_schema()]
+    assert checkpoint["path"]["x-kubernetes-validations"] == [api.immutable("checkpoint.path").to_schema()]
+    env = job["container"]["properties"]["env"]["items"]
+    assert env["x-kubernetes-validations"] == [api.CONTRACT_ENV_RULE.to_schema()]
+    assert _schema("TrainingJob")["x-kubernetes-validations"] == [api.JOB_NAME_RULE.to_schema()]
     assert pool["x-kubernetes-validations"] == [
         api.POOL_DEVICE_RESOURCE_RULE.to_schema(),
         api.POOL_BACKEND_RULE.to_schema(),
@@ -241,9 +268,12 @@ def _apply_defaults(schema: dict[str, Any], value: Any) -> Any:
 
 def _rules(schema: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
     for rule in schema.get("x-kubernetes-validations", ()):
-        yield path, rule["rule"]
+        if "oldSelf" not in rule["rule"]:  # transition rules: only on updates (tests/integration)
+            yield path, rule["rule"]
     for name, prop in schema.get("properties", {}).items():
         yield from _rules(prop, (*path, name))
+    if "items" in schema:
+        yield from _rules(schema["items"], (*path, "[]"))
 
 
 def _cel_accepts(spec_schema: dict[str, Any], spec: dict[str, Any]) -> bool:
@@ -251,14 +281,18 @@ def _cel_accepts(spec_schema: dict[str, Any], spec: dict[str, Any]) -> bool:
     environment = celpy.Environment()
     spec = _apply_defaults(spec_schema, copy.deepcopy(spec))
     for path, rule in _rules(spec_schema):
-        target: Any = spec
+        targets: list[Any] = [spec]
         for name in path:
-            target = target.get(name) if isinstance(target, dict) else None
-        if target is None:  # the API server evaluates a rule only where its object is present
-            continue
-        verdict = environment.program(environment.compile(rule)).evaluate({"self": celpy.json_to_cel(target)})
-        if not bool(verdict):
-            return False
+            if name == "[]":
+                targets = [item for target in targets for item in (target or [])]
+            else:
+                targets = [target.get(name) if isinstance(target, dict) else None for target in targets]
+        for target in targets:
+            if target is None:  # the API server evaluates a rule only where its object is present
+                continue
+            verdict = environment.program(environment.compile(rule)).evaluate({"self": celpy.json_to_cel(target)})
+            if not bool(verdict):
+                return False
     return True
 
 
@@ -280,6 +314,10 @@ _CROSS_FIELD_JOB_SPECS = [
     {"pools": ["a"], "checkpoint": {"volume": _PVC}, "faultPolicy": {"backoffSeconds": 400}},
     {"pools": ["a"], "checkpoint": {"volume": _PVC}, "faultPolicy": {"maxBackoffSeconds": 9}},
     {"pools": ["a"], "checkpoint": {"volume": _PVC}, "faultPolicy": {"backoffSeconds": 5, "maxBackoffSeconds": 5}},
+    {"pools": ["a"], "checkpoint": {"volume": _PVC}, "container": {"env": [{"name": "MASTER_ADDR", "value": "x"}]}},
+    {"pools": ["a"], "checkpoint": {"volume": _PVC}, "container": {"env": [{"name": "TANDEM_JOB", "value": "x"}]}},
+    {"pools": ["a"], "checkpoint": {"volume": _PVC}, "container": {"env": [{"name": "TANDEM_FAULT_INJECT"}]}},
+    {"pools": ["a"], "checkpoint": {"volume": _PVC}, "container": {"env": [{"name": "HCCL_CONNECT_TIMEOUT"}]}},
 ]
 _CROSS_FIELD_POOL_SPECS = [
     {"accelerator": "cpu"},

@@ -60,12 +60,22 @@ def test_pod_lands_on_the_pool_with_its_accelerators() -> None:
 
 def test_the_job_container_overrides_the_pool() -> None:
     job = make_job(container={"image": "mine:1", "command": ["python", "train.py"], "args": ["--x"],
-                              "env": [{"name": "TANDEM_POOL", "value": "forced"}, {"name": "EXTRA", "value": "1"}]})
-    pod = attempt_pod(job, make_pool("h20", "gpu", devices=4), 1, 0)
+                              "env": [{"name": "HCCL_BUFFSIZE", "value": "400"}, {"name": "EXTRA", "value": "1"}]})
+    pool = make_pool("h20", "gpu", devices=4, env=[{"name": "HCCL_BUFFSIZE", "value": "200"},
+                                                    {"name": "TANDEM_ACCELERATOR", "value": "cpu"}])
+    pod = attempt_pod(job, pool, 1, 0)
     container = pod["spec"]["containers"][0]
     assert (container["image"], container["command"], container["args"]) == ("mine:1", ["python", "train.py"], ["--x"])
-    assert _env(pod)["TANDEM_POOL"] == "forced" and _env(pod)["EXTRA"] == "1"
+    assert _env(pod)["HCCL_BUFFSIZE"] == "400" and _env(pod)["EXTRA"] == "1"
+    # The pool's env is the cluster admin's: it may point the runtime elsewhere (the local demo does).
+    assert _env(pod)["TANDEM_ACCELERATOR"] == "cpu"
     assert _env(pod)["TANDEM_BACKEND"] == "nccl" and container["resources"]["limits"] == {"nvidia.com/gpu": "4"}
+
+
+@pytest.mark.parametrize("variable", sorted(CONTRACT))
+def test_a_job_cannot_override_the_pod_contract(variable: str) -> None:
+    with pytest.raises(ValueError, match=f"env {variable} is a pod-contract variable"):
+        make_job(container={"env": [{"name": variable, "value": "other-job-a1-0.other.ml.svc"}]})
 
 
 def test_pods_run_as_non_root_without_privileges() -> None:
