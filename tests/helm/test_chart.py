@@ -201,6 +201,9 @@ def test_the_pool_values_follow_the_crd_and_the_examples(chart: helm.Chart) -> N
     assert set(pool["properties"]) - {"enabled"} == set(spec)
     for field in ("accelerator", "backend"):
         assert pool["properties"][field]["enum"] == spec[field]["enum"]
+    volumes = "checkpointVolumeTypes"
+    assert pool["properties"][volumes]["items"]["enum"] == spec[volumes]["items"]["enum"]
+    assert pool["properties"][volumes]["maxItems"] == spec[volumes]["maxItems"]
     assert pool["properties"]["devicesPerNode"]["minimum"] == spec["devicesPerNode"]["minimum"]
     files = ("pool-ascend-910b.yaml", "pool-nvidia-h20.yaml")
     examples = {doc["metadata"]["name"]: doc["spec"] for doc in (
