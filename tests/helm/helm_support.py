@@ -74,12 +74,24 @@ class Call:
         return f"{self.verb} {group}/{self.resource}{'/' + self.name if self.name else ''} {where}"
 
 
+def _covers(items: list[str] | None, value: str) -> bool:
+    return bool(items) and ("*" in items or value in items)  # as the authorizer reads a rule
+
+
 def _matches(rule: Obj, call: Call) -> bool:
     names = rule.get("resourceNames") or []
     if names and (call.name is None or call.name not in names):
         return False  # list/watch/create carry no name: a rule limited to names never covers them
-    return (call.verb in rule.get("verbs", []) and call.group in rule.get("apiGroups", [])
-            and call.resource in rule.get("resources", []))
+    return (_covers(rule.get("verbs"), call.verb) and _covers(rule.get("apiGroups"), call.group)
+            and _covers(rule.get("resources"), call.resource))
+
+
+def _binds(subject: Obj, sa_namespace: str, sa_name: str) -> bool:
+    """Whether a binding's subject takes in the ServiceAccount: itself, or a group every ServiceAccount is in."""
+    if subject["kind"] == "ServiceAccount":
+        return bool(subject["name"] == sa_name and subject.get("namespace") == sa_namespace)
+    return subject["kind"] == "Group" and subject["name"] in (
+        "system:serviceaccounts", f"system:serviceaccounts:{sa_namespace}", "system:authenticated")
 
 
 def grants(rendered: Rendered) -> list[tuple[str | None, Obj]]:
@@ -87,10 +99,10 @@ def grants(rendered: Rendered) -> list[tuple[str | None, Obj]]:
     sa_namespace, sa_name = rendered.service_account()
     roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o
              for o in rendered.objects if o["kind"] in ("Role", "ClusterRole")}
+    assert not any(o.get("aggregationRule") for o in roles.values()), "an aggregated ClusterRole's rules are not here"
     found: list[tuple[str | None, Obj]] = []
     for binding in rendered.kind("ClusterRoleBinding") + rendered.kind("RoleBinding"):
-        if not any(s["kind"] == "ServiceAccount" and s["name"] == sa_name and s.get("namespace") == sa_namespace
-                   for s in binding["subjects"]):
+        if not any(_binds(s, sa_namespace, sa_name) for s in binding.get("subjects") or []):
             continue
         ref, scope = binding["roleRef"], binding["metadata"].get("namespace")
         role = roles[(ref["kind"], scope if ref["kind"] == "Role" else None, ref["name"])]
@@ -102,6 +114,13 @@ def allowed(rendered: Rendered, call: Call) -> bool:
     """A ClusterRoleBinding grants everywhere; a RoleBinding only inside its namespace."""
     return any(_matches(rule, call) and (scope is None or scope == call.namespace)
                for scope, rule in grants(rendered))
+
+
+def can(rendered: Rendered, verb: str, resource: str, namespace: str | None, group: str = "",
+        name: str | None = None) -> bool:
+    """What `kubectl auth can-i VERB RESOURCE -n NAMESPACE --as <the operator>` would answer from the rendered
+    RBAC alone; namespace None asks for the cluster-wide request (list/watch across all namespaces)."""
+    return allowed(rendered, Call(verb, group, resource, namespace, name))
 
 
 def granted(rendered: Rendered) -> set[tuple[str, str, str, str | None]]:

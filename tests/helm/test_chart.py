@@ -12,7 +12,7 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
-from helm_support import CHART, FULL_VALUES, REPO, Rendered, code_calls, full_values, render, wildcards
+from helm_support import CHART, REPO, Rendered, code_calls, full_values, render, wildcards
 
 from tandem.localcluster import schema as crd_schema
 
@@ -24,9 +24,14 @@ def chart() -> helm.Chart:
     return helm.Chart.load(CHART)
 
 
-@pytest.fixture(scope="module", params=["default", "full"])
+# The three scopes: the default namespace list, the full values (two namespaces, peering), every namespace.
+ALL_NAMESPACES = {"watchAllNamespaces": True, "watchNamespaces": [], "replicaCount": 2}
+SCOPES = {"default": lambda: None, "full": full_values, "all-namespaces": lambda: ALL_NAMESPACES}
+
+
+@pytest.fixture(scope="module", params=list(SCOPES))
 def rendered(request: pytest.FixtureRequest, chart: helm.Chart) -> Rendered:
-    return render(None if request.param == "default" else full_values(), chart)
+    return render(SCOPES[request.param](), chart)
 
 
 def crds() -> dict[tuple[str, str], dict[str, Any]]:
@@ -40,9 +45,9 @@ def crds() -> dict[tuple[str, str], dict[str, Any]]:
     return found
 
 
-@pytest.mark.parametrize("values", [None, FULL_VALUES], ids=["default", "full"])
-def test_helm_lint_has_no_errors_or_warnings(values: Any) -> None:
-    report = helm.lint(CHART, None if values is None else full_values(), strict=True, kube_version="v1.32.0")
+@pytest.mark.parametrize("scope", list(SCOPES))
+def test_helm_lint_has_no_errors_or_warnings(scope: str) -> None:
+    report = helm.lint(CHART, SCOPES[scope](), strict=True, kube_version="v1.32.0")
     problems = [m for m in report["messages"] if m["severity"] >= WARNING]
     assert not problems and not report["errors"], report
 
@@ -64,8 +69,9 @@ def test_every_rendered_object_validates_against_its_schema(rendered: Rendered) 
 
 def test_default_values_render_the_operator_and_nothing_optional(chart: helm.Chart) -> None:
     kinds = sorted(o["kind"] for o in render(None, chart).objects)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service",
-                     "ServiceAccount"]
+    # A Role and RoleBinding for the jobs in the watched namespace, and for the device reports.
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "Role", "RoleBinding", "RoleBinding",
+                     "Service", "ServiceAccount"]
 
 
 def test_full_values_render_every_option(chart: helm.Chart) -> None:
@@ -105,7 +111,10 @@ def test_one_replica_runs_standalone_and_replaces_itself_without_overlap(chart: 
     assert not single.kind("ClusterKopfPeering") and not single.kind("KopfPeering")
     pair = render({"replicaCount": 2}, chart)
     assert "--peering=tandem" in pair.container()["args"]
-    assert pair.one("ClusterKopfPeering")["metadata"]["name"] == "tandem"
+    peerings = [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pair.kind("KopfPeering")]
+    assert peerings == [("default", "tandem")]  # one per watched namespace
+    everywhere = render({"replicaCount": 2, "watchAllNamespaces": True, "watchNamespaces": []}, chart)
+    assert everywhere.one("ClusterKopfPeering")["metadata"]["name"] == "tandem"
 
 
 def test_rbac_has_no_wildcards(rendered: Rendered) -> None:
@@ -220,4 +229,5 @@ def test_optional_objects_follow_their_switches(chart: helm.Chart) -> None:
     pinned = render({"image": {"tag": "0.2.0"}, "deviceInfoNamespace": "mindx-dl"}, chart)
     assert pinned.container()["image"] == "example.org/tandem-operator:0.2.0"
     assert {"name": "TANDEM_DEVICE_INFO_NAMESPACE", "value": "mindx-dl"} in pinned.container()["env"]
-    assert [r["metadata"]["namespace"] for r in pinned.kind("Role")] == ["mindx-dl"]
+    assert [r["metadata"]["namespace"] for r in pinned.kind("Role") if r["metadata"]["name"].endswith("-device-reports")
+            ] == ["mindx-dl"]

@@ -41,13 +41,18 @@ class Outcome:
 
 
 def scenario_values(name: str) -> dict[str, Any]:
-    return {"default": {}, "full": full_values(), "ha": {"replicaCount": 2}}[name]
+    """default: the default namespace list; full: two namespaces and a KopfPeering in each; ha: two replicas
+    watching every namespace (the cluster-wide RBAC and the ClusterKopfPeering)."""
+    return {"default": {}, "full": full_values(),
+            "ha": {"replicaCount": 2, "watchAllNamespaces": True, "watchNamespaces": []}}[name]
 
 
 def play(run: ChartRun, values: Obj, name: str, tmp: Any) -> Outcome:
     rendered = render(values or None)
     run.install(rendered, [] if rendered.kind("AcceleratorPool") else EXAMPLE_POOLS)
-    namespaces = values.get("watchNamespaces") or ["default"]
+    # The namespaces the Deployment watches; watching all of them, two that the chart names nowhere.
+    namespaces = [a.removeprefix("--namespace=") for a in rendered.container()["args"]
+                  if a.startswith("--namespace=")] or ["team-a", "team-b"]
     first, last = namespaces[0], namespaces[-1]
     for namespace in namespaces:
         run.ensure_namespace(namespace)

@@ -48,14 +48,22 @@ app.kubernetes.io/part-of: tandem
 {{- if gt (int .Values.replicaCount) 1 }}{{ default (include "tandem.fullname" .) .Values.peering.name }}{{ end }}
 {{- end }}
 
-{{/* The namespaces with job permissions: the watched ones, or none (cluster-wide ClusterRole). */}}
+{{/* The namespaces with job permissions: the watched ones, or none with watchAllNamespaces (cluster-wide
+ClusterRole). values.schema.json refuses the other combinations; these checks hold without it too. */}}
 {{- define "tandem.watchNamespaces" -}}
-{{- toJson (uniq .Values.watchNamespaces) }}
+{{- $namespaces := uniq (default (list) .Values.watchNamespaces) }}
+{{- if and .Values.watchAllNamespaces $namespaces }}
+{{- fail "watchAllNamespaces: true needs watchNamespaces: [] (every namespace, or only the ones listed, not both)" }}
+{{- end }}
+{{- if not (or .Values.watchAllNamespaces $namespaces) }}
+{{- fail "watchNamespaces is empty: list the namespaces to watch, or set watchAllNamespaces: true to watch every namespace (pods in all of them, kube-system included)" }}
+{{- end }}
+{{- toJson $namespaces }}
 {{- end }}
 
 {{/*
-What the operator does to TrainingJobs and their pods, in the scope it watches: all namespaces
-(a ClusterRole) or each of watchNamespaces (a Role). Derived from operator/kube.py and the kopf
+What the operator does to TrainingJobs and their pods, in the scope it watches: each of watchNamespaces
+(a Role), or every namespace with watchAllNamespaces (the ClusterRole). Derived from operator/kube.py and the kopf
 watches in operator/handlers.py; tests/helm/test_operator_from_chart.py records the requests the real operator
 makes against the local cluster and fails when a rule is missing or unused.
 */}}
