@@ -442,7 +442,11 @@ class TrainingJobStatus(_Lenient):
         json_schema_extra=_CONDITIONS_LIST_MAP,
     )
     next_attempt_time: datetime | None = Field(
-        None, description="While Restarting: when the next attempt starts (the backoff ends)."
+        None, description="While Restarting: when the next attempt starts (the backoff ends); absent while the"
+        " previous attempt's pods are still stopping."
+    )
+    restart_delay_seconds: StrictInt | None = Field(
+        None, ge=0, description="While Restarting: the backoff, counted from when the previous attempt's pods stopped."
     )
     start_time: datetime | None = Field(None, description="When the first attempt started.")
     completion_time: datetime | None = Field(None, description="When the job Succeeded or Failed.")

@@ -7,17 +7,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tandem.operator.api import AcceleratorPool, EnvVar, Toleration, TrainingJob
+from tandem.operator.api import CONTRACT_ENV, AcceleratorPool, EnvVar, Toleration, TrainingJob
 
 JOB_LABEL = "tandem.dev/job"
 ATTEMPT_LABEL = "tandem.dev/attempt"
 RANK_LABEL = "tandem.dev/rank"
 POOL_LABEL = "tandem.dev/pool"
+# The job's uid: a job deleted and created again under the same name never adopts the old one's pods.
+JOB_UID_LABEL = "tandem.dev/job-uid"
 MASTER_PORT = 29500
 RUNTIME_COMMAND = ["tandem-train"]
 CHECKPOINT_VOLUME = "checkpoint"
 CONTAINER = "trainer"
 RUNTIME_UID = 1000  # the runtime images' non-root user
+HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 
 
 def pod_name(job: str, attempt: int, rank: int) -> str:
@@ -42,14 +45,22 @@ def owner_reference(job: TrainingJob) -> dict[str, Any]:
             "controller": True, "blockOwnerDeletion": True}
 
 
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    """Whether `obj` belongs to the job with this uid (its controller ownerReference says so)."""
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in refs)
+
+
 def headless_service(job: TrainingJob) -> dict[str, Any]:
     """Gives every pod `<pod>.<job>.<namespace>.svc`, so MASTER_ADDR resolves before rank 0 is Ready."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": _name(job), "namespace": _namespace(job), "labels": {JOB_LABEL: _name(job)},
+        "metadata": {"name": _name(job), "namespace": _namespace(job),
+                     "labels": {JOB_LABEL: _name(job), JOB_UID_LABEL: str(job.metadata["uid"])},
                      "ownerReferences": [owner_reference(job)]},
-        "spec": {"clusterIP": "None", "selector": {JOB_LABEL: _name(job)}, "publishNotReadyAddresses": True,
+        "spec": {"clusterIP": "None", "selector": {JOB_UID_LABEL: str(job.metadata["uid"])},
+                 "publishNotReadyAddresses": True,
                  "ports": [{"name": "rendezvous", "port": MASTER_PORT, "targetPort": MASTER_PORT}]},
     }
 
@@ -101,11 +112,15 @@ def _resources(job: TrainingJob, pool: AcceleratorPool) -> dict[str, Any]:
     return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
 
 
-def _affinity(excluded_nodes: list[str]) -> dict[str, Any] | None:
-    if not excluded_nodes:
-        return None
-    term = {"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": sorted(excluded_nodes)}]}
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+def _affinity(job: TrainingJob, attempt: int, excluded_nodes: list[str]) -> dict[str, Any]:
+    """One pod of an attempt per node (so excluding a node moves a rank), and none on excluded nodes."""
+    gang = {"matchLabels": {JOB_UID_LABEL: str(job.metadata["uid"]), ATTEMPT_LABEL: str(attempt)}}
+    affinity: dict[str, Any] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": gang, "topologyKey": HOSTNAME_TOPOLOGY}]}}
+    if excluded_nodes:
+        term = {"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": sorted(excluded_nodes)}]}
+        affinity["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}
+    return affinity
 
 
 def image_for(job: TrainingJob, pool: AcceleratorPool) -> str | None:
@@ -120,8 +135,10 @@ def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int
         "image": image_for(job, pool),
         "command": job.spec.container.command or RUNTIME_COMMAND,
         "args": list(job.spec.container.args),
+        # The pool's env is the cluster admin's and may adjust the contract (the local demo's CPU path); the
+        # job's may not (the API refuses contract names there, and they are dropped here all the same).
         "env": _merged_env(contract_env(job, pool, attempt, rank), _as_dicts(pool.spec.env),
-                           _as_dicts(job.spec.container.env)),
+                           [v for v in _as_dicts(job.spec.container.env) if v["name"] not in CONTRACT_ENV]),
         "resources": _resources(job, pool),
         "volumeMounts": [{"name": CHECKPOINT_VOLUME, "mountPath": job.spec.checkpoint.path}],
         "ports": [{"name": "rendezvous", "containerPort": MASTER_PORT}],
@@ -143,17 +160,15 @@ def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int
     if pool.spec.host_network:
         spec["hostNetwork"] = True
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
-    affinity = _affinity(excluded_nodes or [])
-    if affinity:
-        spec["affinity"] = affinity
+    spec["affinity"] = _affinity(job, attempt, excluded_nodes or [])
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
             "namespace": _namespace(job),
-            "labels": {JOB_LABEL: _name(job), ATTEMPT_LABEL: str(attempt), RANK_LABEL: str(rank),
-                       POOL_LABEL: pool_name},
+            "labels": {JOB_LABEL: _name(job), JOB_UID_LABEL: str(job.metadata["uid"]), ATTEMPT_LABEL: str(attempt),
+                       RANK_LABEL: str(rank), POOL_LABEL: pool_name},
             "ownerReferences": [owner_reference(job)],
         },
         "spec": spec,

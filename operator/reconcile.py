@@ -9,22 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Literal
 
 from tandem.operator.api import (
+    MAX_ATTEMPT,
     MAX_FAULTS,
     AcceleratorPool,
     AcceleratorPoolStatus,
     Condition,
+    Exclusion,
     Fault,
     FaultClass,
     JobPhase,
     TrainingJob,
     TrainingJobStatus,
 )
-from tandem.operator.detect import attempt_fault, faulty_node, node_name, usable_capacity, vanished_fault
+from tandem.operator.capacity import Room, checkpoint_source, rooms
+from tandem.operator.detect import attempt_fault, faulty_node, node_name, vanished_fault
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import (
     Obj,
@@ -34,12 +37,14 @@ from tandem.operator.observe import (
     is_bound,
     is_finished,
     is_terminating,
+    node_is_ready,
+    parse_time,
     phase_of,
     rank_of,
     reported_checkpoint,
 )
 from tandem.operator.podspec import attempt_pod, headless_service, image_for
-from tandem.operator.recovery import RecoveryPlan, plan_after_fault, plan_after_pending
+from tandem.operator.recovery import POOL_FAULTS, RecoveryPlan, plan_after_fault, plan_after_pending
 
 TERMINAL = (JobPhase.SUCCEEDED, JobPhase.FAILED)
 RECHECK_SECONDS = 30.0  # how soon a job waiting on something outside its pods looks again
@@ -52,9 +57,11 @@ class Observation:
     job: TrainingJob
     pools: Mapping[str, AcceleratorPool]
     nodes: Sequence[Obj]
-    pods: Sequence[Obj]  # every pod labelled with this job, all attempts
+    pods: Sequence[Obj]  # every pod this job owns (its uid), all attempts
     service_exists: bool
     now: datetime
+    service_foreign: bool = False  # a Service of the job's name exists that the job does not own
+    others: Sequence[Obj] = ()  # other jobs' pods (and whatever else the operator sees on pool nodes)
     device_faults: Mapping[str, Sequence[DeviceFault]] = field(default_factory=dict)  # by node name
     force_delete_after: float = 30.0  # seconds a pod may stay Terminating on a dead node
 
@@ -82,6 +89,9 @@ class Decision:
     restarted: tuple[str, str] | None = None  # (pool, fault class)
     failed_over: tuple[str, str] | None = None  # (from pool, to pool)
     recovered_after: float | None = None  # seconds from the fault to every pod of the next attempt Running
+    # Creates the pods of a new attempt: the shell admits one attempt at a time, on a fresh view of the
+    # other jobs' pods, so that two jobs never both count the same free nodes.
+    starts_attempt: bool = False
 
     def changes(self, before: TrainingJobStatus) -> bool:
         return bool(self.create or self.delete or self.force_delete or self.events or self.status != before)
@@ -156,8 +166,28 @@ class _Step:
             if node is None or faulty_node(node, self.obs.device_faults) is not None:
                 self.decision.force_delete.append(pod["metadata"]["name"])
 
+    @cached_property
+    def rooms(self) -> dict[str, Room]:
+        return rooms(self.obs.pools, self.obs.nodes, self.obs.device_faults, self.status.excluded_nodes,
+                     self.obs.others)
+
+    def ineligible(self, name: str) -> str | None:
+        """Why the job cannot run on pool `name` at all, or None."""
+        pool = self.obs.pools.get(name)
+        if pool is None:
+            return f"AcceleratorPool {name!r} does not exist"
+        source = checkpoint_source(self.job.spec.checkpoint.volume.to_dict())
+        if source not in pool.spec.checkpoint_volume_types:
+            return (f"pool {name} does not permit {source} checkpoint volumes (spec.checkpoint.volume.{source};"
+                    f" the pool's spec.checkpointVolumeTypes: {', '.join(pool.spec.checkpoint_volume_types)})")
+        if image_for(self.job, pool) is None:
+            return f"neither the job's container.image nor pool {name!r} names an image"
+        return None
+
     def capacity(self) -> dict[str, int]:
-        return usable_capacity(self.obs.pools, self.obs.nodes, self.obs.device_faults, self.status.excluded_nodes)
+        """Pods each pool can take now; 0 for a pool the job cannot use."""
+        return {name: (self.rooms[name].free if name in self.rooms and self.ineligible(name) is None else 0)
+                for name in self.job.spec.pools}
 
     def note_checkpoint(self, pods: Sequence[Obj], fault: Fault | None = None) -> None:
         """status.lastCheckpoint follows the newest checkpointStep any rank reported."""
@@ -168,30 +198,70 @@ class _Step:
 
 def reconcile(obs: Observation) -> Decision:
     step = _Step(obs)
-    status, spec = step.status, obs.job.spec
+    status = step.status
     if status.phase in TERMINAL:
         return step.decision  # a finished job is history: nothing is changed, not even observedGeneration
     status.observed_generation = _generation(obs.job)
-
-    pool_name = status.pool or spec.pools[0]
-    pool = obs.pools.get(pool_name)
-    if pool is None:
-        return step.fail("PoolNotFound", f"AcceleratorPool {pool_name!r} does not exist")
-    if image_for(obs.job, pool) is None:
-        return step.fail("NoImage", f"neither the job's container.image nor pool {pool_name!r} names an image")
-
+    _release_exclusions(step)
+    if obs.service_foreign:
+        return _wait(step, "ServiceConflict", f"a Service named {obs.job.metadata['name']!r} exists that this job "
+                     "does not own (an earlier job's, being deleted, or someone else's): waiting for it to go")
     if status.attempt == 0:
         return _start_first_attempt(step)
     if status.phase == JobPhase.RESTARTING:
-        return _restart_when_due(step, pool)
-    return _follow_attempt(step, pool)
+        return _restart_when_due(step)
+    return _follow_attempt(step)
+
+
+def _wait(step: _Step, reason: str, message: str) -> Decision:
+    """Nothing to do until something outside the job changes: say why once, look again later."""
+    if step.status.message != message:
+        step.status.message = message
+        step.event("Warning", reason, message)
+    step.condition("Admitted", False, reason, message)
+    step.decision.requeue(RECHECK_SECONDS)
+    return step.decision
+
+
+def _release_exclusions(step: _Step) -> None:
+    """An excluded node comes back once it has been Ready, with no fault reported, for nodeExclusionSeconds:
+    a 1-second NotReady blip or one misread log line must not shrink the job's pool for good."""
+    status, obs = step.status, step.obs
+    hold = step.job.spec.fault_policy.node_exclusion_seconds
+    since = {e.node: e.since for e in status.exclusions}
+    kept: list[str] = []
+    for name in status.excluded_nodes:
+        node = obs.nodes_by_name.get(name)
+        excluded_at = since.get(name, obs.now)  # excluded before exclusions were recorded: the clock starts now
+        healthy_since = _healthy_since(node, obs.device_faults) if node is not None else None
+        start = max(excluded_at, healthy_since) if healthy_since is not None else None
+        if start is not None and (obs.now - start).total_seconds() >= hold:
+            step.event("Normal", "NodeReleased", f"node {name} has been healthy for {hold}s: new pods may use it again")
+        else:
+            kept.append(name)
+    status.excluded_nodes = kept
+    status.exclusions = [e for e in status.exclusions if e.node in kept]
+    known = {e.node for e in status.exclusions}
+    status.exclusions += [Exclusion(node=n, since=obs.now, reason="") for n in kept if n not in known]
+
+
+def _healthy_since(node: Obj, device_faults: Mapping[str, Sequence[DeviceFault]]) -> datetime | None:
+    """When the node last became Ready, if it is Ready and reports no fault now."""
+    if not node_is_ready(node) or faulty_node(node, device_faults) is not None:
+        return None
+    ready = next((c for c in node.get("status", {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+    return parse_time(ready.get("lastTransitionTime")) or datetime.min.replace(tzinfo=UTC)
 
 
 def _start_attempt(step: _Step, pool: AcceleratorPool, attempt: int, why: str) -> Decision:
     status, spec = step.status, step.job.spec
+    if attempt > MAX_ATTEMPT:
+        return step.fail("AttemptLimit", f"attempt {attempt} would pass the limit of {MAX_ATTEMPT} attempts")
     status.attempt, status.pool = attempt, str(pool.metadata["name"])
-    status.start_time, status.next_attempt_time = status.start_time or step.obs.now, None
+    status.start_time = status.start_time or step.obs.now
+    status.next_attempt_time, status.restart_delay_seconds = None, None
     resume = f", resuming from checkpoint step {status.last_checkpoint.step}" if status.last_checkpoint.step else ""
+    step.condition("Admitted", True, "Admitted", step.rooms[status.pool].describe(status.pool))
     step.move_to(JobPhase.PENDING, "AttemptStarted",
                  f"attempt {attempt} on pool {status.pool}: {spec.nodes} pod(s) of "
                  f"{pool.spec.devices_per_node} device(s){resume}{why}")
@@ -199,51 +269,95 @@ def _start_attempt(step: _Step, pool: AcceleratorPool, attempt: int, why: str) -
         step.decision.create.append(headless_service(step.job))
     for rank in range(spec.nodes):
         step.decision.create.append(attempt_pod(step.job, pool, attempt, rank, status.excluded_nodes))
+    step.decision.starts_attempt = True
     return step.decision
+
+
+def _no_pool_message(step: _Step, pools: Sequence[str]) -> tuple[str, str]:
+    """(reason, message) for a job that no pool of `pools` can take now."""
+    spec = step.job.spec
+    missing = [p for p in pools if p not in step.obs.pools]
+    if len(missing) == len(pools):
+        return "PoolNotFound", (f"none of the pools {', '.join(pools)} exists: waiting for one to be created")
+    parts = []
+    for name in pools:
+        why = step.ineligible(name)
+        parts.append(why if why else step.rooms[name].describe(name))
+    return "WaitingForRoom", f"needs room for {spec.nodes} pod(s), one per node: {'; '.join(parts)}"
+
+
+def _unusable_everywhere(step: _Step) -> Decision | None:
+    """Every pool exists and refuses the job for a reason the job itself must fix: fail, naming the field."""
+    reasons = [step.ineligible(p) for p in step.job.spec.pools]
+    if all(r is not None and not r.startswith("AcceleratorPool") for r in reasons):
+        reason = "NoImage" if all(r and r.startswith("neither") for r in reasons) else "CheckpointVolumeNotAllowed"
+        return step.fail(reason, "; ".join(r for r in reasons if r))
+    return None
 
 
 def _start_first_attempt(step: _Step) -> Decision:
-    """On the first pool that has room; a job no pool can hold waits, without pods, and says why."""
+    """On the first pool with room for the whole gang; a job no pool can take waits, without pods, and says why."""
     spec, capacity = step.job.spec, step.capacity()
     for name in spec.pools:
-        pool = step.obs.pools.get(name)
-        if pool is not None and capacity.get(name, 0) >= spec.nodes:
-            step.condition("PoolCapacity", True, "Enough", f"pool {name} has room for {capacity[name]} pod(s)")
+        if capacity[name] >= spec.nodes:
             skipped = spec.pools[: spec.pools.index(name)]
-            return _start_attempt(step, pool, 1, f" ({', '.join(skipped)} too small)" if skipped else "")
-    first = spec.pools[0]
-    message = f"needs room for {spec.nodes} pod(s); pool {first} has room for {capacity.get(first, 0)}"
-    if len(spec.pools) > 1:
-        message += ", and no other pool has enough"
-    if step.status.message != message:
-        step.status.message = message
-        step.event("Warning", "PoolTooSmall", message)
-    step.condition("PoolCapacity", False, "PoolTooSmall", message)
-    step.decision.requeue(RECHECK_SECONDS)
-    return step.decision
+            why = f" ({', '.join(skipped)} without room)" if skipped else ""
+            return _start_attempt(step, step.obs.pools[name], 1, why)
+    failed = _unusable_everywhere(step)
+    return failed if failed is not None else _wait(step, *_no_pool_message(step, spec.pools))
 
 
-def _restart_when_due(step: _Step, pool: AcceleratorPool) -> Decision:
-    """Between attempts: tear the old one down, wait out the backoff, then start the next."""
-    status, obs = step.status, step.obs
+def _restart_when_due(step: _Step) -> Decision:
+    """Between attempts: tear the old one down, then wait out the backoff, then start the next."""
+    status, obs, spec = step.status, step.obs, step.job.spec
     step.delete_unfinished(obs.pods)
     step.force_delete_stuck(obs.pods)
-    due = status.next_attempt_time or obs.now
-    if obs.now < due:
-        step.decision.requeue((due - obs.now).total_seconds())
-        return step.decision
     if any(not is_finished(p) for p in obs.pods):
         step.decision.requeue(TEARDOWN_RECHECK_SECONDS)  # never two attempts' ranks at once
         return step.decision
-    return _start_attempt(step, pool, status.attempt + 1, "")
+    if status.next_attempt_time is None:  # the pods have stopped: the backoff starts now
+        status.next_attempt_time = obs.now + timedelta(seconds=status.restart_delay_seconds or 0)
+    if obs.now < status.next_attempt_time:
+        step.decision.requeue((status.next_attempt_time - obs.now).total_seconds())
+        return step.decision
+    target = status.pool or spec.pools[0]
+    if step.capacity().get(target, 0) < spec.nodes:
+        return _wait_for_room(step, target)
+    return _start_attempt(step, obs.pools[target], status.attempt + 1, "")
 
 
-def _follow_attempt(step: _Step, pool: AcceleratorPool) -> Decision:
+def _wait_for_room(step: _Step, target: str) -> Decision:
+    """The next attempt's pool cannot take the gang now: another pool that can (a move, within maxFailovers),
+    else wait; never a part of the gang on a pool that cannot hold it all."""
+    status, spec = step.status, step.job.spec
+    waited = (step.obs.now - (status.next_attempt_time or step.obs.now)).total_seconds()
+    capacity = step.capacity()
+    gone = target not in step.obs.pools
+    plan = plan_after_pending(spec, target, capacity, spec.fault_policy.pending_timeout_seconds if gone else waited,
+                              status.failovers)
+    if plan is not None:
+        status.failovers += 1
+        step.decision.failed_over = (target, plan.pool)
+        status.pool_faults = 0
+        return _start_attempt(step, step.obs.pools[plan.pool], status.attempt + 1, f" (moved from {target}: "
+                              f"{'the pool was deleted' if gone else 'no room there'})")
+    failed = _unusable_everywhere(step)
+    if failed is not None:
+        return failed
+    reason, message = _no_pool_message(step, [target])
+    if not gone:
+        step.decision.requeue(max(spec.fault_policy.pending_timeout_seconds - waited, 1.0))
+    return _wait(step, reason, f"attempt {status.attempt + 1}: {message}")
+
+
+def _follow_attempt(step: _Step) -> Decision:
     status, spec, obs = step.status, step.job.spec, step.obs
+    pool = obs.pools.get(status.pool or "")
     current = [p for p in obs.pods if attempt_of(p) == status.attempt]
     earlier = [p for p in obs.pods if attempt_of(p) != status.attempt]
     step.delete_unfinished(earlier)
     step.force_delete_stuck(earlier)
+    step.note_checkpoint(current)
 
     fault = attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now)
     if isinstance(fault, float):
@@ -256,15 +370,23 @@ def _follow_attempt(step: _Step, pool: AcceleratorPool) -> Decision:
     if fault is not None:
         return _recover(step, current, fault)
     if len(current) == spec.nodes and all(phase_of(p) == "Succeeded" for p in current):
-        step.note_checkpoint(current)
         step.move_to(JobPhase.SUCCEEDED, "Succeeded", f"all {spec.nodes} rank(s) finished")
         return step.decision
-    if not obs.service_exists:
-        step.decision.create.append(headless_service(step.job))
-    for rank in missing:
-        step.decision.create.append(attempt_pod(step.job, pool, status.attempt, rank, status.excluded_nodes))
-    if not missing and _pending_too_long(step, current):
-        return step.decision
+    if pool is None:
+        step.condition("PoolAvailable", False, "PoolNotFound", f"AcceleratorPool {status.pool!r} was deleted: the "
+                       "running attempt goes on; the next attempt goes to the next pool that exists")
+        if missing or not all(is_bound(p) for p in current):  # nothing can be (re)created there: move on
+            step.delete_unfinished(current)
+            return _schedule_next_attempt(step, RecoveryPlan("restart", status.pool or "", 0.0, "PoolNotFound",
+                                                             f"AcceleratorPool {status.pool!r} was deleted before "
+                                                             f"attempt {status.attempt} was running: next pool"))
+    else:
+        if not obs.service_exists:
+            step.decision.create.append(headless_service(step.job))
+        for rank in missing:
+            step.decision.create.append(attempt_pod(step.job, pool, status.attempt, rank, status.excluded_nodes))
+        if not missing and _pending_too_long(step, current):
+            return step.decision
     _follow_pods(step, current, missing)
     return step.decision
 
@@ -274,13 +396,17 @@ def _recover(step: _Step, current: list[Obj], fault: Fault) -> Decision:
     status, spec = step.status, step.job.spec
     step.note_checkpoint(current, fault)
     status.faults = [*status.faults, fault][-MAX_FAULTS:]
+    if fault.fault_class in POOL_FAULTS:
+        status.pool_faults += 1
     where = f" on node {fault.node}" if fault.node else ""
     step.event("Warning", "FaultDetected", f"attempt {fault.attempt}, {fault.pod or 'a pod'}{where}: "
                f"{fault.fault_class.value}/{fault.reason}: {fault.message}")
     if spec.fault_policy.exclude_faulty_nodes and fault.node and fault.fault_class in EXCLUDABLE:
-        status.excluded_nodes = sorted({*status.excluded_nodes, fault.node})
+        _exclude(step, fault.node, f"{fault.fault_class.value}/{fault.reason}")
     step.delete_unfinished(current)
-    plan = plan_after_fault(spec, status.faults, status.restarts, status.pool or spec.pools[0], step.capacity())
+    current_pool = status.pool or spec.pools[0]
+    plan = plan_after_fault(spec, status.faults, status.restarts, current_pool, step.capacity(),
+                            pool_faults=status.pool_faults, failovers=status.failovers)
     if plan.outcome == "fail":
         return step.fail(plan.reason, plan.message)
     step.decision.restarted = (status.pool or "", fault.fault_class.value)
@@ -288,16 +414,33 @@ def _recover(step: _Step, current: list[Obj], fault: Fault) -> Decision:
     return _schedule_next_attempt(step, plan)
 
 
+def _exclude(step: _Step, node: str, reason: str) -> None:
+    status = step.status
+    if node not in status.excluded_nodes:
+        status.excluded_nodes = sorted({*status.excluded_nodes, node})
+    status.exclusions = [e for e in status.exclusions if e.node != node]
+    status.exclusions.append(Exclusion(node=node, since=step.obs.now, reason=reason))
+
+
 def _schedule_next_attempt(step: _Step, plan: RecoveryPlan) -> Decision:
     status = step.status
     if plan.outcome == "failover":
         step.decision.failed_over = (status.pool or "", plan.pool)
         status.failovers += 1
-        status.pool = plan.pool
-    status.next_attempt_time = step.obs.now + timedelta(seconds=plan.delay_seconds)
+        status.pool, status.pool_faults = plan.pool, 0
+    status.next_attempt_time, status.restart_delay_seconds = None, round(plan.delay_seconds)
     step.move_to(JobPhase.RESTARTING, plan.reason, plan.message, warning=plan.outcome == "failover")
-    step.decision.requeue(plan.delay_seconds)
+    step.decision.requeue(TEARDOWN_RECHECK_SECONDS)
     return step.decision
+
+
+def _scheduler_says(pods: Sequence[Obj]) -> str:
+    """The scheduler's reason for the first unscheduled pod (`0/3 nodes are available: ...`), if any."""
+    for pod in pods:
+        for condition in pod.get("status", {}).get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                return str(condition.get("message") or condition.get("reason") or "")
+    return ""
 
 
 def _pending_too_long(step: _Step, current: list[Obj]) -> bool:
@@ -307,8 +450,8 @@ def _pending_too_long(step: _Step, current: list[Obj]) -> bool:
     if not unbound or not created:
         return False
     waited = (step.obs.now - min(created)).total_seconds()
-    spec = step.job.spec
-    plan = plan_after_pending(spec, step.status.pool or spec.pools[0], step.capacity(), waited)
+    spec, status = step.job.spec, step.status
+    plan = plan_after_pending(spec, status.pool or spec.pools[0], step.capacity(), waited, status.failovers)
     if plan is None:
         step.decision.requeue(max(spec.fault_policy.pending_timeout_seconds - waited, 1.0))
         return False
@@ -328,5 +471,7 @@ def _follow_pods(step: _Step, current: list[Obj], missing: list[int]) -> None:
     elif all(is_bound(p) for p in current):
         step.move_to(JobPhase.STARTING, "Starting", f"all {len(current)} pod(s) scheduled; waiting for them to run")
     else:
-        waiting = sum(1 for p in current if not is_bound(p))
-        step.move_to(JobPhase.PENDING, "Scheduling", f"waiting for {waiting} pod(s) to be scheduled")
+        unbound = [p for p in current if not is_bound(p)]
+        says = _scheduler_says(unbound)
+        step.move_to(JobPhase.PENDING, "Scheduling",
+                     f"waiting for {len(unbound)} pod(s) to be scheduled" + (f": {says}" if says else ""))

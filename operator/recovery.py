@@ -41,16 +41,6 @@ def fault_streak(faults: Sequence[Fault]) -> int:
     return streak
 
 
-def faults_on_pool(faults: Sequence[Fault], pool: str) -> int:
-    """Interconnect/device faults since the job last arrived on `pool`."""
-    count = 0
-    for fault in reversed(faults):
-        if fault.pool != pool:
-            break
-        count += fault.fault_class in POOL_FAULTS
-    return count
-
-
 def _fits(pool: str, spec: TrainingJobSpec, capacity: Mapping[str, int]) -> bool:
     return capacity.get(pool, 0) >= spec.nodes
 
@@ -70,9 +60,16 @@ def choose_pool(spec: TrainingJobSpec, current: str, capacity: Mapping[str, int]
     return current
 
 
+def _when(delay: float) -> str:
+    # The backoff runs from the moment the attempt's last pod has stopped (a rank may take a while to exit).
+    return f"{delay:.0f}s after the attempt's pods stop"
+
+
 def plan_after_fault(spec: TrainingJobSpec, faults: Sequence[Fault], restarts: int, current: str,
-                     capacity: Mapping[str, int]) -> RecoveryPlan:
-    """`faults` already ends with the fault that ended the attempt; `restarts` is the count before it."""
+                     capacity: Mapping[str, int], *, pool_faults: int, failovers: int) -> RecoveryPlan:
+    """`faults` already ends with the fault that ended the attempt (the list is capped: it only gives the
+    backoff streak); `restarts` and `failovers` are the counts before it; `pool_faults` counts the
+    interconnect/device faults on `current` since the job arrived there, this one included."""
     policy, fault = spec.fault_policy, faults[-1]
     summary = f"{fault.fault_class.value} fault {fault.reason}"
     if fault.fault_class == FaultClass.USER:
@@ -80,26 +77,33 @@ def plan_after_fault(spec: TrainingJobSpec, faults: Sequence[Fault], restarts: i
     if restarts >= policy.max_restarts:
         return RecoveryPlan("fail", current, 0.0, "Failed",
                             f"{summary} after {restarts} restart(s): maxRestarts ({policy.max_restarts}) reached")
-    pool_faults = faults_on_pool(faults, current)
     leave = pool_faults >= policy.failover_after_faults
-    target = choose_pool(spec, current, capacity, leave_current=leave)
+    may_move = failovers < policy.max_failovers
+    target = choose_pool(spec, current, capacity, leave_current=leave) if may_move else current
     delay = backoff_seconds(policy, fault_streak(faults))
     if target == current:
-        why = "" if _fits(current, spec, capacity) else f"; no other pool has room for {spec.nodes} pod(s)"
+        if not may_move and (leave or not _fits(current, spec, capacity)):
+            why = f"; maxFailovers ({policy.max_failovers}) reached: staying on {current}"
+        elif _fits(current, spec, capacity):
+            why = ""
+        else:
+            why = f"; no other pool has room for {spec.nodes} pod(s)"
         return RecoveryPlan("restart", current, delay, "Restarting",
                             f"{summary}: restart {restarts + 1} of {policy.max_restarts} on {current} "
-                            f"in {delay:.0f}s{why}")
+                            f"{_when(delay)}{why}")
     because = (f"{pool_faults} interconnect/device fault(s) on {current}" if leave
                else f"{current} has room for fewer than {spec.nodes} pod(s)")
     return RecoveryPlan("failover", target, delay, "FailedOver",
                         f"{summary}: moving from {current} to {target} ({because}); "
-                        f"restart {restarts + 1} of {policy.max_restarts} in {delay:.0f}s")
+                        f"restart {restarts + 1} of {policy.max_restarts} {_when(delay)}")
 
 
 def plan_after_pending(spec: TrainingJobSpec, current: str, capacity: Mapping[str, int],
-                       waited_seconds: float) -> RecoveryPlan | None:
-    """Pods unschedulable for pendingTimeoutSeconds: the next pool, at once; None to keep waiting."""
-    if waited_seconds < spec.fault_policy.pending_timeout_seconds:
+                       waited_seconds: float, failovers: int) -> RecoveryPlan | None:
+    """Pods unschedulable for pendingTimeoutSeconds: the next pool, at once; None to keep waiting. These
+    moves count against maxFailovers too: with failBack, two pools that each lack room would otherwise
+    take turns for ever."""
+    if waited_seconds < spec.fault_policy.pending_timeout_seconds or failovers >= spec.fault_policy.max_failovers:
         return None
     target = choose_pool(spec, current, capacity, leave_current=True)
     if target == current:

@@ -26,8 +26,8 @@ def test_pod_carries_names_labels_owner_and_the_contract() -> None:
     pod = attempt_pod(job, make_pool(env=[{"name": "HCCL_CONNECT_TIMEOUT", "value": "600"}]), attempt=3, rank=1)
     meta = pod["metadata"]
     assert meta["name"] == "llama-a3-1"
-    assert meta["labels"] == {"tandem.dev/job": "llama", "tandem.dev/attempt": "3", "tandem.dev/rank": "1",
-                              "tandem.dev/pool": "ascend-910b"}
+    assert meta["labels"] == {"tandem.dev/job": "llama", "tandem.dev/job-uid": "uid-job", "tandem.dev/attempt": "3",
+                              "tandem.dev/rank": "1", "tandem.dev/pool": "ascend-910b"}
     assert meta["ownerReferences"][0]["uid"] == "uid-job" and meta["ownerReferences"][0]["controller"] is True
     env = _env(pod)
     assert set(env) >= CONTRACT
@@ -106,7 +106,17 @@ def test_cpu_pool_requests_no_device() -> None:
 def test_headless_service_names_rank_zero() -> None:
     service = headless_service(make_job())
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
-    assert service["spec"]["selector"] == {"tandem.dev/job": "llama"}
+    # By uid: a job re-created under the same name never routes to the old job's pods.
+    assert service["spec"]["selector"] == {"tandem.dev/job-uid": "uid-job"}
+    assert service["metadata"]["labels"] == {"tandem.dev/job": "llama", "tandem.dev/job-uid": "uid-job"}
+
+
+def test_one_pod_of_an_attempt_per_node() -> None:
+    """Ranks never pack onto one node: excluding a node must move a rank, not all of them."""
+    pod = attempt_pod(make_job(), make_pool(), attempt=2, rank=0)
+    assert pod["spec"]["affinity"] == {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"tandem.dev/job-uid": "uid-job", "tandem.dev/attempt": "2"}},
+        "topologyKey": "kubernetes.io/hostname"}]}}
 
 
 @pytest.mark.parametrize("manifest", [

@@ -6,9 +6,15 @@ from typing import Any
 
 import pytest
 from builders import NOW, make_job, make_node, make_pod, make_pool
+from decisions import nothing, summary
 
 from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob
 from tandem.operator.reconcile import Decision, Observation, reconcile
+
+NOW_Z = NOW.isoformat().replace("+00:00", "Z")
+EMPTY_STATUS = {"observedGeneration": 1, "phase": "Pending", "message": "", "attempt": 0, "restarts": 0, "failovers": 0,
+                "lastCheckpoint": {"step": 0}, "faults": [], "excludedNodes": [], "exclusions": [], "poolFaults": 0,
+                "pendingEvents": [], "conditions": []}
 
 
 def decide(job: TrainingJob, pools: dict[str, AcceleratorPool], nodes: list[dict[str, Any]],
@@ -113,33 +119,43 @@ def test_pods_of_older_attempts_are_deleted(pools: Any, nodes: Any) -> None:
     assert decision.delete == ["llama-a1-0"] and decision.status.phase == JobPhase.RUNNING
 
 
-def test_a_pool_that_does_not_exist_fails_the_job(pools: Any, nodes: Any) -> None:
-    decision = decide(make_job(pools=["tpu-v5"]), pools, nodes)
-    assert decision.status.phase == JobPhase.FAILED
-    assert decision.status.message == "AcceleratorPool 'tpu-v5' does not exist"
-    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "PoolNotFound")]
-    assert any(c.type == "Failed" and c.reason == "PoolNotFound" for c in decision.status.conditions)
+def test_a_pool_that_does_not_exist_is_waited_for_not_a_verdict(pools: Any, nodes: Any) -> None:
+    job = make_job(pools=["tpu-v5"])
+    message = "none of the pools tpu-v5 exists: waiting for one to be created"
+    admitted = {"type": "Admitted", "status": "False", "reason": "PoolNotFound", "message": message,
+                "lastTransitionTime": NOW_Z, "observedGeneration": 1}
+    expected_status = {**EMPTY_STATUS, "message": message, "conditions": [admitted]}
+    assert summary(decide(job, pools, nodes)) == nothing(
+        expected_status, events=[("Warning", "PoolNotFound", message)], requeue_after=30.0)
+    # Asked again, it says nothing new; once the pool exists, the job starts there.
+    waiting = make_job(pools=["tpu-v5"], status=expected_status)
+    assert summary(decide(waiting, pools, nodes)) == nothing(expected_status, requeue_after=30.0)
+    with_pool = {**pools, "tpu-v5": make_pool("tpu-v5", "gpu")}
+    tpu_nodes = [make_node("tpu-0", "tpu-v5"), make_node("tpu-1", "tpu-v5")]
+    started = decide(waiting, with_pool, [*nodes, *tpu_nodes])
+    assert (started.status.attempt, started.status.pool, started.starts_attempt) == (1, "tpu-v5", True)
 
 
 def test_no_image_anywhere_fails_the_job(pools: Any, nodes: Any) -> None:
-    pools = {**pools, "ascend-910b": pools["ascend-910b"].model_copy(
-        update={"spec": pools["ascend-910b"].spec.model_copy(update={"image": None})})}
-    decision = decide(make_job(), pools, nodes)
-    assert decision.status.phase == JobPhase.FAILED and decision.events[0].reason == "NoImage"
+    no_image = {name: pool.model_copy(update={"spec": pool.spec.model_copy(update={"image": None})})
+                for name, pool in pools.items()}
+    decision = decide(make_job(pools=["ascend-910b"]), no_image, nodes)
+    message = "neither the job's container.image nor pool 'ascend-910b' names an image"
+    assert decision.status.phase == JobPhase.FAILED
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [("Warning", "NoImage", message)]
 
 
 def test_a_job_larger_than_its_pool_waits_without_pods_and_says_why(pools: Any, nodes: Any) -> None:
-    decision = decide(make_job(nodes=3), pools, nodes)
-    assert decision.create == [] and decision.status.attempt == 0
-    assert decision.status.message == ("needs room for 3 pod(s); pool ascend-910b has room for 2, "
-                                       "and no other pool has enough")
-    assert [e.reason for e in decision.events] == ["PoolTooSmall"]
-    assert decision.requeue_after is not None
-    capacity = next(c for c in decision.status.conditions if c.type == "PoolCapacity")
-    assert capacity.status.value == "False"
+    decision = decide(make_job(nodes=3, pools=["ascend-910b"]), pools, nodes)
+    message = ("needs room for 3 pod(s), one per node: pool ascend-910b has room for 2 pod(s) on 2 usable node(s)")
+    admitted = {"type": "Admitted", "status": "False", "reason": "WaitingForRoom", "message": message,
+                "lastTransitionTime": NOW_Z, "observedGeneration": 1}
+    expected_status = {**EMPTY_STATUS, "message": message, "conditions": [admitted]}
+    assert summary(decision) == nothing(expected_status, events=[("Warning", "WaitingForRoom", message)],
+                                        requeue_after=30.0)
     # Asked again, it says nothing new.
-    again = decide(make_job(nodes=3, status=decision.status.to_dict()), pools, nodes)
-    assert again.events == [] and again.status == decision.status
+    again = decide(make_job(nodes=3, pools=["ascend-910b"], status=decision.status.to_dict()), pools, nodes)
+    assert summary(again) == nothing(expected_status, requeue_after=30.0)
 
 
 def test_not_ready_nodes_do_not_count_as_capacity(pools: Any) -> None:

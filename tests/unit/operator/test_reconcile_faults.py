@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from builders import NOW, make_job, make_node, make_pod, make_pool
+from decisions import nothing, summary
 
 from tandem.operator.api import FaultClass, JobPhase, TrainingJob
 from tandem.operator.device_reports import DeviceFault
@@ -47,39 +48,52 @@ def decide(job: TrainingJob, pods: list[dict[str, Any]], nodes: list[dict[str, A
                                  force_delete_after=30))
 
 
+NOW_Z = NOW.isoformat().replace("+00:00", "Z")
 HCCL = report("interconnect", "HcclSocketTimeout", "EI0006: Getting socket times out. Reason: Remote Rank did not "
               "send the data in time.")
 
 
 def test_an_interconnect_fault_records_tears_down_and_schedules_a_restart() -> None:
     decision = decide(running(faultPolicy={"backoffSeconds": 10}), attempt_pods(message=HCCL))
-    status = decision.status
-    assert status.phase == JobPhase.RESTARTING and status.restarts == 1 and status.attempt == 1
-    fault = status.faults[-1]
-    assert (fault.fault_class.value, fault.reason, fault.node, fault.pod, fault.attempt) == (
-        "interconnect", "HcclSocketTimeout", "ascend-1", "llama-a1-1", 1)
-    assert (fault.step, fault.checkpoint_step) == (130, 100)
-    assert status.last_checkpoint.step == 100
-    assert status.excluded_nodes == ["ascend-1"]
-    assert decision.delete == ["llama-a1-0"]  # gang teardown
-    assert status.next_attempt_time == NOW + timedelta(seconds=10) and decision.requeue_after == 10
-    assert [e.reason for e in decision.events] == ["FaultDetected", "Restarting"]
-    assert decision.restarted == ("ascend-910b", "interconnect")
+    fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
+             "class": "interconnect", "reason": "HcclSocketTimeout", "message": json.loads(HCCL)["message"],
+             "step": 130, "checkpointStep": 100}
+    restarting = ("interconnect fault HcclSocketTimeout: restart 1 of 10 on ascend-910b 10s after the attempt's "
+                  "pods stop")
+    ready = {"type": "Ready", "status": "False", "reason": "Restarting", "message": restarting,
+             "lastTransitionTime": NOW_Z, "observedGeneration": 1}
+    assert summary(decision) == nothing({
+        "observedGeneration": 1, "phase": "Restarting", "message": restarting, "pool": "ascend-910b", "attempt": 1,
+        "restarts": 1, "failovers": 0, "lastCheckpoint": {"step": 100, "time": NOW_Z}, "faults": [fault],
+        "excludedNodes": ["ascend-1"], "exclusions": [{"node": "ascend-1", "since": NOW_Z,
+                                                        "reason": "interconnect/HcclSocketTimeout"}],
+        "poolFaults": 1, "pendingEvents": [], "conditions": [ready], "restartDelaySeconds": 10,
+        "startTime": "2026-11-23T11:00:00Z"},
+        delete=["llama-a1-0"],  # gang teardown
+        events=[("Warning", "FaultDetected", f"attempt 1, llama-a1-1 on node ascend-1: interconnect/"
+                 f"HcclSocketTimeout: {fault['message']}"), ("Normal", "Restarting", restarting)],
+        requeue_after=2.0, restarted=("ascend-910b", "interconnect"))
 
 
-def test_the_next_attempt_waits_for_the_backoff_and_the_old_pods() -> None:
-    job = running({"phase": "Restarting", "restarts": 1, "nextAttemptTime": (NOW + timedelta(seconds=10)).isoformat()})
+def test_the_backoff_runs_from_when_the_old_pods_have_stopped() -> None:
+    """The Restarting Event's "10s after the attempt's pods stop" is when the next attempt really starts."""
+    job = running({"phase": "Restarting", "restarts": 1, "restartDelaySeconds": 10})
     old = [make_pod("llama", 1, 1, "Failed", "ascend-1", exit_code=3)]
-    early = decide(job, old, now_offset=5)
-    assert early.create == [] and early.requeue_after == 5
     terminating = make_pod("llama", 1, 0, "Running", "ascend-0")
     terminating["metadata"]["deletionTimestamp"] = NOW.isoformat()
-    waiting = decide(job, [*old, terminating], now_offset=11)
-    assert waiting.create == [] and waiting.requeue_after == 2.0
-    started = decide(job, old, now_offset=11)
-    assert started.status.attempt == 2 and started.status.phase == JobPhase.PENDING
+    stopping = decide(job, [*old, terminating], now_offset=30)
+    assert summary(stopping) == nothing(stopping.status.to_dict(), requeue_after=2.0)
+    assert stopping.status.next_attempt_time is None
+    stopped = decide(job, old, now_offset=31)
+    assert summary(stopped) == nothing(
+        {**stopped.status.to_dict(), "nextAttemptTime": (NOW + timedelta(seconds=41)).isoformat().replace(
+            "+00:00", "Z")}, requeue_after=10.0)
+    due = running(stopped.status.to_dict())
+    assert decide(due, old, now_offset=40).create == []
+    started = decide(due, old, now_offset=41)
+    assert (started.status.attempt, started.status.phase, started.starts_attempt) == (2, JobPhase.PENDING, True)
     assert [m["metadata"]["name"] for m in started.create] == ["llama-a2-0", "llama-a2-1"]
-    assert started.events[0].reason == "AttemptStarted"
+    assert started.status.next_attempt_time is None and started.status.restart_delay_seconds is None
 
 
 def test_new_pods_avoid_excluded_nodes() -> None:
@@ -93,7 +107,7 @@ def test_new_pods_avoid_excluded_nodes() -> None:
 def test_the_second_interconnect_fault_fails_over_to_the_gpu_pool() -> None:
     earlier = {"time": NOW.isoformat(), "attempt": 1, "pool": "ascend-910b", "class": "interconnect",
                "reason": "HcclSocketTimeout", "node": "ascend-1", "checkpointStep": 100}
-    job = running({"attempt": 2, "restarts": 1, "faults": [earlier], "excludedNodes": ["ascend-1"]})
+    job = running({"attempt": 2, "restarts": 1, "faults": [earlier], "excludedNodes": ["ascend-1"], "poolFaults": 1})
     second = report("interconnect", "HcclExecTimeout", "EI0002", checkpoint=150)
     decision = decide(job, attempt_pods(attempt=2, message=second, pool_nodes=("ascend-0", "ascend-2")))
     status = decision.status
@@ -102,6 +116,9 @@ def test_the_second_interconnect_fault_fails_over_to_the_gpu_pool() -> None:
     assert any(e.reason == "FailedOver" and "ascend-910b to h20" in e.message for e in decision.events)
     restart = decide(TrainingJob.model_validate({**job.model_dump(by_alias=True), "status": status.to_dict()}), [],
                      now_offset=3600)
+    assert restart.create == [] and restart.status.next_attempt_time is not None  # the backoff starts now
+    restart = decide(TrainingJob.model_validate({**job.model_dump(by_alias=True), "status": restart.status.to_dict()}),
+                     [], now_offset=7200)
     pod = restart.create[0]
     env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
     assert pod["spec"]["nodeSelector"] == {"tandem.dev/pool": "h20"}
@@ -164,7 +181,7 @@ def test_a_job_starts_on_the_next_pool_when_the_first_has_no_room() -> None:
     nodes = [make_node("ascend-0", "ascend-910b"), *NODES[3:]]
     decision = decide(make_job(), [], nodes=nodes)
     assert decision.status.pool == "h20" and decision.status.attempt == 1
-    assert "(ascend-910b too small)" in decision.events[0].message
+    assert "(ascend-910b without room)" in decision.events[0].message
 
 
 def test_recovery_time_is_measured_when_the_next_attempt_runs() -> None:

@@ -10,10 +10,10 @@ from builders import NOW, make_job
 
 from tandem.operator.api import Fault, FaultClass, FaultPolicy
 from tandem.operator.recovery import (
+    RecoveryPlan,
     backoff_seconds,
     choose_pool,
     fault_streak,
-    faults_on_pool,
     plan_after_fault,
     plan_after_pending,
 )
@@ -48,20 +48,15 @@ def test_progress_between_faults_resets_the_streak() -> None:
     assert fault_streak([fault(checkpoint=100), fault(checkpoint=100), fault(checkpoint=300)]) == 1
 
 
-def test_only_interconnect_and_device_faults_since_arriving_count_towards_failover() -> None:
-    history = [fault(pool="ascend-910b"), fault(pool="h20"), fault("oom", pool="h20"), fault("device", pool="h20")]
-    assert faults_on_pool(history, "h20") == 2
-    assert faults_on_pool(history, "ascend-910b") == 0
-
-
 CLASSES = [c.value for c in FaultClass]
 
 
 @pytest.mark.parametrize(("cls", "nth", "after"), list(itertools.product(CLASSES, [1, 2, 3], [1, 2])))
 def test_fault_class_and_count_decide_between_fail_restart_and_failover(cls: str, nth: int, after: int) -> None:
     history = [fault(cls, attempt=i + 1) for i in range(nth)]
+    pool_faults = nth if cls in ("interconnect", "device") else 0
     plan = plan_after_fault(spec(failoverAfterFaults=after, maxRestarts=10), history, restarts=nth - 1,
-                            current="ascend-910b", capacity=ROOMY)
+                            current="ascend-910b", capacity=ROOMY, pool_faults=pool_faults, failovers=0)
     if cls == "user":
         assert (plan.outcome, plan.reason) == ("fail", "Failed") and "retrying cannot help" in plan.message
     elif cls in ("interconnect", "device") and nth >= after:
@@ -75,7 +70,7 @@ def test_fault_class_and_count_decide_between_fail_restart_and_failover(cls: str
                                                                    (10, 9, "restart"), (10, 10, "fail")])
 def test_max_restarts_counts_every_restart(max_restarts: int, restarts: int, outcome: str) -> None:
     plan = plan_after_fault(spec(maxRestarts=max_restarts, failoverAfterFaults=99), [fault("node")], restarts,
-                            "ascend-910b", ROOMY)
+                            "ascend-910b", ROOMY, pool_faults=0, failovers=0)
     assert plan.outcome == outcome
     if outcome == "fail":
         assert f"maxRestarts ({max_restarts}) reached" in plan.message
@@ -84,30 +79,33 @@ def test_max_restarts_counts_every_restart(max_restarts: int, restarts: int, out
 @pytest.mark.parametrize(("streak", "delay"), [(1, 10.0), (2, 20.0), (4, 80.0), (9, 300.0)])
 def test_the_plan_carries_the_backoff(streak: int, delay: float) -> None:
     history = [fault("oom", attempt=i + 1) for i in range(streak)]
-    assert plan_after_fault(spec(), history, streak - 1, "ascend-910b", ROOMY).delay_seconds == delay
+    plan = plan_after_fault(spec(), history, streak - 1, "ascend-910b", ROOMY, pool_faults=0, failovers=0)
+    assert plan.delay_seconds == delay
 
 
 @pytest.mark.parametrize(("current", "expected"), [("ascend-910b", "h20"), ("h20", "cpu"), ("cpu", "cpu")])
 def test_failover_walks_down_the_preference_order(current: str, expected: str) -> None:
     history = [fault(pool=current), fault(pool=current)]
-    plan = plan_after_fault(spec(), history, 1, current, ROOMY)
+    plan = plan_after_fault(spec(), history, 1, current, ROOMY, pool_faults=2, failovers=0)
     assert plan.pool == expected
     assert plan.outcome == ("restart" if expected == current else "failover")
 
 
 def test_failover_skips_pools_without_room() -> None:
-    plan = plan_after_fault(spec(), [fault(), fault()], 1, "ascend-910b", {"ascend-910b": 4, "h20": 1, "cpu": 4})
+    plan = plan_after_fault(spec(), [fault(), fault()], 1, "ascend-910b", {"ascend-910b": 4, "h20": 1, "cpu": 4},
+                            pool_faults=2, failovers=0)
     assert plan.pool == "cpu"
 
 
 def test_a_pool_that_lost_its_room_is_left_even_before_the_fault_count() -> None:
     plan = plan_after_fault(spec(failoverAfterFaults=5), [fault("node")], 0, "ascend-910b",
-                            {"ascend-910b": 1, "h20": 4})
+                            {"ascend-910b": 1, "h20": 4}, pool_faults=0, failovers=0)
     assert (plan.outcome, plan.pool) == ("failover", "h20") and "room for fewer than 2 pod(s)" in plan.message
 
 
 def test_nowhere_to_go_restarts_in_place_and_says_so() -> None:
-    plan = plan_after_fault(spec(), [fault("node")], 0, "ascend-910b", {"ascend-910b": 1, "h20": 0, "cpu": 0})
+    plan = plan_after_fault(spec(), [fault("node")], 0, "ascend-910b", {"ascend-910b": 1, "h20": 0, "cpu": 0},
+                            pool_faults=0, failovers=0)
     assert plan.outcome == "restart" and "no other pool has room for 2 pod(s)" in plan.message
 
 
@@ -116,7 +114,7 @@ def test_fail_back_returns_to_the_most_preferred_healthy_pool(fail_back: bool, e
     job_spec = spec(failBack=fail_back)
     # On h20 after an earlier failover; an OOM there (not a pool fault) restarts the job.
     history = [fault(), fault(), fault("oom", pool="h20", attempt=3)]
-    assert plan_after_fault(job_spec, history, 2, "h20", ROOMY).pool == expected
+    assert plan_after_fault(job_spec, history, 2, "h20", ROOMY, pool_faults=0, failovers=1).pool == expected
 
 
 def test_choose_pool_never_returns_to_a_pool_it_is_leaving() -> None:
@@ -131,7 +129,34 @@ def test_choose_pool_never_returns_to_a_pool_it_is_leaving() -> None:
 ])
 def test_pending_past_the_timeout_fails_over_without_a_restart(waited: float, capacity: dict[str, int],
                                                                expected: str | None) -> None:
-    plan = plan_after_pending(spec(), "ascend-910b", capacity, waited)
+    plan = plan_after_pending(spec(), "ascend-910b", capacity, waited, failovers=0)
     assert (plan.pool if plan else None) == expected
     if plan:
         assert plan.delay_seconds == 0 and plan.reason == "FailedOver" and "unschedulable" in plan.message
+
+
+def test_the_failover_count_is_the_status_counter_not_the_capped_fault_list() -> None:
+    """failoverAfterFaults above the 20 faults kept in status.faults still moves the job."""
+    history = [fault(attempt=i + 1) for i in range(20)]
+    stay = plan_after_fault(spec(failoverAfterFaults=25, maxRestarts=100), history, 23, "ascend-910b", ROOMY,
+                            pool_faults=24, failovers=0)
+    move = plan_after_fault(spec(failoverAfterFaults=25, maxRestarts=100), history, 24, "ascend-910b", ROOMY,
+                            pool_faults=25, failovers=0)
+    assert (stay.outcome, stay.pool) == ("restart", "ascend-910b")
+    assert (move.outcome, move.pool) == ("failover", "h20")
+
+
+def test_no_failover_past_max_failovers_the_job_restarts_where_it_is() -> None:
+    plan = plan_after_fault(spec(maxFailovers=3), [fault(), fault()], 5, "ascend-910b", ROOMY,
+                            pool_faults=2, failovers=3)
+    assert plan == RecoveryPlan("restart", "ascend-910b", 20.0, "Restarting",
+                                "interconnect fault HcclSocketTimeout: restart 6 of 10 on ascend-910b "
+                                "20s after the attempt's pods stop; "
+                                "maxFailovers (3) reached: staying on ascend-910b")
+
+
+@pytest.mark.parametrize(("failovers", "expected"), [(0, "h20"), (9, "h20"), (10, None)])
+def test_pending_failovers_spend_the_failover_budget(failovers: int, expected: str | None) -> None:
+    """With failBack, two pools without room must not take turns for ever (13 moves in 40 s were seen)."""
+    plan = plan_after_pending(spec(failBack=True), "ascend-910b", ROOMY, 900, failovers=failovers)
+    assert (plan.pool if plan else None) == expected

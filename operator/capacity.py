@@ -1,0 +1,85 @@
+"""Room for a gang: how many of a job's pods each pool can take *now*, counting what other jobs hold.
+
+An attempt is admitted only when its pool can hold the whole gang, one pod per node (the pods carry a
+required anti-affinity on their attempt), so that jobs never each hold part of a pool and wait for
+the rest for ever. Pure functions over the nodes, the device reports and the pods the operator sees."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from tandem.operator.api import AcceleratorPool
+from tandem.operator.device_reports import DeviceFault
+from tandem.operator.observe import Obj, is_bound, is_finished, labels, node_is_ready, pool_nodes
+from tandem.operator.podspec import POOL_LABEL
+
+CHECKPOINT_SOURCES = ("persistentVolumeClaim", "emptyDir", "hostPath", "nfs")
+
+
+@dataclass(frozen=True)
+class Room:
+    """What one pool offers a job's next attempt."""
+
+    free: int  # nodes that can take one of the job's pods now
+    usable: int  # nodes that are Ready, healthy and not excluded (busy or not)
+    held: int  # usable nodes whose devices other pods hold
+
+    def describe(self, pool: str) -> str:
+        busy = f" ({self.held} held by other jobs)" if self.held else ""
+        return f"pool {pool} has room for {self.free} pod(s) on {self.usable} usable node(s){busy}"
+
+
+def _device_request(pod: Obj, resource: str) -> int:
+    total = 0
+    for container in pod.get("spec", {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        value = (resources.get("requests") or {}).get(resource, (resources.get("limits") or {}).get(resource, 0))
+        try:
+            total += int(str(value))
+        except ValueError:
+            continue
+    return total
+
+
+def _devices(node: Obj, resource: str) -> int:
+    try:
+        return int(str(node.get("status", {}).get("allocatable", {}).get(resource, "0")))
+    except ValueError:
+        return 0
+
+
+def room(pool: AcceleratorPool, nodes: Sequence[Obj], device_faults: Mapping[str, Sequence[DeviceFault]],
+         excluded: Sequence[str], others: Sequence[Obj]) -> Room:
+    """`others`: pods of other jobs (and anything else bound to the pool's nodes), finished or not."""
+    from tandem.operator.detect import faulty_node  # detect imports the classifier; keep this module light
+
+    name, resource = str(pool.metadata.get("name", "")), pool.spec.device_resource
+    live = [p for p in others if not is_finished(p)]
+    used: Counter[str] = Counter()
+    for pod in live:
+        if is_bound(pod) and resource:
+            used[pod["spec"]["nodeName"]] += _device_request(pod, resource)
+    usable = [n for n in pool_nodes(pool, list(nodes))
+              if node_is_ready(n) and n["metadata"]["name"] not in excluded and faulty_node(n, device_faults) is None]
+    if not resource or pool.spec.accelerator.value == "cpu":
+        fitting = len(usable)
+    else:
+        need = pool.spec.devices_per_node
+        fitting = sum(1 for n in usable if _devices(n, resource) - used[n["metadata"]["name"]] >= need)
+    # Other jobs' admitted pods that the scheduler has not placed yet will take nodes of this pool too.
+    waiting = sum(1 for p in live if not is_bound(p) and labels(p).get(POOL_LABEL) == name)
+    free = max(fitting - waiting, 0)
+    return Room(free=free, usable=len(usable), held=len(usable) - free)
+
+
+def rooms(pools: Mapping[str, AcceleratorPool], nodes: Sequence[Obj],
+          device_faults: Mapping[str, Sequence[DeviceFault]], excluded: Sequence[str],
+          others: Sequence[Obj]) -> dict[str, Room]:
+    return {name: room(pool, nodes, device_faults, excluded, others) for name, pool in pools.items()}
+
+
+def checkpoint_source(volume: Mapping[str, object]) -> str:
+    """Which volume source the job's checkpoint uses (the API guarantees exactly one)."""
+    return next((source for source in CHECKPOINT_SOURCES if volume.get(source) is not None), "")
