@@ -451,6 +451,16 @@ class TrainingJobStatus(_Lenient):
     start_time: datetime | None = Field(None, description="When the first attempt started.")
     completion_time: datetime | None = Field(None, description="When the job Succeeded or Failed.")
 
+    def to_patch(self) -> dict[str, Any]:
+        """The status as a JSON merge patch: a field that is now absent is sent as null, which clears it
+        (left out, the stored value would stay, and every reconcile would send the patch again)."""
+        body = self.to_dict()
+        for name, info in type(self).model_fields.items():
+            key = info.alias or name
+            if key not in body:
+                body[key] = None
+        return body
+
 
 class TrainingJob(_Lenient):
     """TrainingJob runs PyTorch training on AcceleratorPools, restarting from its checkpoint on faults and

@@ -10,7 +10,7 @@ import dataclasses
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pydantic
@@ -18,17 +18,21 @@ import structlog
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob, TrainingJobStatus
+from tandem.operator.api import AcceleratorPool, JobPhase, PendingEvent, TrainingJob, TrainingJobStatus
 from tandem.operator.device_reports import DeviceFault, faults_by_node, is_device_plugin_report
-from tandem.operator.kube import Conflict, Kube, Obj
+from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
 from tandem.operator.peering import PeeringGate
+from tandem.operator.podspec import owned_by
 from tandem.operator.pools import pool_status
-from tandem.operator.reconcile import TERMINAL, Decision, Event, Observation, reconcile, set_condition
+from tandem.operator.reconcile import TERMINAL, Decision, Observation, reconcile, set_condition
 
 log = structlog.get_logger("tandem.operator")
 Clock = Callable[[], datetime]
 API_RETRY_SECONDS = 2.0
+RESYNC_RETRY_SECONDS = 5.0
+# A reconcile that raised (a bug, or a spec no schema foresaw): the job waits this long, doubling, and says why.
+ERROR_RETRY_SECONDS, ERROR_RETRY_MAX_SECONDS = 10.0, 300.0
 RESYNC_DELAY_SECONDS = 0.5
 DEVICE_REPORT_POLL_SECONDS = 5.0
 # A stand-by replica's timers look again this often: kopf resumes it (and re-lists every job) when the
@@ -38,6 +42,14 @@ STANDBY_RECHECK_SECONDS = 5.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _fixed_after_rejection(job: TrainingJob) -> bool:
+    """Failed for an invalid spec at an older generation, and valid now (the caller parsed it)."""
+    failed = next((c for c in job.status.conditions if c.type == "Failed"), None)
+    generation = int(job.metadata.get("generation", 1))
+    return (job.status.phase == JobPhase.FAILED and failed is not None and failed.reason == "InvalidSpec"
+            and (failed.observed_generation or 0) < generation)
 
 
 class Requeue:
@@ -103,7 +115,7 @@ class ClusterView:
         return time.monotonic() - self._read_at < 0.05
 
     def device_reports(self) -> list[Obj]:
-        return [cm for cm in self.kube.list_config_maps(self.namespace) if is_device_plugin_report(cm)]
+        return [cm for cm in self.kube.list_device_reports(self.namespace) if is_device_plugin_report(cm)]
 
     def refresh(self) -> ClusterView:
         with self._lock:
@@ -132,6 +144,10 @@ class Controller:
         self._node_health: dict[str, object] = {}
         self._device_reports: tuple[tuple[str, str], ...] | None = None
         self.stopping = threading.Event()  # set on shutdown: loops over all jobs end early
+        # One attempt admitted at a time, on a fresh list of the other jobs' pods: two jobs reconciled at once
+        # must not both count the same free nodes.
+        self._admission = threading.Lock()
+        self._failures: defaultdict[tuple[str, str], int] = defaultdict(int)  # consecutive, for the retry backoff
 
     def forget(self, namespace: str, name: str) -> None:
         JOBS.forget(namespace, name)
@@ -161,7 +177,38 @@ class Controller:
                                 retry_in=API_RETRY_SECONDS)
                     self.requeue.after(namespace, name, API_RETRY_SECONDS)
                     return
+                except Exception as exc:  # contained to this job: the operator goes on serving the others
+                    self._reconcile_failed(namespace, name, exc)
+                    return
             self.requeue.after(namespace, name, 1.0)
+
+    def _backoff(self, namespace: str, name: str) -> float:
+        self._failures[(namespace, name)] += 1
+        return min(ERROR_RETRY_SECONDS * 2 ** (self._failures[(namespace, name)] - 1), ERROR_RETRY_MAX_SECONDS)
+
+    def _reconcile_failed(self, namespace: str, name: str, exc: Exception) -> None:
+        retry = self._backoff(namespace, name)
+        log.exception("reconcile_failed", namespace=namespace, job=name, retry_in=retry)
+        message = (f"the operator could not reconcile this job ({type(exc).__name__}: {str(exc)[:300]}); "
+                   f"retry in {retry:.0f}s")
+        self._tell(namespace, name, "ReconcileError", message)
+        self.requeue.after(namespace, name, retry)
+
+    def _tell(self, namespace: str, name: str, reason: str, message: str) -> None:
+        """A Warning Event and a False `Reconciled` condition on the job, best effort (the API may be the problem)."""
+        try:
+            raw = self.kube.get_job(namespace, name)
+            if raw is None:
+                return
+            job = TrainingJob.model_validate(raw)
+            status = job.status.model_copy(deep=True)
+            now = self.clock()
+            set_condition(status, "Reconciled", False, reason, message, now, int(raw["metadata"].get("generation", 1)))
+            if status != job.status:
+                status.pending_events.append(PendingEvent(type="Warning", reason=reason, message=message, time=now))
+                self._post_pending(self._write(raw, status), status)
+        except Exception as again:
+            log.warning("job_report_failed", namespace=namespace, job=name, error=str(again)[:300])
 
     def _reconcile_once(self, namespace: str, name: str) -> None:
         raw = self.kube.get_job(namespace, name)
@@ -173,30 +220,50 @@ class Controller:
         except pydantic.ValidationError as exc:
             self._reject(raw, exc)
             return
+        if job.status.pending_events:  # decided before a crash or an API error: posted now
+            raw = self._post_pending(raw, job.status)
+            job = TrainingJob.model_validate(raw)
+        if _fixed_after_rejection(job):
+            self._restart_fixed(raw, job)
+            return
         if job.status.phase in TERMINAL:  # history: the core changes nothing, so there is nothing to observe
             JOBS.observe(namespace, name, job.status.phase.value, job.status.pool or "")
             return
-        view = self.view.refresh()
-        observation = Observation(
-            job=job,
-            pools=self._pools(),
-            nodes=view.nodes,
-            pods=self.kube.list_job_pods(namespace, name),
-            service_exists=self.kube.service_exists(namespace, name),
-            now=self.clock(),
-            device_faults=view.device_faults,
-            force_delete_after=self.force_delete_after,
-        )
+        observation = self._observe(job)
         decision = reconcile(observation)
-        if len(decision.status.faults) > len(job.status.faults) and not view.fresh():
+        if len(decision.status.faults) > len(job.status.faults) and not self.view.fresh():
             # A fault may rest on a node's state: never on a cached view that a node event is about
             # to correct (a node just back to Ready); decide again on what the API says now.
             self.view.invalidate()
             view = self.view.refresh()
             decision = reconcile(dataclasses.replace(observation, nodes=view.nodes,
                                                      device_faults=view.device_faults))
-        self._apply(raw, job, decision)
+        if decision.starts_attempt:
+            with self._admission:  # held until the pods exist: the next admission counts them
+                uid = job.metadata["uid"]
+                others = [p for p in self.kube.list_pool_pods(self.namespaces) if not owned_by(p, uid)]
+                decision = reconcile(dataclasses.replace(observation, others=others))
+                self._apply(raw, job, decision, observation.pods)
+        else:
+            self._apply(raw, job, decision, observation.pods)
         JOBS.observe(namespace, name, decision.status.phase.value, decision.status.pool or "")
+
+    def _observe(self, job: TrainingJob) -> Observation:
+        meta = job.metadata
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        view = self.view.refresh()
+        service = self.kube.get_service(namespace, name)
+        return Observation(
+            job=job,
+            pools=self._pools(),
+            nodes=view.nodes,
+            pods=self.kube.list_job_pods(namespace, name, uid),
+            service_exists=service is not None and owned_by(service, uid),
+            service_foreign=service is not None and not owned_by(service, uid),
+            now=self.clock(),
+            device_faults=view.device_faults,
+            force_delete_after=self.force_delete_after,
+        )
 
     def _pools(self) -> dict[str, AcceleratorPool]:
         pools = {}
@@ -207,28 +274,76 @@ class Controller:
                 log.warning("pool_invalid", pool=raw["metadata"]["name"], error=str(exc))
         return pools
 
-    def _apply(self, raw: Obj, job: TrainingJob, decision: Decision) -> None:
+    def _write(self, raw: Obj, status: TrainingJobStatus) -> Obj:
+        """Write the whole status, guarded by the resourceVersion it was decided on; the job as it now is."""
+        meta = raw["metadata"]
+        version = self.kube.patch_job_status(meta["namespace"], meta["name"], meta["resourceVersion"],
+                                             status.to_patch())
+        return {**raw, "metadata": {**meta, "resourceVersion": version}, "status": status.to_dict()}
+
+    def _post_pending(self, raw: Obj, status: TrainingJobStatus) -> Obj:
+        """Post the Events the status holds, then clear them (each has a stable name: a replay posts none twice)."""
+        meta = raw["metadata"]
+        for event in status.pending_events:
+            self.kube.post_event(raw, event)
+            log.info("job_event", namespace=meta["namespace"], job=meta["name"], attempt=status.attempt,
+                     pool=status.pool, phase=status.phase.value, type=event.type, reason=event.reason,
+                     message=event.message)
+        return self._write(raw, status.model_copy(update={"pending_events": []}))
+
+    def _apply(self, raw: Obj, job: TrainingJob, decision: Decision, pods: Sequence[Obj]) -> None:
         meta = raw["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        if decision.status != job.status:
-            self.kube.patch_job_status(namespace, name, meta["resourceVersion"], decision.status.to_dict())
+        now = self.clock()
+        status = decision.status.model_copy(update={"pending_events": [
+            *decision.status.pending_events,
+            *(PendingEvent(type=e.type, reason=e.reason, message=e.message, time=now) for e in decision.events)]})
+        if status != job.status:  # the write-ahead log: the decision and its Events, before any action
+            raw = self._write(raw, status)
+        uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in pods}
         for pod in decision.delete:
-            self.kube.delete_pod(namespace, pod)
+            self.kube.delete_pod(namespace, pod, uid=uids.get(pod))
         for pod in decision.force_delete:
             log.warning("pod_force_deleted", namespace=namespace, job=name, pod=pod,
                         reason="Terminating on a node that no longer answers")
-            self.kube.delete_pod(namespace, pod, force=True)
-        for manifest in decision.create:
-            self.kube.create(manifest)
+            self.kube.delete_pod(namespace, pod, uid=uids.get(pod), force=True)
+        try:
+            for manifest in decision.create:
+                self.kube.create(manifest)
+            self._failures.pop((namespace, name), None)  # the backoff of refusals and errors starts over
+        except (Refused, Foreign) as refused:
+            raw = self._create_failed(raw, refused)
         self._count(decision)
-        now = self.clock()
-        for event in decision.events:
-            self.kube.post_event(raw, event, now)
-            log.info("job_event", namespace=namespace, job=name, attempt=decision.status.attempt,
-                     pool=decision.status.pool, phase=decision.status.phase.value, type=event.type,
-                     reason=event.reason, message=event.message)
+        if status.pending_events:
+            self._post_pending(raw, TrainingJob.model_validate(raw).status)
         if decision.requeue_after is not None:
             self.requeue.after(namespace, name, decision.requeue_after)
+
+    def _create_failed(self, raw: Obj, error: Refused | Foreign) -> Obj:
+        """The API server refused an object (a quota, Pod Security, a name another owner holds): the job says so,
+        in a condition and a Warning Event with the server's words, and tries again later with a backoff;
+        never a silent loop."""
+        meta = raw["metadata"]
+        retry = self._backoff(meta["namespace"], meta["name"])
+        reason = "CreateRefused" if isinstance(error, Refused) else "NameTaken"
+        message = f"{error}; retry in {retry:.0f}s"[:1000]
+        log.warning("create_refused", namespace=meta["namespace"], job=meta["name"], error=str(error)[:500],
+                    retry_in=retry)
+        status = TrainingJob.model_validate(raw).status.model_copy(deep=True)
+        set_condition(status, "Reconciled", False, reason, message, self.clock(), int(meta.get("generation", 1)))
+        status.pending_events.append(PendingEvent(type="Warning", reason=reason, message=message, time=self.clock()))
+        self.requeue.after(meta["namespace"], meta["name"], retry)
+        return self._write(raw, status)
+
+    def _restart_fixed(self, raw: Obj, job: TrainingJob) -> None:
+        """A job Failed for an invalid spec that its owner then fixed: it starts again, from a fresh status."""
+        now = self.clock()
+        message = f"the spec (generation {job.metadata.get('generation')}) is valid now: starting again"
+        status = TrainingJobStatus(pending_events=[PendingEvent(type="Normal", reason="SpecFixed", message=message,
+                                                                time=now)])
+        raw = self._write(raw, status)
+        self._post_pending(raw, status)
+        self.requeue.after(raw["metadata"]["namespace"], raw["metadata"]["name"], 0.1)
 
     @staticmethod
     def _count(decision: Decision) -> None:
@@ -254,7 +369,7 @@ class Controller:
                       completionTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                       conditions=[c.to_dict() for c in holder.conditions])
         self.kube.patch_job_status(meta["namespace"], meta["name"], meta["resourceVersion"], status)
-        self.kube.post_event(raw, Event("Warning", "InvalidSpec", message), now)
+        self.kube.post_event(raw, PendingEvent(type="Warning", reason="InvalidSpec", message=message, time=now))
         log.warning("job_rejected", namespace=meta["namespace"], job=meta["name"], reason=message)
 
     def sync_pool(self, raw_pool: Obj) -> None:
@@ -290,9 +405,15 @@ class Controller:
         self._resyncs.after("", "cluster", RESYNC_DELAY_SECONDS)
 
     def _resync(self) -> None:
-        self.view.invalidate()
-        self.sync_all_pools()
-        self.reconcile_all()
+        """Every pool's status and every active job, again. A failure (a 500, a timeout) is retried: device
+        reports and node faults are acted on only through this pass."""
+        try:
+            self.view.invalidate()
+            self.sync_all_pools()
+            self.reconcile_all()
+        except Exception:
+            log.exception("resync_failed", retry_in=RESYNC_RETRY_SECONDS)
+            self._resyncs.after("", "cluster", RESYNC_RETRY_SECONDS)
 
     def start_device_report_poll(self) -> threading.Thread:
         def poll() -> None:

@@ -34,6 +34,9 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     def pool_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
         if type != "DELETED":
             controller.sync_pool(dict(body))
+        if type in ("ADDED", "DELETED", None):
+            # Jobs waiting for this pool to exist, or running on one just deleted, look again.
+            controller.cluster_changed()
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
     def node_changed(type: str | None, body: kopf.Body, **_: Any) -> None:

@@ -4,26 +4,43 @@ creating what exists (409) and deleting what is gone (404) are not errors."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from tandem.operator.api import GROUP, VERSION, AcceleratorPool, TrainingJob
-from tandem.operator.podspec import JOB_LABEL
-from tandem.operator.reconcile import Event
+from tandem.operator.api import GROUP, VERSION, AcceleratorPool, PendingEvent, TrainingJob
+from tandem.operator.podspec import JOB_LABEL, POOL_LABEL, owned_by
 
 Obj = dict[str, Any]
 COMPONENT = "tandem-operator"
+# Every call gives up: a hung API server must not hang the reconcile of every job behind it.
+REQUEST_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+CALL: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}  # raw JSON, bounded
+# The Ascend device plugin and NodeD label their fault reports so; nothing else of the namespace is read.
+DEVICE_REPORT_SELECTOR = "mx-consumer-cim=true"
 # kopf's peering objects (the chart's crds/): one ClusterKopfPeering, or a KopfPeering per namespace.
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
 
 
 class Conflict(Exception):
-    """Our view was stale (409 on a write guarded by resourceVersion): observe again."""
+    """Our view was stale (409 on a write guarded by resourceVersion or a precondition): observe again."""
+
+
+class Refused(Exception):
+    """The API server refused to create an object (400, 403 from a quota or Pod Security, 422): retrying
+    the same request cannot help until something changes; the job must say why."""
+
+    def __init__(self, kind: str, name: str, status: int, message: str) -> None:
+        super().__init__(f"{kind} {name}: {status} {message}")
+        self.kind, self.name, self.status, self.message = kind, name, status, message
+
+
+class Foreign(Exception):
+    """An object of the name we need exists and belongs to someone else (an earlier job of the same name)."""
 
 
 def load_client() -> kubernetes.client.ApiClient:
@@ -38,6 +55,14 @@ def load_client() -> kubernetes.client.ApiClient:
 
 def _json(response: Any) -> Any:
     return json.loads(response.data)
+
+
+def _message(exc: ApiException) -> str:
+    """The server's own words (the Status message), else the HTTP reason."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
 
 
 def _unless(status: int, call: Callable[[], Any]) -> Any | None:
@@ -65,78 +90,120 @@ class Kube:
     # --- reads -----------------------------------------------------------------------------
     def get_job(self, namespace: str, name: str) -> Obj | None:
         return _found(lambda: self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, TrainingJob.PLURAL, name, _preload_content=False))
+            GROUP, VERSION, namespace, TrainingJob.PLURAL, name, **CALL))
 
     def list_jobs(self, namespaces: list[str] | None = None) -> list[Obj]:
         """Every namespace, or only those the operator serves (its RBAC may allow no more)."""
         if not namespaces:
             return _json(self.custom.list_cluster_custom_object(
-                GROUP, VERSION, TrainingJob.PLURAL, _preload_content=False))["items"]
+                GROUP, VERSION, TrainingJob.PLURAL, **CALL))["items"]
         return [job for namespace in namespaces for job in _json(self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, TrainingJob.PLURAL, _preload_content=False))["items"]]
+            GROUP, VERSION, namespace, TrainingJob.PLURAL, **CALL))["items"]]
 
     def list_pools(self) -> list[Obj]:
         return _json(self.custom.list_cluster_custom_object(
-            GROUP, VERSION, AcceleratorPool.PLURAL, _preload_content=False))["items"]
+            GROUP, VERSION, AcceleratorPool.PLURAL, **CALL))["items"]
 
     def list_nodes(self) -> list[Obj]:
-        return _json(self.core.list_node(_preload_content=False))["items"]
+        return _json(self.core.list_node(**CALL))["items"]
 
-    def list_config_maps(self, namespace: str) -> list[Obj]:
-        return _json(self.core.list_namespaced_config_map(namespace, _preload_content=False))["items"]
+    def list_device_reports(self, namespace: str) -> list[Obj]:
+        return _json(self.core.list_namespaced_config_map(
+            namespace, label_selector=DEVICE_REPORT_SELECTOR, **CALL))["items"]
 
-    def list_job_pods(self, namespace: str, job: str) -> list[Obj]:
-        return _json(self.core.list_namespaced_pod(
-            namespace, label_selector=f"{JOB_LABEL}={job}", _preload_content=False))["items"]
+    def list_job_pods(self, namespace: str, job: str, uid: str) -> list[Obj]:
+        """The pods this job owns: a job deleted and created again under the same name never sees the old
+        one's pods (they carry its name, but another uid in their ownerReference)."""
+        pods = _json(self.core.list_namespaced_pod(
+            namespace, label_selector=f"{JOB_LABEL}={job}", **CALL))["items"]
+        return [pod for pod in pods if owned_by(pod, uid)]
 
-    def service_exists(self, namespace: str, name: str) -> bool:
-        return _unless(404, lambda: self.core.read_namespaced_service(
-            name, namespace, _preload_content=False)) is not None
+    def list_pool_pods(self, namespaces: list[str] | None = None) -> list[Obj]:
+        """Every pod that runs (or waits to run) on a pool, in the namespaces the operator serves: what the
+        other jobs hold when a new attempt asks for room."""
+        def listed(namespace: str | None) -> list[Obj]:
+            call = (self.core.list_namespaced_pod if namespace else self.core.list_pod_for_all_namespaces)
+            args = (namespace,) if namespace else ()
+            return _json(call(*args, label_selector=POOL_LABEL, **CALL))["items"]
+        return [pod for namespace in (namespaces or [None]) for pod in listed(namespace)]
+
+    def get_service(self, namespace: str, name: str) -> Obj | None:
+        return _found(lambda: self.core.read_namespaced_service(
+            name, namespace, **CALL))
 
     def get_peering(self, name: str, namespace: str | None) -> Obj | None:
         """The peering object's status (its replicas' records); None when the object does not exist."""
         if namespace is None:
             obj = _found(lambda: self.custom.get_cluster_custom_object(
-                PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", name, _preload_content=False))
+                PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", name, **CALL))
         else:
             obj = _found(lambda: self.custom.get_namespaced_custom_object(
-                PEERING_GROUP, PEERING_VERSION, namespace, "kopfpeerings", name, _preload_content=False))
+                PEERING_GROUP, PEERING_VERSION, namespace, "kopfpeerings", name, **CALL))
         return None if obj is None else dict(obj.get("status") or {})
 
     # --- writes ----------------------------------------------------------------------------
-    def patch_job_status(self, namespace: str, name: str, resource_version: str, status: Obj) -> None:
-        """The whole status, guarded by the resourceVersion the decision was made on."""
+    def patch_job_status(self, namespace: str, name: str, resource_version: str, status: Obj) -> str:
+        """The whole status, guarded by the resourceVersion the decision was made on (a JSON merge patch:
+        a null clears a field). Returns the job's new resourceVersion."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, TrainingJob.PLURAL, name, body, _preload_content=False)
+            response = self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, TrainingJob.PLURAL, name, body, **CALL)
         except ApiException as exc:
             if exc.status in (404, 409):
                 raise Conflict(f"{namespace}/{name}: {exc.reason}") from exc
             raise
+        return str(_json(response)["metadata"]["resourceVersion"])
 
     def patch_pool_status(self, name: str, status: Obj) -> None:
         self.custom.patch_cluster_custom_object_status(
-            GROUP, VERSION, AcceleratorPool.PLURAL, name, {"status": status}, _preload_content=False)
+            GROUP, VERSION, AcceleratorPool.PLURAL, name, {"status": status}, **CALL)
 
     def create(self, manifest: Obj) -> bool:
-        """Create a pod or a Service; False when it exists already (a replayed decision)."""
-        namespace = manifest["metadata"]["namespace"]
-        create = self.core.create_namespaced_pod if manifest["kind"] == "Pod" else self.core.create_namespaced_service
-        return _unless(409, lambda: create(namespace, manifest, _preload_content=False)) is not None
+        """Create a pod or a Service; False when ours exists already (a replayed decision). Raises Foreign
+        when the name is taken by another owner, Refused when the server refuses the object itself."""
+        meta = manifest["metadata"]
+        namespace, kind = meta["namespace"], manifest["kind"]
+        pod = kind == "Pod"
+        create = self.core.create_namespaced_pod if pod else self.core.create_namespaced_service
+        try:
+            create(namespace, manifest, **CALL)
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                read = self.core.read_namespaced_pod if pod else self.core.read_namespaced_service
+                existing = _found(lambda: read(meta["name"], namespace, **CALL))
+                owner = meta["ownerReferences"][0]["uid"]
+                if existing is not None and not owned_by(existing, owner):
+                    raise Foreign(f"{kind} {meta['name']} exists and belongs to another owner") from exc
+                return False
+            if exc.status in (400, 403, 422):
+                raise Refused(kind, meta["name"], exc.status, _message(exc)) from exc
+            raise
 
-    def delete_pod(self, namespace: str, name: str, force: bool = False) -> bool:
-        """`force` removes the object at once (grace 0): for pods on a node no kubelet answers for."""
-        return _unless(404, lambda: self.core.delete_namespaced_pod(
-            name, namespace, grace_period_seconds=0 if force else None, _preload_content=False)) is not None
+    def delete_pod(self, namespace: str, name: str, uid: str | None = None, force: bool = False) -> bool:
+        """`uid`: delete only the pod we observed (a precondition the API server checks), never one that took
+        its name since. `force` removes the object at once (grace 0): for pods on a node no kubelet answers for."""
+        body = {"preconditions": {"uid": uid}} if uid else None
+        try:
+            return _unless(404, lambda: self.core.delete_namespaced_pod(
+                name, namespace, grace_period_seconds=0 if force else None, body=body, **CALL)) is not None
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"pod {namespace}/{name}: {_message(exc)}") from exc
+            raise
 
-    def post_event(self, involved: Obj, event: Event, now: datetime) -> None:
+    def post_event(self, involved: Obj, event: PendingEvent) -> None:
+        """Posted under a name derived from the event itself: a replay after a crash (or a retried call)
+        answers 409 and posts nothing twice."""
         meta = involved["metadata"]
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.core.create_namespaced_event(meta.get("namespace", "default"), {
+        stamp = event.time.strftime("%Y-%m-%dT%H:%M:%SZ")
+        digest = hashlib.sha256(f"{meta['uid']}|{event.time.isoformat()}|{event.reason}|{event.message}".encode())
+        _unless(409, lambda: self.core.create_namespaced_event(meta.get("namespace", "default"), {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta.get("namespace", "default")},
+            "metadata": {"name": f"{meta['name']}.{digest.hexdigest()[:16]}",
+                         "namespace": meta.get("namespace", "default")},
             "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": meta["name"],
                                "namespace": meta.get("namespace"), "uid": meta["uid"],
                                "resourceVersion": meta.get("resourceVersion")},
@@ -149,4 +216,4 @@ class Kube:
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,
-        }, _preload_content=False)
+        }, **CALL))

@@ -201,6 +201,11 @@ def reconcile(obs: Observation) -> Decision:
     status = step.status
     if status.phase in TERMINAL:
         return step.decision  # a finished job is history: nothing is changed, not even observedGeneration
+    if any(attempt_of(p) > status.attempt for p in obs.pods):
+        # Pods of a newer attempt than our status knows: this view is stale (another replica, or a read that
+        # raced a write). Deciding on it could delete the newer attempt; look again instead.
+        step.decision.requeue(TEARDOWN_RECHECK_SECONDS)
+        return step.decision
     status.observed_generation = _generation(obs.job)
     _release_exclusions(step)
     if obs.service_foreign:

@@ -19,6 +19,9 @@ class FakeKube:
     def __init__(self, job: dict[str, Any], fail: list[Exception] | None = None) -> None:
         self.job, self.fail = job, list(fail or [])
         self.calls: list[str] = []
+        self.patches: list[dict[str, Any]] = []
+        self.events: list[Any] = []
+        self.refuse: list[Exception] = []
         self.pool = make_pool().model_dump(mode="json", by_alias=True)
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any]:
@@ -30,30 +33,42 @@ class FakeKube:
     def list_nodes(self) -> list[dict[str, Any]]:
         return [make_node("ascend-0", "ascend-910b"), make_node("ascend-1", "ascend-910b")]
 
-    def list_config_maps(self, namespace: str) -> list[dict[str, Any]]:
+    def list_device_reports(self, namespace: str) -> list[dict[str, Any]]:
         return []
 
-    def list_job_pods(self, namespace: str, job: str) -> list[dict[str, Any]]:
+    def list_job_pods(self, namespace: str, job: str, uid: str) -> list[dict[str, Any]]:
         return []
 
-    def service_exists(self, namespace: str, name: str) -> bool:
-        return False
+    def list_pool_pods(self, namespaces: list[str] | None = None) -> list[dict[str, Any]]:
+        return []
 
-    def patch_job_status(self, namespace: str, name: str, resource_version: str, status: dict[str, Any]) -> None:
+    def get_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+    def patch_job_status(self, namespace: str, name: str, resource_version: str, status: dict[str, Any]) -> str:
         self.calls.append("status")
         if self.fail:
             raise self.fail.pop(0)
+        self.patches.append(status)
+        merged = {**(self.job.get("status") or {}), **status}
+        version = str(int(self.job["metadata"].get("resourceVersion", "1")) + 1)
+        self.job = {**self.job, "metadata": {**self.job["metadata"], "resourceVersion": version},
+                    "status": {k: v for k, v in merged.items() if v is not None}}
+        return version
 
     def create(self, manifest: dict[str, Any]) -> bool:
         self.calls.append(f"create {manifest['metadata']['name']}")
+        if self.refuse:
+            raise self.refuse.pop(0)
         return True
 
-    def delete_pod(self, namespace: str, name: str, force: bool = False) -> bool:
+    def delete_pod(self, namespace: str, name: str, uid: str | None = None, force: bool = False) -> bool:
         self.calls.append(f"delete {name}")
         return True
 
-    def post_event(self, involved: dict[str, Any], event: Any, now: Any) -> None:
+    def post_event(self, involved: dict[str, Any], event: Any) -> None:
         self.calls.append(f"event {event.reason}")
+        self.events.append(event)
 
 
 def _job() -> dict[str, Any]:
@@ -63,7 +78,11 @@ def _job() -> dict[str, Any]:
 def test_status_is_written_before_pods_are_created() -> None:
     kube = FakeKube(_job())
     Controller(kube, clock=lambda: NOW).reconcile_job("ml", "llama")  # type: ignore[arg-type]
-    assert kube.calls == ["status", "create llama", "create llama-a1-0", "create llama-a1-1", "event AttemptStarted"]
+    # The Event is part of the write-ahead status, posted after the actions and then cleared.
+    assert kube.calls == ["status", "create llama", "create llama-a1-0", "create llama-a1-1", "event AttemptStarted",
+                          "status"]
+    assert [e["reason"] for e in kube.patches[0]["pendingEvents"]] == ["AttemptStarted"]
+    assert kube.patches[1]["pendingEvents"] == []
 
 
 @pytest.mark.parametrize("error", [ApiException(status=500, reason="Internal Server Error"), ConnectionResetError()])
@@ -140,7 +159,90 @@ def test_the_view_reads_the_device_plugins_switch_faults_beside_its_device_fault
     switch = next(c for c in cases if c["id"] == "switch-separate")
     kube = FakeKube(_job())
     kube.list_nodes = lambda: [make_node("node-9", "ascend-910b")]  # type: ignore[method-assign]
-    kube.list_config_maps = lambda ns: [switch["configmap"], {"metadata": {"name": "kube-root-ca.crt"}}]  # type: ignore
+    kube.list_device_reports = lambda ns: [switch["configmap"], {"metadata": {"name": "kube-root-ca.crt"}}]  # type: ignore
     view = ClusterView(kube, "kube-system").refresh()  # type: ignore[arg-type]
     faults = view.device_faults["node-9"]
     assert [(f.fault_class.value, f.reason) for f in faults] == [("interconnect", "UnifiedBusFault")]
+
+
+def test_events_decided_before_a_crash_are_posted_by_the_next_reconcile() -> None:
+    """The operator died after the status write and before the Event: the status holds it, and it is posted."""
+    job = make_job(status={"phase": "Running", "attempt": 1, "pool": "ascend-910b", "message": "x", "pendingEvents": [
+        {"type": "Warning", "reason": "FaultDetected", "message": "HCCL", "time": NOW.isoformat()}]})
+    kube = FakeKube(job.model_dump(mode="json", by_alias=True))
+    Controller(kube, clock=lambda: NOW).reconcile_job("ml", "llama")  # type: ignore[arg-type]
+    assert kube.calls[:2] == ["event FaultDetected", "status"] and kube.patches[0]["pendingEvents"] == []
+
+
+def test_a_status_patch_clears_fields_with_nulls() -> None:
+    """A merge patch that leaves a field out keeps the stored value: nextAttemptTime stayed stale for ever."""
+    from tandem.operator.api import TrainingJobStatus
+
+    patch = TrainingJobStatus(phase="Pending", attempt=2).to_patch()
+    assert patch["nextAttemptTime"] is None and patch["restartDelaySeconds"] is None and patch["pool"] is None
+    assert patch["attempt"] == 2 and patch["lastCheckpoint"] == {"step": 0}
+
+
+def test_a_refused_create_becomes_a_condition_and_a_warning_with_backoff() -> None:
+    """422 or a quota's 403 used to be retried every 2 s for ever, with nothing said."""
+    from tandem.operator.kube import Refused
+
+    kube = FakeKube(_job())
+    quota = 'pods "llama-a1-0" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=2, limited: pods=2'
+    kube.refuse = [Refused("Pod", "llama-a1-0", 403, quota), Refused("Pod", "llama-a1-0", 403, quota)]
+    controller = Controller(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+    requeued: list[float] = []
+    controller.requeue.after = lambda ns, name, seconds: requeued.append(seconds)  # type: ignore[method-assign]
+    controller.reconcile_job("ml", "llama")
+    message = f"Pod llama-a1-0: 403 {quota}; retry in 10s"
+    assert kube.job["status"]["conditions"][-1] == {
+        "type": "Reconciled", "status": "False", "reason": "CreateRefused", "message": message,
+        "lastTransitionTime": NOW.isoformat().replace("+00:00", "Z"), "observedGeneration": 1}
+    assert [(e.type, e.reason, e.message) for e in kube.events] == [
+        ("Normal", "AttemptStarted", kube.events[0].message), ("Warning", "CreateRefused", message)]
+    controller.reconcile_job("ml", "llama")
+    assert requeued[0] == 10.0 and 20.0 in requeued  # doubling, not every 2 s
+
+
+def test_a_job_whose_reconcile_raises_is_contained_and_told() -> None:
+    """One job whose reconcile raises (an OverflowError from a spec no schema bounded) must not stop the others."""
+    kube = FakeKube(_job())
+    controller = Controller(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+    requeued: list[float] = []
+    controller.requeue.after = lambda ns, name, seconds: requeued.append(seconds)  # type: ignore[method-assign]
+    import tandem.operator.controller as module
+
+    original = module.reconcile
+    module.reconcile = lambda observation: (_ for _ in ()).throw(OverflowError("int too large"))  # type: ignore
+    try:
+        controller.reconcile_job("ml", "llama")
+    finally:
+        module.reconcile = original
+    assert requeued == [10.0]
+    assert [(e.type, e.reason) for e in kube.events] == [("Warning", "ReconcileError")]
+    assert "OverflowError: int too large" in kube.events[0].message
+
+
+def test_a_failed_resync_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One 500 from the API during the cluster-wide pass used to drop it, and device reports with it."""
+    import queue
+
+    from tandem.operator import controller as module
+
+    monkeypatch.setattr(module, "RESYNC_RETRY_SECONDS", 0.1)
+    controller = Controller(FakeKube(_job()), clock=lambda: NOW)  # type: ignore[arg-type]
+    passes: queue.Queue[int] = queue.Queue()
+    outcomes = [ApiException(status=500, reason="Internal Server Error"), None]
+
+    def reconcile_all() -> None:
+        passes.put(1)
+        error = outcomes.pop(0)
+        if error:
+            raise error
+
+    controller.reconcile_all = reconcile_all  # type: ignore[method-assign]
+    controller.sync_all_pools = lambda: None  # type: ignore[method-assign]
+    controller._resync()
+    passes.get(timeout=10)
+    passes.get(timeout=10)  # the retry
+    assert outcomes == []
