@@ -1,4 +1,4 @@
-"""Fused training ops (DESIGN.md section 6). Each call dispatches by the tensor's device.
+"""Fused training ops (docs/design.md#kernels). Each call dispatches by the tensor's device.
 
 CUDA tensors run Triton kernels (attention: SDPA's flash kernels), NPU tensors torch_npu's fused
 ops, anything else plain torch. ``TANDEM_KERNELS`` = auto | reference | triton | npu forces one

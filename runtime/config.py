@@ -129,7 +129,8 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 @dataclass(frozen=True)
 class Contract:
-    """DESIGN.md section 4: what the operator hands every pod, read once, passed explicitly."""
+    """The pod contract (docs/design.md#pod-contract): what the operator hands every pod, read once, passed
+    explicitly."""
 
     job: str
     namespace: str

@@ -1,4 +1,5 @@
-"""Fault classification and the pod's termination message (DESIGN.md sections 3 and 4).
+"""Fault classification and the pod's termination message (docs/design.md#fault-classes,
+docs/design.md#termination-message).
 
 Pure functions over texts, exception types, exit codes and reports; no torch import, so the launcher
 can classify and report even when torch itself is what failed to import.
@@ -186,7 +187,7 @@ def termination_message(
     resumed_from: int | None,
     finished: bool,
 ) -> dict[str, Any]:
-    """DESIGN.md section 4: one JSON object for the pod."""
+    """One JSON object for the pod (docs/design.md#termination-message)."""
     if fault is None:
         fault = (
             Fault("none", "Completed", f"trained to step {step}")

@@ -1,4 +1,4 @@
-"""`tandem-train`: the pod's entry point (DESIGN.md sections 4 and 5).
+"""`tandem-train`: the pod's entry point (docs/design.md#pod-contract, docs/design.md#runtime).
 
 Reads the pod contract, validates the training config, builds the token file, picks the checkpoint to
 resume, starts one worker per device, supervises them (one fails -> the others are stopped at once),

@@ -1,4 +1,4 @@
-"""The `tandem` command line (DESIGN.md section 10). Sub-commands import their package lazily,
+"""The `tandem` command line (docs/design.md#command-line). Sub-commands import their package lazily,
 so `tandem operator` never loads torch and `tandem local` never loads the operator."""
 
 from __future__ import annotations

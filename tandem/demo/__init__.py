@@ -1,4 +1,4 @@
-"""`tandem demo` (DESIGN.md section 8a): a job survives two HCCL faults and fails over to NVIDIA.
+"""`tandem demo` (docs/design.md#the-demo-story): a job survives two HCCL faults and fails over to NVIDIA.
 
 plan.py (the script), logparse.py / model.py / analysis.py (pure: log lines, observations, recovery
 phases, the verdict), observe.py (watches and log files), view.py (the terminal), report.py (the

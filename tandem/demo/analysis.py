@@ -212,7 +212,7 @@ def replayed_steps(points: list[Point]) -> list[tuple[int, int, float, float]]:
 
 def story_checks(status: dict[str, Any], pools: list[str], steps: int, points: list[Point],
                  resumed: list[Resume]) -> list[Check]:
-    """Did the story of DESIGN.md section 8a play out? Judged from the API's status and the runtime's logs."""
+    """Did the story of docs/design.md#the-demo-story play out? Judged from the API's status and the runtime's logs."""
     faults = status.get("faults") or []
     by_attempt = {r.attempt: r for r in resumed}
     checks = [

@@ -1,4 +1,4 @@
-"""`tandem demo`: the story of DESIGN.md section 8a on one machine, followed live, then reported.
+"""`tandem demo`: the story of docs/design.md#the-demo-story on one machine, followed live, then reported.
 
 It starts `tandem local`'s cluster in this process (simulated Ascend and NVIDIA nodes, see
 examples/demo/cluster.yaml), the operator as a subprocess (as it runs in a cluster), applies

@@ -1,4 +1,4 @@
-"""Classification of failed pods: every source DESIGN.md section 3 lists, the precedence between them, real
+"""Classification of failed pods: every source docs/design.md#fault-classes lists, the precedence between them, real
 error texts people posted publicly (tests/data/faults), and input that is not what it should be."""
 
 from __future__ import annotations
