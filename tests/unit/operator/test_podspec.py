@@ -1,4 +1,4 @@
-"""The pods and Service an attempt is made of: the pod contract of DESIGN.md section 4."""
+"""The pods and Service an attempt is made of: the pod contract of docs/design.md#pod-contract."""
 
 from __future__ import annotations
 
