@@ -87,7 +87,7 @@ class JobPhase(StrEnum):
 
 
 class FaultClass(StrEnum):
-    """What broke: interconnect, device, node, oom, user or unknown (DESIGN.md section 3)."""
+    """What broke: interconnect, device, node, oom, user or unknown (docs/design.md#fault-classes)."""
 
     INTERCONNECT = "interconnect"
     DEVICE = "device"

@@ -1,4 +1,4 @@
-"""Prometheus metrics on the operator's /metrics (DESIGN.md section 3)."""
+"""Prometheus metrics on the operator's /metrics (docs/design.md#metrics)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def parse_report(message: Any) -> dict[str, Any] | None:
-    """The runtime's JSON termination message (DESIGN.md section 4), or None for a log tail or garbage."""
+    """The runtime's JSON termination message (docs/design.md#termination-message); None for a log tail or garbage."""
     if not isinstance(message, str) or not message.lstrip().startswith("{"):
         return None
     try:

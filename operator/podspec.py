@@ -1,5 +1,5 @@
 """What an attempt's objects look like: the headless Service and one pod per rank, carrying the
-pod contract of DESIGN.md section 4 (labels, environment, volume, security). Pure functions."""
+pod contract of docs/design.md#pod-contract (labels, environment, volume, security). Pure functions."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def headless_service(job: TrainingJob) -> dict[str, Any]:
 
 
 def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int) -> list[dict[str, str]]:
-    """The environment the runtime reads, and nothing else (DESIGN.md section 4)."""
+    """The environment the runtime reads, and nothing else (docs/design.md#pod-contract)."""
     spec, checkpoint = job.spec, job.spec.checkpoint
     values = {
         "TANDEM_JOB": _name(job),

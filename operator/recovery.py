@@ -1,4 +1,4 @@
-"""The recovery policy (DESIGN.md section 3): after an attempt ends with a fault, or cannot get
+"""The recovery policy (docs/design.md#recovery): after an attempt ends with a fault, or cannot get
 scheduled, what comes next: fail, restart on the same pool, or fail over to another. Pure."""
 
 from __future__ import annotations

@@ -66,12 +66,29 @@ def test_a_rank_failing_with_a_user_error_fails_the_job_with_its_reason(custom: 
         NS, label_selector="tandem.dev/job=bad").items] == ["bad-a1-1"], what="rank 0 to be torn down")
 
 
-def test_a_job_on_a_missing_pool_fails_and_others_keep_running(custom: Any, wait_for: Any) -> None:
-    submit(custom, "lost", "pass", pools=["tpu"])
+def test_a_job_on_a_missing_pool_waits_for_it_and_others_keep_running(custom: Any, core: Any, wait_for: Any) -> None:
+    """A missing pool is a condition, not a verdict: the job waits, says why, and runs once the pool exists."""
+    submit(custom, "lost", "pass", pools=["tpu"], nodes=1)
     submit(custom, "fine", "pass", nodes=1)
-    lost = wait_phase(custom, wait_for, "lost", "Failed")
-    assert lost["status"]["message"] == "AcceleratorPool 'tpu' does not exist"
     wait_phase(custom, wait_for, "fine", "Succeeded")
+
+    def waiting() -> dict[str, Any] | None:
+        job = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "lost")
+        return job if job.get("status", {}).get("message") else None
+
+    lost = wait_for(waiting, timeout=30, what="lost to say why it waits")
+    message = "none of the pools tpu exists: waiting for one to be created"
+    assert (lost["status"]["phase"], lost["status"]["message"]) == ("Pending", message)
+    assert "PoolNotFound" in event_reasons(core, "lost")
+    ascend = custom.get_cluster_custom_object(GROUP, VERSION, "acceleratorpools", "ascend-910b")
+    custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "AcceleratorPool", "metadata": {"name": "tpu"},
+        "spec": ascend["spec"]})
+    try:
+        done = wait_phase(custom, wait_for, "lost", "Succeeded")
+        assert done["status"]["pool"] == "tpu"
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "acceleratorpools", "tpu")
 
 
 def test_deleting_a_job_removes_its_pods_and_service(custom: Any, core: Any, wait_for: Any) -> None:

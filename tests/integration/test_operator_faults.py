@@ -185,7 +185,8 @@ def ascend_fault_report(node: str, chip: str = "Ascend910-3", level: str = "Rest
     info = {"DeviceInfo": {"DeviceList": device_list, "UpdateTime": 1744182144}, "SuperPodID": -2,
             "ServerIndex": -2, "CheckCode": "local"}
     return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": f"mindx-dl-deviceinfo-{node}", "namespace": "kube-system"},
+            "metadata": {"name": f"mindx-dl-deviceinfo-{node}", "namespace": "kube-system",
+                         "labels": {"mx-consumer-cim": "true"}},  # the plugin's label: the operator lists by it
             "data": {"DeviceInfoCfg": json.dumps(info)}}
 
 
