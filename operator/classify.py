@@ -31,6 +31,17 @@ Source = Literal["termination-message", "container-state", "pod-condition", "nod
                  "none"]
 
 
+# What a rank says *because* another rank failed first (its peer vanished, a collective waited for a rank that
+# never came, its launcher stopped it): never the root cause when another rank shows one, and no evidence
+# against the rank's own node.
+SYMPTOM_REASONS = frozenset({
+    "PeerConnectionLost", "CollectiveHang", "CollectiveTimeout", "HcclSocketTimeout", "HcclExecTimeout",
+    "NcclRemoteError", "WorkerStopped",
+})  # fmt: skip
+# The classes that blame the node the fault was seen on.
+NODE_CLASSES = frozenset({FaultClass.INTERCONNECT, FaultClass.DEVICE, FaultClass.NODE})
+
+
 @dataclass(frozen=True)
 class Classification:
     fault_class: FaultClass
@@ -41,6 +52,19 @@ class Classification:
     checkpoint_step: int | None = None
     resumed_from: int | None = None
     node: str | None = None
+    # False when only a log tail names the hardware and no line of it was printed by the collective library,
+    # the runtime or the driver (a user's own print can say "CUDA error" too): the class stands, the node is
+    # not blamed.
+    confident: bool = True
+
+    @property
+    def symptom(self) -> bool:
+        return self.reason in SYMPTOM_REASONS
+
+    @property
+    def excludes_node(self) -> bool:
+        """Strong enough evidence against the node it was seen on to keep the job's next attempts off it."""
+        return self.confident and self.fault_class in NODE_CLASSES and not self.symptom
 
     def to_json(self) -> dict[str, str]:
         return {"class": self.fault_class.value, "reason": self.reason, "message": self.message}
@@ -62,7 +86,9 @@ def _count(value: Any) -> int | None:
 
 def _from_log(text: str) -> Classification | None:
     found = read_log(text)
-    return Classification(found.fault_class, found.reason, found.message, "log-tail") if found else None
+    if found is None:
+        return None
+    return Classification(found.fault_class, found.reason, found.message, "log-tail", confident=found.confident)
 
 
 def classify_log(text: str) -> Classification:
@@ -289,7 +315,9 @@ def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault
             if found:
                 weak.append(found)
     if weak:
-        return finish(weak[0])
+        # A symptom (torchrun stopping its workers) says more than the bare exit code it ended with: the core
+        # ranks it below any rank's root cause.
+        return finish(min(weak, key=lambda c: not c.symptom))
     status = _dict(pod.get("status"))
     message = str(status.get("message") or status.get("reason") or "")
     return finish(Classification(FaultClass.UNKNOWN, "Unknown", _short(message or "no source explains the failure"),
