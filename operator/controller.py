@@ -23,9 +23,10 @@ from tandem.operator.device_reports import DeviceFault, faults_by_node, is_devic
 from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
 from tandem.operator.peering import PeeringGate
-from tandem.operator.podspec import owned_by
+from tandem.operator.podspec import owned_by, pod_name
 from tandem.operator.pools import pool_status
-from tandem.operator.reconcile import TERMINAL, Decision, Observation, reconcile, set_condition
+from tandem.operator.reconcile import PROGRESS_SECONDS, TERMINAL, Decision, Observation, reconcile, set_condition
+from tandem.runtime.ckpt_layout import committed_in_log
 
 log = structlog.get_logger("tandem.operator")
 Clock = Callable[[], datetime]
@@ -148,10 +149,13 @@ class Controller:
         # must not both count the same free nodes.
         self._admission = threading.Lock()
         self._failures: defaultdict[tuple[str, str], int] = defaultdict(int)  # consecutive, for the retry backoff
+        self._progress_read: dict[tuple[str, str], float] = {}  # when each job's rank 0 log was last read
 
     def forget(self, namespace: str, name: str) -> None:
         JOBS.forget(namespace, name)
         self._locks.pop((namespace, name), None)
+        self._progress_read.pop((namespace, name), None)
+        self._failures.pop((namespace, name), None)
 
     def stop(self) -> None:
         """Shutting down (SIGTERM, a rolling update): no new reconciles, no timers; the next
@@ -254,6 +258,7 @@ class Controller:
         view = self.view.refresh()
         service = self.kube.get_service(namespace, name)
         return Observation(
+            logged_checkpoint=self._logged_checkpoint(job),
             job=job,
             pools=self._pools(),
             nodes=view.nodes,
@@ -273,6 +278,21 @@ class Controller:
             except pydantic.ValidationError as exc:  # one bad pool must not stop the jobs on others
                 log.warning("pool_invalid", pool=raw["metadata"]["name"], error=str(exc))
         return pools
+
+    def _logged_checkpoint(self, job: TrainingJob) -> int | None:
+        """While an attempt runs, its newest checkpoint as rank 0 logged it; read at most every PROGRESS_SECONDS
+        per job (pod events would otherwise read the log many times a second)."""
+        meta, status = job.metadata, job.status
+        key = (meta["namespace"], meta["name"])
+        if status.phase != JobPhase.RUNNING or time.monotonic() - self._progress_read.get(key, -1e9) < PROGRESS_SECONDS:
+            return None
+        self._progress_read[key] = time.monotonic()
+        try:
+            text = self.kube.read_log_tail(meta["namespace"], pod_name(meta["name"], status.attempt, 0))
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:  # progress is optional; faults are not
+            log.debug("progress_unreadable", namespace=meta["namespace"], job=meta["name"], error=str(exc)[:200])
+            return None
+        return committed_in_log(text)
 
     def _write(self, raw: Obj, status: TrainingJobStatus) -> Obj:
         """Write the whole status, guarded by the resourceVersion it was decided on; the job as it now is."""

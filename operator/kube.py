@@ -127,6 +127,12 @@ class Kube:
             return _json(call(*args, label_selector=POOL_LABEL, **CALL))["items"]
         return [pod for namespace in (namespaces or [None]) for pod in listed(namespace)]
 
+    def read_log_tail(self, namespace: str, pod: str, lines: int = 200) -> str:
+        """The last lines of the pod's training container log ("" when the pod is gone)."""
+        response = _unless(404, lambda: self.core.read_namespaced_pod_log(
+            pod, namespace, tail_lines=lines, **CALL))
+        return "" if response is None else response.data.decode("utf-8", "replace")
+
     def get_service(self, namespace: str, name: str) -> Obj | None:
         return _found(lambda: self.core.read_namespaced_service(
             name, namespace, **CALL))

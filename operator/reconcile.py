@@ -48,6 +48,7 @@ from tandem.operator.recovery import POOL_FAULTS, RecoveryPlan, plan_after_fault
 
 TERMINAL = (JobPhase.SUCCEEDED, JobPhase.FAILED)
 RECHECK_SECONDS = 30.0  # how soon a job waiting on something outside its pods looks again
+PROGRESS_SECONDS = 30.0  # how often a running job's checkpoints are read from its rank 0's log
 TEARDOWN_RECHECK_SECONDS = 2.0  # while the previous attempt's pods are still going away
 EXCLUDABLE = frozenset({FaultClass.INTERCONNECT, FaultClass.DEVICE, FaultClass.NODE})
 
@@ -62,6 +63,7 @@ class Observation:
     now: datetime
     service_foreign: bool = False  # a Service of the job's name exists that the job does not own
     others: Sequence[Obj] = ()  # other jobs' pods (and whatever else the operator sees on pool nodes)
+    logged_checkpoint: int | None = None  # the newest commit rank 0's log reports while the attempt runs
     device_faults: Mapping[str, Sequence[DeviceFault]] = field(default_factory=dict)  # by node name
     force_delete_after: float = 30.0  # seconds a pod may stay Terminating on a dead node
 
@@ -191,7 +193,8 @@ class _Step:
 
     def note_checkpoint(self, pods: Sequence[Obj], fault: Fault | None = None) -> None:
         """status.lastCheckpoint follows the newest checkpointStep any rank reported."""
-        steps = [s for s in (reported_checkpoint(list(pods)), fault.checkpoint_step if fault else None) if s]
+        steps = [s for s in (reported_checkpoint(list(pods)), fault.checkpoint_step if fault else None,
+                             self.obs.logged_checkpoint) if s]
         if steps and max(steps) > self.status.last_checkpoint.step:
             self.status.last_checkpoint.step, self.status.last_checkpoint.time = max(steps), self.obs.now
 
@@ -473,6 +476,7 @@ def _follow_pods(step: _Step, current: list[Obj], missing: list[int]) -> None:
         if status.phase != JobPhase.RUNNING and status.faults and status.faults[-1].attempt == status.attempt - 1:
             step.decision.recovered_after = (step.obs.now - status.faults[-1].time).total_seconds()
         step.move_to(JobPhase.RUNNING, "Running", f"all {len(current)} rank(s) running")
+        step.decision.requeue(PROGRESS_SECONDS)  # its checkpoints, read from rank 0's log
     elif all(is_bound(p) for p in current):
         step.move_to(JobPhase.STARTING, "Starting", f"all {len(current)} pod(s) scheduled; waiting for them to run")
     else:

@@ -127,7 +127,7 @@ class Checkpointer:
                 manifest = ckpt_layout.write_manifest(path, step, {**self.manifest_extra, **train})
                 self._retain(step)
                 log.info(
-                    "checkpoint_committed",
+                    ckpt_layout.COMMITTED_EVENT,
                     step=step,
                     path=str(path),
                     bytes=sum(manifest["files"].values()),

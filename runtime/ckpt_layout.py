@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 MANIFEST = "manifest.json"
+# The log event rank 0 writes once a checkpoint is committed; the operator reads it from the log to follow
+# status.lastCheckpoint while a run is healthy (the termination message only comes at the end).
+COMMITTED_EVENT = "checkpoint_committed"
 FORMAT = "tandem-dcp-v1"
 _STEP_DIR = re.compile(r"^step-(\d{9})$")
 
@@ -141,3 +144,19 @@ def remove(entry: Entry) -> None:
     with contextlib.suppress(FileNotFoundError):
         (entry.path / MANIFEST).unlink()
     shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def committed_in_log(text: str) -> int | None:
+    """The newest committed checkpoint step a log (JSON lines, as the runtime writes in a pod) reports."""
+    newest = None
+    for line in text.splitlines():
+        if COMMITTED_EVENT not in line or not line.lstrip().startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        step = record.get("step") if isinstance(record, dict) and record.get("event") == COMMITTED_EVENT else None
+        if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+            newest = step if newest is None else max(newest, step)
+    return newest

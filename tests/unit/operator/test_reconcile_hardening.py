@@ -53,7 +53,7 @@ def test_a_running_attempt_on_a_deleted_pool_keeps_running() -> None:
                "the next pool that exists")
     decision = decide(job, running_pods(), pools={"h20": POOLS["h20"]})
     assert summary(decision) == nothing(status(conditions=[condition("PoolAvailable", False, "PoolNotFound",
-                                                                     message)]))
+                                                                     message)]), requeue_after=30.0)
 
 
 def test_a_finished_job_keeps_its_phase_and_pods_when_its_pool_goes() -> None:
@@ -92,10 +92,11 @@ def test_an_excluded_node_healthy_for_the_exclusion_time_is_released() -> None:
     excluded = status(excludedNodes=["ascend-2"], exclusions=[{"node": "ascend-2", "since": Z, "reason": "node/X"}])
     nodes = [*NODES[:2], _ready_since("ascend-2", Z), *NODES[3:]]
     job = make_job(status=excluded, faultPolicy={"nodeExclusionSeconds": 600})
-    assert summary(decide(job, running_pods(), nodes=nodes, later=599)) == nothing(excluded)
+    assert summary(decide(job, running_pods(), nodes=nodes, later=599)) == nothing(excluded, requeue_after=30.0)
     released = decide(job, running_pods(), nodes=nodes, later=600)
     assert summary(released) == nothing(status(), events=[
-        ("Normal", "NodeReleased", "node ascend-2 has been healthy for 600s: new pods may use it again")])
+        ("Normal", "NodeReleased", "node ascend-2 has been healthy for 600s: new pods may use it again")],
+        requeue_after=30.0)
 
 
 def test_the_exclusion_clock_starts_when_the_node_is_ready_again() -> None:
@@ -104,13 +105,14 @@ def test_the_exclusion_clock_starts_when_the_node_is_ready_again() -> None:
     back = (NOW + timedelta(seconds=3540)).isoformat().replace("+00:00", "Z")
     nodes = [*NODES[:2], _ready_since("ascend-2", back), *NODES[3:]]
     job = make_job(status=excluded, faultPolicy={"nodeExclusionSeconds": 600})
-    assert summary(decide(job, running_pods(), nodes=nodes, later=3600)) == nothing(excluded)
+    assert summary(decide(job, running_pods(), nodes=nodes, later=3600)) == nothing(excluded, requeue_after=30.0)
 
 
 def test_a_not_ready_node_stays_excluded() -> None:
     excluded = status(excludedNodes=["ascend-2"], exclusions=[{"node": "ascend-2", "since": Z, "reason": "node/X"}])
     nodes = [*NODES[:2], make_node("ascend-2", "ascend-910b", ready=False), *NODES[3:]]
-    assert summary(decide(make_job(status=excluded), running_pods(), nodes=nodes, later=86400)) == nothing(excluded)
+    decision = decide(make_job(status=excluded), running_pods(), nodes=nodes, later=86400)
+    assert summary(decision) == nothing(excluded, requeue_after=30.0)
 
 
 # --- gangs never deadlock ---------------------------------------------------------------------------------
@@ -214,3 +216,21 @@ def test_a_service_the_job_does_not_own_is_never_reused() -> None:
         {**status(phase="Pending", pool=None, attempt=0, startTime=None), "message": message,
          "conditions": [condition("Admitted", False, "ServiceConflict", message)]},
         events=[("Warning", "ServiceConflict", message)], requeue_after=30.0)
+
+
+def test_last_checkpoint_follows_rank_zeros_log_while_the_attempt_runs() -> None:
+    """Not only at faults: a healthy run's commits reach status.lastCheckpoint (and so reset the backoff)."""
+    job = make_job(status=status(lastCheckpoint={"step": 100, "time": START}))
+    decision = reconcile(Observation(job=job, pools=POOLS, nodes=NODES, pods=running_pods(), service_exists=True,
+                                     now=NOW, logged_checkpoint=300))
+    assert summary(decision) == nothing(status(lastCheckpoint={"step": 300, "time": Z}), requeue_after=30.0)
+    older = reconcile(Observation(job=job, pools=POOLS, nodes=NODES, pods=running_pods(), service_exists=True,
+                                  now=NOW, logged_checkpoint=50))
+    assert summary(older) == nothing(status(lastCheckpoint={"step": 100, "time": START}), requeue_after=30.0)
+
+
+def test_pods_of_a_newer_attempt_mean_a_stale_view_and_nothing_is_deleted() -> None:
+    """A stale replica (status at attempt 1) seeing attempt 2's pods must not tear them down as 'earlier'."""
+    stale = make_job(status=status())
+    decision = decide(stale, [*running_pods(), *running_pods(attempt=2, nodes=("ascend-1", "ascend-2"))])
+    assert summary(decision) == nothing(status(), requeue_after=2.0)
