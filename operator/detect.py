@@ -4,7 +4,8 @@ operator observed: the attempt's pods, the nodes, the accelerator fault reports.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from tandem.operator.api import AcceleratorPool, Fault, FaultClass, TrainingJob
 from tandem.operator.classify import Classification, classify_node, classify_pod
@@ -21,8 +22,13 @@ from tandem.operator.observe import (
 )
 
 MESSAGE_LIMIT = 1024
-# Texts a rank prints *because* another rank died first: never the root cause when another exists.
-SECONDARY_REASONS = frozenset({"PeerConnectionLost"})
+# How much a source proves, strongest first: the runtime's own report; what the kubelet, the API server and the
+# device plugins saw; last, a log tail (the user's to write). Classification.symptom ranks below all of them.
+EVIDENCE = {"termination-message": 0, "container-state": 1, "pod-condition": 1, "node": 1, "device-report": 1,
+            "log-tail": 2}
+# Symptoms that say outright that a peer died, below those of a rank that waited on a peer (a collective timed
+# out or hung): the rank that timed out may be the one the others lost. Worth waiting for the peer to say why.
+PEER_DIED = frozenset({"PeerConnectionLost", "NcclRemoteError", "WorkerStopped"})
 # How long a failure that only says "my peer went away" waits for the other ranks to finish and say
 # why: the runtime stops a pod's ranks within seconds of the first failure, and tearing the others
 # down earlier would delete the pod whose log holds the root cause.
@@ -63,54 +69,100 @@ def usable_capacity(pools: Mapping[str, AcceleratorPool], nodes: Sequence[Obj],
     return capacity
 
 
-def _root_cause_key(item: tuple[Obj, Classification]) -> tuple[bool, str, bool, int]:
-    pod, found = item
-    finished = finished_at(pod)
-    return (found.reason in SECONDARY_REASONS, finished or "~", found.fault_class == FaultClass.UNKNOWN, rank_of(pod))
+@dataclass(frozen=True)
+class _Candidate:
+    pod: Obj
+    found: Classification
 
 
-def _waiting_for_root_cause(best: tuple[Obj, Classification], pods: Sequence[Obj], now: datetime) -> float | None:
-    """Seconds to wait when the best failure is only a symptom and another rank is still finishing."""
-    pod, found = best
-    if found.reason not in SECONDARY_REASONS and found.fault_class != FaultClass.UNKNOWN:
+def _finished(pod: Obj) -> datetime:
+    try:
+        return parse_time(finished_at(pod)) or datetime.max.replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def _tier(found: Classification) -> int:
+    if found.reason in PEER_DIED:
+        return 3
+    if found.symptom:
+        return 2
+    return 1 if found.fault_class == FaultClass.UNKNOWN else 0
+
+
+def _evidence_key(candidate: _Candidate) -> tuple[int, int, datetime, int]:
+    """Root causes before `unknown` before symptoms, whatever their times and ranks; among those, the stronger
+    source; then the earliest to fail (a running rank on a dead node has not failed: last); then the lowest rank."""
+    found = candidate.found
+    return _tier(found), EVIDENCE.get(found.source, len(EVIDENCE)), _finished(candidate.pod), rank_of(candidate.pod)
+
+
+def _waiting_for_root_cause(best: _Candidate, pods: Sequence[Obj], now: datetime) -> float | None:
+    """Seconds to wait when the best failure is only a peer's death or unknown and another rank is still
+    finishing: its pod may hold the root cause."""
+    pod, found = best.pod, best.found
+    if found.reason not in PEER_DIED and found.fault_class != FaultClass.UNKNOWN:
         return None
-    if not any(not is_finished(p) and p is not pod for p in pods):
+    if not is_finished(pod) or not any(not is_finished(p) and p is not pod for p in pods):
         return None
     failed_at = parse_time(finished_at(pod)) or now
     left = ROOT_CAUSE_GRACE_SECONDS - (now - failed_at).total_seconds()
     return left if left > 0 else None
 
 
-def attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
-                  device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime) -> Fault | float | None:
-    """The fault that ends the attempt, if any: a failed rank (the first to fail is the root cause),
-    or a rank on a node that died or reports an accelerator fault while the rank still runs. A number
-    instead: seconds to wait for the other ranks, when the only failure so far is a symptom."""
-    candidates: list[tuple[Obj, Classification]] = []
+def _candidates(pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
+                device_faults: Mapping[str, Sequence[DeviceFault]]) -> list[_Candidate]:
+    """Every failed rank, and every rank still running on a node that died or reports a fault."""
+    candidates: list[_Candidate] = []
     for pod in pods:
         node = nodes_by_name.get(node_name(pod) or "")
         if phase_of(pod) == "Failed":
-            candidates.append((pod, classify_pod(pod, node, device_faults.get(node_name(pod) or "", ()))))
+            candidates.append(_Candidate(pod, classify_pod(pod, node, device_faults.get(node_name(pod) or "", ()))))
         elif not is_finished(pod) and node_name(pod):
             found = faulty_node(node, device_faults) if node is not None else Classification(
                 fault_class=FaultClass.NODE, reason="NodeLost", message=f"node {node_name(pod)} is gone",
                 source="node", node=node_name(pod))
             if found is not None:
-                candidates.append((pod, found))
+                candidates.append(_Candidate(pod, found))
+    return candidates
+
+
+@dataclass(frozen=True)
+class AttemptFault:
+    fault: Fault
+    cause: Classification
+
+    @property
+    def excludes_node(self) -> bool:
+        return self.cause.excludes_node
+
+
+def attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
+                  device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime) -> Fault | float | None:
+    found = find_attempt_fault(job, pods, nodes_by_name, device_faults, now)
+    return found.fault if isinstance(found, AttemptFault) else found
+
+
+def find_attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
+                       device_faults: Mapping[str, Sequence[DeviceFault]],
+                       now: datetime) -> AttemptFault | float | None:
+    """The fault that ends the attempt, if any, and the evidence behind it (see `_evidence_key`). A number
+    instead: seconds to wait for the other ranks, when the only failure so far is a symptom."""
+    candidates = _candidates(pods, nodes_by_name, device_faults)
     if not candidates:
         return None
-    best = min(candidates, key=_root_cause_key)
+    best = min(candidates, key=_evidence_key)
     wait = _waiting_for_root_cause(best, pods, now)
     if wait is not None:
         return wait
-    pod, found = best
+    pod, found = best.pod, best.found
     status = job.status
-    return Fault.model_validate({
+    return AttemptFault(Fault.model_validate({
         "time": now, "attempt": status.attempt, "pool": status.pool or job.spec.pools[0],
         "node": found.node or node_name(pod), "pod": pod["metadata"]["name"], "class": found.fault_class,
         "reason": found.reason, "message": found.message[:MESSAGE_LIMIT], "step": found.step,
         "checkpointStep": found.checkpoint_step if found.checkpoint_step is not None else status.last_checkpoint.step,
-    })
+    }), found)
 
 
 def vanished_fault(job: TrainingJob, missing_ranks: Sequence[int], now: datetime) -> Fault:

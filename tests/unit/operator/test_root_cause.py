@@ -1,0 +1,126 @@
+"""Which rank's failure ends the attempt, and whether it blames a node (operator/detect.py): evidence before
+timestamps and ranks, symptoms below root causes, exit codes only from Tandem's own launcher, commands that
+cannot start, and the grace a NotReady node gets."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from builders import NOW, make_job, make_node, make_pod
+
+from tandem.operator.api import Fault, FaultClass, TrainingJob
+from tandem.operator.classify import Classification
+from tandem.operator.detect import AttemptFault, attempt_fault, find_attempt_fault
+
+LOG_TAILS = {e["id"]: e["text"] for e in yaml.safe_load(
+    (Path(__file__).parents[2] / "data" / "faults" / "log_tails.yaml").read_text())}
+KEY_ERROR = LOG_TAILS["user-keyerror-collator"]
+KEY_ERROR_LINE = "KeyError: 'input_ids' (File \"/mnt/home//code/Antidote-main/train.py\", line 96, in __call__)"
+NCCL_REMOTE = LOG_TAILS["nccl-remote-error-ib"]
+NODES = {f"ascend-{i}": make_node(f"ascend-{i}", "ascend-910b") for i in range(3)}
+
+
+def running(**spec: Any) -> TrainingJob:
+    return make_job(status={"phase": "Running", "attempt": 1, "pool": "ascend-910b",
+                            "startTime": "2026-11-23T11:00:00Z"}, **spec)
+
+
+def report(cls: str, reason: str, message: str = "m", rank: int = 0) -> str:
+    return json.dumps({"class": cls, "reason": reason, "message": message, "rank": rank, "step": 130,
+                       "checkpointStep": 100, "resumedFrom": None})
+
+
+def failed(rank: int, message: str = "", exit_code: int = 1, reason: str = "Error",
+           at: str = "2026-11-23T12:00:00Z") -> dict[str, Any]:
+    return make_pod("llama", 1, rank, "Failed", f"ascend-{rank}", exit_code=exit_code, reason=reason,
+                    message=message, finished_at=at)
+
+
+def fault(rank: int, cls: str, reason: str, message: str, step: int | None = None, checkpoint: int = 0,
+          node: str | None = None) -> Fault:
+    return Fault.model_validate({
+        "time": NOW, "attempt": 1, "pool": "ascend-910b", "node": node or f"ascend-{rank}", "pod": f"llama-a1-{rank}",
+        "class": cls, "reason": reason, "message": message, "step": step, "checkpointStep": checkpoint})
+
+
+def detect(pods: list[dict[str, Any]], job: TrainingJob | None = None, nodes: dict[str, Any] | None = None,
+           device_faults: dict[str, Any] | None = None, after: float = 0.0) -> Fault | float | None:
+    return attempt_fault(job or running(), pods, NODES if nodes is None else nodes, device_faults or {},
+                         NOW + timedelta(seconds=after))
+
+
+# --- A: evidence, not rank or timestamp ---------------------------------------------------------------------------
+
+def test_a_user_bug_outranks_the_nccl_symptom_of_a_lower_rank_in_the_same_second() -> None:
+    """Rank 1's KeyError killed it; rank 0 then saw its peer vanish. The job fails as the user's; no node is
+    blamed."""
+    pods = [failed(0, NCCL_REMOTE), failed(1, KEY_ERROR)]
+    assert detect(pods) == fault(1, "user", "PythonException", KEY_ERROR_LINE)
+
+
+def test_a_symptom_that_came_first_still_ranks_below_the_root_cause() -> None:
+    """Rank 0's collective timed out a minute before rank 1's report reached the API: the timeout waited on
+    rank 1's chip."""
+    pods = [failed(0, report("interconnect", "CollectiveTimeout"), 3, at="2026-11-23T11:59:00Z"),
+            failed(1, report("device", "NpuError", "aicore error", rank=1), 4)]
+    assert detect(pods) == fault(1, "device", "NpuError", "aicore error", step=130, checkpoint=100)
+
+
+def test_a_rank_that_lost_its_peer_ranks_below_a_rank_that_waited_on_one() -> None:
+    """Both are symptoms; the connection rank 0 lost was probably to rank 1, whose collective timed out first."""
+    pods = [failed(0, report("interconnect", "PeerConnectionLost", "Connection reset by peer"), 3),
+            failed(1, report("interconnect", "HcclSocketTimeout", "EI0006", rank=1), 3),
+            failed(2, report("unknown", "Incomplete", "the workers exited", rank=2), 1, at="2026-11-23T12:00:09Z")]
+    assert detect(pods) == fault(2, "unknown", "Incomplete", "the workers exited", step=130, checkpoint=100)
+    assert detect(pods[:2]) == fault(1, "interconnect", "HcclSocketTimeout", "EI0006", step=130, checkpoint=100)
+
+
+@pytest.mark.parametrize(("message", "exit_code", "reason", "expected"), [
+    (report("device", "NpuError", "aicore error", rank=1), 4, "Error",
+     fault(1, "device", "NpuError", "aicore error", step=130, checkpoint=100)),
+    ("", 137, "OOMKilled",
+     fault(1, "oom", "OOMKilled", "container trainer was killed for exceeding its memory limit (OOMKilled, exit "
+                                 "code 137)")),
+])
+def test_the_runtime_report_and_the_kubelet_outrank_a_log_tail_that_came_first(
+        message: str, exit_code: int, reason: str, expected: Fault) -> None:
+    pods = [failed(0, KEY_ERROR, at="2026-11-23T11:59:59Z"), failed(1, message, exit_code, reason)]
+    assert detect(pods) == expected
+
+
+@pytest.mark.parametrize(("rank0_at", "winner"), [("2026-11-23T12:00:01Z", 1), ("2026-11-23T12:00:00Z", 0)])
+def test_equal_evidence_goes_to_the_earliest_then_to_the_lowest_rank(rank0_at: str, winner: int) -> None:
+    pods = [failed(0, report("device", "NpuError", "r0"), 4, at=rank0_at),
+            failed(1, report("device", "NpuError", "r1", rank=1), 4)]
+    assert detect(pods) == fault(winner, "device", "NpuError", f"r{winner}", step=130, checkpoint=100)
+
+
+def test_only_strong_evidence_against_a_node_excludes_it() -> None:
+    chip = failed(1, report("device", "NpuError", "aicore error", rank=1), 4)
+    assert find_attempt_fault(running(), [failed(0, KEY_ERROR), chip], NODES, {}, NOW) == AttemptFault(
+        fault(1, "device", "NpuError", "aicore error", step=130, checkpoint=100),
+        Classification(FaultClass.DEVICE, "NpuError", "aicore error", "termination-message", step=130,
+                       checkpoint_step=100, node="ascend-1"))
+    printed = "health: 2 CUDA error(s) seen, retrying the batch\nstopping at step 13"
+    weak = find_attempt_fault(running(), [failed(0, printed), chip_free(1)], NODES, {}, NOW)
+    assert weak == AttemptFault(fault(0, "device", "CudaError", printed),
+                                Classification(FaultClass.DEVICE, "CudaError", printed, "log-tail", node="ascend-0",
+                                               confident=False))
+    assert not weak.excludes_node
+    peer = report("interconnect", "PeerConnectionLost", "Connection reset by peer")
+    symptom = find_attempt_fault(running(), [failed(0, peer, 3), chip_free(1)], NODES, {}, NOW)
+    assert isinstance(symptom, AttemptFault) and symptom.fault == fault(
+        0, "interconnect", "PeerConnectionLost", "Connection reset by peer", step=130, checkpoint=100)
+    assert not symptom.excludes_node
+    found = find_attempt_fault(running(), [failed(0, KEY_ERROR), chip], NODES, {}, NOW)
+    assert isinstance(found, AttemptFault) and found.excludes_node
+
+
+def chip_free(rank: int) -> dict[str, Any]:
+    """A rank that finished its part and exited cleanly (nothing left to wait for)."""
+    return make_pod("llama", 1, rank, "Succeeded", f"ascend-{rank}", exit_code=0)
