@@ -17,6 +17,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from tandem.operator.api_types import FaultClass
@@ -24,6 +25,7 @@ from tandem.operator.device_reports import DeviceFault, nvidia_faults
 from tandem.operator.logtail import MESSAGE_LIMIT, read_log
 from tandem.operator.logtail import short as _short
 from tandem.operator.observe import parse_report
+from tandem.operator.podspec import CONTAINER, RUNTIME_COMMAND
 from tandem.runtime.faults import EXIT_CODES
 
 Obj = dict[str, Any]
@@ -168,6 +170,9 @@ def classify_node(node: Obj | None, device_faults: Sequence[DeviceFault]) -> Cla
 # --- the pod -----------------------------------------------------------------------------------------------------
 
 _RUNTIME_CODES = {code: FaultClass(cls) for cls, code in EXIT_CODES.items() if cls not in ("none", "unknown")}
+# Codes that name a class only when Tandem's runtime set them (2 is argparse's usage error, and a missing
+# script's, under any Python program: user either way).
+_LAUNCHER_ONLY_CODES = frozenset(code for code, cls in _RUNTIME_CODES.items() if cls != FaultClass.USER)
 _STATUS_REASONS = {
     "Evicted": "Evicted", "NodeLost": "NodeLost", "UnexpectedAdmissionError": "UnexpectedAdmissionError",
     "NodeAffinity": "NodeAffinity", "Shutdown": "NodeShutdown", "Terminated": "NodeShutdown",
@@ -207,8 +212,21 @@ def _exit_code(terminated: Obj) -> int | None:
     return 128 + sig if isinstance(sig, int) and not isinstance(sig, bool) and sig > 0 else None
 
 
-def _from_container(name: str, terminated: Obj) -> tuple[Classification | None, bool]:
-    """(classification, decisive) for one terminated container."""
+def runs_launcher(pod: Obj) -> bool | None:
+    """Does the pod's training container run Tandem's launcher (`tandem-train`, the command the operator gives
+    a job without spec.container.command)? None when the pod's spec does not show its containers."""
+    containers = [_dict(c) for c in _list(_dict(_dict(pod).get("spec")).get("containers"))]
+    if not containers:
+        return None
+    trainer = next((c for c in containers if c.get("name") == CONTAINER), containers[0])
+    command = trainer.get("command")
+    if not isinstance(command, list) or not command or not isinstance(command[0], str):
+        return False  # the image's own entrypoint: not one the operator chose
+    return PurePosixPath(command[0]).name == RUNTIME_COMMAND[0]
+
+
+def _from_container(name: str, terminated: Obj, runtime_codes: bool = True) -> tuple[Classification | None, bool]:
+    """(classification, decisive) for one terminated container; `runtime_codes`: its exit code is the runtime's."""
     reason, code = str(terminated.get("reason") or ""), _exit_code(terminated)
 
     def make(cls: FaultClass, why: str, message: str) -> Classification:
@@ -222,6 +240,9 @@ def _from_container(name: str, terminated: Obj) -> tuple[Classification | None, 
                                                                f"({terminated.get('message') or 'no message'})"), True
     if code is None or code == 0:
         return None, False
+    if code in _LAUNCHER_ONLY_CODES and not runtime_codes:
+        return make(FaultClass.UNKNOWN, "ExitCode", f"container {name} exited with code {code}; its command is not "
+                    "Tandem's launcher and left no report, so the code names no class"), False
     if code in _RUNTIME_CODES:
         cls = _RUNTIME_CODES[code]
         return make(cls, "ExitCode", f"container {name} exited with code {code}, the runtime's code for {cls.value}, "
@@ -266,8 +287,11 @@ def _from_pod_status(pod: Obj) -> Classification | None:
     return None
 
 
-def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault]) -> Classification:
-    """Why a pod failed (phase Failed) or is lost (on a dead node). `node` is the pod's node when known."""
+def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault], *,
+                 launcher: bool | None = None) -> Classification:
+    """Why a pod failed (phase Failed) or is lost (on a dead node). `node` is the pod's node when known.
+    `launcher`: whether the pod ran Tandem's launcher; None reads it from the pod's spec (`runs_launcher`), and a
+    pod whose spec does not say is taken for a custom command."""
     pod = _dict(pod)
     # A pod that was never bound cannot have been killed by a node: only its own spec names its node.
     node_name = str(_dict(pod.get("spec")).get("nodeName") or "")
@@ -288,7 +312,9 @@ def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault
         if found:
             weak.append(found)
     # (b) The container state; OOMKilled in any container beats an exit code in another.
-    results = [_from_container(name, t) for name, t in terminated]
+    # The runtime's exit codes mean a class only where the runtime set them: its launcher ran, or it reported.
+    runtime_codes = bool(reports) or bool(runs_launcher(pod) if launcher is None else launcher)
+    results = [_from_container(name, t, runtime_codes) for name, t in terminated]
     results.sort(key=lambda r: r[0] is None or r[0].reason != "OOMKilled")
     results.append(_from_waiting(pod))
     for found, decisive in results:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tandem.operator.api import AcceleratorPool, Fault, FaultClass, TrainingJob
-from tandem.operator.classify import Classification, classify_node, classify_pod
+from tandem.operator.classify import Classification, classify_node, classify_pod, runs_launcher
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import (
     Obj,
@@ -110,14 +110,22 @@ def _waiting_for_root_cause(best: _Candidate, pods: Sequence[Obj], now: datetime
     return left if left > 0 else None
 
 
-def _candidates(pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
+def _runs_launcher(job: TrainingJob, pod: Obj) -> bool:
+    """The pod's own spec says what ran; the job's spec when the pod's does not show its containers."""
+    launcher = runs_launcher(pod)
+    return job.spec.container.command is None if launcher is None else launcher
+
+
+def _candidates(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
                 device_faults: Mapping[str, Sequence[DeviceFault]]) -> list[_Candidate]:
     """Every failed rank, and every rank still running on a node that died or reports a fault."""
     candidates: list[_Candidate] = []
     for pod in pods:
         node = nodes_by_name.get(node_name(pod) or "")
         if phase_of(pod) == "Failed":
-            candidates.append(_Candidate(pod, classify_pod(pod, node, device_faults.get(node_name(pod) or "", ()))))
+            found = classify_pod(pod, node, device_faults.get(node_name(pod) or "", ()),
+                                 launcher=_runs_launcher(job, pod))
+            candidates.append(_Candidate(pod, found))
         elif not is_finished(pod) and node_name(pod):
             found = faulty_node(node, device_faults) if node is not None else Classification(
                 fault_class=FaultClass.NODE, reason="NodeLost", message=f"node {node_name(pod)} is gone",
@@ -148,7 +156,7 @@ def find_attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Map
                        now: datetime) -> AttemptFault | float | None:
     """The fault that ends the attempt, if any, and the evidence behind it (see `_evidence_key`). A number
     instead: seconds to wait for the other ranks, when the only failure so far is a symptom."""
-    candidates = _candidates(pods, nodes_by_name, device_faults)
+    candidates = _candidates(job, pods, nodes_by_name, device_faults)
     if not candidates:
         return None
     best = min(candidates, key=_evidence_key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,12 @@ def report(cls: str, reason: str = "R", message: str = "m", **extra: Any) -> str
 
 
 def failed(exit_code: int | None = 1, reason: str | None = None, message: str = "", node: str | None = "n1",
-           status: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A failed pod; `reason` and `message` are its container's, `status` goes into the pod's status."""
+           status: dict[str, Any] | None = None, command: list[str] | None = None) -> dict[str, Any]:
+    """A failed pod as the operator creates it (its container runs `command`, Tandem's launcher unless said);
+    `reason` and `message` are its container's, `status` goes into the pod's status."""
     pod = make_pod("llama", 1, 0, phase="Failed", node=node, exit_code=exit_code, reason=reason, message=message)
+    pod["spec"]["containers"] = [{"name": "trainer", "image": "example.org/tandem-runtime:npu",
+                                  "command": command or ["tandem-train"]}]
     pod["status"].update(status or {})
     return pod
 
@@ -242,6 +246,47 @@ def test_truncated_report_is_read_as_a_log_tail() -> None:
 )
 def test_container_state(exit_code: int, reason: str, expected: tuple[str, str, str]) -> None:
     assert got(classify_pod(failed(exit_code, reason), node(), [])) == expected
+
+
+CUSTOM = ["torchrun", "--nproc-per-node=8", "train.py"]
+
+
+def runtime_code(code: int, cls: str) -> Classification:
+    return Classification(FaultClass(cls), "ExitCode", f"container trainer exited with code {code}, the runtime's "
+                          f"code for {cls}, and left no termination message", "container-state", node="n1")
+
+
+def foreign_code(code: int) -> Classification:
+    return Classification(FaultClass.UNKNOWN, "ExitCode", f"container trainer exited with code {code}; its command "
+                          "is not Tandem's launcher and left no report, so the code names no class", "container-state",
+                          node="n1")
+
+
+RUNTIME_CODES = [(3, "interconnect"), (4, "device"), (5, "oom"), (6, "node")]
+
+
+@pytest.mark.parametrize(("code", "cls"), RUNTIME_CODES)
+@pytest.mark.parametrize("command", [["tandem-train"], ["/usr/local/bin/tandem-train", "--config", "/etc/t.yaml"]])
+def test_the_runtime_exit_codes_name_a_class_when_tandems_launcher_ran(code: int, cls: str, command: list[str]) -> None:
+    assert classify_pod(failed(code, "Error", command=command), node(), []) == runtime_code(code, cls)
+
+
+@pytest.mark.parametrize(("code", "cls"), RUNTIME_CODES)
+def test_a_custom_commands_exit_code_3_to_6_names_no_class(code: int, cls: str) -> None:
+    """torchrun, a shell script or the user's own program may exit 3-6 for any reason of theirs."""
+    assert classify_pod(failed(code, "Error", command=CUSTOM), node(), []) == foreign_code(code)
+    unknown_command = failed(code, "Error")
+    del unknown_command["spec"]["containers"]
+    assert classify_pod(unknown_command, node(), []) == foreign_code(code)
+    assert classify_pod(unknown_command, node(), [], launcher=True) == runtime_code(code, cls)
+    assert classify_pod(failed(code, "Error"), node(), [], launcher=False) == foreign_code(code)
+
+
+def test_a_runtime_report_makes_a_custom_commands_exit_code_the_runtimes() -> None:
+    """`bash -c "tandem-train ..."`: the report shows the runtime ran; its exit code is the runtime's."""
+    message = report("unknown", "Incomplete", "the workers exited before the last step", step=40)
+    found = classify_pod(failed(3, "Error", message, command=["bash", "-c", "tandem-train"]), node(), [])
+    assert found == replace(runtime_code(3, "interconnect"), step=40)
 
 
 def test_oomkilled_beats_an_exit_code_in_another_container() -> None:

@@ -124,3 +124,16 @@ def test_only_strong_evidence_against_a_node_excludes_it() -> None:
 def chip_free(rank: int) -> dict[str, Any]:
     """A rank that finished its part and exited cleanly (nothing left to wait for)."""
     return make_pod("llama", 1, rank, "Succeeded", f"ascend-{rank}", exit_code=0)
+
+
+# --- B: exit codes 3-6 are the runtime's only under Tandem's launcher ----------------------------------------------
+
+def test_a_custom_commands_exit_code_names_no_class() -> None:
+    """The pods carry no command here: the job's spec.container.command says what ran."""
+    custom = running(container={"command": ["python", "train.py"]})
+    assert detect([failed(1, "", 4)], job=custom) == fault(
+        1, "unknown", "ExitCode", "container trainer exited with code 4; its command is not Tandem's launcher and "
+                                  "left no report, so the code names no class")
+    assert detect([failed(1, "", 4)]) == fault(
+        1, "device", "ExitCode", "container trainer exited with code 4, the runtime's code for device, and left no "
+                                 "termination message")
