@@ -121,11 +121,10 @@ class Kube:
     def list_pool_pods(self, namespaces: list[str] | None = None) -> list[Obj]:
         """Every pod that runs (or waits to run) on a pool, in the namespaces the operator serves: what the
         other jobs hold when a new attempt asks for room."""
-        def listed(namespace: str | None) -> list[Obj]:
-            call = (self.core.list_namespaced_pod if namespace else self.core.list_pod_for_all_namespaces)
-            args = (namespace,) if namespace else ()
-            return _json(call(*args, label_selector=POOL_LABEL, **CALL))["items"]
-        return [pod for namespace in (namespaces or [None]) for pod in listed(namespace)]
+        if not namespaces:
+            return _json(self.core.list_pod_for_all_namespaces(label_selector=POOL_LABEL, **CALL))["items"]
+        return [pod for namespace in namespaces for pod in _json(self.core.list_namespaced_pod(
+            namespace, label_selector=POOL_LABEL, **CALL))["items"]]
 
     def read_log_tail(self, namespace: str, pod: str, lines: int = 200) -> str:
         """The last lines of the pod's training container log ("" when the pod is gone)."""
@@ -171,14 +170,16 @@ class Kube:
         meta = manifest["metadata"]
         namespace, kind = meta["namespace"], manifest["kind"]
         pod = kind == "Pod"
-        create = self.core.create_namespaced_pod if pod else self.core.create_namespaced_service
         try:
-            create(namespace, manifest, **CALL)
+            if pod:
+                self.core.create_namespaced_pod(namespace, manifest, **CALL)
+            else:
+                self.core.create_namespaced_service(namespace, manifest, **CALL)
             return True
         except ApiException as exc:
             if exc.status == 409:
-                read = self.core.read_namespaced_pod if pod else self.core.read_namespaced_service
-                existing = _found(lambda: read(meta["name"], namespace, **CALL))
+                existing = (_found(lambda: self.core.read_namespaced_pod(meta["name"], namespace, **CALL)) if pod
+                            else self.get_service(namespace, meta["name"]))
                 owner = meta["ownerReferences"][0]["uid"]
                 if existing is not None and not owned_by(existing, owner):
                     raise Foreign(f"{kind} {meta['name']} exists and belongs to another owner") from exc

@@ -152,7 +152,9 @@ def call_from_request(method: str, path: str, query: dict[str, str]) -> Call | N
 
 # --- the operator's calls, from its code ----------------------------------------------------------
 _CLIENT_METHOD = re.compile(r"^(?P<verb>list|read|get|create|patch|replace|delete)_(?P<scope>namespaced_|cluster_)?"
-                            r"(?P<kind>\w+?)(?P<status>_status)?$")
+                            r"(?P<kind>\w+?)(?P<status>_status)?(?P<everywhere>_for_all_namespaces)?$")
+# Subresources the client names as a suffix of the kind: read_namespaced_pod_log reads pods/log.
+_SUBRESOURCE_KINDS = {"pod_log": "pods/log"}
 _VERBS = {"list": "list", "read": "get", "get": "get", "create": "create", "patch": "patch", "replace": "update",
           "delete": "delete"}
 
@@ -199,7 +201,8 @@ def client_calls() -> list[CodeCall]:
         parsed = _CLIENT_METHOD.match(method)
         assert parsed, f"operator/kube.py:{node.lineno}: unknown client method {method}"
         if node.func.value.attr == "core":
-            group, plural = "", parsed["kind"].replace("_", "") + "s"
+            group = ""
+            plural = _SUBRESOURCE_KINDS.get(parsed["kind"], parsed["kind"].replace("_", "") + "s")
         else:  # (group, version, [namespace,] plural, ...)
             group = _value(node.args[0], kube)
             plural = _value(node.args[3 if parsed["scope"] == "namespaced_" else 2], kube)

@@ -76,10 +76,15 @@ makes against the local cluster and fails when a rule is missing or unused.
 - apiGroups: [tandem.dev]
   resources: [trainingjobs/status]
   verbs: [patch]
-# Each attempt's pods: watched (label tandem.dev/job), created, and deleted on gang teardown.
+# Each attempt's pods: watched (label tandem.dev/job), created, and deleted on gang teardown; read when a
+# create answers 409 (is the pod of that name ours, or a deleted job's?).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch, create, delete]
+  verbs: [get, list, watch, create, delete]
+# Rank 0's log tail: the checkpoints a healthy run commits (status.lastCheckpoint).
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 # The headless Service that gives rank 0 a stable name.
 - apiGroups: [""]
   resources: [services]
