@@ -16,68 +16,34 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 from tandem.operator.api_types import FaultClass
+from tandem.operator.classification import (
+    NODE_CLASSES,
+    SYMPTOM_REASONS,
+    Classification,
+    Obj,
+    Source,
+    as_dict,
+    as_list,
+    short,
+)
+from tandem.operator.container_start import START_GRACE_SECONDS, StartFailure, start_failure
 from tandem.operator.device_reports import DeviceFault, nvidia_faults
 from tandem.operator.logtail import MESSAGE_LIMIT, read_log
-from tandem.operator.logtail import short as _short
 from tandem.operator.observe import parse_report
 from tandem.operator.podspec import CONTAINER, RUNTIME_COMMAND
 from tandem.runtime.faults import EXIT_CODES
 
-Obj = dict[str, Any]
-Source = Literal["termination-message", "container-state", "pod-condition", "node", "device-report", "log-tail",
-                 "none"]
+__all__ = [
+    "NODE_CLASSES", "START_GRACE_SECONDS", "SYMPTOM_REASONS", "Classification", "Obj", "Source", "StartFailure",
+    "classify_log", "classify_node", "classify_pod", "runs_launcher", "start_failure",
+]  # fmt: skip
 
-
-# What a rank says *because* another rank failed first (its peer vanished, a collective waited for a rank that
-# never came, its launcher stopped it): never the root cause when another rank shows one, and no evidence
-# against the rank's own node.
-SYMPTOM_REASONS = frozenset({
-    "PeerConnectionLost", "CollectiveHang", "CollectiveTimeout", "HcclSocketTimeout", "HcclExecTimeout",
-    "NcclRemoteError", "WorkerStopped",
-})  # fmt: skip
-# The classes that blame the node the fault was seen on.
-NODE_CLASSES = frozenset({FaultClass.INTERCONNECT, FaultClass.DEVICE, FaultClass.NODE})
-
-
-@dataclass(frozen=True)
-class Classification:
-    fault_class: FaultClass
-    reason: str
-    message: str
-    source: Source
-    step: int | None = None
-    checkpoint_step: int | None = None
-    resumed_from: int | None = None
-    node: str | None = None
-    # False when only a log tail names the hardware and no line of it was printed by the collective library,
-    # the runtime or the driver (a user's own print can say "CUDA error" too): the class stands, the node is
-    # not blamed.
-    confident: bool = True
-
-    @property
-    def symptom(self) -> bool:
-        return self.reason in SYMPTOM_REASONS
-
-    @property
-    def excludes_node(self) -> bool:
-        """Strong enough evidence against the node it was seen on to keep the job's next attempts off it."""
-        return self.confident and self.fault_class in NODE_CLASSES and not self.symptom
-
-    def to_json(self) -> dict[str, str]:
-        return {"class": self.fault_class.value, "reason": self.reason, "message": self.message}
-
-
-def _dict(value: Any) -> Obj:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+_dict, _list, _short = as_dict, as_list, short
 
 
 def _count(value: Any) -> int | None:
@@ -177,8 +143,6 @@ _STATUS_REASONS = {
     "Evicted": "Evicted", "NodeLost": "NodeLost", "UnexpectedAdmissionError": "UnexpectedAdmissionError",
     "NodeAffinity": "NodeAffinity", "Shutdown": "NodeShutdown", "Terminated": "NodeShutdown",
 }  # fmt: skip
-_USER_WAITING = frozenset({"CreateContainerConfigError", "InvalidImageName"})
-_WEAK_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerError", "RunContainerError"})
 
 
 def _statuses(pod: Obj) -> list[Obj]:
@@ -261,15 +225,12 @@ def _from_container(name: str, terminated: Obj, runtime_codes: bool = True) -> t
     return make(FaultClass.UNKNOWN, "ExitCode", f"container {name} exited with code {code}"), False
 
 
-def _from_waiting(pod: Obj) -> tuple[Classification | None, bool]:
-    for status in _statuses(pod):
-        waiting = _dict(_dict(status.get("state")).get("waiting"))
-        reason = str(waiting.get("reason") or "")
-        if reason in _USER_WAITING or reason in _WEAK_WAITING:
-            cls = FaultClass.USER if reason in _USER_WAITING else FaultClass.UNKNOWN
-            message = f"container {status.get('name') or 'container'}: {reason}: {waiting.get('message') or ''}"
-            return Classification(cls, reason, _short(message), "container-state"), reason in _USER_WAITING
-    return None, False
+def _from_start(pod: Obj) -> tuple[Classification | None, bool]:
+    """A container that never ran: decisive when it is the user's; a cause that may go away is weak here."""
+    failure = start_failure(pod)
+    if failure is None:
+        return None, False
+    return failure.found, failure.found.fault_class == FaultClass.USER
 
 
 def _from_pod_status(pod: Obj) -> Classification | None:
@@ -316,7 +277,7 @@ def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault
     runtime_codes = bool(reports) or bool(runs_launcher(pod) if launcher is None else launcher)
     results = [_from_container(name, t, runtime_codes) for name, t in terminated]
     results.sort(key=lambda r: r[0] is None or r[0].reason != "OOMKilled")
-    results.append(_from_waiting(pod))
+    results.append(_from_start(pod))
     for found, decisive in results:
         if found and decisive:
             return finish(found)

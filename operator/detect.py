@@ -4,11 +4,18 @@ operator observed: the attempt's pods, the nodes, the accelerator fault reports.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from tandem.operator.api import AcceleratorPool, Fault, FaultClass, TrainingJob
-from tandem.operator.classify import Classification, classify_node, classify_pod, runs_launcher
+from tandem.operator.classify import (
+    START_GRACE_SECONDS,
+    Classification,
+    classify_node,
+    classify_pod,
+    runs_launcher,
+    start_failure,
+)
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import (
     Obj,
@@ -73,6 +80,38 @@ def usable_capacity(pools: Mapping[str, AcceleratorPool], nodes: Sequence[Obj],
 class _Candidate:
     pod: Obj
     found: Classification
+    wait: float = 0.0  # seconds of a grace still running: alone, this candidate does not end the attempt yet
+
+
+def _time(value: object) -> datetime | None:
+    try:
+        return parse_time(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _pod_started(pod: Obj) -> datetime | None:
+    """When the kubelet took the pod on (status.startTime), else when it was created: from the pod itself, so a
+    restarted operator measures the same time. None only for a pod the API server never serves."""
+    return _time(pod.get("status", {}).get("startTime")) or _time(pod.get("metadata", {}).get("creationTimestamp"))
+
+
+def _grace_left(since: datetime | None, grace: float, now: datetime) -> float:
+    """Seconds of `grace` left since `since`; none without a time (decide now rather than wait for ever)."""
+    if since is None:
+        return 0.0
+    return min(grace, max(grace - (now - since).total_seconds(), 0.0))
+
+
+def _not_started(pod: Obj, now: datetime) -> _Candidate | None:
+    """A rank whose container never ran its command; while a cause that may go away has its grace, the rank is
+    only `unknown`: another rank's failure may end the attempt, but never as the user's fault."""
+    failure = start_failure(pod)
+    if failure is None:
+        return None
+    wait = _grace_left(_pod_started(pod), START_GRACE_SECONDS, now) if failure.grace else 0.0
+    found = replace(failure.found, fault_class=FaultClass.UNKNOWN) if wait > 0 else failure.found
+    return _Candidate(pod, found, wait)
 
 
 def _finished(pod: Obj) -> datetime:
@@ -117,8 +156,9 @@ def _runs_launcher(job: TrainingJob, pod: Obj) -> bool:
 
 
 def _candidates(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
-                device_faults: Mapping[str, Sequence[DeviceFault]]) -> list[_Candidate]:
-    """Every failed rank, and every rank still running on a node that died or reports a fault."""
+                device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime) -> list[_Candidate]:
+    """Every failed rank, every rank still running on a node that died or reports a fault, and every rank whose
+    container cannot start."""
     candidates: list[_Candidate] = []
     for pod in pods:
         node = nodes_by_name.get(node_name(pod) or "")
@@ -132,6 +172,9 @@ def _candidates(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[st
                 source="node", node=node_name(pod))
             if found is not None:
                 candidates.append(_Candidate(pod, found))
+                continue
+        if not is_finished(pod) and (start := _not_started(pod, now)):
+            candidates.append(start)
     return candidates
 
 
@@ -156,9 +199,12 @@ def find_attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Map
                        now: datetime) -> AttemptFault | float | None:
     """The fault that ends the attempt, if any, and the evidence behind it (see `_evidence_key`). A number
     instead: seconds to wait for the other ranks, when the only failure so far is a symptom."""
-    candidates = _candidates(job, pods, nodes_by_name, device_faults)
+    candidates = _candidates(job, pods, nodes_by_name, device_faults, now)
     if not candidates:
         return None
+    if all(c.wait > 0 for c in candidates):
+        return min(c.wait for c in candidates)
+    # Something ends the attempt now; a rank still in its grace competes as what it is so far.
     best = min(candidates, key=_evidence_key)
     wait = _waiting_for_root_cause(best, pods, now)
     if wait is not None:

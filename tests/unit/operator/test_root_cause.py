@@ -42,9 +42,11 @@ def failed(rank: int, message: str = "", exit_code: int = 1, reason: str = "Erro
 
 
 def fault(rank: int, cls: str, reason: str, message: str, step: int | None = None, checkpoint: int = 0,
-          node: str | None = None) -> Fault:
+          node: str | None = None, after: float = 0.0) -> Fault:
+    """The Fault attempt_fault gives `after` seconds past NOW."""
     return Fault.model_validate({
-        "time": NOW, "attempt": 1, "pool": "ascend-910b", "node": node or f"ascend-{rank}", "pod": f"llama-a1-{rank}",
+        "time": NOW + timedelta(seconds=after), "attempt": 1, "pool": "ascend-910b", "node": node or f"ascend-{rank}",
+        "pod": f"llama-a1-{rank}",
         "class": cls, "reason": reason, "message": message, "step": step, "checkpointStep": checkpoint})
 
 
@@ -137,3 +139,70 @@ def test_a_custom_commands_exit_code_names_no_class() -> None:
     assert detect([failed(1, "", 4)]) == fault(
         1, "device", "ExitCode", "container trainer exited with code 4, the runtime's code for device, and left no "
                                  "termination message")
+
+
+# --- C: a command that cannot start ends the job at once; an image pull gets a grace --------------------------------
+
+STARTS = {e["id"]: e for e in yaml.safe_load(
+    (Path(__file__).parents[2] / "data" / "faults" / "container_start.yaml").read_text())}
+
+
+def waiting(rank: int, entry_id: str, started: float | None = -30.0, created: float | None = -40.0) -> dict[str, Any]:
+    """A pod bound to its node whose container waits as the entry says; `started`/`created`: seconds from NOW."""
+    entry = STARTS[entry_id]
+    pod = make_pod("llama", 1, rank, "Pending", f"ascend-{rank}")
+    pod["status"]["containerStatuses"] = [{"name": "trainer", "state": {"waiting": {
+        "reason": entry["reason"], "message": entry["message"]}}}]
+    if started is not None:
+        pod["status"]["startTime"] = (NOW + timedelta(seconds=started)).isoformat()
+    if created is not None:
+        pod["metadata"]["creationTimestamp"] = (NOW + timedelta(seconds=created)).isoformat()
+    return pod
+
+
+def start_fault(rank: int, entry_id: str, cls: str = "user", after: float = 0.0) -> Fault:
+    entry = STARTS[entry_id]
+    return fault(rank, cls, entry["reason"], f"container trainer: {entry['reason']}: {entry['message']}", after=after)
+
+
+@pytest.mark.parametrize("entry_id", ["run-container-error-exec-not-found", "crio-create-container-error-not-in-path",
+                                      "invalid-image-name", "create-container-config-error-configmap"])
+def test_a_command_or_image_that_cannot_start_fails_the_job_at_once(entry_id: str) -> None:
+    pods = [make_pod("llama", 1, 0, "Running", "ascend-0"), waiting(1, entry_id)]
+    assert detect(pods) == start_fault(1, entry_id)
+
+
+def test_a_command_that_exits_127_without_starting_fails_the_job() -> None:
+    entry = STARTS["shell-command-not-found"]
+    pods = [make_pod("llama", 1, 0, "Running", "ascend-0"), failed(1, entry["message"], 127)]
+    assert detect(pods) == fault(1, "user", "CommandNotFound", f"container trainer: Error, exit code 127: "
+                                                               f"{entry['message']}")
+
+
+@pytest.mark.parametrize("entry_id", ["image-pull-back-off", "image-manifest-not-found"])
+def test_an_image_pull_is_given_time_before_it_fails_the_job(entry_id: str) -> None:
+    """A registry that is down comes back: 120 s after the kubelet started the pod, the pull is the user's."""
+    pods = [make_pod("llama", 1, 0, "Running", "ascend-0"), waiting(1, entry_id, started=-30.0)]
+    assert detect(pods) == pytest.approx(90.0)
+    assert detect(pods, after=90.0) == start_fault(1, entry_id, after=90.0)
+
+
+@pytest.mark.parametrize(("started", "created", "expected"), [(None, -100.0, 20.0), (None, None, None)])
+def test_the_pull_is_timed_from_the_pods_creation_without_a_start_time(
+        started: float | None, created: float | None, expected: float | None) -> None:
+    """A restarted operator remembers nothing: the times come from the pod, and a pod with no time at all (which
+    the API server never serves) decides at once rather than waiting for ever."""
+    found = detect([waiting(1, "image-pull-back-off", started=started, created=created)])
+    assert found == (pytest.approx(expected) if expected else start_fault(1, "image-pull-back-off"))
+
+
+def test_runtime_trouble_that_outlasts_the_grace_is_unknown_not_the_users() -> None:
+    pod = waiting(1, "crio-create-container-error-mount", started=-30.0)
+    assert detect([pod]) == pytest.approx(90.0)
+    assert detect([pod], after=100.0) == start_fault(1, "crio-create-container-error-mount", "unknown", after=100.0)
+
+
+def test_while_an_image_pulls_a_failed_rank_ends_the_attempt_without_blaming_the_pull_on_the_user() -> None:
+    """Rank 0 gave up waiting for rank 1: a restart, not the user's fault (the grace has not run out)."""
+    pods = [failed(0, NCCL_REMOTE), waiting(1, "image-pull-back-off", started=-30.0)]
+    assert detect(pods) == start_fault(1, "image-pull-back-off", "unknown")
