@@ -20,15 +20,15 @@ class Admission:
     def __init__(self) -> None:
         self._next_ip = 10
 
-    def admit(self, rt: ResourceType, obj: dict[str, Any], field_validation: str, creating: bool) -> tuple[
-        dict[str, Any], list[str]
-    ]:
-        """Returns the object to store and the warnings to send; raises a 400/422 to refuse it."""
+    def admit(self, rt: ResourceType, obj: dict[str, Any], field_validation: str, creating: bool,
+              old: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+        """Returns the object to store and the warnings to send; raises a 400/422 to refuse it.
+        `old` is the stored object on an update (CEL transition rules compare with it)."""
         name = obj.get("metadata", {}).get("name", "")
         causes = schema.name_causes(obj) if creating else []
         warnings: list[str] = []
         if rt.schema is not None:
-            outcome = schema.validate(obj, rt.schema)
+            outcome = schema.validate(obj, rt.schema, old)
             if outcome.unknown_fields:
                 if field_validation == "Strict":
                     listed = ", ".join(f'unknown field "{f}"' for f in outcome.unknown_fields)
@@ -39,6 +39,7 @@ class Admission:
                 if field_validation != "Ignore":
                     warnings += [f'unknown field "{f}"' for f in outcome.unknown_fields]
             causes += outcome.causes
+            warnings += outcome.warnings
             obj = outcome.value
         else:
             causes += _builtin_causes(obj)

@@ -25,7 +25,7 @@ from tandem.localcluster.admission import Admission
 from tandem.localcluster.patches import apply_patch
 from tandem.localcluster.resources import ResourceType, builtin_types, crd_types
 from tandem.localcluster.selectors import parse_field_selector, parse_label_selector
-from tandem.localcluster.store import Filter, Key, Obj, Store
+from tandem.localcluster.store import Filter, Key, Obj, Store, as_written
 from tandem.localcluster.tables import to_table
 
 log = structlog.get_logger("tandem.localcluster")
@@ -233,7 +233,7 @@ class LocalAPI(kmock.KubernetesEmulator):
                  warnings: list[str] | None = None) -> aiohttp.web.Response:
         payload = to_table(rt, [obj], obj["metadata"]["resourceVersion"], request.params.get("includeObject", "")) \
             if _wants_table(request) else obj
-        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
+        headers = {"Warning": ", ".join(f'299 - "{_quoted(w)}"' for w in warnings)} if warnings else None
         return aiohttp.web.json_response(payload, status=status, headers=headers)
 
     def _check_namespace(self, route: Route, body: Obj) -> None:
@@ -269,10 +269,9 @@ class LocalAPI(kmock.KubernetesEmulator):
             new = {**copy.deepcopy(body), "apiVersion": route.rt.api_version, "kind": route.rt.kind}
         else:
             new = apply_patch(current, body, request.headers.get("Content-Type", ""))
-        if route.subresource == "status" and "status" in new:
-            new = {**current, "status": new["status"], "metadata": {
-                **current["metadata"], "resourceVersion": new.get("metadata", {}).get("resourceVersion")}}
-        admitted, warnings = self.admission.admit(route.rt, new, _field_validation(request), creating=False)
+        new = as_written(route.rt, current, new, route.subresource)
+        admitted, warnings = self.admission.admit(route.rt, new, _field_validation(request), creating=False,
+                                                  old=current)
         if request.params.get("dryRun") == "All":
             return self._respond(request, route.rt, admitted, 200, warnings)
         obj = self.store.update(route.rt, current, admitted, route.subresource)
@@ -349,6 +348,12 @@ class LocalAPI(kmock.KubernetesEmulator):
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await response.write_eof()
         return response
+
+
+def _quoted(text: str) -> str:
+    """A warning's text inside the quoted-string of a Warning header (RFC 7234): quotes and
+    backslashes escaped, as the API server sends the messages of ratcheted CEL rules."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _wants_table(request: rendering.Request) -> bool:

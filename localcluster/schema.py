@@ -1,6 +1,6 @@
 """Structural-schema validation of custom objects, as the API server does it for a CRD:
 null pruning, defaulting, unknown-field handling, type/format checks, and the
-`x-kubernetes-validations` CEL rules (evaluated with cel-python).
+`x-kubernetes-validations` CEL rules (`cel_rules.py`).
 
 Error causes are shaped like the API server's (`field`, `reason`, `message`) so that
 `kubectl apply` prints the same text a user would see against a real cluster."""
@@ -11,10 +11,9 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-import celpy
+from tandem.localcluster import cel_rules
 
 Cause = dict[str, str]
 
@@ -38,6 +37,7 @@ class Outcome:
     value: Any
     causes: list[Cause] = field(default_factory=list)
     unknown_fields: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _cause(path: str, message: str, reason: str = "FieldValueInvalid") -> Cause:
@@ -136,41 +136,15 @@ def _walk_object(value: dict[str, Any], schema: dict[str, Any], path: str, out: 
     return result
 
 
-@cache
-def _program(rule: str) -> celpy.Runner:
-    env = celpy.Environment()
-    return env.program(env.compile(rule))
-
-
-def _rules(value: Any, schema: dict[str, Any], path: str, out: Outcome) -> None:
-    """Evaluate `x-kubernetes-validations` bottom-up over values that passed the structural checks."""
-    if isinstance(value, dict):
-        for key, child in value.items():
-            child_schema = schema.get("properties", {}).get(key)
-            if child_schema is not None and child is not None:
-                _rules(child, child_schema, f"{path}.{key}" if path else key, out)
-    elif isinstance(value, list) and "items" in schema:
-        for i, child in enumerate(value):
-            _rules(child, schema["items"], f"{path}[{i}]", out)
-    for rule in schema.get("x-kubernetes-validations", []):
-        if "oldSelf" in rule["rule"]:
-            continue  # transition rules need the stored object; none of ours use them
-        try:
-            ok = bool(_program(rule["rule"]).evaluate({"self": celpy.json_to_cel(value)}))
-        except Exception as exc:  # a rule that errors refuses the object, as in the API server
-            ok, rule = False, {**rule, "message": f"evaluating rule {rule['rule']!r}: {exc}"}
-        if not ok:
-            target = f"{path}{rule.get('fieldPath', '')}" if path else rule.get("fieldPath", "").lstrip(".")
-            message = rule.get("message") or f"failed rule: {rule['rule']}"
-            out.causes.append(_cause(target, f"Invalid value: {_shown(value)}: {message}"))
-
-
-def validate(obj: dict[str, Any], schema: dict[str, Any]) -> Outcome:
-    """Validate and default a whole custom object against its version's openAPIV3Schema."""
+def validate(obj: dict[str, Any], schema: dict[str, Any], old: dict[str, Any] | None = None) -> Outcome:
+    """Validate and default a whole custom object against its version's openAPIV3Schema; `old` is
+    the stored object on an update (transition rules and ratcheting compare with it)."""
     out = Outcome(value=None)
     out.value = _walk(obj, schema, "", out)
-    if not out.causes:
-        _rules(out.value, schema, "", out)
+    if not out.causes:  # as the API server, rules run only over values that passed the structural checks
+        rules = cel_rules.evaluate(out.value, old, schema)
+        out.causes += rules.causes
+        out.warnings += rules.warnings
     return out
 
 

@@ -59,6 +59,21 @@ class Filter:
         )
 
 
+def as_written(rt: ResourceType, current: Obj, new: Obj, subresource: str | None) -> Obj:
+    """What an update really asks for, before it is validated (the strategies' PrepareForUpdate): a
+    write to /status changes only the status; a write to an object with a status subresource keeps
+    the stored status. The resourceVersion sent stays, for the store's conflict check."""
+    if subresource == "status":
+        if "status" not in new:
+            return new
+        sent = (new.get("metadata") or {}).get("resourceVersion")
+        return {**current, "status": new["status"], "metadata": {**current["metadata"], "resourceVersion": sent}}
+    if not rt.has_status:
+        return new
+    kept = {k: v for k, v in new.items() if k != "status"}
+    return {**kept, "status": current["status"]} if "status" in current else kept
+
+
 def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
