@@ -40,7 +40,7 @@ from tandem.runtime.faults import EXIT_CODES
 
 __all__ = [
     "NODE_CLASSES", "START_GRACE_SECONDS", "SYMPTOM_REASONS", "Classification", "Obj", "Source", "StartFailure",
-    "classify_log", "classify_node", "classify_pod", "runs_launcher", "start_failure",
+    "classify_log", "classify_node", "classify_pod", "node_reports", "runs_launcher", "start_failure",
 ]  # fmt: skip
 
 _dict, _list, _short = as_dict, as_list, short
@@ -112,6 +112,15 @@ def _node_status(node: Obj) -> Classification | None:
     return None
 
 
+def node_reports(node: Obj | None, device_faults: Sequence[DeviceFault]) -> list[DeviceFault]:
+    """The accelerator fault reports for this node: its own GPU conditions and the reports given (which may
+    already include them: the operator's shared view does; one fault counts once)."""
+    name = _node_name(node)
+    reports = list(dict.fromkeys([*nvidia_faults(node if isinstance(node, dict) else {}),
+                                  *(f for f in device_faults or [] if isinstance(f, DeviceFault))]))
+    return [f for f in reports if name is None or f.node == name]
+
+
 def classify_node(node: Obj | None, device_faults: Sequence[DeviceFault]) -> Classification | None:
     """Is this node faulty right now? Its conditions and taints first, then the fault reports for it.
     `node` None means "not known", not "deleted": only the reports can then tell."""
@@ -120,11 +129,7 @@ def classify_node(node: Obj | None, device_faults: Sequence[DeviceFault]) -> Cla
         found = _node_status(node)
         if found:
             return found
-    # The node's own GPU conditions are read here; the reports given may already include them (the
-    # operator's shared view does), and one fault counts once.
-    reports = list(dict.fromkeys([*nvidia_faults(node or {}),
-                                  *(f for f in device_faults or [] if isinstance(f, DeviceFault))]))
-    reports = [f for f in reports if name is None or f.node == name]
+    reports = node_reports(node, device_faults)
     if not reports:
         return None
     fault = min(reports, key=lambda f: _REPORT_ORDER.get(f.fault_class, 3))

@@ -1,5 +1,11 @@
 """Did the current attempt fault, and where can the next one run? Pure functions over what the
-operator observed: the attempt's pods, the nodes, the accelerator fault reports."""
+operator observed: the attempt's pods, the nodes, the accelerator fault reports (docs/design.md#fault-classes).
+
+The candidates: every failed rank, every rank still running on a node that is gone, NotReady or reports an
+accelerator fault, every rank whose container cannot start. The fault is the one with the best evidence
+(`_evidence_key`), not the lowest rank or the first second: a user's bug on rank 1 beats the collective error
+it caused on rank 0. Two graces keep an attempt alive while nothing else ends it: a node NotReady for less than
+faultPolicy.nodeNotReadyGraceSeconds, and an image pull (or a runtime's trouble) for START_GRACE_SECONDS."""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from tandem.operator.classify import (
     Classification,
     classify_node,
     classify_pod,
+    node_reports,
     runs_launcher,
     start_failure,
 )
@@ -40,6 +47,8 @@ PEER_DIED = frozenset({"PeerConnectionLost", "NcclRemoteError", "WorkerStopped"}
 # why: the runtime stops a pod's ranks within seconds of the first failure, and tearing the others
 # down earlier would delete the pod whose log holds the root cause.
 ROOT_CAUSE_GRACE_SECONDS = 10.0
+NOT_READY_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
+OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
 
 
 def node_name(pod: Obj) -> str | None:
@@ -103,6 +112,51 @@ def _grace_left(since: datetime | None, grace: float, now: datetime) -> float:
     return min(grace, max(grace - (now - since).total_seconds(), 0.0))
 
 
+def _not_ready_since(node: Obj, pod: Obj) -> datetime | None:
+    """When the node stopped being Ready: its Ready condition's lastTransitionTime, else the not-ready or
+    unreachable taint's timeAdded. Without either, when the rank started on it (status.startTime, else its
+    creation): the node was Ready then, so the grace can only end early, never be stretched, and a restarted
+    operator, which remembers nothing, reads the same time from the pod. None: no time at all (decide now)."""
+    for cond in node.get("status", {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready" and cond.get("status") != "True":
+            since = _time(cond.get("lastTransitionTime"))
+            if since:
+                return since
+    for taint in node.get("spec", {}).get("taints") or []:
+        if isinstance(taint, dict) and taint.get("key") in NOT_READY_TAINTS:
+            since = _time(taint.get("timeAdded"))
+            if since:
+                return since
+    return _pod_started(pod)
+
+
+def _node_grace_left(job: TrainingJob, node: Obj, found: Classification, device_faults: Sequence[DeviceFault],
+                     pod: Obj, now: datetime) -> float:
+    """Seconds left before a NotReady node ends the attempt. A node being deleted, declared out of service or
+    reporting an accelerator fault is not waited for: that is more than a missed heartbeat."""
+    if found.source != "node" or found.reason not in ("NodeNotReady", "NodeUnreachable"):
+        return 0.0
+    taints = {t.get("key") for t in node.get("spec", {}).get("taints") or [] if isinstance(t, dict)}
+    if node.get("metadata", {}).get("deletionTimestamp") or OUT_OF_SERVICE in taints:
+        return 0.0
+    if node_reports(node, device_faults):
+        return 0.0
+    grace = float(job.spec.fault_policy.node_not_ready_grace_seconds)
+    return _grace_left(_not_ready_since(node, pod), grace, now)
+
+
+def _on_faulty_node(job: TrainingJob, pod: Obj, node: Obj | None,
+                    device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime) -> _Candidate | None:
+    """A rank still running on a node that died, is NotReady or reports a fault."""
+    name = node_name(pod) or ""
+    if node is None:
+        return _Candidate(pod, Classification(FaultClass.NODE, "NodeLost", f"node {name} is gone", "node", node=name))
+    found = faulty_node(node, device_faults)
+    if found is None:
+        return None
+    return _Candidate(pod, found, _node_grace_left(job, node, found, device_faults.get(name, ()), pod, now))
+
+
 def _not_started(pod: Obj, now: datetime) -> _Candidate | None:
     """A rank whose container never ran its command; while a cause that may go away has its grace, the rank is
     only `unknown`: another rank's failure may end the attempt, but never as the user's fault."""
@@ -115,10 +169,7 @@ def _not_started(pod: Obj, now: datetime) -> _Candidate | None:
 
 
 def _finished(pod: Obj) -> datetime:
-    try:
-        return parse_time(finished_at(pod)) or datetime.max.replace(tzinfo=UTC)
-    except ValueError:
-        return datetime.max.replace(tzinfo=UTC)
+    return _time(finished_at(pod)) or datetime.max.replace(tzinfo=UTC)
 
 
 def _tier(found: Classification) -> int:
@@ -144,7 +195,7 @@ def _waiting_for_root_cause(best: _Candidate, pods: Sequence[Obj], now: datetime
         return None
     if not is_finished(pod) or not any(not is_finished(p) and p is not pod for p in pods):
         return None
-    failed_at = parse_time(finished_at(pod)) or now
+    failed_at = _time(finished_at(pod)) or now
     left = ROOT_CAUSE_GRACE_SECONDS - (now - failed_at).total_seconds()
     return left if left > 0 else None
 
@@ -166,30 +217,30 @@ def _candidates(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[st
             found = classify_pod(pod, node, device_faults.get(node_name(pod) or "", ()),
                                  launcher=_runs_launcher(job, pod))
             candidates.append(_Candidate(pod, found))
-        elif not is_finished(pod) and node_name(pod):
-            found = faulty_node(node, device_faults) if node is not None else Classification(
-                fault_class=FaultClass.NODE, reason="NodeLost", message=f"node {node_name(pod)} is gone",
-                source="node", node=node_name(pod))
-            if found is not None:
-                candidates.append(_Candidate(pod, found))
-                continue
-        if not is_finished(pod) and (start := _not_started(pod, now)):
-            candidates.append(start)
+        elif not is_finished(pod):
+            found = _on_faulty_node(job, pod, node, device_faults, now) if node_name(pod) else None
+            if found := found or _not_started(pod, now):
+                candidates.append(found)
     return candidates
 
 
 @dataclass(frozen=True)
 class AttemptFault:
+    """The fault that ends an attempt (for status.faults) and the evidence behind it."""
+
     fault: Fault
     cause: Classification
 
     @property
     def excludes_node(self) -> bool:
+        """Whether fault.node deserves exclusion: an interconnect/device/node fault whose evidence is not a
+        symptom (a rank that lost its peer, a collective that waited) and not only words in a log tail."""
         return self.cause.excludes_node
 
 
 def attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
                   device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime) -> Fault | float | None:
+    """`find_attempt_fault` without the evidence: the Fault, seconds to wait, or None."""
     found = find_attempt_fault(job, pods, nodes_by_name, device_faults, now)
     return found.fault if isinstance(found, AttemptFault) else found
 
@@ -198,7 +249,8 @@ def find_attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Map
                        device_faults: Mapping[str, Sequence[DeviceFault]],
                        now: datetime) -> AttemptFault | float | None:
     """The fault that ends the attempt, if any, and the evidence behind it (see `_evidence_key`). A number
-    instead: seconds to wait for the other ranks, when the only failure so far is a symptom."""
+    instead: seconds to wait, when the only failure so far is a symptom and another rank may still say why, or
+    when every candidate is still in its grace (a NotReady node, an image pull)."""
     candidates = _candidates(job, pods, nodes_by_name, device_faults, now)
     if not candidates:
         return None

@@ -206,3 +206,93 @@ def test_while_an_image_pulls_a_failed_rank_ends_the_attempt_without_blaming_the
     """Rank 0 gave up waiting for rank 1: a restart, not the user's fault (the grace has not run out)."""
     pods = [failed(0, NCCL_REMOTE), waiting(1, "image-pull-back-off", started=-30.0)]
     assert detect(pods) == start_fault(1, "image-pull-back-off", "unknown")
+
+
+# --- D: a node NotReady for less than nodeNotReadyGraceSeconds --------------------------------------------------
+
+# What the kubelet and the node lifecycle controller write (kubernetes pkg/kubelet/nodestatus, pkg/controller/
+# nodelifecycle): a runtime the kubelet cannot reach, and a kubelet that stopped posting.
+KUBELET_NOT_READY = ("False", "KubeletNotReady", "container runtime is down")
+STOPPED_POSTING = ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+
+
+def not_ready(name: str = "ascend-1", since: float | None = -20.0, ready: tuple[str, str, str] = KUBELET_NOT_READY,
+              **extra: Any) -> dict[str, dict[str, Any]]:
+    """The cluster's nodes with `name` NotReady since `since` seconds from NOW (None: no lastTransitionTime)."""
+    node = make_node(name, "ascend-910b")
+    status, reason, message = ready
+    condition = {"type": "Ready", "status": status, "reason": reason, "message": message}
+    if since is not None:
+        condition["lastTransitionTime"] = (NOW + timedelta(seconds=since)).isoformat()
+    node["status"]["conditions"] = [condition]
+    node.update(extra)
+    return {**NODES, name: node}
+
+
+def ranks_running(started: float | None = None) -> list[dict[str, Any]]:
+    pods = [make_pod("llama", 1, r, "Running", f"ascend-{r}") for r in range(2)]
+    if started is not None:
+        for pod in pods:
+            pod["status"]["startTime"] = (NOW + timedelta(seconds=started)).isoformat()
+    return pods
+
+
+def node_fault(reason: str, status: str, detail: str, after: float = 0.0) -> Fault:
+    return fault(1, "node", reason, f"node ascend-1 Ready={status}: {detail}", after=after)
+
+
+@pytest.mark.parametrize(("ready", "reason"), [(KUBELET_NOT_READY, "NodeNotReady"),
+                                               (STOPPED_POSTING, "NodeUnreachable")])
+def test_a_node_not_ready_for_less_than_the_grace_does_not_end_the_attempt(
+        ready: tuple[str, str, str], reason: str) -> None:
+    """A missed heartbeat is not a dead node: while its ranks run and report nothing, the attempt goes on."""
+    assert detect(ranks_running(), nodes=not_ready(ready=ready)) == pytest.approx(40.0)
+    assert detect(ranks_running(), nodes=not_ready(ready=ready), after=40.0) == node_fault(
+        reason, ready[0], ready[2], after=40.0)
+
+
+@pytest.mark.parametrize(("grace", "expected"), [(0, node_fault("NodeNotReady", "False", "container runtime is down")),
+                                                 (300, 280.0)])
+def test_the_grace_is_the_jobs_node_not_ready_grace_seconds(grace: int, expected: Fault | float) -> None:
+    job = running(faultPolicy={"nodeNotReadyGraceSeconds": grace})
+    assert detect(ranks_running(), job=job, nodes=not_ready()) == expected
+
+
+def test_a_node_that_is_gone_being_deleted_or_out_of_service_gets_no_grace() -> None:
+    gone = {k: v for k, v in NODES.items() if k != "ascend-1"}
+    assert detect(ranks_running(), nodes=gone) == fault(1, "node", "NodeLost", "node ascend-1 is gone")
+    deleted = not_ready(metadata={"name": "ascend-1", "labels": {}, "deletionTimestamp": NOW.isoformat()})
+    assert detect(ranks_running(), nodes=deleted) == node_fault("NodeNotReady", "False", "container runtime is down")
+    out = not_ready(spec={"taints": [{"key": "node.kubernetes.io/out-of-service", "effect": "NoExecute"}]})
+    assert detect(ranks_running(), nodes=out) == node_fault("NodeNotReady", "False", "container runtime is down")
+
+
+def test_a_not_ready_node_with_a_device_fault_report_gets_no_grace() -> None:
+    from tandem.operator.device_reports import DeviceFault
+
+    chip = DeviceFault("ascend-1", FaultClass.DEVICE, "NpuChipFault", "Ascend910-4: CardUnhealthy", "device-plugin")
+    assert detect(ranks_running(), nodes=not_ready(), device_faults={"ascend-1": [chip]}) == node_fault(
+        "NodeNotReady", "False", "container runtime is down")
+
+
+def test_a_failed_rank_ends_the_attempt_during_the_grace_and_the_node_is_its_cause() -> None:
+    """Rank 0 lost rank 1, whose node went NotReady: the node, not rank 0's symptom, is the fault."""
+    pods = [failed(0, NCCL_REMOTE), make_pod("llama", 1, 1, "Running", "ascend-1")]
+    assert detect(pods, nodes=not_ready()) == node_fault("NodeNotReady", "False", "container runtime is down")
+
+
+@pytest.mark.parametrize(("started", "expected"), [(-50.0, 10.0), (None, None)])
+def test_without_a_transition_time_the_grace_runs_from_the_pods_start(started: float | None,
+                                                                      expected: float | None) -> None:
+    """The node was Ready when the rank started on it, so its NotReady began later: the wait is never longer than
+    the grace, and a restarted operator computes the same. A pod without any time decides at once."""
+    found = detect(ranks_running(started), nodes=not_ready(since=None))
+    assert found == (pytest.approx(expected) if expected else node_fault("NodeNotReady", "False",
+                                                                         "container runtime is down"))
+
+
+def test_a_not_ready_taint_on_a_ready_node_is_timed_from_the_taint() -> None:
+    nodes = {**NODES, "ascend-1": {**NODES["ascend-1"], "spec": {"taints": [
+        {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute",
+         "timeAdded": (NOW - timedelta(seconds=15)).isoformat()}]}}}
+    assert detect(ranks_running(), nodes=nodes) == pytest.approx(45.0)
