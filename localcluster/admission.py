@@ -9,7 +9,7 @@ from typing import Any
 
 import kubernetes_validate
 
-from tandem.localcluster import errors, schema
+from tandem.localcluster import errors, names, schema, specs, timestamps
 from tandem.localcluster.resources import ResourceType
 
 KUBERNETES_VERSION = "1.32"
@@ -24,29 +24,11 @@ class Admission:
               old: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
         """Returns the object to store and the warnings to send; raises a 400/422 to refuse it.
         `old` is the stored object on an update (CEL transition rules compare with it)."""
-        name = obj.get("metadata", {}).get("name", "")
-        causes = schema.name_causes(obj) if creating else []
-        warnings: list[str] = []
-        if rt.schema is not None:
-            outcome = schema.validate(obj, rt.schema, old)
-            if outcome.unknown_fields:
-                if field_validation == "Strict":
-                    listed = ", ".join(f'unknown field "{f}"' for f in outcome.unknown_fields)
-                    raise errors.bad_request(
-                        f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                        f"strict decoding error: {listed}"
-                    )
-                if field_validation != "Ignore":
-                    warnings += [f'unknown field "{f}"' for f in outcome.unknown_fields]
-            causes += outcome.causes
-            warnings += outcome.warnings
-            obj = outcome.value
-        else:
-            causes += _builtin_causes(obj)
-            if not causes:
-                obj = self._default_builtin(rt, obj, creating)
+        if rt.schema is None:
+            return self._default_builtin(rt, _check_builtin(rt, obj, creating), creating), []
+        obj, causes, warnings = _check_custom(rt, obj, field_validation, creating, old)
         if causes:
-            raise errors.invalid(rt.kind, name, causes, rt.group)
+            raise errors.invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes, rt.group)
         return obj, warnings
 
     def _default_builtin(self, rt: ResourceType, obj: dict[str, Any], creating: bool) -> dict[str, Any]:
@@ -94,3 +76,33 @@ def _builtin_causes(obj: dict[str, Any]) -> list[schema.Cause]:
     except kubernetes_validate.SchemaNotFoundError as exc:  # a kind the library does not know
         return [{"field": "kind", "reason": "FieldValueInvalid", "message": str(exc)}]
     return []
+
+
+def _check_builtin(rt: ResourceType, obj: dict[str, Any], creating: bool) -> dict[str, Any]:
+    """The built-in object as decoded (times normalised; a 400 if one does not parse); a 422 if it
+    does not fit its type (it would not even decode, so nothing else is checked) or breaks the
+    API server's rules for names, labels and the fields checked in `names.py`."""
+    obj = timestamps.normalise_object(rt.kind, obj)
+    causes = _builtin_causes(obj) or names.meta_causes(rt.kind, obj, creating) + specs.builtin_causes(rt.kind, obj)
+    if causes:
+        raise errors.invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes, rt.group)
+    return obj
+
+
+def _check_custom(rt: ResourceType, obj: dict[str, Any], field_validation: str, creating: bool,
+                  old: dict[str, Any] | None) -> tuple[dict[str, Any], list[schema.Cause], list[str]]:
+    """The custom object pruned and defaulted, its causes (metadata first, then the schema's and
+    the CEL rules') and warnings (unknown fields under fieldValidation=Warn, ratcheted rules)."""
+    assert rt.schema is not None
+    causes = names.meta_causes(rt.kind, obj, creating)
+    outcome = schema.validate(obj, rt.schema, old)
+    warnings: list[str] = []
+    if outcome.unknown_fields:
+        if field_validation == "Strict":
+            listed = ", ".join(f'unknown field "{f}"' for f in outcome.unknown_fields)
+            raise errors.bad_request(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict decoding error: {listed}'
+            )
+        if field_validation != "Ignore":
+            warnings += [f'unknown field "{f}"' for f in outcome.unknown_fields]
+    return outcome.value, causes + outcome.causes, warnings + outcome.warnings

@@ -9,7 +9,6 @@ import contextlib
 import copy
 import json
 import re
-import secrets
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ import kmock
 import structlog
 from kmock._internal import rendering
 
-from tandem.localcluster import discovery, errors
+from tandem.localcluster import discovery, errors, names
 from tandem.localcluster.admission import Admission
 from tandem.localcluster.patches import apply_patch
 from tandem.localcluster.resources import ResourceType, builtin_types, crd_types
@@ -251,8 +250,10 @@ class LocalAPI(kmock.KubernetesEmulator):
         self._check_namespace(route, body)
         body = {**copy.deepcopy(body), "apiVersion": route.rt.api_version, "kind": route.rt.kind}
         meta = body.setdefault("metadata", {})
+        if route.rt.namespaced:  # the request's namespace is the object's before anything checks it
+            meta["namespace"] = route.namespace
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+            meta["name"] = self._generated_name(route, str(meta["generateName"]))
         admitted, warnings = self.admission.admit(route.rt, body, _field_validation(request), creating=True)
         if request.params.get("dryRun") == "All":
             return self._respond(request, route.rt, admitted, 201, warnings)
@@ -260,6 +261,13 @@ class LocalAPI(kmock.KubernetesEmulator):
         if route.rt.kind == "CustomResourceDefinition":
             self._sync_crd(obj, None)
         return self._respond(request, route.rt, obj, 201, warnings)
+
+    def _generated_name(self, route: Route, prefix: str) -> str:
+        """A generated name not taken yet (the API server retries a colliding one, RetryGenerateName)."""
+        while True:
+            name = names.generate_name(prefix)
+            if self.store.find(route.rt.group_resource, route.namespace, name) is None:
+                return name
 
     def _write(self, request: rendering.Request, route: Route, body: Any, method: str) -> aiohttp.web.Response:
         assert route.name is not None
@@ -270,6 +278,8 @@ class LocalAPI(kmock.KubernetesEmulator):
         else:
             new = apply_patch(current, body, request.headers.get("Content-Type", ""))
         new = as_written(route.rt, current, new, route.subresource)
+        if route.rt.namespaced:
+            new = {**new, "metadata": {**(new.get("metadata") or {}), "namespace": route.namespace}}
         admitted, warnings = self.admission.admit(route.rt, new, _field_validation(request), creating=False,
                                                   old=current)
         if request.params.get("dryRun") == "All":

@@ -6,7 +6,8 @@ from typing import Any
 
 from kmock import KubernetesError
 
-__all__ = ["KubernetesError", "already_exists", "bad_request", "conflict", "gone", "invalid", "not_found"]
+__all__ = ["KubernetesError", "already_exists", "bad_request", "conflict", "forbidden", "gone", "invalid", "not_found"]
+MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
 
 
 def bad_request(message: str) -> KubernetesError:
@@ -30,10 +31,13 @@ def already_exists(kind: str, name: str, group: str = "") -> KubernetesError:
     return _about(409, "AlreadyExists", f'{_qualified(kind, group)} "{name}" already exists', kind, name, group)
 
 
-def conflict(kind: str, name: str, group: str = "") -> KubernetesError:
-    message = (f'Operation cannot be fulfilled on {_qualified(kind, group)} "{name}": the object has been modified; '
-               "please apply your changes to the latest version and try again")
+def conflict(kind: str, name: str, group: str = "", why: str = MODIFIED) -> KubernetesError:
+    message = f'Operation cannot be fulfilled on {_qualified(kind, group)} "{name}": {why}'
     return _about(409, "Conflict", message, kind, name, group)
+
+
+def forbidden(kind: str, name: str, why: str, group: str = "") -> KubernetesError:
+    return _about(403, "Forbidden", f'{_qualified(kind, group)} "{name}" is forbidden: {why}', kind, name, group)
 
 
 def gone(message: str) -> KubernetesError:
@@ -42,8 +46,9 @@ def gone(message: str) -> KubernetesError:
 
 def invalid(kind: str, name: str, causes: list[dict[str, Any]], group: str = "") -> KubernetesError:
     """A 422 shaped like the API server's: the message lists every cause with its field path."""
-    summary = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
-    if len(causes) > 1:
+    lines = list(dict.fromkeys(f"{c['field']}: {c['message']}" for c in causes))  # ToAggregate drops repeats
+    summary = ", ".join(lines)
+    if len(lines) > 1:
         summary = f"[{summary}]"
     error = _about(422, "Invalid", f'{_qualified(kind, group)} "{name}" is invalid: {summary}', kind, name, group)
     error.details["causes"] = causes

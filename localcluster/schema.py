@@ -18,7 +18,6 @@ from tandem.localcluster import cel_rules
 Cause = dict[str, str]
 
 _TYPE_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def _type_name(value: Any) -> str:
@@ -146,16 +145,3 @@ def validate(obj: dict[str, Any], schema: dict[str, Any], old: dict[str, Any] | 
         out.causes += rules.causes
         out.warnings += rules.warnings
     return out
-
-
-def name_causes(obj: dict[str, Any]) -> list[Cause]:
-    name = obj.get("metadata", {}).get("name") or ""
-    if not name:
-        return [_cause("metadata.name", "Required value: name or generateName is required", "FieldValueRequired")]
-    if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
-        return [_cause(
-            "metadata.name",
-            f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must consist of lower case "
-            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-        )]
-    return []

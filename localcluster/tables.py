@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tandem.localcluster.resources import ResourceType
+from tandem.localcluster.timestamps import parse as parse_time
 
 Obj = dict[str, Any]
 
@@ -17,7 +18,10 @@ def human_age(timestamp: str | None, now: datetime.datetime | None = None) -> st
     """The short duration kubectl shows: 42s, 5m10s, 3h, 12d."""
     if not timestamp:
         return "<unknown>"
-    then = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    try:  # any RFC 3339 time (a custom object's date column is stored as sent); another text shows as is
+        then = parse_time(timestamp)
+    except ValueError:
+        return timestamp
     seconds = int(((now or datetime.datetime.now(datetime.UTC)) - then).total_seconds())
     if seconds < 120:
         return f"{max(seconds, 0)}s"
