@@ -64,23 +64,6 @@ def declared_env(pod: Obj, container: Obj, pod_ip: str) -> dict[str, str]:
     return env
 
 
-def volume_folders(pod: Obj, state_dir: Path, pod_dir: Path) -> dict[str, Path]:
-    namespace = pod["metadata"]["namespace"]
-    folders = {}
-    for volume in (pod.get("spec") or {}).get("volumes") or []:
-        if "persistentVolumeClaim" in volume:
-            folders[volume["name"]] = claim_folder(state_dir, namespace, volume["persistentVolumeClaim"]["claimName"])
-        elif "hostPath" in volume:
-            folders[volume["name"]] = Path(volume["hostPath"]["path"])
-        else:  # emptyDir, and any other source, lives and dies with the pod
-            folders[volume["name"]] = pod_dir / "volumes" / volume["name"]
-    return folders
-
-
-def claim_folder(state_dir: Path, namespace: str, claim: str) -> Path:
-    return state_dir / "volumes" / namespace / claim
-
-
 def _termination_path(container: Obj) -> str:
     return container.get("terminationMessagePath") or "/dev/termination-log"
 
@@ -91,7 +74,10 @@ def mounts(container: Obj, folders: Mapping[str, Path], termination_file: Path) 
     for mount in container.get("volumeMounts") or []:
         if mount["name"] not in folders:
             raise StartError(f"volumeMount {mount['name']!r} names no volume of the pod")
-        host = folders[mount["name"]] / mount["subPath"] if mount.get("subPath") else folders[mount["name"]]
+        sub = str(mount.get("subPath") or "")
+        if sub.startswith("/") or ".." in sub.split("/"):  # refused by the API server; never leaves the volume
+            raise StartError(f"subPath {sub!r} must be a relative path without '..'")
+        host = folders[mount["name"]] / sub if sub else folders[mount["name"]]
         found.append((mount["mountPath"].rstrip("/") or "/", host))
     return sorted(found, key=lambda m: len(m[0]), reverse=True)
 
@@ -178,10 +164,10 @@ def running_status(pod: Obj, pod_ip: str, container_id: str, started_at: str, no
                                                     True, container_id)]}
 
 
-def waiting_status(pod: Obj, message: str) -> Obj:
+def waiting_status(pod: Obj, message: str | None) -> Obj:
     status = pod.get("status") or {}
     container = pod["spec"]["containers"][0]
-    state = {"waiting": {"reason": "ContainerCreating", "message": message}}
+    state = {"waiting": {"reason": "ContainerCreating", **({"message": message} if message else {})}}
     return {**status, "containerStatuses": [_container_status(container, state, False, None)]}
 
 

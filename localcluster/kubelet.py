@@ -3,7 +3,7 @@
 Every simulated pod shares this machine, so the kubelet rewrites what a container would have
 to itself (see the package README, "The local cluster"):
 - volumes are local folders under the state directory (a persistentVolumeClaim per namespace and
-  claim, shared by every pod that mounts it; an emptyDir per pod; a hostPath as it is), and any
+  claim, shared by every pod that mounts it; an emptyDir per pod; a hostPath per node), and any
   env value that starts with a volumeMount's mountPath, or names the terminationMessagePath, is
   rewritten to the folder or file;
 - pod IPs, pod DNS names and MASTER_PORT become loopback addresses and free ports (`addresses.py`);
@@ -36,7 +36,6 @@ from tandem.localcluster.containers import (
     TAIL_BYTES,
     StartError,
     argv,
-    claim_folder,
     container_env,
     exit_code,
     lost_status,
@@ -47,12 +46,12 @@ from tandem.localcluster.containers import (
     tail,
     terminated_status,
     termination_message,
-    volume_folders,
     waiting_status,
 )
-from tandem.localcluster.node_lifecycle import is_down
+from tandem.localcluster.node_lifecycle import event, is_down
 from tandem.localcluster.resources import GroupResource
 from tandem.localcluster.store import Key, Obj, now_iso
+from tandem.localcluster.volumes import MountError, claim_folder, create_folders, host_folder, volume_folders
 
 if TYPE_CHECKING:
     from tandem.localcluster.api import LocalAPI
@@ -121,6 +120,10 @@ class Kubelet:
 
     def claim_dir(self, namespace: str, claim: str) -> Path:
         return claim_folder(self.state_dir, namespace, claim)
+
+    def host_dir(self, node: str, path: str) -> Path:
+        """Where a hostPath volume of a pod on `node` lives: that node's own filesystem."""
+        return host_folder(self.state_dir, node, path)
 
     def kill(self, namespace: str, name: str, sig: int = signal.SIGKILL, reason: str | None = None) -> bool:
         """Signal a running pod's process group; `reason` replaces the terminated reason the kubelet
@@ -284,6 +287,9 @@ class Kubelet:
                 self._waiting[key] = why
                 self._write(key, meta["uid"], lambda p: waiting_status(p, why))
             return
+        except MountError as failed:
+            self._mount_failed(key, pod, str(failed))
+            return
         except StartError as exc:
             message = str(exc)
             self._begin(key, pod, pod_dir).done.set()
@@ -291,13 +297,8 @@ class Kubelet:
             return
         self._waiting.pop(key, None)
         run = self._begin(key, pod, pod_dir)
-        for volume, folder in folders.items():
-            if folder.is_relative_to(self.state_dir):  # hostPath folders are the host's business
-                folder.mkdir(parents=True, exist_ok=True)
-                self._fill_config_map(pod, volume, folder)
-        for _, here in table:
-            if here != run.termination_file and here.is_relative_to(self.state_dir):
-                here.mkdir(parents=True, exist_ok=True)  # subPath folders, as the kubelet creates them
+        create_folders(pod, folders, table, run.termination_file,
+                       lambda name: self.api.store.find(CONFIG_MAPS, meta["namespace"], name) if self.api else None)
         # A workingDir inside a mount is honoured; any other would name the image's filesystem.
         workdir = rewrite_path(container.get("workingDir") or "", table)
         cwd = Path(workdir) if workdir != (container.get("workingDir") or "") else pod_dir
@@ -313,13 +314,16 @@ class Kubelet:
         run.termination_file.touch()
         return run
 
-    def _fill_config_map(self, pod: Obj, volume_name: str, folder: Path) -> None:
+    def _mount_failed(self, key: Key, pod: Obj, message: str) -> None:
+        """As the volume manager: the pod waits in ContainerCreating, a Warning FailedMount Event
+        says why (once; the pod is retried on every change, as the kubelet keeps retrying)."""
         assert self.api is not None
-        volume = next(v for v in pod["spec"].get("volumes") or [] if v["name"] == volume_name)
-        if "configMap" in volume:
-            source = self.api.store.find(CONFIG_MAPS, pod["metadata"]["namespace"], volume["configMap"]["name"])
-            for name, text in ((source or {}).get("data") or {}).items():
-                (folder / name).write_text(text)
+        if self._waiting.get(key) == message:
+            return
+        self._waiting[key] = message
+        self._write(key, pod["metadata"]["uid"], lambda p: waiting_status(p, None))
+        self.api.store.create(self.api.types[("", "v1", "events")], pod["metadata"]["namespace"], event(
+            pod, "FailedMount", message, "Warning", now_iso(), os.urandom(8).hex(), host=pod["spec"]["nodeName"]))
 
     async def _launch(self, run: PodRun, command: list[str], env: dict[str, str], cwd: Path) -> None:
         try:

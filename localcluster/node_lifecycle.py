@@ -78,9 +78,9 @@ def pod_not_ready(pod: Obj, now: str) -> Obj | None:
     return {**status, "conditions": [flipped if c is ready else c for c in conditions]}
 
 
-def event(involved: Obj, reason: str, message: str, kind: str, now: str, suffix: str) -> Obj:
+def event(involved: Obj, reason: str, message: str, kind: str, now: str, suffix: str, host: str | None = None) -> Obj:
     """A core/v1 Event from the node controller about `involved` (a pod, or a node: its Events live
-    in the default namespace, as for every cluster-scoped object)."""
+    in the default namespace, as for every cluster-scoped object); with `host`, from that node's kubelet."""
     meta = involved.get("metadata") or {}
     namespace = meta.get("namespace") or "default"
     reference = {"apiVersion": involved.get("apiVersion", "v1"), "kind": involved.get("kind", ""),
@@ -90,7 +90,8 @@ def event(involved: Obj, reason: str, message: str, kind: str, now: str, suffix:
     return {"apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{meta.get('name', '')}.{suffix}", "namespace": namespace},
             "involvedObject": reference, "reason": reason, "message": message, "type": kind,
-            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": "",
+            "source": {"component": "kubelet", "host": host} if host else {"component": COMPONENT},
+            "reportingComponent": "kubelet" if host else COMPONENT, "reportingInstance": host or "",
             "firstTimestamp": now, "lastTimestamp": now, "count": 1}
 
 

@@ -1,7 +1,8 @@
 """The simulated scheduler: binds pending pods to nodes as kube-scheduler's default filters would.
 
-`schedule()` is the pure decision: the filters run in kube-scheduler's order (NodeUnschedulable,
-TaintToleration, NodeAffinity, NodeResourcesFit), the first that rejects a node gives its reasons,
+`schedule()` is the pure decision: VolumeBinding's PreFilter refuses a pod whose claim cannot
+exist (`persistentvolumeclaim "../x" not found`), then the filters run in kube-scheduler's order
+(NodeUnschedulable, TaintToleration, NodeAffinity, NodeResourcesFit), the first that rejects a node gives its reasons,
 and an unschedulable pod gets the scheduler's own message, e.g.
 `0/4 nodes are available: 2 Insufficient huawei.com/Ascend910, 2 node(s) didn't match Pod's node
 affinity/selector.` Among fitting nodes the least allocated wins, then the name (deterministic).
@@ -21,6 +22,7 @@ from tandem.localcluster.node_lifecycle import TAINT_FOR, ready_status
 from tandem.localcluster.quantities import QuantityError, parse_quantity
 from tandem.localcluster.resources import GroupResource
 from tandem.localcluster.store import Obj, now_iso
+from tandem.localcluster.volumes import impossible_claim
 
 if TYPE_CHECKING:
     from tandem.localcluster.api import LocalAPI
@@ -201,6 +203,9 @@ def schedule(pod: Obj, nodes: Sequence[Obj], pods_on_nodes: Mapping[str, Sequenc
     node's pods drops its entry."""
     if not nodes:
         return None, NO_NODES
+    claim = impossible_claim(pod)
+    if claim is not None:  # VolumeBinding's PreFilter: a claim that does not exist rejects every node
+        return None, f'0/{len(nodes)} nodes are available: persistentvolumeclaim "{claim}" not found.'
     usage_cache = {} if usage_cache is None else usage_cache
     requests: dict[str, Fraction] | None = None  # computed once, when the first node gets this far
     reasons: Counter[str] = Counter()

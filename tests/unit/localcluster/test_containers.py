@@ -20,8 +20,8 @@ from tandem.localcluster.containers import (
     tail,
     terminated_status,
     termination_message,
-    volume_folders,
 )
+from tandem.localcluster.volumes import volume_folders
 
 STATE, POD_DIR = Path("/state"), Path("/state/pods/ml_p_u1")
 
@@ -73,7 +73,7 @@ def test_volume_paths_become_local_folders() -> None:
     assert env["CKPT"] == "/state/volumes/ml/shared/run1" and env["EXACT"] == "/state/volumes/ml/shared"
     assert env["NEAR"] == "/ckpt2/x"
     assert env["DEEP"] == "/state/pods/ml_p_u1/volumes/scratch/y"
-    assert env["HOST"] == "/opt/x/sub"
+    assert env["HOST"] == "/state/nodes/n1/hostpath/opt/x/sub"  # the node's filesystem, not this machine's
     assert env["LOG"] == env["TANDEM_TERMINATION_LOG"] == "/state/pods/ml_p_u1/termination-log"
 
 
