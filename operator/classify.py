@@ -1,15 +1,18 @@
-"""Why a training pod failed (DESIGN.md section 3): one Classification from every source, the first that
-decides wins. Pure functions over plain Kubernetes objects: no I/O, no clock, no torch; malformed input
+"""Why a training pod failed (docs/design.md#fault-classes): one Classification from every source, the first
+that decides wins. Pure functions over plain Kubernetes objects: no I/O, no clock, no torch; malformed input
 is unknown, never an exception.
 
 Sources in order: the runtime's JSON termination message; the container state (OOMKilled, exit code,
-signal); pod conditions and status (DisruptionTarget, Evicted, NodeLost); the node's conditions and
-taints; the accelerator fault reports for the node (tandem.operator.device_reports); the log tail that
-terminationMessagePolicy FallbackToLogsOnError leaves in `terminated.message`.
+signal, a container that cannot start: tandem.operator.container_start); pod conditions and status
+(DisruptionTarget, Evicted, NodeLost); the node's conditions and taints; the accelerator fault reports for
+the node (tandem.operator.device_reports); the log tail that terminationMessagePolicy FallbackToLogsOnError
+leaves in `terminated.message` (tandem.operator.logtail: the exception's origin decides, and only lines the
+library or driver printed make a hardware verdict `confident`).
 
-Some evidence is weak: it says something but not enough to overrule a later source (a SIGKILL without
-OOMKilled, a SIGABRT, exit code 1, a report of class unknown). The first weak result is kept and
-returned only when no later source decides.
+The runtime's exit codes 3-6 name a class only when the runtime set them: the pod ran Tandem's launcher, or
+the runtime left a report. Some evidence is weak: it says something but not enough to overrule a later
+source (a SIGKILL without OOMKilled, a SIGABRT, exit code 1, a report of class unknown). The first weak
+result (a symptom first) is kept and returned only when no later source decides.
 """
 
 from __future__ import annotations
