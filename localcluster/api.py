@@ -21,6 +21,7 @@ from kmock._internal import rendering
 
 from tandem.localcluster import discovery, errors, names
 from tandem.localcluster.admission import Admission
+from tandem.localcluster.deletion import check_preconditions, pod_deletion_grace
 from tandem.localcluster.patches import apply_patch
 from tandem.localcluster.resources import ResourceType, builtin_types, crd_types
 from tandem.localcluster.selectors import parse_field_selector, parse_label_selector
@@ -36,20 +37,6 @@ PodDeletionHook = Callable[[Key, Obj, int], bool]
 # Sees every request as (method, path, query, headers) before it is served: tests derive the
 # operator's RBAC from the calls it really makes (tests/helm). None outside those tests.
 RequestHook = Callable[[str, str, dict[str, str], dict[str, str]], None]
-
-
-def pod_deletion_grace(pod: Obj, requested: Any) -> int:
-    """The grace period a pod deletion gets, as the pod registry's CheckGracefulDelete decides: the
-    request's `gracePeriodSeconds` (query parameter or DeleteOptions), else the pod's
-    terminationGracePeriodSeconds (30); 0 (delete at once) for a pod never scheduled or finished."""
-    spec, phase = pod.get("spec") or {}, (pod.get("status") or {}).get("phase")
-    if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
-        return 0
-    try:
-        seconds = int(requested if requested is not None else spec.get("terminationGracePeriodSeconds", 30))
-    except (TypeError, ValueError) as exc:
-        raise errors.bad_request(f"gracePeriodSeconds must be an integer, not {requested!r}") from exc
-    return max(seconds, 0)
 
 
 @attrs.define(kw_only=True)
@@ -293,9 +280,7 @@ class LocalAPI(kmock.KubernetesEmulator):
         assert route.name is not None
         options = body if isinstance(body, dict) else {}
         current = self.store.get(route.rt, route.namespace, route.name)
-        precondition = (options.get("preconditions") or {}).get("uid")
-        if precondition and precondition != current["metadata"]["uid"]:
-            raise errors.conflict(route.rt.plural, route.name, route.rt.group)
+        check_preconditions(route.rt, current, options.get("preconditions") or {})
         orphan = (options.get("propagationPolicy") or params.get("propagationPolicy")) == "Orphan"
         grace = options.get("gracePeriodSeconds", params.get("gracePeriodSeconds"))
         return aiohttp.web.json_response(self._delete_object(route.rt, current, orphan, grace))
