@@ -19,7 +19,7 @@ import kmock
 import structlog
 from kmock._internal import rendering
 
-from tandem.localcluster import discovery, errors, names
+from tandem.localcluster import discovery, errors, names, quota
 from tandem.localcluster.admission import Admission
 from tandem.localcluster.deletion import check_preconditions, pod_deletion_grace
 from tandem.localcluster.patches import apply_patch
@@ -242,6 +242,8 @@ class LocalAPI(kmock.KubernetesEmulator):
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = self._generated_name(route, str(meta["generateName"]))
         admitted, warnings = self.admission.admit(route.rt, body, _field_validation(request), creating=True)
+        if route.rt.kind == "Pod":  # validating admission: the ResourceQuota plugin, dry runs included
+            quota.admit_pod(self.store, str(route.namespace), admitted)
         if request.params.get("dryRun") == "All":
             return self._respond(request, route.rt, admitted, 201, warnings)
         obj = self.store.create(route.rt, route.namespace, admitted)

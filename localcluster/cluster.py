@@ -21,6 +21,7 @@ from tandem.localcluster.api import LocalAPI
 from tandem.localcluster.kubelet import Kubelet
 from tandem.localcluster.node_lifecycle import run_node_lifecycle
 from tandem.localcluster.nodes import DEFAULT_CLUSTER, ClusterConfig, node_manifests
+from tandem.localcluster.quota import run_quota_controller
 from tandem.localcluster.scheduler import run_scheduler
 
 T = TypeVar("T")
@@ -50,7 +51,7 @@ class LocalCluster:
         self.state_dir = Path(tempfile.mkdtemp(prefix="tandem-local-")) if state_dir is None else Path(state_dir)
         self.kubelet = Kubelet(self.state_dir) if kubelet else None
         # Coroutines started beside the API: the control plane's controllers, then the kubelet.
-        self.services: list[Callable[[LocalAPI], Any]] = [run_scheduler, run_node_lifecycle]
+        self.services: list[Callable[[LocalAPI], Any]] = [run_scheduler, run_node_lifecycle, run_quota_controller]
         if self.kubelet is not None:
             self.services.append(self.kubelet.run)
 

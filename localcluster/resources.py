@@ -63,12 +63,13 @@ BUILTINS: list[tuple[str, str, str]] = [
     ("", "v1", "configmaps"),
     ("", "v1", "namespaces"),
     ("", "v1", "persistentvolumeclaims"),
+    ("", "v1", "resourcequotas"),
     ("coordination.k8s.io", "v1", "leases"),
     ("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
 ]
 _SUBRESOURCES = {"pods": ["status", "log"], "nodes": ["status"], "services": ["status"],
                  "namespaces": ["status"], "customresourcedefinitions": ["status"],
-                 "persistentvolumeclaims": ["status"]}
+                 "persistentvolumeclaims": ["status"], "resourcequotas": ["status"]}
 
 
 @cache
