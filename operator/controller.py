@@ -150,11 +150,13 @@ class Controller:
         self._admission = threading.Lock()
         self._failures: defaultdict[tuple[str, str], int] = defaultdict(int)  # consecutive, for the retry backoff
         self._progress_read: dict[tuple[str, str], float] = {}  # when each job's rank 0 log was last read
+        self._waiting: set[tuple[str, str]] = set()  # jobs without room now (derived: rebuilt by the rechecks)
 
     def forget(self, namespace: str, name: str) -> None:
         JOBS.forget(namespace, name)
         self._locks.pop((namespace, name), None)
         self._progress_read.pop((namespace, name), None)
+        self._waiting.discard((namespace, name))
         self._failures.pop((namespace, name), None)
 
     def stop(self) -> None:
@@ -279,6 +281,13 @@ class Controller:
                 log.warning("pool_invalid", pool=raw["metadata"]["name"], error=str(exc))
         return pools
 
+    def room_freed(self) -> None:
+        """A pod of some job finished or went: the jobs waiting for room look again (the earliest timer wins)."""
+        with self._health_lock:
+            waiting = list(self._waiting)
+        for namespace, name in waiting:
+            self.requeue.after(namespace, name, RESYNC_DELAY_SECONDS)
+
     def _logged_checkpoint(self, job: TrainingJob) -> int | None:
         """While an attempt runs, its newest checkpoint as rank 0 logged it; read at most every PROGRESS_SECONDS
         per job (pod events would otherwise read the log many times a second)."""
@@ -334,6 +343,11 @@ class Controller:
         except (Refused, Foreign) as refused:
             raw = self._create_failed(raw, refused)
         self._count(decision)
+        admitted = next((c for c in status.conditions if c.type == "Admitted"), None)
+        waiting = (admitted is not None and admitted.status.value == "False"
+                   and (status.attempt == 0 or status.phase == JobPhase.RESTARTING))
+        with self._health_lock:
+            (self._waiting.add if waiting else self._waiting.discard)((namespace, name))
         if status.pending_events:
             self._post_pending(raw, TrainingJob.model_validate(raw).status)
         if decision.requeue_after is not None:

@@ -27,8 +27,11 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
         controller.reconcile_job(namespace, name)
 
     @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT}, registry=registry)
-    def job_pod_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+    def job_pod_changed(type: str | None, body: kopf.Body, labels: dict[str, str], namespace: str,
+                        **_: Any) -> None:
         controller.reconcile_job(namespace, labels[JOB_LABEL])
+        if type == "DELETED" or (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            controller.room_freed()  # jobs waiting for room look again now, not at their next recheck
 
     @kopf.on.event(GROUP, VERSION, AcceleratorPool.PLURAL, registry=registry)
     def pool_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
