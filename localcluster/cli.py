@@ -18,7 +18,7 @@ def serve(kubeconfig: str, port: int = 0, cluster_config: str | None = None, ins
         nodes = sum(p.nodes for p in cluster.config.pools)
         print(f"tandem local: Kubernetes API at {cluster.url}  ({nodes} simulated nodes)", flush=True)
         print(f"  export KUBECONFIG={path}", flush=True)
-        print("  kubectl get nodes; kubectl apply -f examples/; kubectl get tj", flush=True)
+        print("  kubectl get nodes; kubectl apply -f examples/local/; kubectl get tj", flush=True)
         print("Serving until Ctrl-C.", flush=True)
         try:
             while not stopped.wait(0.5):

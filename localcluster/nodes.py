@@ -41,7 +41,7 @@ class ClusterConfig(BaseModel):
         return cls.model_validate(yaml.safe_load(Path(path).read_text()))
 
 
-# Matches examples/: an Ascend 910B pool and an NVIDIA H20 pool.
+# Matches examples/local/ (and the real-cluster examples/): an Ascend 910B pool and an NVIDIA H20 pool.
 DEFAULT_CLUSTER = ClusterConfig(pools=[
     SimulatedPool(name="ascend-910b", accelerator="npu", nodes=2, devices_per_node=8),
     SimulatedPool(name="h20", accelerator="gpu", nodes=2, devices_per_node=8),

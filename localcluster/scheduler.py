@@ -2,7 +2,8 @@
 
 `schedule()` is the pure decision: VolumeBinding's PreFilter refuses a pod whose claim cannot
 exist (`persistentvolumeclaim "../x" not found`), then the filters run in kube-scheduler's order
-(NodeUnschedulable, TaintToleration, NodeAffinity, NodeResourcesFit), the first that rejects a node gives its reasons,
+(NodeUnschedulable, TaintToleration, NodeAffinity, NodeResourcesFit, InterPodAffinity's required
+anti-affinity on the hostname), the first that rejects a node gives its reasons,
 and an unschedulable pod gets the scheduler's own message, e.g.
 `0/4 nodes are available: 2 Insufficient huawei.com/Ascend910, 2 node(s) didn't match Pod's node
 affinity/selector.` Among fitting nodes the least allocated wins, then the name (deterministic).
@@ -19,6 +20,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from tandem.localcluster.node_lifecycle import TAINT_FOR, ready_status
+from tandem.localcluster.pod_affinity import check_pod_anti_affinity
 from tandem.localcluster.quantities import QuantityError, parse_quantity
 from tandem.localcluster.resources import GroupResource
 from tandem.localcluster.store import Obj, now_iso
@@ -222,7 +224,8 @@ def schedule(pod: Obj, nodes: Sequence[Obj], pods_on_nodes: Mapping[str, Sequenc
         if requests is None:
             requests = pod_requests(pod)
         capacity = allocatable(node)
-        rejected = check_resources(requests, capacity, usage)
+        rejected = check_resources(requests, capacity, usage) or check_pod_anti_affinity(
+            pod, pods_on_nodes.get(name, ()))
         if rejected:
             reasons.update(set(rejected))
         else:

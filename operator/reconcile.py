@@ -21,13 +21,12 @@ from tandem.operator.api import (
     Condition,
     Exclusion,
     Fault,
-    FaultClass,
     JobPhase,
     TrainingJob,
     TrainingJobStatus,
 )
 from tandem.operator.capacity import Room, checkpoint_source, rooms
-from tandem.operator.detect import attempt_fault, faulty_node, node_name, vanished_fault
+from tandem.operator.detect import faulty_node, find_attempt_fault, node_name, vanished_fault
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import (
     Obj,
@@ -50,7 +49,6 @@ TERMINAL = (JobPhase.SUCCEEDED, JobPhase.FAILED)
 RECHECK_SECONDS = 30.0  # how soon a job waiting on something outside its pods looks again
 PROGRESS_SECONDS = 30.0  # how often a running job's checkpoints are read from its rank 0's log
 TEARDOWN_RECHECK_SECONDS = 2.0  # while the previous attempt's pods are still going away
-EXCLUDABLE = frozenset({FaultClass.INTERCONNECT, FaultClass.DEVICE, FaultClass.NODE})
 
 
 @dataclass(frozen=True)
@@ -367,16 +365,16 @@ def _follow_attempt(step: _Step) -> Decision:
     step.force_delete_stuck(earlier)
     step.note_checkpoint(current)
 
-    fault = attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now)
-    if isinstance(fault, float):
-        step.decision.requeue(fault)  # a symptom so far: let the other ranks finish and tell why
+    found = find_attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now)
+    if isinstance(found, float):
+        step.decision.requeue(found)  # a symptom or a grace so far: let the other ranks finish and tell why
         return step.decision
     present = {rank_of(p) for p in current}
     missing = [rank for rank in range(spec.nodes) if rank not in present]
-    if fault is None and missing and status.phase == JobPhase.RUNNING:
-        fault = vanished_fault(step.job, missing, obs.now)
-    if fault is not None:
-        return _recover(step, current, fault)
+    if found is not None:
+        return _recover(step, current, found.fault, excludes_node=found.excludes_node)
+    if missing and status.phase == JobPhase.RUNNING:
+        return _recover(step, current, vanished_fault(step.job, missing, obs.now), excludes_node=False)
     if len(current) == spec.nodes and all(phase_of(p) == "Succeeded" for p in current):
         step.move_to(JobPhase.SUCCEEDED, "Succeeded", f"all {spec.nodes} rank(s) finished")
         return step.decision
@@ -399,8 +397,10 @@ def _follow_attempt(step: _Step) -> Decision:
     return step.decision
 
 
-def _recover(step: _Step, current: list[Obj], fault: Fault) -> Decision:
-    """Record the fault, tear the gang down, and let the policy pick: fail, restart, or fail over."""
+def _recover(step: _Step, current: list[Obj], fault: Fault, excludes_node: bool) -> Decision:
+    """Record the fault, tear the gang down, and let the policy pick: fail, restart, or fail over. The node is
+    excluded only on strong evidence against it (`AttemptFault.excludes_node`): a rank that merely lost its peer,
+    or words in a log that no library printed, must not shrink the job's pool."""
     status, spec = step.status, step.job.spec
     step.note_checkpoint(current, fault)
     status.faults = [*status.faults, fault][-MAX_FAULTS:]
@@ -409,7 +409,7 @@ def _recover(step: _Step, current: list[Obj], fault: Fault) -> Decision:
     where = f" on node {fault.node}" if fault.node else ""
     step.event("Warning", "FaultDetected", f"attempt {fault.attempt}, {fault.pod or 'a pod'}{where}: "
                f"{fault.fault_class.value}/{fault.reason}: {fault.message}")
-    if spec.fault_policy.exclude_faulty_nodes and fault.node and fault.fault_class in EXCLUDABLE:
+    if spec.fault_policy.exclude_faulty_nodes and fault.node and excludes_node:
         _exclude(step, fault.node, f"{fault.fault_class.value}/{fault.reason}")
     step.delete_unfinished(current)
     current_pool = status.pool or spec.pools[0]

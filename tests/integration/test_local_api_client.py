@@ -55,9 +55,9 @@ def test_custom_object_status_subresource_and_merge_patch(api_client: Any) -> No
                                                  {"status": {"phase": "Running", "attempt": 1}})
     # A write to the object ignores status; a write to /status ignores the rest.
     custom.patch_namespaced_custom_object(GROUP, VERSION, "default", "trainingjobs", "status-job",
-                                          {"spec": {"nodes": 2}, "status": {"phase": "Failed"}})
+                                          {"spec": {"faultPolicy": {"maxRestarts": 3}}, "status": {"phase": "Failed"}})
     job = custom.get_namespaced_custom_object(GROUP, VERSION, "default", "trainingjobs", "status-job")
-    assert job["status"]["phase"] == "Running" and job["spec"]["nodes"] == 2
+    assert job["status"]["phase"] == "Running" and job["spec"]["faultPolicy"]["maxRestarts"] == 3
     assert job["metadata"]["generation"] == 2
 
 
@@ -65,8 +65,8 @@ def test_stale_update_gets_409(api_client: Any) -> None:
     custom = kubernetes.client.CustomObjectsApi(api_client)
     first = custom.create_namespaced_custom_object(GROUP, VERSION, "default", "trainingjobs", _job("stale-job"))
     custom.patch_namespaced_custom_object(GROUP, VERSION, "default", "trainingjobs", "stale-job",
-                                          {"spec": {"nodes": 2}})
-    first["spec"]["nodes"] = 3
+                                          {"spec": {"faultPolicy": {"maxRestarts": 3}}})
+    first["spec"]["faultPolicy"]["maxRestarts"] = 4
     with pytest.raises(ApiException) as exc:
         custom.replace_namespaced_custom_object(GROUP, VERSION, "default", "trainingjobs", "stale-job", first)
     assert exc.value.status == 409 and json.loads(exc.value.body)["reason"] == "Conflict"

@@ -92,7 +92,8 @@ def test_an_interconnect_fault_restarts_the_job_on_the_same_pool(custom: Any, co
     assert (fault["class"], fault["reason"], fault["pod"], fault["checkpointStep"]) == (
         "interconnect", "HcclSocketTimeout", "hccl-once-a1-1", 30)
     assert status["lastCheckpoint"]["step"] == 30
-    assert fault["node"] in status["excludedNodes"]
+    # A socket timeout says a peer did not answer, nothing against this rank's own node: no exclusion.
+    assert status["excludedNodes"] == []
     seen = event_reasons(core, "hccl-once")
     assert seen.index("FaultDetected") < seen.index("Restarting") < len(seen) - 1
     assert seen.count("AttemptStarted") == 2 and seen[-1] == "Succeeded"
@@ -149,7 +150,8 @@ def test_max_restarts_exhausted_fails_the_job(custom: Any, wait_for: Any) -> Non
 
 
 def test_a_node_going_not_ready_restarts_the_job_elsewhere(custom: Any, core: Any, wait_for: Any) -> None:
-    submit(custom, "lost-node", {"rank": 0, "attempts": [], "train": 120}, nodes=1)
+    # No grace: a node that stops answering ends the attempt at once (the grace has tests of its own).
+    submit(custom, "lost-node", {"rank": 0, "attempts": [], "train": 120}, nodes=1, nodeNotReadyGraceSeconds=0)
     running = wait_phase(custom, wait_for, "lost-node", "Running")
     node = core.read_namespaced_pod("lost-node-a1-0", NS).spec.node_name
     core.patch_node_status(node, {"status": {"conditions": [

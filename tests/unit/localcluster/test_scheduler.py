@@ -209,3 +209,28 @@ def test_a_pass_binds_in_one_write_and_a_second_pass_writes_nothing() -> None:
     assert message == "0/4 nodes are available: 4 Insufficient huawei.com/Ascend910."
     schedule_pending(api)
     assert api.store.rv == before + 2
+
+
+def _gang_pod(name: str, attempt: str, node: str | None = None, namespace: str = "ml") -> dict[str, Any]:
+    gang = {"matchLabels": {"tandem.dev/job-uid": "u1", "tandem.dev/attempt": attempt}}
+    pod = _pod(name, limits={ASCEND: "1"}, affinity={"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": gang,
+                                                            "topologyKey": "kubernetes.io/hostname"}]}},
+               **({"nodeName": node} if node else {}))
+    pod["metadata"].update(namespace=namespace, labels={"tandem.dev/job-uid": "u1", "tandem.dev/attempt": attempt})
+    return pod
+
+
+def test_a_required_pod_anti_affinity_keeps_an_attempts_ranks_on_separate_nodes() -> None:
+    """Each node has room for 8 such pods; the anti-affinity still allows one rank of the attempt per node."""
+    nodes = [_node("n0"), _node("n1")]
+    on_n0 = {"n0": [_gang_pod("a1-0", "1", "n0")]}
+    assert schedule(_gang_pod("a1-1", "1"), nodes, on_n0)[0] == "n1"
+    full = {"n0": [_gang_pod("a1-0", "1", "n0")], "n1": [_gang_pod("a1-1", "1", "n1")]}
+    assert schedule(_gang_pod("a1-2", "1"), nodes, full) == (
+        None, "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules.")
+    # Another attempt's pods, another namespace's and finished ones do not repel it.
+    finished = _gang_pod("a1-0", "1", "n0")
+    finished["status"]["phase"] = "Failed"
+    others = {"n0": [_gang_pod("a2-0", "2", "n0"), _gang_pod("x", "1", "n0", namespace="other"), finished]}
+    assert schedule(_gang_pod("a1-1", "1"), [_node("n0")], others)[0] == "n0"

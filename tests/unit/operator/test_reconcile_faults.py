@@ -54,6 +54,7 @@ HCCL = report("interconnect", "HcclSocketTimeout", "EI0006: Getting socket times
 
 
 def test_an_interconnect_fault_records_tears_down_and_schedules_a_restart() -> None:
+    """The whole decision: the fault recorded, the gang torn down, the restart scheduled after the backoff."""
     decision = decide(running(faultPolicy={"backoffSeconds": 10}), attempt_pods(message=HCCL))
     fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
              "class": "interconnect", "reason": "HcclSocketTimeout", "message": json.loads(HCCL)["message"],
@@ -65,8 +66,8 @@ def test_an_interconnect_fault_records_tears_down_and_schedules_a_restart() -> N
     assert summary(decision) == nothing({
         "observedGeneration": 1, "phase": "Restarting", "message": restarting, "pool": "ascend-910b", "attempt": 1,
         "restarts": 1, "failovers": 0, "lastCheckpoint": {"step": 100, "time": NOW_Z}, "faults": [fault],
-        "excludedNodes": ["ascend-1"], "exclusions": [{"node": "ascend-1", "since": NOW_Z,
-                                                        "reason": "interconnect/HcclSocketTimeout"}],
+        # A socket timeout says the peer did not answer: no evidence against this rank's own node.
+        "excludedNodes": [], "exclusions": [],
         "poolFaults": 1, "pendingEvents": [], "conditions": [ready], "restartDelaySeconds": 10,
         "startTime": "2026-11-23T11:00:00Z"},
         delete=["llama-a1-0"],  # gang teardown
@@ -225,3 +226,11 @@ def test_a_symptom_waits_for_the_other_ranks_to_tell_the_root_cause() -> None:
     assert (decided.status.faults[-1].pod, decided.status.faults[-1].reason) == ("llama-a1-1", "HcclSocketTimeout")
     late = decide(running(), [symptom, still_running], now_offset=11)
     assert late.status.faults[-1].reason == "PeerConnectionLost" and late.delete == ["llama-a1-1"]
+
+
+def test_a_device_fault_the_runtime_reports_excludes_its_node() -> None:
+    chip = report("device", "NpuError", "EZ9999: aicore error on device 3", checkpoint=100)
+    decision = decide(running(), attempt_pods(message=chip, exit_code=4))
+    assert (decision.status.excluded_nodes, [e.node for e in decision.status.exclusions]) == (
+        ["ascend-1"], ["ascend-1"])
+    assert decision.status.exclusions[0].reason == "device/NpuError"
