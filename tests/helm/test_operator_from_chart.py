@@ -154,5 +154,7 @@ def test_static_and_dynamic_derivations_agree(outcome: Outcome) -> None:
     """Every API call in the operator's code shows up in the requests it sent here (so the run is a fair
     sample); the ones only reached on paths this run does not take are named."""
     sent = {(c.verb, c.group, c.resource) for c in outcome.calls}
-    never = sorted(c.where for c in code_calls(outcome.rendered) if (c.verb, c.group, c.resource) not in sent)
-    assert never == [], never
+    never = sorted(c.where.rsplit(" ", 1)[-1] for c in code_calls(outcome.rendered)
+                   if (c.verb, c.group, c.resource) not in sent)
+    # Reached only when a pod create answers 409 and the pod of that name may be another job's.
+    assert never == ["read_namespaced_pod"], never

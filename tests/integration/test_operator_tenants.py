@@ -3,6 +3,7 @@ gangs that deadlock, recreated jobs that adopt old pods, refusals that loop in s
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from functools import partial
@@ -10,10 +11,13 @@ from typing import Any
 
 import operator_jobs
 import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
 from operator_jobs import event_reasons
 
 from tandem.localcluster.cluster import LocalCluster
 from tandem.localcluster.nodes import ClusterConfig, SimulatedPool
+from tandem.operator.api import TrainingJob
 
 GROUP, VERSION, PLURAL = "tandem.dev", "v1alpha1", "trainingjobs"
 NS = "default"
@@ -82,3 +86,140 @@ def test_a_job_created_again_under_the_same_name_never_adopts_the_old_pods(
         assert (done["attempt"], done["faults"], done["excludedNodes"], done["restarts"]) == (1, [], [], 0)
     finally:
         custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "again")
+
+
+def _refusal(call: Any) -> dict[str, Any]:
+    with pytest.raises(ApiException) as refused:
+        call()
+    assert refused.value.status == 422, refused.value.body
+    return dict(json.loads(refused.value.body))
+
+
+def test_names_numbers_and_attempt_shaping_fields_are_refused_by_the_api_naming_the_field(
+    custom: Any, wait_for: Any
+) -> None:
+    """A 58-character name, a dot or a leading digit used to leave the job Pending for ever (the pods' and
+    the Service's names were refused); 1e12 nodes drove the operator out of memory; nodes 2 -> 3 mid-run
+    recorded a spurious fault."""
+    for name in ("a" * 53, "llama.v2", "7b-llama"):
+        body = _refusal(lambda name=name: custom.create_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL, job(name, "pass")))
+        assert "metadata.name must be a DNS-1035 label of at most 52 characters" in body["message"]
+    huge = job("huge", "pass")
+    huge["spec"]["nodes"] = 10**12
+    assert "spec.nodes" in _refusal(lambda: custom.create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, huge))["message"]
+    contract = job("steal", "pass")
+    contract["spec"]["container"]["env"] = [{"name": "MASTER_ADDR", "value": "victim-a1-0.victim.default.svc"}]
+    assert "env MASTER_ADDR is a pod-contract variable" in _refusal(lambda: custom.create_namespaced_custom_object(
+        GROUP, VERSION, NS, PLURAL, contract))["message"]
+
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job("shaped", "import time; time.sleep(60)"))
+    try:
+        before = wait_phase(custom, wait_for, "shaped", "Running")
+        for change, field in (({"nodes": 3}, "nodes"), ({"pools": ["h20"]}, "pools"),
+                              ({"checkpoint": {"path": "/elsewhere"}}, "checkpoint.path")):
+            body = _refusal(lambda change=change: custom.patch_namespaced_custom_object(
+                GROUP, VERSION, NS, PLURAL, "shaped", {"spec": change}))
+            assert f"{field} is immutable: it shapes every attempt" in body["message"]
+        after = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "shaped")
+        assert after["spec"] == before["spec"] and after["status"]["faults"] == []
+    finally:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "shaped")
+
+
+def test_a_quota_that_refuses_a_pod_is_said_in_the_status_and_retried_with_backoff(
+    custom: Any, core: Any, kubectl: Any, wait_for: Any
+) -> None:
+    """A 403 on create used to be retried every 2 s for ever, the job Pending with no Event."""
+    core.create_namespace({"metadata": {"name": "tight"}})
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "one-pod"},
+             "spec": {"hard": {"pods": "1"}}}
+    kubectl("apply", "-n", "tight", "-f", "-", stdin=yaml.safe_dump(quota))
+    squeezed = job("squeezed", "import time; time.sleep(1)")
+    custom.create_namespaced_custom_object(GROUP, VERSION, "tight", PLURAL, squeezed)
+
+    def refused() -> dict[str, Any] | None:
+        status = custom.get_namespaced_custom_object(GROUP, VERSION, "tight", PLURAL, "squeezed").get("status", {})
+        return next((c for c in status.get("conditions", []) if c["type"] == "Reconciled"), None)
+
+    condition = wait_for(refused, timeout=30, what="the refusal in the job's status")
+    assert condition["reason"] == "CreateRefused" and condition["status"] == "False"
+    assert 'pods "squeezed-a1-1" is forbidden: exceeded quota: one-pod, requested: pods=1, used: pods=1' \
+        in condition["message"]
+    events = core.list_namespaced_event("tight", field_selector="involvedObject.name=squeezed").items
+    refusals = [e for e in events if e.reason == "CreateRefused"]
+    assert refusals and refusals[0].type == "Warning" and len(refusals) <= 2  # a backoff, not a loop every 2 s
+    core.delete_namespaced_resource_quota("one-pod", "tight")
+    done = wait_for(lambda: (j := custom.get_namespaced_custom_object(GROUP, VERSION, "tight", PLURAL, "squeezed"))
+                    ["status"].get("phase") == "Succeeded" and j, timeout=90, what="squeezed to succeed")
+    assert done["status"]["restarts"] == 0
+
+
+def test_a_stale_replica_never_deletes_a_newer_attempts_pods(
+    custom: Any, core: Any, api_client: Any, wait_for: Any
+) -> None:
+    """Replica B (the real operator) moved the job to attempt 2; replica A acts on what it read during attempt 1.
+    Its status write is guarded by the old resourceVersion, its view of a newer attempt's pods decides nothing,
+    and its deletes carry the uid it saw, which the API server checks."""
+    from tandem.operator.controller import Controller
+    from tandem.operator.kube import Conflict, Kube
+    from tandem.operator.reconcile import Decision
+
+    fault = {"class": "interconnect", "reason": "HcclExecTimeout", "message": "EI0002", "rank": 1}
+    program = ("import json, os, sys, time\n"
+               "if os.environ['TANDEM_ATTEMPT'] == '1' and os.environ['TANDEM_NODE_RANK'] == '1':\n"
+               "    time.sleep(3)\n"
+               f"    open(os.environ['TANDEM_TERMINATION_LOG'], 'w').write({json.dumps(fault)!r})\n"
+               "    sys.exit(3)\n"
+               "time.sleep(120)\n")
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job("fenced", program))
+    try:
+        stale_job = wait_phase(custom, wait_for, "fenced", "Running")
+        stale_pods = [core.api_client.sanitize_for_serialization(p) for p in core.list_namespaced_pod(
+            NS, label_selector="tandem.dev/job=fenced").items]
+        wait_for(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "fenced")["status"].get(
+            "attempt") == 2 and core.list_namespaced_pod(NS, label_selector="tandem.dev/attempt=2").items,
+            timeout=60, what="attempt 2")
+        wait_phase(custom, wait_for, "fenced", "Running")
+        current = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "fenced")
+
+        class StaleKube(Kube):
+            pods: list[Any] = []
+
+            def get_job(self, namespace: str, name: str) -> Any:
+                return stale_job
+
+            def list_job_pods(self, namespace: str, job: str, uid: str) -> list[Any]:
+                return self.pods
+
+        stale = StaleKube(api_client)
+        replica_a = Controller(stale)
+        replica_a.requeue.after = lambda *_: None  # type: ignore[method-assign]
+        # 1. Its old job, today's pods: pods of a newer attempt than its status knows mean its view is stale.
+        stale.pods = [core.api_client.sanitize_for_serialization(p) for p in core.list_namespaced_pod(
+            NS, label_selector="tandem.dev/job=fenced").items]
+        replica_a.reconcile_job(NS, "fenced")
+        # 2. Its old job and old pods, rank 1 failed as it saw it: it decides the attempt-1 fault again, and
+        # its status write, guarded by the resourceVersion it read, fails before any delete.
+        for pod in stale_pods:
+            if pod["metadata"]["labels"]["tandem.dev/rank"] == "1":
+                pod["status"] = {"phase": "Failed", "containerStatuses": [{"name": "trainer", "state": {"terminated": {
+                    "exitCode": 3, "reason": "Error", "message": json.dumps(fault),
+                    "finishedAt": "2026-12-02T00:00:00Z"}}}]}
+        stale.pods = stale_pods
+        replica_a.reconcile_job(NS, "fenced")
+        # 3. A delete of a pod it saw under a uid the pod no longer has: the API server refuses it.
+        live = core.read_namespaced_pod("fenced-a2-0", NS)
+        seen = {"metadata": {"name": "fenced-a2-0", "uid": "a-uid-from-an-older-view"}}
+        old = TrainingJob.model_validate(stale_job)
+        with pytest.raises(Conflict):
+            replica_a._apply(stale_job, old, Decision(status=old.status, delete=["fenced-a2-0"]), [seen])
+        after = custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "fenced")
+        assert after["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
+        assert core.read_namespaced_pod("fenced-a2-0", NS).metadata.uid == live.metadata.uid
+        pods = core.list_namespaced_pod(NS, label_selector="tandem.dev/job=fenced,tandem.dev/attempt=2").items
+        assert sorted(p.metadata.name for p in pods if not p.metadata.deletion_timestamp) == [
+            "fenced-a2-0", "fenced-a2-1"]
+    finally:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "fenced")
