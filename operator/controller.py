@@ -26,7 +26,7 @@ from tandem.operator.peering import PeeringGate
 from tandem.operator.podspec import owned_by, pod_name
 from tandem.operator.pools import pool_status
 from tandem.operator.reconcile import PROGRESS_SECONDS, TERMINAL, Decision, Observation, reconcile, set_condition
-from tandem.runtime.ckpt_layout import committed_in_log
+from tandem.runtime.ckpt_layout import committed_in_log, foreign_in_log
 
 log = structlog.get_logger("tandem.operator")
 Clock = Callable[[], datetime]
@@ -259,8 +259,10 @@ class Controller:
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         view = self.view.refresh()
         service = self.kube.get_service(namespace, name)
+        logged = self._rank_zero_log(job)
         return Observation(
-            logged_checkpoint=self._logged_checkpoint(job),
+            logged_checkpoint=committed_in_log(logged) if logged else None,
+            foreign_checkpoint=foreign_in_log(logged) if logged else None,
             job=job,
             pools=self._pools(),
             nodes=view.nodes,
@@ -288,9 +290,10 @@ class Controller:
         for namespace, name in waiting:
             self.requeue.after(namespace, name, RESYNC_DELAY_SECONDS)
 
-    def _logged_checkpoint(self, job: TrainingJob) -> int | None:
-        """While an attempt runs, its newest checkpoint as rank 0 logged it; read at most every PROGRESS_SECONDS
-        per job (pod events would otherwise read the log many times a second)."""
+    def _rank_zero_log(self, job: TrainingJob) -> str | None:
+        """While an attempt runs, the tail of rank 0's log (the checkpoints it committed, the checkpoint it
+        resumed); read at once when the job starts running, then at most every PROGRESS_SECONDS per job (pod
+        events would otherwise read it many times a second)."""
         meta, status = job.metadata, job.status
         key = (meta["namespace"], meta["name"])
         if status.phase != JobPhase.RUNNING or time.monotonic() - self._progress_read.get(key, -1e9) < PROGRESS_SECONDS:
@@ -301,7 +304,7 @@ class Controller:
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:  # progress is optional; faults are not
             log.debug("progress_unreadable", namespace=meta["namespace"], job=meta["name"], error=str(exc)[:200])
             return None
-        return committed_in_log(text)
+        return text
 
     def _write(self, raw: Obj, status: TrainingJobStatus) -> Obj:
         """Write the whole status, guarded by the resourceVersion it was decided on; the job as it now is."""

@@ -84,6 +84,8 @@ def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: in
         "TANDEM_CHECKPOINT_INTERVAL_STEPS": str(checkpoint.interval_steps),
         "TANDEM_CHECKPOINT_KEEP": str(checkpoint.keep),
         "TANDEM_TRAINING_CONFIG": json.dumps(spec.training, sort_keys=True, separators=(",", ":")),
+        # Recorded in every checkpoint: a job applied again under the same name is told it resumes another's.
+        "TANDEM_JOB_UID": str(job.metadata["uid"]),
     }
     return [{"name": key, "value": value} for key, value in values.items()]
 

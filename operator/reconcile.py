@@ -62,6 +62,7 @@ class Observation:
     service_foreign: bool = False  # a Service of the job's name exists that the job does not own
     others: Sequence[Obj] = ()  # other jobs' pods (and whatever else the operator sees on pool nodes)
     logged_checkpoint: int | None = None  # the newest commit rank 0's log reports while the attempt runs
+    foreign_checkpoint: str | None = None  # rank 0's log: the checkpoint it resumes is another job's or config's
     device_faults: Mapping[str, Sequence[DeviceFault]] = field(default_factory=dict)  # by node name
     force_delete_after: float = 30.0  # seconds a pod may stay Terminating on a dead node
 
@@ -364,6 +365,8 @@ def _follow_attempt(step: _Step) -> Decision:
     step.delete_unfinished(earlier)
     step.force_delete_stuck(earlier)
     step.note_checkpoint(current)
+    if obs.foreign_checkpoint:
+        _warn_foreign_checkpoint(step, obs.foreign_checkpoint)
 
     found = find_attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now)
     if isinstance(found, float):
@@ -395,6 +398,15 @@ def _follow_attempt(step: _Step) -> Decision:
             return step.decision
     _follow_pods(step, current, missing)
     return step.decision
+
+
+def _warn_foreign_checkpoint(step: _Step, notice: str) -> None:
+    """Once per notice: the checkpoint folder holds another job's (or another training config's) checkpoints."""
+    message = f"attempt {step.status.attempt} {notice}"
+    known = next((c for c in step.status.conditions if c.type == "CheckpointProvenance"), None)
+    if known is None or known.message != message:
+        step.event("Warning", "ForeignCheckpoint", message)
+    step.condition("CheckpointProvenance", False, "ForeignCheckpoint", message)
 
 
 def _recover(step: _Step, current: list[Obj], fault: Fault, excludes_node: bool) -> Decision:

@@ -14,6 +14,7 @@ folder without a manifest is a save that never finished; one whose files do not 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,11 @@ MANIFEST = "manifest.json"
 # The log event rank 0 writes once a checkpoint is committed; the operator reads it from the log to follow
 # status.lastCheckpoint while a run is healthy (the termination message only comes at the end).
 COMMITTED_EVENT = "checkpoint_committed"
+# Logged before an attempt resumes from a checkpoint another job (or another training config) wrote; the
+# operator turns it into a Warning Event on the job.
+FOREIGN_EVENT = "foreign_checkpoint"
+# Training-config fields that may change between runs of one job without making its checkpoints another's.
+_RUN_LENGTH_FIELDS = ("steps",)
 FORMAT = "tandem-dcp-v1"
 _STEP_DIR = re.compile(r"^step-(\d{9})$")
 
@@ -146,17 +152,75 @@ def remove(entry: Entry) -> None:
     shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def committed_in_log(text: str) -> int | None:
-    """The newest committed checkpoint step a log (JSON lines, as the runtime writes in a pod) reports."""
-    newest = None
+_KV = re.compile(r"(\w+)=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)")
+
+
+def _log_records(text: str, event: str) -> list[dict[str, Any]]:
+    """The runtime's log records of one event, oldest first, in either of its formats (runtime/logs.py):
+    key=value (the default; strings quoted as Python's repr) or JSON lines (TANDEM_LOG_FORMAT=json)."""
+    records = []
     for line in text.splitlines():
-        if COMMITTED_EVENT not in line or not line.lstrip().startswith("{"):
+        if event not in line:
             continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        step = record.get("step") if isinstance(record, dict) and record.get("event") == COMMITTED_EVENT else None
-        if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
-            newest = step if newest is None else max(newest, step)
-    return newest
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+        else:
+            record = {key: value[1:-1] if value[:1] in "'\"" else value for key, value in _KV.findall(line)}
+        if isinstance(record, dict) and record.get("event") == event:
+            records.append(record)
+    return records
+
+
+def _step(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        step = int(value)
+    except (TypeError, ValueError):
+        return None
+    return step if step >= 0 else None
+
+
+def committed_in_log(text: str) -> int | None:
+    """The newest committed checkpoint step a runtime log reports."""
+    steps = [s for s in (_step(r.get("step")) for r in _log_records(text, COMMITTED_EVENT)) if s is not None]
+    return max(steps) if steps else None
+
+
+def config_fingerprint(training: dict[str, Any]) -> str:
+    """What a checkpoint records of the training config that wrote it (the run's length aside)."""
+    shaping = {k: v for k, v in sorted(training.items()) if k not in _RUN_LENGTH_FIELDS}
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def provenance(job: str, job_uid: str, fingerprint: str) -> dict[str, str]:
+    """The manifest fields that say which job, and which training config, wrote a checkpoint."""
+    return {"job": job, "jobUid": job_uid, "trainingConfigSha256": fingerprint}
+
+
+def foreign_because(manifest: dict[str, Any] | None, job: str, job_uid: str, fingerprint: str) -> list[str]:
+    """Why a checkpoint about to be resumed is not this job's own (empty: it is, or it does not say)."""
+    if not manifest:
+        return []
+    reasons = []
+    written_by, uid = manifest.get("job"), manifest.get("jobUid")
+    if written_by and written_by != job:
+        reasons.append(f"written by job {written_by}")
+    elif uid and job_uid and uid != job_uid:
+        reasons.append(f"written by an earlier job {written_by} (uid {uid})")
+    recorded = manifest.get("trainingConfigSha256")
+    if recorded and recorded != fingerprint:
+        reasons.append("written with another training config")
+    return reasons
+
+
+def foreign_in_log(text: str) -> str | None:
+    """The last foreign-checkpoint notice a runtime log holds, as one sentence; None when there is none."""
+    records = _log_records(text, FOREIGN_EVENT)
+    if not records:
+        return None
+    return f"resumes from checkpoint step {records[-1].get('step')}: {records[-1].get('reasons')}"

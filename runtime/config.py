@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tandem.runtime import ckpt_layout
 from tandem.runtime.faults import FaultError
 
 Accelerator = Literal["npu", "gpu", "cpu"]
@@ -135,6 +136,7 @@ class Contract:
     job: str
     namespace: str
     attempt: int
+    job_uid: str
     pool: str
     accelerator: Accelerator
     backend: Backend
@@ -153,6 +155,11 @@ class Contract:
     @property
     def world_size(self) -> int:
         return self.nodes * self.devices_per_node
+
+    def provenance(self) -> dict[str, str]:
+        """What each checkpoint records of the job and the training config that wrote it."""
+        fingerprint = ckpt_layout.config_fingerprint(self.training.model_dump(mode="json", by_alias=True))
+        return ckpt_layout.provenance(f"{self.namespace}/{self.job}", self.job_uid, fingerprint)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -181,6 +188,7 @@ def contract_from_env(env: Mapping[str, str]) -> Contract:
         job=env.get("TANDEM_JOB", "local"),
         namespace=env.get("TANDEM_NAMESPACE", "default"),
         attempt=_int(env, "TANDEM_ATTEMPT", 1, 0),
+        job_uid=env.get("TANDEM_JOB_UID", ""),
         pool=env.get("TANDEM_POOL", "local"),
         accelerator=accelerator,  # type: ignore[arg-type]
         backend=backend,  # type: ignore[arg-type]

@@ -62,6 +62,11 @@ def prepare(contract: Contract) -> tuple[Path, int | None]:
             log.info("checkpoint_removed", step=entry.step, state=entry.state, detail=entry.detail or "beyond keep")
             ckpt_layout.remove(entry)
     log.info("resume_choice", step=chosen.step if chosen else None, checkpoints=len(entries))
+    mine = contract.provenance()
+    foreign = ckpt_layout.foreign_because(chosen.manifest if chosen else None, mine["job"], mine["jobUid"],
+                                          mine["trainingConfigSha256"])
+    if chosen and foreign:  # said before any worker loads it: the operator posts it as a Warning Event
+        log.warning(ckpt_layout.FOREIGN_EVENT, step=chosen.step, reasons="; ".join(foreign))
     return token_file, chosen.step if chosen else None
 
 

@@ -174,6 +174,7 @@ class Trainer:
                 "attempt": self.c.attempt,
                 "pool": self.c.pool,
                 "accelerator": self.c.accelerator,
+                **self.c.provenance(),
             },
         )
         start_step, first_sample = self.resume(ckpt, model, optim, resume_step)

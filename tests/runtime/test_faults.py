@@ -211,17 +211,3 @@ def test_injected_hang_blocks_only_the_named_rank() -> None:
         Injector(specs, rank, rank, 1, "gloo", "cpu", hold=lambda r=rank: held.append(r)).collective(4)
     assert held == [1]
 
-
-def test_the_operator_reads_committed_checkpoints_from_the_runtimes_json_log() -> None:
-    from tandem.runtime.ckpt_layout import COMMITTED_EVENT, committed_in_log
-
-    log = "\n".join([
-        '{"event": "training_start", "step": 0}',
-        f'{{"event": "{COMMITTED_EVENT}", "step": 200, "path": "/c/step-000000200"}}',
-        "Traceback: a line that mentions checkpoint_committed but is not the runtime's",
-        f'{{"event": "{COMMITTED_EVENT}", "step": 400}}',
-        f'{{"event": "{COMMITTED_EVENT}", "step": "bad"}}',
-        '{"event": "step", "step": 450}',
-    ])
-    assert committed_in_log(log) == 400
-    assert committed_in_log("") is None

@@ -246,3 +246,30 @@ def test_a_failed_resync_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     passes.get(timeout=10)
     passes.get(timeout=10)  # the retry
     assert outcomes == []
+
+
+def test_a_job_failed_for_an_invalid_spec_starts_again_once_its_spec_is_fixed() -> None:
+    from tandem.operator.api import TrainingJob
+
+    failed = {"phase": "Failed", "message": "invalid spec: ...", "completionTime": NOW.isoformat(), "conditions": [
+        {"type": "Failed", "status": "True", "reason": "InvalidSpec", "message": "spec.nodes: ...",
+         "lastTransitionTime": NOW.isoformat(), "observedGeneration": 1}]}
+    fixed = make_job(status=failed).model_dump(mode="json", by_alias=True)
+    fixed["metadata"]["generation"] = 2
+    kube = FakeKube(fixed)
+    controller = Controller(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+    requeued: list[float] = []
+    controller.requeue.after = lambda ns, name, seconds: requeued.append(seconds)  # type: ignore[method-assign]
+    controller.reconcile_job("ml", "llama")
+    assert [(e.type, e.reason) for e in kube.events] == [("Normal", "SpecFixed")]
+    restarted = TrainingJob.model_validate(kube.job).status
+    assert (restarted.phase.value, restarted.attempt, restarted.conditions, restarted.completion_time) == (
+        "Pending", 0, [], None)
+    assert requeued == [0.1]
+    controller.reconcile_job("ml", "llama")
+    assert TrainingJob.model_validate(kube.job).status.attempt == 1
+    # Failed for an invalid spec at the current generation: still Failed, nothing done.
+    unchanged = make_job(status=failed).model_dump(mode="json", by_alias=True)
+    kube = FakeKube(unchanged)
+    Controller(kube, clock=lambda: NOW).reconcile_job("ml", "llama")  # type: ignore[arg-type]
+    assert kube.calls == []

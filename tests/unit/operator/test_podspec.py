@@ -14,7 +14,13 @@ from tandem.operator.podspec import attempt_pod, headless_service
 CONTRACT = {"TANDEM_JOB", "TANDEM_NAMESPACE", "TANDEM_ATTEMPT", "TANDEM_POOL", "TANDEM_ACCELERATOR", "TANDEM_BACKEND",
             "TANDEM_NODES", "TANDEM_NODE_RANK", "TANDEM_DEVICES_PER_NODE", "MASTER_ADDR", "MASTER_PORT",
             "TANDEM_CHECKPOINT_DIR", "TANDEM_CHECKPOINT_INTERVAL_STEPS", "TANDEM_CHECKPOINT_KEEP",
-            "TANDEM_TRAINING_CONFIG"}
+            "TANDEM_TRAINING_CONFIG", "TANDEM_JOB_UID"}
+
+
+def test_the_api_refuses_exactly_the_variables_the_pods_get() -> None:
+    from tandem.operator.api import CONTRACT_ENV
+
+    assert set(CONTRACT_ENV) == CONTRACT
 
 
 def _env(pod: dict[str, Any]) -> dict[str, str]:
@@ -34,6 +40,7 @@ def test_pod_carries_names_labels_owner_and_the_contract() -> None:
     assert env["MASTER_ADDR"] == "llama-a3-0.llama.ml.svc" and env["MASTER_PORT"] == "29500"
     assert (env["TANDEM_ACCELERATOR"], env["TANDEM_BACKEND"], env["TANDEM_DEVICES_PER_NODE"]) == ("npu", "hccl", "8")
     assert (env["TANDEM_NODES"], env["TANDEM_NODE_RANK"], env["TANDEM_ATTEMPT"]) == ("2", "1", "3")
+    assert env["TANDEM_JOB_UID"] == "uid-job"
     assert env["TANDEM_CHECKPOINT_DIR"] == "/checkpoints" and env["TANDEM_CHECKPOINT_INTERVAL_STEPS"] == "50"
     assert json.loads(env["TANDEM_TRAINING_CONFIG"]) == {"model": "test", "steps": 10}
     assert env["HCCL_CONNECT_TIMEOUT"] == "600"

@@ -234,3 +234,15 @@ def test_pods_of_a_newer_attempt_mean_a_stale_view_and_nothing_is_deleted() -> N
     stale = make_job(status=status())
     decision = decide(stale, [*running_pods(), *running_pods(attempt=2, nodes=("ascend-1", "ascend-2"))])
     assert summary(decision) == nothing(status(), requeue_after=2.0)
+
+
+def test_a_foreign_checkpoint_is_told_once_in_an_event_and_a_condition() -> None:
+    notice = "resumes from checkpoint step 400: written by an earlier job default/llama (uid u-0)"
+    message = f"attempt 1 {notice}"
+    told = reconcile(Observation(job=make_job(status=status()), pools=POOLS, nodes=NODES, pods=running_pods(),
+                                 service_exists=True, now=NOW, foreign_checkpoint=notice))
+    known = status(conditions=[condition("CheckpointProvenance", False, "ForeignCheckpoint", message)])
+    assert summary(told) == nothing(known, events=[("Warning", "ForeignCheckpoint", message)], requeue_after=30.0)
+    again = reconcile(Observation(job=make_job(status=known), pools=POOLS, nodes=NODES, pods=running_pods(),
+                                  service_exists=True, now=NOW, foreign_checkpoint=notice))
+    assert summary(again) == nothing(known, requeue_after=30.0)
