@@ -351,8 +351,9 @@ class Controller:
                    and (status.attempt == 0 or status.phase == JobPhase.RESTARTING))
         with self._health_lock:
             (self._waiting.add if waiting else self._waiting.discard)((namespace, name))
-        if status.pending_events:
-            self._post_pending(raw, TrainingJob.model_validate(raw).status)
+        written = TrainingJob.model_validate(raw).status if raw.get("status") else status
+        if written.pending_events:  # this decision's, and a refusal's the creates just recorded
+            self._post_pending(raw, written)
         if decision.requeue_after is not None:
             self.requeue.after(namespace, name, decision.requeue_after)
 

@@ -147,9 +147,12 @@ def test_a_quota_that_refuses_a_pod_is_said_in_the_status_and_retried_with_backo
     assert condition["reason"] == "CreateRefused" and condition["status"] == "False"
     assert 'pods "squeezed-a1-1" is forbidden: exceeded quota: one-pod, requested: pods=1, used: pods=1' \
         in condition["message"]
-    events = core.list_namespaced_event("tight", field_selector="involvedObject.name=squeezed").items
-    refusals = [e for e in events if e.reason == "CreateRefused"]
-    assert refusals and refusals[0].type == "Warning" and len(refusals) <= 2  # a backoff, not a loop every 2 s
+    def refusals() -> list[Any]:
+        events = core.list_namespaced_event("tight", field_selector="involvedObject.name=squeezed").items
+        return [e for e in events if e.reason == "CreateRefused"]
+
+    assert wait_for(refusals, timeout=10, what="the Warning Event")[0].type == "Warning"
+    assert len(refusals()) <= 2  # a backoff (10 s, then 20 s), not a retry every 2 s
     core.delete_namespaced_resource_quota("one-pod", "tight")
     done = wait_for(lambda: (j := custom.get_namespaced_custom_object(GROUP, VERSION, "tight", PLURAL, "squeezed"))
                     ["status"].get("phase") == "Succeeded" and j, timeout=90, what="squeezed to succeed")

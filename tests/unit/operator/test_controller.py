@@ -202,6 +202,9 @@ def test_a_refused_create_becomes_a_condition_and_a_warning_with_backoff() -> No
         ("Normal", "AttemptStarted", kube.events[0].message), ("Warning", "CreateRefused", message)]
     controller.reconcile_job("ml", "llama")
     assert requeued[0] == 10.0 and 20.0 in requeued  # doubling, not every 2 s
+    # A retry that decides no Event of its own still posts the refusal at once (not at the next reconcile).
+    assert [e.reason for e in kube.events] == ["AttemptStarted", "CreateRefused", "CreateRefused"]
+    assert kube.job["status"]["pendingEvents"] == []
 
 
 def test_a_job_whose_reconcile_raises_is_contained_and_told() -> None:
