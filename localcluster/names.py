@@ -57,25 +57,24 @@ def _matches(fmt: str, value: str) -> bool:
     return re.fullmatch(fmt, value) is not None
 
 
-def is_dns1123_label(value: str) -> list[str]:
-    errors = [max_len_error(63)] if len(value) > 63 else []
-    if not _matches(DNS1123_LABEL_FMT, value):
-        errors.append(regex_error(_DNS1123_LABEL_MSG, DNS1123_LABEL_FMT, "my-name", "123-abc"))
+def _dns_name(value: str, limit: int, fmt: str, message: str, *examples: str) -> list[str]:
+    """apimachinery's IsDNS1123Label / IsDNS1123Subdomain / IsDNS1035Label: the length, then the pattern."""
+    errors = [max_len_error(limit)] if len(value) > limit else []
+    if not _matches(fmt, value):
+        errors.append(regex_error(message, fmt, *examples))
     return errors
+
+
+def is_dns1123_label(value: str) -> list[str]:
+    return _dns_name(value, 63, DNS1123_LABEL_FMT, _DNS1123_LABEL_MSG, "my-name", "123-abc")
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
-    errors = [max_len_error(253)] if len(value) > 253 else []
-    if not _matches(DNS1123_SUBDOMAIN_FMT, value):
-        errors.append(regex_error(_DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errors
+    return _dns_name(value, 253, DNS1123_SUBDOMAIN_FMT, _DNS1123_SUBDOMAIN_MSG, "example.com")
 
 
 def is_dns1035_label(value: str) -> list[str]:
-    errors = [max_len_error(63)] if len(value) > 63 else []
-    if not _matches(DNS1035_LABEL_FMT, value):
-        errors.append(regex_error(_DNS1035_LABEL_MSG, DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errors
+    return _dns_name(value, 63, DNS1035_LABEL_FMT, _DNS1035_LABEL_MSG, "my-name", "abc-123")
 
 
 def is_qualified_name(value: str) -> list[str]:

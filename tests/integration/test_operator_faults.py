@@ -12,13 +12,11 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
+import clusters
 import operator_jobs
 import pytest
 from operator_jobs import event_reasons
 from operator_process import OperatorProcess
-
-from tandem.localcluster.cluster import LocalCluster
-from tandem.localcluster.nodes import ClusterConfig, SimulatedPool
 
 GROUP, VERSION, PLURAL = "tandem.dev", "v1alpha1", "trainingjobs"
 NS = "default"
@@ -59,15 +57,8 @@ def fault_job(name: str, plan: dict[str, Any], nodes: int = 2, **policy: Any) ->
     }
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A spare Ascend node, so that a job that lost a node to exclusion can restart on its pool."""
-    with LocalCluster(ClusterConfig(pools=[
-        SimulatedPool(name="ascend-910b", accelerator="npu", nodes=3, devices_per_node=8),
-        SimulatedPool(name="h20", accelerator="gpu", nodes=2, devices_per_node=8),
-    ])) as local:
-        local.kubeconfig_path = local.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-        yield local
+# A spare Ascend node, so that a job that lost a node to exclusion can restart on its pool.
+cluster = pytest.fixture(scope="module", name="cluster")(clusters.three_ascend_nodes)
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
+import clusters
 import operator_jobs
 import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 from operator_jobs import event_reasons
 
-from tandem.localcluster.cluster import LocalCluster
-from tandem.localcluster.nodes import ClusterConfig, SimulatedPool
 from tandem.operator.api import TrainingJob
 
 GROUP, VERSION, PLURAL = "tandem.dev", "v1alpha1", "trainingjobs"
@@ -24,15 +22,8 @@ NS = "default"
 wait_phase = partial(operator_jobs.wait_phase, timeout=90)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Three Ascend nodes of 8 devices; the pools take all 8 per pod, so each node holds one pod."""
-    with LocalCluster(ClusterConfig(pools=[
-        SimulatedPool(name="ascend-910b", accelerator="npu", nodes=3, devices_per_node=8),
-        SimulatedPool(name="h20", accelerator="gpu", nodes=2, devices_per_node=8),
-    ])) as local:
-        local.kubeconfig_path = local.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-        yield local
+# Three Ascend nodes of 8 devices; the pools take all 8 per pod, so each node holds one pod.
+cluster = pytest.fixture(scope="module", name="cluster")(clusters.three_ascend_nodes)
 
 
 def job(name: str, code: str, nodes: int = 2, pools: list[str] | None = None) -> dict[str, Any]:

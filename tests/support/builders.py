@@ -57,3 +57,11 @@ def make_pod(job: str, attempt: int, rank: int, phase: str = "Pending", node: st
             "exitCode": exit_code, "reason": reason or ("Completed" if exit_code == 0 else "Error"),
             "message": message, "finishedAt": finished_at}}}]
     return pod
+
+
+def make_failed_launcher_pod(exit_code: int | None = 1, reason: str | None = None, message: str = "") -> dict[str, Any]:
+    """A failed rank 0 pod on node n1 as the operator creates it (its container runs Tandem's launcher)."""
+    pod = make_pod("llama", 1, 0, phase="Failed", node="n1", exit_code=exit_code, reason=reason, message=message)
+    pod["spec"]["containers"] = [{"name": "trainer", "image": "example.org/tandem-runtime:npu",
+                                  "command": ["tandem-train"]}]
+    return pod

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from builders import make_node, make_pod
+from builders import make_failed_launcher_pod, make_node
 
 from tandem.operator.api_types import FaultClass
 from tandem.operator.classify import SYMPTOM_REASONS, Classification, classify_log, classify_pod
@@ -18,12 +18,7 @@ DATA = Path(__file__).parents[2] / "data" / "faults"
 LOG_TAILS = yaml.safe_load((DATA / "log_tails.yaml").read_text())
 
 
-def failed(exit_code: int | None = 1, reason: str | None = None, message: str = "") -> dict[str, Any]:
-    """A failed pod on node n1 as the operator creates it (its container runs Tandem's launcher)."""
-    pod = make_pod("llama", 1, 0, phase="Failed", node="n1", exit_code=exit_code, reason=reason, message=message)
-    pod["spec"]["containers"] = [{"name": "trainer", "image": "example.org/tandem-runtime:npu",
-                                  "command": ["tandem-train"]}]
-    return pod
+failed = make_failed_launcher_pod
 
 
 def node() -> dict[str, Any]:
