@@ -276,3 +276,66 @@ def test_a_job_failed_for_an_invalid_spec_starts_again_once_its_spec_is_fixed() 
     kube = FakeKube(unchanged)
     Controller(kube, clock=lambda: NOW).reconcile_job("ml", "llama")  # type: ignore[arg-type]
     assert kube.calls == []
+
+
+def test_one_job_that_raises_does_not_stop_the_pass_over_the_others() -> None:
+    """The cluster-wide pass (after a device report or a node change) reconciles every job, whatever one does."""
+    import tandem.operator.controller as module
+
+    good, bad = _job(), make_job(name="bad").model_dump(mode="json", by_alias=True)
+    kube = FakeKube(good)
+    kube.list_jobs = lambda namespaces=None: [bad, good]  # type: ignore[attr-defined]
+    kube.get_job = lambda namespace, name: bad if name == "bad" else kube.job  # type: ignore[method-assign]
+    controller = Controller(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+    controller.requeue.after = lambda *_: None  # type: ignore[method-assign]
+    original = module.reconcile
+
+    def reconcile(observation: Any) -> Any:
+        if observation.job.metadata["name"] == "bad":
+            raise OverflowError("int too large to convert to float")
+        return original(observation)
+
+    module.reconcile = reconcile  # type: ignore[assignment]
+    try:
+        controller.reconcile_all()
+    finally:
+        module.reconcile = original
+    assert "create llama-a1-0" in kube.calls
+
+
+def test_every_api_call_gives_up_after_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung API server (it accepts the connection and never answers) used to hang the reconcile for ever."""
+    import socket
+    import threading
+    import time
+
+    import kubernetes
+    import urllib3
+
+    from tandem.operator import kube as kube_module
+    from tandem.operator.kube import Kube
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
+    monkeypatch.setitem(kube_module.CALL, "_request_timeout", (0.5, 0.5))
+    configuration = kubernetes.client.Configuration()
+    configuration.host = f"http://127.0.0.1:{server.getsockname()[1]}"
+    configuration.retries = 0
+    started = time.monotonic()
+    with kubernetes.client.ApiClient(configuration) as client, pytest.raises(urllib3.exceptions.HTTPError):
+        Kube(client).get_job("ml", "llama")
+    assert time.monotonic() - started < 5
+    server.close()
+
+
+def test_every_client_call_in_kube_py_carries_the_timeout() -> None:
+    import ast
+
+    tree = ast.parse((Path(__file__).parents[3] / "operator" / "kube.py").read_text())
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and isinstance(node.func.value, ast.Attribute) and node.func.value.attr in ("core", "custom")]
+    assert calls and all(any(k.arg is None and getattr(k.value, "id", "") == "CALL" for k in c.keywords)
+                         for c in calls), [c.lineno for c in calls]
