@@ -19,13 +19,14 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from tandem.operator.api import AcceleratorPool, JobPhase, PendingEvent, TrainingJob, TrainingJobStatus
-from tandem.operator.device_reports import DeviceFault, faults_by_node, is_device_plugin_report
+from tandem.operator.cluster_view import ClusterView
 from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
 from tandem.operator.peering import PeeringGate
 from tandem.operator.podspec import owned_by, pod_name
 from tandem.operator.pools import pool_status
 from tandem.operator.reconcile import PROGRESS_SECONDS, TERMINAL, Decision, Observation, reconcile, set_condition
+from tandem.operator.requeue import STANDBY_RECHECK_SECONDS, Requeue  # noqa: F401  (its constant, re-exported)
 from tandem.runtime.ckpt_layout import committed_in_log, foreign_in_log
 
 log = structlog.get_logger("tandem.operator")
@@ -36,9 +37,6 @@ RESYNC_RETRY_SECONDS = 5.0
 ERROR_RETRY_SECONDS, ERROR_RETRY_MAX_SECONDS = 10.0, 300.0
 RESYNC_DELAY_SECONDS = 0.5
 DEVICE_REPORT_POLL_SECONDS = 5.0
-# A stand-by replica's timers look again this often: kopf resumes it (and re-lists every job) when the
-# working replica goes; the timers only matter if the two verdicts ever disagree.
-STANDBY_RECHECK_SECONDS = 5.0
 
 
 def utcnow() -> datetime:
@@ -51,80 +49,6 @@ def _fixed_after_rejection(job: TrainingJob) -> bool:
     generation = int(job.metadata.get("generation", 1))
     return (job.status.phase == JobPhase.FAILED and failed is not None and failed.reason == "InvalidSpec"
             and (failed.observed_generation or 0) < generation)
-
-
-class Requeue:
-    """Call `callback(namespace, name)` after a delay; one pending timer per key (the earliest wins).
-    Timers act only on the working replica (`gate`): on a stand-by one they look again later. Once
-    stopped, nothing fires."""
-
-    def __init__(self, callback: Callable[[str, str], None], gate: PeeringGate | None = None) -> None:
-        self._callback, self._gate = callback, gate
-        self._lock = threading.Lock()
-        self._timers: dict[tuple[str, str], tuple[float, threading.Timer]] = {}
-        self._stopped = False
-
-    def after(self, namespace: str, name: str, seconds: float) -> None:
-        key, due = (namespace, name), time.monotonic() + seconds
-        with self._lock:
-            pending = self._timers.get(key)
-            if self._stopped or (pending and pending[0] <= due):
-                return
-            if pending:
-                pending[1].cancel()
-            timer = threading.Timer(seconds, self._fire, args=key)
-            timer.daemon = True
-            self._timers[key] = (due, timer)
-            timer.start()
-
-    def _fire(self, namespace: str, name: str) -> None:
-        with self._lock:
-            self._timers.pop((namespace, name), None)
-        try:
-            if self._gate is not None and not self._gate.active():
-                self.after(namespace, name, STANDBY_RECHECK_SECONDS)
-                return
-            self._callback(namespace, name)
-        except Exception:  # a timer thread must never die silently
-            log.exception("timer_failed", namespace=namespace, name=name)
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            for _, timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
-
-
-class ClusterView:
-    """Nodes and the device plugins' fault reports, shared by every reconcile for a moment: listing
-    them per pod event would cost O(nodes) each time. A resync, or a new fault to confirm, reads again."""
-
-    def __init__(self, kube: Kube, device_info_namespace: str, ttl: float = 1.0) -> None:
-        self.kube, self.namespace, self.ttl = kube, device_info_namespace, ttl
-        self._lock = threading.Lock()
-        self._read_at = -1e9
-        self.nodes: list[Obj] = []
-        self.device_faults: dict[str, list[DeviceFault]] = {}
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._read_at = -1e9
-
-    def fresh(self) -> bool:
-        """Read within this very reconcile (well under the TTL)."""
-        return time.monotonic() - self._read_at < 0.05
-
-    def device_reports(self) -> list[Obj]:
-        return [cm for cm in self.kube.list_device_reports(self.namespace) if is_device_plugin_report(cm)]
-
-    def refresh(self) -> ClusterView:
-        with self._lock:
-            if time.monotonic() - self._read_at > self.ttl:
-                self.nodes = self.kube.list_nodes()
-                self.device_faults = faults_by_node(self.nodes, self.device_reports())
-                self._read_at = time.monotonic()
-        return self
 
 
 class Controller:

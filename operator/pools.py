@@ -8,7 +8,7 @@ from datetime import datetime
 from tandem.operator.api import AcceleratorPool, AcceleratorPoolStatus
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import Obj, node_is_ready, pool_nodes
-from tandem.operator.reconcile import set_condition
+from tandem.operator.step import set_condition
 
 
 def pool_status(pool: AcceleratorPool, nodes: Sequence[Obj], now: datetime,

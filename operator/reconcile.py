@@ -8,198 +8,48 @@ Events. Every decision is idempotent: reconciling the same state twice changes n
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
-from typing import Literal
 
 from tandem.operator.api import (
     MAX_ATTEMPT,
     MAX_FAULTS,
     AcceleratorPool,
-    AcceleratorPoolStatus,
-    Condition,
     Exclusion,
     Fault,
     JobPhase,
-    TrainingJob,
-    TrainingJobStatus,
 )
-from tandem.operator.capacity import Room, checkpoint_source, rooms
-from tandem.operator.detect import faulty_node, find_attempt_fault, node_name, vanished_fault
+from tandem.operator.detect import faulty_node, find_attempt_fault, vanished_fault
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import (
     Obj,
     attempt_of,
     created_at,
-    deleted_at,
     is_bound,
     is_finished,
-    is_terminating,
     node_is_ready,
     parse_time,
     phase_of,
     rank_of,
-    reported_checkpoint,
 )
-from tandem.operator.podspec import attempt_pod, headless_service, image_for
+from tandem.operator.podspec import attempt_pod, headless_service
 from tandem.operator.recovery import POOL_FAULTS, RecoveryPlan, plan_after_fault, plan_after_pending
+from tandem.operator.step import (  # noqa: F401  (Decision, Event, set_condition: re-exported for the shell)
+    TERMINAL,
+    Decision,
+    Event,
+    Observation,
+    Step,
+    generation,
+    set_condition,
+)
 
-TERMINAL = (JobPhase.SUCCEEDED, JobPhase.FAILED)
 RECHECK_SECONDS = 30.0  # how soon a job waiting on something outside its pods looks again
 PROGRESS_SECONDS = 30.0  # how often a running job's checkpoints are read from its rank 0's log
 TEARDOWN_RECHECK_SECONDS = 2.0  # while the previous attempt's pods are still going away
 
 
-@dataclass(frozen=True)
-class Observation:
-    job: TrainingJob
-    pools: Mapping[str, AcceleratorPool]
-    nodes: Sequence[Obj]
-    pods: Sequence[Obj]  # every pod this job owns (its uid), all attempts
-    service_exists: bool
-    now: datetime
-    service_foreign: bool = False  # a Service of the job's name exists that the job does not own
-    others: Sequence[Obj] = ()  # other jobs' pods (and whatever else the operator sees on pool nodes)
-    logged_checkpoint: int | None = None  # the newest commit rank 0's log reports while the attempt runs
-    foreign_checkpoint: str | None = None  # rank 0's log: the checkpoint it resumes is another job's or config's
-    device_faults: Mapping[str, Sequence[DeviceFault]] = field(default_factory=dict)  # by node name
-    force_delete_after: float = 30.0  # seconds a pod may stay Terminating on a dead node
-
-    @cached_property
-    def nodes_by_name(self) -> dict[str, Obj]:
-        return {n["metadata"]["name"]: n for n in self.nodes}
-
-
-@dataclass(frozen=True)
-class Event:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass
-class Decision:
-    status: TrainingJobStatus
-    create: list[Obj] = field(default_factory=list)
-    delete: list[str] = field(default_factory=list)  # pod names
-    force_delete: list[str] = field(default_factory=list)  # pods stuck Terminating on a dead node
-    events: list[Event] = field(default_factory=list)
-    requeue_after: float | None = None
-    # For the metrics: what this decision did, so the shell can count it once it is applied.
-    restarted: tuple[str, str] | None = None  # (pool, fault class)
-    failed_over: tuple[str, str] | None = None  # (from pool, to pool)
-    recovered_after: float | None = None  # seconds from the fault to every pod of the next attempt Running
-    # Creates the pods of a new attempt: the shell admits one attempt at a time, on a fresh view of the
-    # other jobs' pods, so that two jobs never both count the same free nodes.
-    starts_attempt: bool = False
-
-    def changes(self, before: TrainingJobStatus) -> bool:
-        return bool(self.create or self.delete or self.force_delete or self.events or self.status != before)
-
-    def requeue(self, seconds: float) -> None:
-        self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
-
-
-def set_condition(status: TrainingJobStatus | AcceleratorPoolStatus, type_: str, value: bool, reason: str,
-                  message: str, now: datetime, generation: int | None) -> None:
-    """metav1.Condition semantics: lastTransitionTime moves only when the status flips."""
-    wanted = "True" if value else "False"
-    for index, condition in enumerate(status.conditions):
-        if condition.type == type_:
-            moved = now if condition.status.value != wanted else condition.last_transition_time
-            status.conditions[index] = Condition(type=type_, status=wanted, reason=reason, message=message,
-                                                 last_transition_time=moved, observed_generation=generation)
-            return
-    status.conditions.append(Condition(type=type_, status=wanted, reason=reason, message=message,
-                                       last_transition_time=now, observed_generation=generation))
-
-
-def _generation(job: TrainingJob) -> int:
-    return int(job.metadata.get("generation", 1))
-
-
-class _Step:
-    """One reconcile: the working copy of the status plus the actions decided so far."""
-
-    def __init__(self, obs: Observation) -> None:
-        self.obs = obs
-        self.job = obs.job
-        self.decision = Decision(status=obs.job.status.model_copy(deep=True))
-        self.status = self.decision.status
-
-    def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
-        self.decision.events.append(Event(type_, reason, message))
-
-    def condition(self, type_: str, value: bool, reason: str, message: str) -> None:
-        set_condition(self.status, type_, value, reason, message, self.obs.now, _generation(self.job))
-
-    def move_to(self, phase: JobPhase, reason: str, message: str, warning: bool = False) -> None:
-        """Change phase with an Event, a condition and a human message; no-op when already there."""
-        if self.status.phase == phase and self.status.message == message:
-            return
-        self.status.phase, self.status.message = phase, message
-        self.event("Warning" if warning else "Normal", reason, message)
-        self.condition("Ready", phase == JobPhase.RUNNING, reason, message)
-        if phase in TERMINAL:
-            self.status.completion_time = self.obs.now
-            self.condition(phase.value, True, reason, message)
-
-    def fail(self, reason: str, message: str) -> Decision:
-        self.move_to(JobPhase.FAILED, reason, message, warning=True)
-        self.delete_unfinished(self.obs.pods)
-        return self.decision
-
-    def delete_unfinished(self, pods: Sequence[Obj]) -> None:
-        for pod in pods:
-            name = pod["metadata"]["name"]
-            if not is_finished(pod) and not is_terminating(pod) and name not in self.decision.delete:
-                self.decision.delete.append(name)
-
-    def force_delete_stuck(self, pods: Sequence[Obj]) -> None:
-        """A pod on a dead node never finishes terminating: no kubelet is left to confirm it."""
-        nodes = self.obs.nodes_by_name
-        for pod in pods:
-            since = deleted_at(pod)
-            if since is None or (self.obs.now - since).total_seconds() < self.obs.force_delete_after:
-                continue
-            node = nodes.get(node_name(pod) or "")
-            if node is None or faulty_node(node, self.obs.device_faults) is not None:
-                self.decision.force_delete.append(pod["metadata"]["name"])
-
-    @cached_property
-    def rooms(self) -> dict[str, Room]:
-        return rooms(self.obs.pools, self.obs.nodes, self.obs.device_faults, self.status.excluded_nodes,
-                     self.obs.others)
-
-    def ineligible(self, name: str) -> str | None:
-        """Why the job cannot run on pool `name` at all, or None."""
-        pool = self.obs.pools.get(name)
-        if pool is None:
-            return f"AcceleratorPool {name!r} does not exist"
-        source = checkpoint_source(self.job.spec.checkpoint.volume.to_dict())
-        if source not in pool.spec.checkpoint_volume_types:
-            return (f"pool {name} does not permit {source} checkpoint volumes (spec.checkpoint.volume.{source};"
-                    f" the pool's spec.checkpointVolumeTypes: {', '.join(pool.spec.checkpoint_volume_types)})")
-        if image_for(self.job, pool) is None:
-            return f"neither the job's container.image nor pool {name!r} names an image"
-        return None
-
-    def capacity(self) -> dict[str, int]:
-        """Pods each pool can take now; 0 for a pool the job cannot use."""
-        return {name: (self.rooms[name].free if name in self.rooms and self.ineligible(name) is None else 0)
-                for name in self.job.spec.pools}
-
-    def note_checkpoint(self, pods: Sequence[Obj], fault: Fault | None = None) -> None:
-        """status.lastCheckpoint follows the newest checkpointStep any rank reported."""
-        steps = [s for s in (reported_checkpoint(list(pods)), fault.checkpoint_step if fault else None,
-                             self.obs.logged_checkpoint) if s]
-        if steps and max(steps) > self.status.last_checkpoint.step:
-            self.status.last_checkpoint.step, self.status.last_checkpoint.time = max(steps), self.obs.now
-
-
 def reconcile(obs: Observation) -> Decision:
-    step = _Step(obs)
+    step = Step(obs)
     status = step.status
     if status.phase in TERMINAL:
         return step.decision  # a finished job is history: nothing is changed, not even observedGeneration
@@ -208,7 +58,7 @@ def reconcile(obs: Observation) -> Decision:
         # raced a write). Deciding on it could delete the newer attempt; look again instead.
         step.decision.requeue(TEARDOWN_RECHECK_SECONDS)
         return step.decision
-    status.observed_generation = _generation(obs.job)
+    status.observed_generation = generation(obs.job)
     _release_exclusions(step)
     if obs.service_foreign:
         return _wait(step, "ServiceConflict", f"a Service named {obs.job.metadata['name']!r} exists that this job "
@@ -220,7 +70,7 @@ def reconcile(obs: Observation) -> Decision:
     return _follow_attempt(step)
 
 
-def _wait(step: _Step, reason: str, message: str) -> Decision:
+def _wait(step: Step, reason: str, message: str) -> Decision:
     """Nothing to do until something outside the job changes: say why once, look again later."""
     if step.status.message != message:
         step.status.message = message
@@ -230,7 +80,7 @@ def _wait(step: _Step, reason: str, message: str) -> Decision:
     return step.decision
 
 
-def _release_exclusions(step: _Step) -> None:
+def _release_exclusions(step: Step) -> None:
     """An excluded node comes back once it has been Ready, with no fault reported, for nodeExclusionSeconds:
     a 1-second NotReady blip or one misread log line must not shrink the job's pool for good."""
     status, obs = step.status, step.obs
@@ -260,7 +110,7 @@ def _healthy_since(node: Obj, device_faults: Mapping[str, Sequence[DeviceFault]]
     return parse_time(ready.get("lastTransitionTime")) or datetime.min.replace(tzinfo=UTC)
 
 
-def _start_attempt(step: _Step, pool: AcceleratorPool, attempt: int, why: str) -> Decision:
+def _start_attempt(step: Step, pool: AcceleratorPool, attempt: int, why: str) -> Decision:
     status, spec = step.status, step.job.spec
     if attempt > MAX_ATTEMPT:
         return step.fail("AttemptLimit", f"attempt {attempt} would pass the limit of {MAX_ATTEMPT} attempts")
@@ -280,7 +130,7 @@ def _start_attempt(step: _Step, pool: AcceleratorPool, attempt: int, why: str) -
     return step.decision
 
 
-def _no_pool_message(step: _Step, pools: Sequence[str]) -> tuple[str, str]:
+def _no_pool_message(step: Step, pools: Sequence[str]) -> tuple[str, str]:
     """(reason, message) for a job that no pool of `pools` can take now."""
     spec = step.job.spec
     missing = [p for p in pools if p not in step.obs.pools]
@@ -293,7 +143,7 @@ def _no_pool_message(step: _Step, pools: Sequence[str]) -> tuple[str, str]:
     return "WaitingForRoom", f"needs room for {spec.nodes} pod(s), one per node: {'; '.join(parts)}"
 
 
-def _unusable_everywhere(step: _Step) -> Decision | None:
+def _unusable_everywhere(step: Step) -> Decision | None:
     """Every pool exists and refuses the job for a reason the job itself must fix: fail, naming the field."""
     reasons = [step.ineligible(p) for p in step.job.spec.pools]
     if all(r is not None and not r.startswith("AcceleratorPool") for r in reasons):
@@ -302,7 +152,7 @@ def _unusable_everywhere(step: _Step) -> Decision | None:
     return None
 
 
-def _start_first_attempt(step: _Step) -> Decision:
+def _start_first_attempt(step: Step) -> Decision:
     """On the first pool with room for the whole gang; a job no pool can take waits, without pods, and says why."""
     spec, capacity = step.job.spec, step.capacity()
     for name in spec.pools:
@@ -314,7 +164,7 @@ def _start_first_attempt(step: _Step) -> Decision:
     return failed if failed is not None else _wait(step, *_no_pool_message(step, spec.pools))
 
 
-def _restart_when_due(step: _Step) -> Decision:
+def _restart_when_due(step: Step) -> Decision:
     """Between attempts: tear the old one down, then wait out the backoff, then start the next."""
     status, obs, spec = step.status, step.obs, step.job.spec
     step.delete_unfinished(obs.pods)
@@ -333,7 +183,7 @@ def _restart_when_due(step: _Step) -> Decision:
     return _start_attempt(step, obs.pools[target], status.attempt + 1, "")
 
 
-def _wait_for_room(step: _Step, target: str) -> Decision:
+def _wait_for_room(step: Step, target: str) -> Decision:
     """The next attempt's pool cannot take the gang now: another pool that can (a move, within maxFailovers),
     else wait; never a part of the gang on a pool that cannot hold it all."""
     status, spec = step.status, step.job.spec
@@ -357,7 +207,7 @@ def _wait_for_room(step: _Step, target: str) -> Decision:
     return _wait(step, reason, f"attempt {status.attempt + 1}: {message}")
 
 
-def _follow_attempt(step: _Step) -> Decision:
+def _follow_attempt(step: Step) -> Decision:
     status, spec, obs = step.status, step.job.spec, step.obs
     pool = obs.pools.get(status.pool or "")
     current = [p for p in obs.pods if attempt_of(p) == status.attempt]
@@ -400,7 +250,7 @@ def _follow_attempt(step: _Step) -> Decision:
     return step.decision
 
 
-def _warn_foreign_checkpoint(step: _Step, notice: str) -> None:
+def _warn_foreign_checkpoint(step: Step, notice: str) -> None:
     """Once per notice: the checkpoint folder holds another job's (or another training config's) checkpoints."""
     message = f"attempt {step.status.attempt} {notice}"
     known = next((c for c in step.status.conditions if c.type == "CheckpointProvenance"), None)
@@ -409,7 +259,7 @@ def _warn_foreign_checkpoint(step: _Step, notice: str) -> None:
     step.condition("CheckpointProvenance", False, "ForeignCheckpoint", message)
 
 
-def _recover(step: _Step, current: list[Obj], fault: Fault, excludes_node: bool) -> Decision:
+def _recover(step: Step, current: list[Obj], fault: Fault, excludes_node: bool) -> Decision:
     """Record the fault, tear the gang down, and let the policy pick: fail, restart, or fail over. The node is
     excluded only on strong evidence against it (`AttemptFault.excludes_node`): a rank that merely lost its peer,
     or words in a log that no library printed, must not shrink the job's pool."""
@@ -434,7 +284,7 @@ def _recover(step: _Step, current: list[Obj], fault: Fault, excludes_node: bool)
     return _schedule_next_attempt(step, plan)
 
 
-def _exclude(step: _Step, node: str, reason: str) -> None:
+def _exclude(step: Step, node: str, reason: str) -> None:
     status = step.status
     if node not in status.excluded_nodes:
         status.excluded_nodes = sorted({*status.excluded_nodes, node})
@@ -442,7 +292,7 @@ def _exclude(step: _Step, node: str, reason: str) -> None:
     status.exclusions.append(Exclusion(node=node, since=step.obs.now, reason=reason))
 
 
-def _schedule_next_attempt(step: _Step, plan: RecoveryPlan) -> Decision:
+def _schedule_next_attempt(step: Step, plan: RecoveryPlan) -> Decision:
     status = step.status
     if plan.outcome == "failover":
         step.decision.failed_over = (status.pool or "", plan.pool)
@@ -463,7 +313,7 @@ def _scheduler_says(pods: Sequence[Obj]) -> str:
     return ""
 
 
-def _pending_too_long(step: _Step, current: list[Obj]) -> bool:
+def _pending_too_long(step: Step, current: list[Obj]) -> bool:
     """Pods unschedulable for pendingTimeoutSeconds move the job to the next pool (no fault, no restart)."""
     unbound = [p for p in current if not is_bound(p)]
     created = [t for t in map(created_at, current) if t is not None]
@@ -480,7 +330,7 @@ def _pending_too_long(step: _Step, current: list[Obj]) -> bool:
     return True
 
 
-def _follow_pods(step: _Step, current: list[Obj], missing: list[int]) -> None:
+def _follow_pods(step: Step, current: list[Obj], missing: list[int]) -> None:
     if missing:
         return  # they are being created: the phase stays where it is
     status = step.status
