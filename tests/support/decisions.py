@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from builders import NOW
 
 from tandem.operator.reconcile import Decision
 
@@ -27,3 +30,15 @@ def nothing(status: dict[str, Any], **actions: Any) -> dict[str, Any]:
     """The expected summary: `status` in full, and no action but those named."""
     return {"status": status, "create": [], "delete": [], "force_delete": [], "events": [], "requeue_after": None,
             "restarted": None, "failed_over": None, "recovered_after": None, "starts_attempt": False, **actions}
+
+
+def zulu(when: datetime) -> str:
+    """A time as the status dict writes it: `2026-11-23T12:00:00Z`."""
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def condition(type_: str, value: bool, reason: str, message: str, at: str = zulu(NOW),
+              generation: int = 1) -> dict[str, Any]:
+    """A status condition as the status dict holds it."""
+    return {"type": type_, "status": "True" if value else "False", "reason": reason, "message": message,
+            "lastTransitionTime": at, "observedGeneration": generation}
