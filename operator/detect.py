@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from tandem.operator.api import AcceleratorPool, Fault, FaultClass, TrainingJob
+from tandem.operator.api import Fault, FaultClass, TrainingJob
 from tandem.operator.classify import (
     START_GRACE_SECONDS,
     Classification,
@@ -28,10 +28,8 @@ from tandem.operator.observe import (
     Obj,
     finished_at,
     is_finished,
-    node_is_ready,
     parse_time,
     phase_of,
-    pool_nodes,
     rank_of,
 )
 
@@ -57,32 +55,6 @@ def node_name(pod: Obj) -> str | None:
 
 def faulty_node(node: Obj, device_faults: Mapping[str, Sequence[DeviceFault]]) -> Classification | None:
     return classify_node(node, device_faults.get(node["metadata"]["name"], ()))
-
-
-def pod_slots(node: Obj, pool: AcceleratorPool) -> int:
-    """How many of the pool's pods a node holds: its allocatable devices / devicesPerNode (one for
-    a CPU pool). Other jobs' pods are the scheduler's business; this is what the node could hold."""
-    resource = pool.spec.device_resource
-    if not resource or pool.spec.accelerator.value == "cpu":
-        return 1
-    try:
-        devices = int(str(node.get("status", {}).get("allocatable", {}).get(resource, "0")))
-    except ValueError:
-        return 0
-    return devices // max(pool.spec.devices_per_node, 1)
-
-
-def usable_capacity(pools: Mapping[str, AcceleratorPool], nodes: Sequence[Obj],
-                    device_faults: Mapping[str, Sequence[DeviceFault]], excluded: Sequence[str]) -> dict[str, int]:
-    """Pods per pool a new attempt can place on nodes that are Ready, have no open fault and are not
-    excluded by the job."""
-    capacity = {}
-    for name, pool in pools.items():
-        usable = [n for n in pool_nodes(pool, list(nodes))
-                  if node_is_ready(n) and n["metadata"]["name"] not in excluded
-                  and faulty_node(n, device_faults) is None]
-        capacity[name] = sum(pod_slots(n, pool) for n in usable)
-    return capacity
 
 
 @dataclass(frozen=True)
