@@ -254,6 +254,10 @@ class Controller:
         status = decision.status.model_copy(update={"pending_events": [
             *decision.status.pending_events,
             *(PendingEvent(type=e.type, reason=e.reason, message=e.message, time=now) for e in decision.events)]})
+        refused = next((c for c in status.conditions if c.type == "Reconciled" and c.status.value == "False"), None)
+        if refused is not None:  # the last refusal or error is over once a decision goes through (set again if not)
+            set_condition(status, "Reconciled", True, "Reconciled", f"reconciled again after {refused.reason}", now,
+                          int(meta.get("generation", 1)))
         if status != job.status:  # the write-ahead log: the decision and its Events, before any action
             raw = self._write(raw, status)
         uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in pods}
