@@ -7,6 +7,7 @@ import datetime
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -227,7 +228,8 @@ def test_pod_deletions_graceful_or_forced_check_preconditions_first(core: Any, w
 
 
 # --- ResourceQuota -------------------------------------------------------------------------------------
-def test_a_pod_count_quota_forbids_the_pod_too_many(core: Any, kubectl: Any, wait_for: Callable[..., Any]) -> None:
+def test_a_pod_count_quota_forbids_the_pod_too_many(core: Any, kubectl: Any, wait_for: Callable[..., Any],
+                                                    tmp_path: Path) -> None:
     core.create_namespace({"metadata": {"name": "quota"}})
     # `kubectl create quota` sends protobuf, which the local API does not read; apply sends JSON.
     quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "two-pods"},
@@ -238,11 +240,13 @@ def test_a_pod_count_quota_forbids_the_pod_too_many(core: Any, kubectl: Any, wai
         return {"metadata": {"name": name}, "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
                                                      "containers": [{"name": "c", "image": "i", "command": command}]}}
 
-    core.create_namespaced_pod("quota", pod("done", ["true"]))
+    flag = tmp_path / "finish"  # the pod "done" finishes when the test says so: no race with the third create
+    core.create_namespaced_pod("quota", pod("done", ["sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.05; done"]))
     core.create_namespaced_pod("quota", pod("long", ["sleep", "60"]))
     body = _refused(lambda: core.create_namespaced_pod("quota", pod("third", ["true"])), 403)
     assert body["reason"] == "Forbidden" and body["message"] == (
         'pods "third" is forbidden: exceeded quota: two-pods, requested: pods=1, used: pods=2, limited: pods=2')
+    flag.touch()
     wait_for(lambda: core.read_namespaced_pod("done", "quota").status.phase == "Succeeded", what="done to finish")
     core.create_namespaced_pod("quota", pod("third", ["true"]))  # a finished pod no longer counts
     used = wait_for(lambda: (q := core.read_namespaced_resource_quota("two-pods", "quota")).status.used == {

@@ -208,7 +208,8 @@ def test_a_refused_create_becomes_a_condition_and_a_warning_with_backoff() -> No
     controller.reconcile_job("ml", "llama")  # the quota has room again: the condition says so
     assert kube.job["status"]["conditions"][-1] == {
         "type": "Reconciled", "status": "True", "reason": "Reconciled",
-        "message": "reconciled again after CreateRefused", "lastTransitionTime": NOW.isoformat().replace("+00:00", "Z"), "observedGeneration": 1}
+        "message": "reconciled again after CreateRefused", "lastTransitionTime": NOW.isoformat().replace("+00:00", "Z"),
+        "observedGeneration": 1}
 
 
 def test_a_job_whose_reconcile_raises_is_contained_and_told() -> None:
