@@ -46,7 +46,9 @@ def test_three_two_node_gangs_on_three_nodes_run_one_after_another(custom: Any, 
             done = wait_phase(custom, wait_for, name, "Succeeded")
             assert (done["status"]["attempt"], done["status"]["restarts"], done["status"]["faults"]) == (1, 0, [])
         waited = [name for name in names if "WaitingForRoom" in event_reasons(core, name)]
-        assert len(waited) == 2, waited  # one ran at once, the other two waited for room, without pods
+        # The first ran at once; the others waited for room, without pods (usually both; one only if the first
+        # finished before the third was first looked at). Without admission none ever waits.
+        assert 1 <= len(waited) <= 2, waited
         for name in names:  # one pod per node: ranks never pack onto one node
             pods = core.list_namespaced_pod(NS, label_selector=f"tandem.dev/job={name}").items
             assert len({p.spec.node_name for p in pods}) == 2
