@@ -42,7 +42,7 @@ CONTRACT_ENV = (
     "TANDEM_JOB", "TANDEM_NAMESPACE", "TANDEM_ATTEMPT", "TANDEM_POOL", "TANDEM_ACCELERATOR", "TANDEM_BACKEND",
     "TANDEM_NODES", "TANDEM_NODE_RANK", "TANDEM_DEVICES_PER_NODE", "MASTER_ADDR", "MASTER_PORT",
     "TANDEM_CHECKPOINT_DIR", "TANDEM_CHECKPOINT_INTERVAL_STEPS", "TANDEM_CHECKPOINT_KEEP", "TANDEM_TRAINING_CONFIG",
-    "TANDEM_JOB_UID",
+    "TANDEM_JOB_UID", "TANDEM_ATTEMPT_TOKEN",
 )
 """The pod contract's environment, set by the operator for every rank; a job's env cannot override it
 (a pool's env, written by the cluster admin, can: the local demo points the runtime at its CPU path)."""

@@ -3,6 +3,7 @@ pod contract of docs/design.md#pod-contract (labels, environment, volume, securi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -86,8 +87,15 @@ def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: in
         "TANDEM_TRAINING_CONFIG": json.dumps(spec.training, sort_keys=True, separators=(",", ":")),
         # Recorded in every checkpoint: a job applied again under the same name is told it resumes another's.
         "TANDEM_JOB_UID": str(job.metadata["uid"]),
+        # Fences the checkpoint volume: an older attempt's ranks can neither commit nor delete once a newer
+        # attempt started. Derived, so a restarted operator gives the same attempt the same token.
+        "TANDEM_ATTEMPT_TOKEN": attempt_token(str(job.metadata["uid"]), attempt),
     }
     return [{"name": key, "value": value} for key, value in values.items()]
+
+
+def attempt_token(uid: str, attempt: int) -> str:
+    return hashlib.sha256(f"{uid}/{attempt}".encode()).hexdigest()[:32]
 
 
 def _merged_env(*layers: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from tandem.operator.podspec import attempt_pod, headless_service
 CONTRACT = {"TANDEM_JOB", "TANDEM_NAMESPACE", "TANDEM_ATTEMPT", "TANDEM_POOL", "TANDEM_ACCELERATOR", "TANDEM_BACKEND",
             "TANDEM_NODES", "TANDEM_NODE_RANK", "TANDEM_DEVICES_PER_NODE", "MASTER_ADDR", "MASTER_PORT",
             "TANDEM_CHECKPOINT_DIR", "TANDEM_CHECKPOINT_INTERVAL_STEPS", "TANDEM_CHECKPOINT_KEEP",
-            "TANDEM_TRAINING_CONFIG", "TANDEM_JOB_UID"}
+            "TANDEM_TRAINING_CONFIG", "TANDEM_JOB_UID", "TANDEM_ATTEMPT_TOKEN"}
 
 
 def test_the_api_refuses_exactly_the_variables_the_pods_get() -> None:
@@ -41,6 +41,9 @@ def test_pod_carries_names_labels_owner_and_the_contract() -> None:
     assert (env["TANDEM_ACCELERATOR"], env["TANDEM_BACKEND"], env["TANDEM_DEVICES_PER_NODE"]) == ("npu", "hccl", "8")
     assert (env["TANDEM_NODES"], env["TANDEM_NODE_RANK"], env["TANDEM_ATTEMPT"]) == ("2", "1", "3")
     assert env["TANDEM_JOB_UID"] == "uid-job"
+    # One token per attempt, the same from any operator replica, another for the next attempt.
+    assert env["TANDEM_ATTEMPT_TOKEN"] == _env(attempt_pod(job, make_pool(), attempt=3, rank=0))["TANDEM_ATTEMPT_TOKEN"]
+    assert env["TANDEM_ATTEMPT_TOKEN"] != _env(attempt_pod(job, make_pool(), attempt=4, rank=1))["TANDEM_ATTEMPT_TOKEN"]
     assert env["TANDEM_CHECKPOINT_DIR"] == "/checkpoints" and env["TANDEM_CHECKPOINT_INTERVAL_STEPS"] == "50"
     assert json.loads(env["TANDEM_TRAINING_CONFIG"]) == {"model": "test", "steps": 10}
     assert env["HCCL_CONNECT_TIMEOUT"] == "600"
