@@ -15,24 +15,39 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from tandem.runtime import ckpt_layout
 from tandem.runtime.faults import FaultError
+from tandem.runtime.plan import MAX_GLOBAL_BATCH  # sequences per optimizer step
 
 Accelerator = Literal["npu", "gpu", "cpu"]
 Backend = Literal["hccl", "nccl", "gloo"]
 DEFAULT_BACKEND: dict[str, Backend] = {"npu": "hccl", "gpu": "nccl", "cpu": "gloo"}
 
+# Upper bounds (docs/design.md#training-config): far beyond any real job, low enough that no value can hang or
+# exhaust the launcher (it plans the batch and tokenizes the corpus in memory before any worker starts).
+MAX_STEPS = 1_000_000_000
+MAX_SEQ_LEN = 1 << 20  # tokens per sequence
+MAX_DATA_BYTES = 1 << 32  # the corpus is tokenized in memory (2 bytes per byte)
+MAX_WATCHDOG_SECONDS = 86_400.0  # a day; the vendors' own timeouts stop at a few hours anyway
+MAX_SEED = (1 << 63) - 1
+MAX_DIM = 1 << 16
+MAX_LAYERS = 1024
+MAX_HEADS = 1024
+MAX_FFN_DIM = 1 << 18
+MAX_VOCAB = 1 << 20
+
 
 class _Strict(BaseModel):
     # camelCase, like the rest of a Kubernetes spec; unknown fields are refused, never ignored.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # No float may be infinite or NaN: `watchdogSeconds: Infinity` would overflow the process group's timeout.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class ModelSize(_Strict):
-    dim: Annotated[int, Field(gt=0)]
-    layers: Annotated[int, Field(gt=0)]
-    heads: Annotated[int, Field(gt=0)]
-    kv_heads: Annotated[int, Field(gt=0, alias="kvHeads")]
-    ffn_dim: Annotated[int, Field(gt=0, alias="ffnDim")]
-    vocab: Annotated[int, Field(ge=258)] = 258
+    dim: Annotated[int, Field(gt=0, le=MAX_DIM)]
+    layers: Annotated[int, Field(gt=0, le=MAX_LAYERS)]
+    heads: Annotated[int, Field(gt=0, le=MAX_HEADS)]
+    kv_heads: Annotated[int, Field(gt=0, le=MAX_HEADS, alias="kvHeads")]
+    ffn_dim: Annotated[int, Field(gt=0, le=MAX_FFN_DIM, alias="ffnDim")]
+    vocab: Annotated[int, Field(ge=258, le=MAX_VOCAB)] = 258
     norm_eps: Annotated[float, Field(gt=0, alias="normEps")] = 1e-5
     rope_theta: Annotated[float, Field(gt=0, alias="ropeTheta")] = 10000.0
 
@@ -60,12 +75,12 @@ PRESETS: dict[str, ModelSize] = {
 class DataConfig(_Strict):
     # A file or folder of text; None builds the corpus from the Python standard library's source.
     path: str | None = None
-    max_bytes: Annotated[int, Field(gt=0, alias="maxBytes")] = 4_000_000
+    max_bytes: Annotated[int, Field(gt=0, le=MAX_DATA_BYTES, alias="maxBytes")] = 4_000_000
     shuffle: bool = True
 
 
 class MetricsConfig(_Strict):
-    log_every_steps: Annotated[int, Field(ge=1, alias="logEverySteps")] = 10
+    log_every_steps: Annotated[int, Field(ge=1, le=MAX_STEPS, alias="logEverySteps")] = 10
     # Prometheus text on this port (local rank 0 of each pod); 0 turns the endpoint off.
     port: Annotated[int, Field(ge=0, le=65535)] = 9400
     # Peak dense bf16 FLOP/s of one device for the MFU estimate; None uses the device layer's table.
@@ -74,21 +89,21 @@ class MetricsConfig(_Strict):
 
 class TrainingConfig(_Strict):
     model: str | ModelSize = "test"
-    steps: Annotated[int, Field(ge=1)] = 40
-    global_batch: Annotated[int, Field(ge=1, alias="globalBatch")] = 8
+    steps: Annotated[int, Field(ge=1, le=MAX_STEPS)] = 40
+    global_batch: Annotated[int, Field(ge=1, le=MAX_GLOBAL_BATCH, alias="globalBatch")] = 8
     # Sequences per rank per forward pass; None takes as many as the global batch allows.
-    micro_batch: Annotated[int | None, Field(ge=1, alias="microBatch")] = None
-    seq_len: Annotated[int, Field(ge=2, alias="seqLen")] = 64
+    micro_batch: Annotated[int | None, Field(ge=1, le=MAX_GLOBAL_BATCH, alias="microBatch")] = None
+    seq_len: Annotated[int, Field(ge=2, le=MAX_SEQ_LEN, alias="seqLen")] = 64
     lr: Annotated[float, Field(gt=0)] = 3e-3
     min_lr_ratio: Annotated[float, Field(ge=0, le=1, alias="minLrRatio")] = 0.1
-    warmup_steps: Annotated[int, Field(ge=0, alias="warmupSteps")] = 2
+    warmup_steps: Annotated[int, Field(ge=0, le=MAX_STEPS, alias="warmupSteps")] = 2
     weight_decay: Annotated[float, Field(ge=0, alias="weightDecay")] = 0.1
     grad_clip: Annotated[float, Field(gt=0, alias="gradClip")] = 1.0
-    seed: int = 1234
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 1234
     parallel: Literal["fsdp", "ddp"] = "fsdp"
     # bf16 autocast on accelerators; the CPU trains in fp32 unless this is forced to True.
     mixed_precision: bool | None = Field(default=None, alias="mixedPrecision")
-    watchdog_seconds: Annotated[float, Field(gt=0, alias="watchdogSeconds")] = 300.0
+    watchdog_seconds: Annotated[float, Field(gt=0, le=MAX_WATCHDOG_SECONDS, alias="watchdogSeconds")] = 300.0
     data: DataConfig = DataConfig()
     metrics: MetricsConfig = MetricsConfig()
 
@@ -107,8 +122,8 @@ def parse_training_config(text: str | None) -> TrainingConfig:
     """`TANDEM_TRAINING_CONFIG` -> TrainingConfig; anything wrong is a `user` fault naming the field."""
     try:
         raw = json.loads(text) if text and text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise FaultError("user", "InvalidConfig", f"TANDEM_TRAINING_CONFIG is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, an integer of over 4300 digits, deep nesting
+        raise FaultError("user", "InvalidConfig", f"TANDEM_TRAINING_CONFIG is not JSON: {_brief(exc)}") from exc
     if not isinstance(raw, dict):
         raise FaultError("user", "InvalidConfig", "TANDEM_TRAINING_CONFIG must be a JSON object")
     try:
@@ -117,12 +132,35 @@ def parse_training_config(text: str | None) -> TrainingConfig:
         raise FaultError("user", "InvalidConfig", describe_validation_error(exc)) from exc
 
 
+def _brief(exc: BaseException) -> str:
+    return str(exc)[:200] or type(exc).__name__
+
+
+# Names pydantic gives the branches of a union (`model: str | ModelSize`): not fields, so not part of a path.
+_BRANCH_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none"})
+
+
+def _is_branch(part: object) -> bool:
+    return isinstance(part, str) and (part in _BRANCH_TAGS or "[" in part)
+
+
 def describe_validation_error(exc: ValidationError) -> str:
+    errors = exc.errors()
     parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+    for err in errors:
+        loc = err["loc"]
+        # A union's failed `str` branch is noise when its other branch says what is wrong inside the object.
+        if (
+            loc
+            and _is_branch(loc[-1])
+            and any(o is not err and o["loc"][: len(loc) - 1] == loc[:-1] and len(o["loc"]) > len(loc) for o in errors)
+        ):
+            continue
+        where = ".".join(str(p) for p in loc if not _is_branch(p)) or "<root>"
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown field {where!r}")
+        elif err["type"] == "int_parsing_size":  # pydantic's words for 1e30 are about parsing a string
+            parts.append(f"{where}: the number is too large")
         else:
             parts.append(f"{where}: {err['msg']}")
     return "invalid training config: " + "; ".join(parts)

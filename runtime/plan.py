@@ -20,6 +20,24 @@ class BatchPlan:
         return self.micro_batch * self.accumulation
 
 
+# The largest global batch the plan takes (runtime/config.py refuses more, naming the field): it bounds the
+# divisor walk below to sqrt(2**20) = 1024 iterations, so the plan costs microseconds whatever the config says.
+MAX_GLOBAL_BATCH = 1 << 20
+
+
+def _refuse(message: str) -> FaultError:
+    return FaultError("user", "InvalidBatch", message)
+
+
+def largest_divisor_at_most(n: int, limit: int) -> int:
+    """The largest divisor of `n` that is not above `limit` (>= 1): divisors come in pairs (d, n // d) with
+    d <= sqrt(n), so a walk to sqrt(n) sees them all."""
+    if limit >= n:
+        return n
+    pairs = ((d, n // d) for d in range(1, math.isqrt(n) + 1) if n % d == 0)
+    return max(c for pair in pairs for c in pair if c <= limit)
+
+
 def batch_plan(global_batch: int, world: int, micro_batch: int | None = None) -> BatchPlan:
     """Split the job's fixed global batch over `world` ranks.
 
@@ -27,16 +45,17 @@ def batch_plan(global_batch: int, world: int, micro_batch: int | None = None) ->
     the same global batch is reached with another number of micro-batches, so the trajectory goes on.
     `micro_batch` is an upper bound (memory); the largest divisor of the per-rank share below it is used.
     """
+    if not 1 <= global_batch <= MAX_GLOBAL_BATCH:
+        raise _refuse(f"globalBatch {global_batch} is outside 1..{MAX_GLOBAL_BATCH}")
+    if world < 1 or (micro_batch is not None and not 1 <= micro_batch <= MAX_GLOBAL_BATCH):
+        raise _refuse(f"world size {world} and microBatch {micro_batch} must be positive and bounded")
     if global_batch % world:
-        raise FaultError(
-            "user",
-            "InvalidBatch",
+        raise _refuse(
             f"globalBatch {global_batch} is not divisible by the world size {world}; "
-            "choose a global batch that every pool's world size divides",
+            "choose a global batch that every pool's world size divides"
         )
     per_rank = global_batch // world
-    limit = per_rank if micro_batch is None else min(micro_batch, per_rank)
-    micro = max(d for d in range(1, limit + 1) if per_rank % d == 0)
+    micro = largest_divisor_at_most(per_rank, per_rank if micro_batch is None else micro_batch)
     return BatchPlan(global_batch, world, micro, per_rank // micro)
 
 

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from tandem.runtime import ckpt_layout
 from tandem.runtime.ckpt_layout import Entry, choose_resume, plan_deletions
-from tandem.runtime.config import PRESETS, TrainingConfig, contract_from_env, parse_training_config
+from tandem.runtime.config import (
+    MAX_GLOBAL_BATCH,
+    MAX_SEQ_LEN,
+    MAX_STEPS,
+    MAX_WATCHDOG_SECONDS,
+    PRESETS,
+    TrainingConfig,
+    contract_from_env,
+    parse_training_config,
+)
 from tandem.runtime.data import SampleOrder, rank_samples
 from tandem.runtime.faults import FaultError
 from tandem.runtime.plan import batch_plan, is_checkpoint_step, learning_rate
@@ -146,3 +156,86 @@ def test_inspect_finds_missing_manifests_and_truncated_shards(tmp_path: Path) ->
     (folder / "manifest.json").write_text("{not json")
     assert ckpt_layout.inspect(folder, 3).state == "corrupt"
     assert [e.step for e in ckpt_layout.scan(tmp_path)] == [3]
+
+
+# --- bounds: no value of the training config can hang or exhaust the launcher (issue 14, item 5) ---------------
+
+HUGE = 10**30
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ('{"globalBatch": 1e30}', "globalBatch:"),
+        ('{"microBatch": 1e30}', "microBatch:"),
+        ('{"steps": 1e30}', "steps:"),
+        ('{"seqLen": 1e30}', "seqLen:"),
+        ('{"warmupSteps": 1e30}', "warmupSteps:"),
+        ('{"watchdogSeconds": 1e300}', "watchdogSeconds:"),
+        ('{"watchdogSeconds": Infinity}', "watchdogSeconds:"),
+        ('{"lr": Infinity}', "lr:"),
+        ('{"gradClip": NaN}', "gradClip:"),
+        ('{"seed": -1}', "seed:"),
+        ('{"seed": 1e30}', "seed:"),
+        ('{"data": {"maxBytes": 1e30}}', "data.maxBytes:"),
+        ('{"metrics": {"logEverySteps": 1e30}}', "metrics.logEverySteps:"),
+        ('{"model": {"dim": 1e30, "layers": 2, "heads": 4, "kvHeads": 2, "ffnDim": 8}}', "model.dim:"),
+        ('{"model": {"dim": 64, "layers": 1e30, "heads": 4, "kvHeads": 2, "ffnDim": 8}}', "model.layers:"),
+        ('{"model": {"dim": 64, "layers": 2, "heads": 4, "kvHeads": 2, "ffnDim": 1e30}}', "model.ffnDim:"),
+        ('{"model": {"dim": 64, "layers": 2, "heads": 4, "kvHeads": 2, "ffnDim": 8, "vocab": 1e30}}', "model.vocab:"),
+    ],
+)
+def test_huge_values_are_refused_naming_the_field(raw: str, named: str) -> None:
+    with pytest.raises(FaultError) as err:
+        parse_training_config(raw)
+    assert (err.value.cls, err.value.reason) == ("user", "InvalidConfig") and named in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["1" * 5000, "[" * 100_000 + "]" * 100_000, '{"steps": ' + "9" * 5000 + "}"])
+def test_json_that_python_refuses_to_parse_is_a_user_fault(text: str) -> None:
+    with pytest.raises(FaultError) as err:
+        parse_training_config(text)
+    assert (err.value.cls, err.value.reason) == ("user", "InvalidConfig")
+
+
+def test_the_largest_legal_values_are_accepted() -> None:
+    cfg = parse_training_config(json.dumps({
+        "globalBatch": MAX_GLOBAL_BATCH, "microBatch": MAX_GLOBAL_BATCH, "steps": MAX_STEPS,
+        "seqLen": MAX_SEQ_LEN, "watchdogSeconds": MAX_WATCHDOG_SECONDS, "seed": 2**63 - 1,
+    }))  # fmt: skip
+    assert (cfg.global_batch, cfg.steps) == (MAX_GLOBAL_BATCH, MAX_STEPS)
+
+
+def test_the_batch_plan_of_a_large_legal_value_returns_at_once() -> None:
+    # The largest global batch, split over one rank, with a micro-batch bound that no divisor of it meets exactly:
+    # the linear search over 1..per_rank took seconds here; the plan is a bounded divisor walk (sqrt of the bound).
+    prime_share = 1_048_573  # the largest prime below 2**20
+    started = time.perf_counter()
+    plans = [
+        batch_plan(MAX_GLOBAL_BATCH, 1, MAX_GLOBAL_BATCH - 1),
+        batch_plan(MAX_GLOBAL_BATCH, 1),
+        batch_plan(prime_share, 1, prime_share - 1),
+        batch_plan(2 * 3 * 5 * 7 * 11 * 13, 2, 100),
+    ]
+    assert time.perf_counter() - started < 0.05
+    assert [(p.micro_batch, p.accumulation) for p in plans] == [
+        (MAX_GLOBAL_BATCH // 2, 2),
+        (MAX_GLOBAL_BATCH, 1),
+        (1, prime_share),
+        (91, 165),
+    ]
+
+
+def test_the_batch_plan_refuses_what_the_config_refuses() -> None:
+    for global_batch, world, micro in ((HUGE, 1, None), (8, 1, HUGE), (0, 1, None), (8, 0, None), (8, 1, 0)):
+        with pytest.raises(FaultError) as err:
+            batch_plan(global_batch, world, micro)
+        assert (err.value.cls, err.value.reason) == ("user", "InvalidBatch")
+
+
+def test_the_batch_plan_matches_the_definition() -> None:
+    # The largest divisor of the per-rank share that is not above the micro-batch bound, for every small case.
+    for per_rank in range(1, 200):
+        for limit in range(1, per_rank + 2):
+            expected = max(d for d in range(1, min(limit, per_rank) + 1) if per_rank % d == 0)
+            assert batch_plan(per_rank * 3, 3, limit).micro_batch == expected, (per_rank, limit)

@@ -73,6 +73,15 @@ def test_bad_config_is_a_user_fault_naming_the_fields(rt: Any, tmp_path: Path) -
     assert not run.events("training_start")
 
 
+def test_a_huge_global_batch_is_refused_at_once(rt: Any, tmp_path: Path) -> None:
+    # `globalBatch: 1e30` hung the launcher at 100 % CPU (a batch plan linear in the batch).
+    run = rt.launch(rt.contract_env(tmp_path / "ckpt", 2, {**rt.TRAINING, "globalBatch": 1e30}), timeout=30)
+    assert run.returncode == EXIT_CODES["user"]
+    msg = run.termination
+    assert (msg["class"], msg["reason"]) == ("user", "InvalidConfig") and "globalBatch:" in msg["message"]
+    assert run.seconds < 10 and not run.events("training_start")
+
+
 def test_sigterm_saves_a_checkpoint_and_reports_termination(rt: Any, tmp_path: Path) -> None:
     root = tmp_path / "ckpt"
     env = rt.contract_env(root, 2, {**rt.TRAINING, "steps": 400}, TANDEM_CHECKPOINT_INTERVAL_STEPS="2")
