@@ -88,12 +88,14 @@ class JobPhase(StrEnum):
 
 
 class FaultClass(StrEnum):
-    """What broke: interconnect, device, node, oom, user or unknown (docs/design.md#fault-classes)."""
+    """What broke: interconnect, device, node, oom, storage, user or unknown (docs/design.md#fault-classes)."""
 
     INTERCONNECT = "interconnect"
     DEVICE = "device"
     NODE = "node"
     OOM = "oom"
+    # The checkpoint volume: full, over quota, read-only, missing, stale, or no checkpoint on it loads.
+    STORAGE = "storage"
     USER = "user"
     UNKNOWN = "unknown"
 

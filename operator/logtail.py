@@ -39,6 +39,9 @@ _IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
 # torchrun's summary of a failed worker: the worker's own traceback above it says why.
 _LAUNCHER_WRAPPERS = frozenset({"ChildFailedError"})
 _NODE_BLAMING = frozenset({FaultClass.INTERCONNECT, FaultClass.DEVICE, FaultClass.NODE})
+# Faults in the origin's chain that explain the Python exception they raised (a full volume, an ECC error).
+_BEATS_USER_EXCEPTIONS = frozenset({FaultClass.OOM, FaultClass.DEVICE, FaultClass.USER, FaultClass.NODE,
+                                    FaultClass.STORAGE})
 # What launchers put in front of each line: "[rank3]: ", "[80746] ", "(train pid=8464) ", "(Worker_TP1 pid=..) ".
 _LINE_PREFIX = re.compile(r"^(?:\s*(?:\[rank\d+\]:|\[\d+\]|\([^()\n]*pid=\d+[^()\n]*\)))+ ?")
 _EXCEPTION_LINE = re.compile(r"^((?:[A-Za-z_]\w*\.)*([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure)))(?::(.*))?$")
@@ -245,7 +248,7 @@ def read_log(text: str) -> LogVerdict | None:
     found = _first(evidence)
     # A fault in the hardware beats the Python exception it raised; a collective that timed out does not beat
     # a user exception: on the other ranks it is the consequence of the rank that raised.
-    if found and found.fault_class in (FaultClass.OOM, FaultClass.DEVICE, FaultClass.USER, FaultClass.NODE):
+    if found and found.fault_class in _BEATS_USER_EXCEPTIONS:
         return _verdict(evidence, found)
     user = next((r for r in raised if r.name in USER_EXCEPTIONS), None)
     if user:

@@ -16,6 +16,7 @@ from tandem.operator.api import (
     AcceleratorPool,
     Exclusion,
     Fault,
+    FaultClass,
     JobPhase,
 )
 from tandem.operator.detect import faulty_node, find_attempt_fault, vanished_fault
@@ -32,7 +33,13 @@ from tandem.operator.observe import (
     rank_of,
 )
 from tandem.operator.podspec import attempt_pod, headless_service
-from tandem.operator.recovery import POOL_FAULTS, RecoveryPlan, plan_after_fault, plan_after_pending
+from tandem.operator.recovery import (
+    POOL_FAULTS,
+    RecoveryPlan,
+    checkpoint_volume,
+    plan_after_fault,
+    plan_after_pending,
+)
 from tandem.operator.step import (  # noqa: F401  (Decision, Event, set_condition: re-exported for the shell)
     TERMINAL,
     Decision,
@@ -269,8 +276,9 @@ def _recover(step: Step, current: list[Obj], fault: Fault, excludes_node: bool) 
     if fault.fault_class in POOL_FAULTS:
         status.pool_faults += 1
     where = f" on node {fault.node}" if fault.node else ""
+    volume = f" (checkpoint volume {checkpoint_volume(spec)})" if fault.fault_class == FaultClass.STORAGE else ""
     step.event("Warning", "FaultDetected", f"attempt {fault.attempt}, {fault.pod or 'a pod'}{where}: "
-               f"{fault.fault_class.value}/{fault.reason}: {fault.message}")
+               f"{fault.fault_class.value}/{fault.reason}: {fault.message}{volume}")
     if spec.fault_policy.exclude_faulty_nodes and fault.node and excludes_node:
         _exclude(step, fault.node, f"{fault.fault_class.value}/{fault.reason}")
     step.delete_unfinished(current)

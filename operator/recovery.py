@@ -11,6 +11,12 @@ from tandem.operator.api import Fault, FaultClass, FaultPolicy, TrainingJobSpec
 
 # Faults that say something about the pool's hardware; they count towards a failover.
 POOL_FAULTS = frozenset({FaultClass.INTERCONNECT, FaultClass.DEVICE})
+# A storage fault (the checkpoint volume is full, read-only, missing, stale) is the volume's, which every pool
+# shares: it waits longer for someone to free or fix the volume, never excludes a node, never moves the job.
+STORAGE_MIN_BACKOFF_SECONDS = 60.0
+STORAGE_BACKOFF_FACTOR = 4
+STORAGE_RULE = (f"storage faults wait at least {STORAGE_MIN_BACKOFF_SECONDS:.0f}s ({STORAGE_BACKOFF_FACTOR}x "
+                "backoffSeconds, up to maxBackoffSeconds), exclude no node and move no job")
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,25 @@ class RecoveryPlan:
 def backoff_seconds(policy: FaultPolicy, streak: int) -> float:
     """backoffSeconds, doubled per consecutive restart, capped by maxBackoffSeconds."""
     return float(min(policy.backoff_seconds * 2 ** max(streak - 1, 0), policy.max_backoff_seconds))
+
+
+def storage_backoff_seconds(policy: FaultPolicy, streak: int) -> float:
+    """STORAGE_BACKOFF_FACTOR x the usual backoff, at least STORAGE_MIN_BACKOFF_SECONDS, capped by
+    maxBackoffSeconds (the user's cap wins over the floor)."""
+    longer = max(STORAGE_MIN_BACKOFF_SECONDS, STORAGE_BACKOFF_FACTOR * backoff_seconds(policy, streak))
+    return float(min(longer, policy.max_backoff_seconds))
+
+
+def checkpoint_volume(spec: TrainingJobSpec) -> str:
+    """The job's checkpoint volume in words, for Events: `persistentVolumeClaim ckpt`, `nfs host:/path`, ..."""
+    volume = spec.checkpoint.volume
+    if volume.persistent_volume_claim is not None:
+        return f"persistentVolumeClaim {volume.persistent_volume_claim.claim_name}"
+    if volume.host_path is not None:
+        return f"hostPath {volume.host_path.path}"
+    if volume.nfs is not None:
+        return f"nfs {volume.nfs.server}:{volume.nfs.path}"
+    return "emptyDir"
 
 
 def fault_streak(faults: Sequence[Fault]) -> int:
@@ -65,6 +90,14 @@ def _when(delay: float) -> str:
     return f"{delay:.0f}s after the attempt's pods stop"
 
 
+def _restart_on_storage(spec: TrainingJobSpec, faults: Sequence[Fault], restarts: int, current: str) -> RecoveryPlan:
+    fault, delay = faults[-1], storage_backoff_seconds(spec.fault_policy, fault_streak(faults))
+    return RecoveryPlan("restart", current, delay, "Restarting",
+                        f"storage fault {fault.reason} on the checkpoint volume ({checkpoint_volume(spec)}): restart "
+                        f"{restarts + 1} of {spec.fault_policy.max_restarts} on {current} {_when(delay)}; "
+                        f"{STORAGE_RULE}")
+
+
 def plan_after_fault(spec: TrainingJobSpec, faults: Sequence[Fault], restarts: int, current: str,
                      capacity: Mapping[str, int], *, pool_faults: int, failovers: int) -> RecoveryPlan:
     """`faults` already ends with the fault that ended the attempt (the list is capped: it only gives the
@@ -77,6 +110,8 @@ def plan_after_fault(spec: TrainingJobSpec, faults: Sequence[Fault], restarts: i
     if restarts >= policy.max_restarts:
         return RecoveryPlan("fail", current, 0.0, "Failed",
                             f"{summary} after {restarts} restart(s): maxRestarts ({policy.max_restarts}) reached")
+    if fault.fault_class == FaultClass.STORAGE:
+        return _restart_on_storage(spec, faults, restarts, current)
     leave = pool_faults >= policy.failover_after_faults
     may_move = failovers < policy.max_failovers
     target = choose_pool(spec, current, capacity, leave_current=leave) if may_move else current

@@ -7,15 +7,17 @@ can classify and report even when torch itself is what failed to import.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
 from typing import Any, Literal
 
-FaultClass = Literal["interconnect", "device", "node", "oom", "user", "unknown", "none"]
-CLASSES: tuple[FaultClass, ...] = ("interconnect", "device", "node", "oom", "user", "unknown", "none")
+FaultClass = Literal["interconnect", "device", "node", "oom", "storage", "user", "unknown", "none"]
+CLASSES: tuple[FaultClass, ...] = ("interconnect", "device", "node", "oom", "storage", "user", "unknown", "none")
 
 # The launcher's exit code says the class even when the termination message is lost. 1 stays
 # "unknown" (Python's own exit code for an unhandled exception) and 2 "user" (argparse's usage error).
@@ -27,6 +29,7 @@ EXIT_CODES: dict[FaultClass, int] = {
     "device": 4,
     "oom": 5,
     "node": 6,
+    "storage": 7,
 }
 MESSAGE_LIMIT = 1000  # Kubernetes keeps at most 4096 bytes of a container's termination message.
 
@@ -84,6 +87,16 @@ SIGNATURES: tuple[tuple[FaultClass, str, re.Pattern[str]], ...] = tuple(
         ("interconnect", "NcclSystemError", r"ncclSystemError|unhandled system error"),
         ("interconnect", "NcclError", r"ncclInternalError|ncclUnhandledCudaError|NCCL error|NCCL communicator"),
         ("interconnect", "HcclError", r"HCCL error|HCCL function error|Hccl\w+, error code|DIST call hccl api"),
+        # The checkpoint volume (strerror texts of glibc, and torch's own words when a write fails): after the
+        # collective libraries (NCCL's /dev/shm running full is its "unhandled system error"), before the
+        # generic timeouts and lost peers that a rank stuck on a dead NFS server makes the others show.
+        ("storage", "DiskFull", r"No space left on device|\bENOSPC\b"),
+        ("storage", "QuotaExceeded", r"Disk quota exceeded|\bEDQUOT\b"),
+        ("storage", "ReadOnlyVolume", r"Read-only file system|\bEROFS\b"),
+        ("storage", "StaleFileHandle", r"Stale (NFS )?file handle|\bESTALE\b"),
+        ("storage", "WriteFailed", r"PytorchStreamWriter failed writing file|unexpected pos \d+ vs \d+"),
+        ("storage", "VolumeIOError", r"write\(\): fd \d+ failed with Input/output error"),
+        ("storage", "CheckpointUnreadable", r"\bCheckpointUnreadable\b"),
         ("interconnect", "CollectiveTimeout", r"Timed out waiting \d+ms|Socket Timeout|collective.*timed out"),
         ("interconnect", "PeerConnectionLost", r"Connection (closed|reset) by peer|Broken pipe"),
         ("device", "EccError", r"uncorrectable ECC error|ECC_UNCORRECTABLE"),
@@ -128,12 +141,74 @@ _USER_EXCEPTIONS = frozenset(
 )  # fmt: skip
 
 
-def classify_exception(exc: BaseException) -> tuple[FaultClass, str, str]:
-    """(class, reason, message) of an exception raised in a worker."""
+# errno -> reason of the storage faults that name the volume wherever they were raised.
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "DiskFull",
+    errno.EDQUOT: "QuotaExceeded",
+    errno.EROFS: "ReadOnlyVolume",
+    errno.ESTALE: "StaleFileHandle",
+}
+_CHAIN_LIMIT = 32
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what it was raised from or while handling, and the ranks' errors that DCP's
+    CheckpointException wraps (`failures`: rank -> (exception, traceback))."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < _CHAIN_LIMIT:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        failures = getattr(current, "failures", None)
+        if isinstance(failures, dict):
+            todo.extend(f[0] if isinstance(f, tuple) else f for f in failures.values())
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+def _within(path: object, root: str | None) -> bool:
+    return bool(root) and isinstance(path, str) and PurePath(path).is_relative_to(str(root))
+
+
+def _above_or_at(path: object, root: str | None) -> bool:
+    return bool(root and path) and isinstance(path, str) and PurePath(str(root)).is_relative_to(path)
+
+
+def storage_reason(exc: BaseException, checkpoint_dir: str | None = None) -> str | None:
+    """The storage fault behind an exception, by errno: ENOSPC, EDQUOT, EROFS, ESTALE anywhere; EIO on the
+    checkpoint volume (its path under `checkpoint_dir`, or inside DCP's CheckpointException); ENOENT of the
+    checkpoint folder itself or a folder above it (the volume is not mounted). None when it is not one."""
+    chain = list(_chain(exc))
+    in_checkpoint = any(type(e).__name__ == "CheckpointException" for e in chain)
+    for error in chain:
+        if not isinstance(error, OSError):
+            continue
+        if error.errno in STORAGE_ERRNOS:
+            return STORAGE_ERRNOS[error.errno]
+        if error.errno == errno.EIO and (in_checkpoint or _within(error.filename, checkpoint_dir)):
+            return "VolumeIOError"
+        if error.errno == errno.ENOENT and _above_or_at(error.filename, checkpoint_dir):
+            return "VolumeMissing"
+    return None
+
+
+def checkpoint_unreadable(detail: str) -> FaultError:
+    """The fault when no checkpoint on the volume loads (every one failed verification or loading)."""
+    return FaultError("storage", "CheckpointUnreadable", f"no checkpoint loads: {detail}")
+
+
+def classify_exception(exc: BaseException, checkpoint_dir: str | None = None) -> tuple[FaultClass, str, str]:
+    """(class, reason, message) of an exception raised in a worker; `checkpoint_dir` (the volume's mount) makes
+    an I/O error or a missing folder there a storage fault."""
     if isinstance(exc, FaultError):
         return exc.cls, exc.reason, excerpt(str(exc))
     names = [t.__name__ for t in type(exc).__mro__]
     text = f"{type(exc).__name__}: {exc}"
+    storage = storage_reason(exc, checkpoint_dir)
+    if storage:
+        return "storage", storage, excerpt(text)
     found = classify_text(text)
     if found:
         return found[0], found[1], excerpt(text)

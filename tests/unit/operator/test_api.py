@@ -112,7 +112,8 @@ def test_enum_values_are_the_contract() -> None:
     assert [a.value for a in Accelerator] == ["npu", "gpu", "cpu"]
     assert [b.value for b in Backend] == ["hccl", "nccl", "gloo"]
     assert [p.value for p in JobPhase] == ["Pending", "Starting", "Running", "Restarting", "Succeeded", "Failed"]
-    assert [c.value for c in FaultClass] == ["interconnect", "device", "node", "oom", "user", "unknown"]
+    assert [c.value for c in FaultClass] == ["interconnect", "device", "node", "oom", "storage", "user",
+                                                  "unknown"]
     assert [s.value for s in ConditionStatus] == ["True", "False", "Unknown"]
 
 

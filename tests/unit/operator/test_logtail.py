@@ -47,8 +47,9 @@ def test_real_log_tails_in_a_failed_pod(entry: dict[str, Any]) -> None:
 
 def test_the_real_texts_cover_every_class() -> None:
     real = [e for e in LOG_TAILS if not e.get("composed")]
-    counts = {cls: sum(e["class"] == cls for e in real) for cls in ("interconnect", "device", "oom", "user")}
+    counts = {cls: sum(e["class"] == cls for e in real) for cls in ("interconnect", "device", "oom", "storage", "user")}
     assert counts["interconnect"] >= 5 and counts["device"] >= 3 and counts["oom"] >= 3 and counts["user"] >= 3
+    assert counts["storage"] >= 5
     assert all(e["source"].startswith("https://") for e in LOG_TAILS)
 
 

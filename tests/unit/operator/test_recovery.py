@@ -12,10 +12,12 @@ from tandem.operator.api import Fault, FaultClass, FaultPolicy
 from tandem.operator.recovery import (
     RecoveryPlan,
     backoff_seconds,
+    checkpoint_volume,
     choose_pool,
     fault_streak,
     plan_after_fault,
     plan_after_pending,
+    storage_backoff_seconds,
 )
 
 ROOMY = {"ascend-910b": 4, "h20": 4, "cpu": 4}
@@ -160,3 +162,46 @@ def test_pending_failovers_spend_the_failover_budget(failovers: int, expected: s
     """With failBack, two pools without room must not take turns for ever (13 moves in 40 s were seen)."""
     plan = plan_after_pending(spec(failBack=True), "ascend-910b", ROOMY, 900, failovers=failovers)
     assert (plan.pool if plan else None) == expected
+
+
+# --- storage: a longer backoff, no failover (issue 14) ----------------------------------------------------------
+
+@pytest.mark.parametrize(("backoff", "cap", "streak", "delay"), [
+    (10, 300, 1, 60.0),  # at least 60 s
+    (10, 300, 2, 80.0),  # else 4x the usual (doubled) backoff
+    (10, 300, 3, 160.0),
+    (10, 300, 4, 300.0),  # capped by maxBackoffSeconds
+    (30, 3600, 1, 120.0),
+    (5, 30, 1, 30.0),  # the user's cap wins over the 60 s floor
+    (0, 0, 3, 0.0),
+])  # fmt: skip
+def test_a_storage_fault_waits_longer(backoff: int, cap: int, streak: int, delay: float) -> None:
+    policy = FaultPolicy.model_validate({"backoffSeconds": backoff, "maxBackoffSeconds": cap})
+    assert storage_backoff_seconds(policy, streak) == delay
+    history = [fault("storage", reason="DiskFull", attempt=i + 1) for i in range(streak)]
+    job_spec = make_job(pools=["ascend-910b", "h20"], faultPolicy={"backoffSeconds": backoff,
+                                                                    "maxBackoffSeconds": cap}).spec
+    plan = plan_after_fault(job_spec, history, streak - 1, "ascend-910b", ROOMY, pool_faults=0, failovers=0)
+    assert (plan.outcome, plan.pool, plan.delay_seconds) == ("restart", "ascend-910b", delay)
+
+
+def test_storage_faults_never_move_the_job_however_many() -> None:
+    history = [fault("storage", reason="StaleFileHandle", attempt=i + 1) for i in range(5)]
+    plan = plan_after_fault(spec(failoverAfterFaults=1), history, 4, "ascend-910b", ROOMY, pool_faults=0,
+                            failovers=0)
+    assert plan == RecoveryPlan(
+        "restart", "ascend-910b", 300.0, "Restarting",
+        "storage fault StaleFileHandle on the checkpoint volume (persistentVolumeClaim ckpt): restart 5 of 10 on "
+        "ascend-910b 300s after the attempt's pods stop; storage faults wait at least 60s (4x backoffSeconds, up to "
+        "maxBackoffSeconds), exclude no node and move no job")
+
+
+@pytest.mark.parametrize(("volume", "named"), [
+    ({"persistentVolumeClaim": {"claimName": "ckpt"}}, "persistentVolumeClaim ckpt"),
+    ({"hostPath": {"path": "/data/ckpt"}}, "hostPath /data/ckpt"),
+    ({"nfs": {"server": "10.0.0.5", "path": "/exports/ckpt"}}, "nfs 10.0.0.5:/exports/ckpt"),
+    ({"emptyDir": {}}, "emptyDir"),
+])  # fmt: skip
+def test_the_checkpoint_volume_is_named(volume: dict[str, Any], named: str) -> None:
+    job_spec = make_job(checkpoint={"volume": volume}).spec
+    assert checkpoint_volume(job_spec) == named
