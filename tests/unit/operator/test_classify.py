@@ -78,7 +78,7 @@ def test_report_gives_class_reason_and_steps() -> None:
     assert found.message == "EI0006 ..."
 
 
-@pytest.mark.parametrize("cls", ["interconnect", "device", "node", "oom", "user"])
+@pytest.mark.parametrize("cls", ["interconnect", "device", "node", "oom", "storage", "user"])
 def test_report_decides_every_class(cls: str) -> None:
     assert classify_pod(failed(3, "Error", report(cls)), node(), []).fault_class == cls
 
