@@ -5,7 +5,9 @@ stalls for the whole copy. Parameters and optimizer state only change at the opt
 the copy runs in a background thread while the next forward/backward runs, and the loop waits for it
 only right before that step's `optimizer.step()` (`wait_staged`). The write to storage follows in the
 same thread, on a dedicated gloo process group so it never interleaves with the training collectives.
-Rank 0 commits the checkpoint by writing the manifest last (ckpt_layout.write_manifest).
+Every rank writes into a folder private to its attempt (`step-N.attempt-A.partial`) and checksums the
+files it wrote (verify.py) in that thread; rank 0 gathers the checksums, writes the manifest last
+(ckpt_layout.write_manifest) and commits by renaming the folder to `step-N`, fenced (recovery.commit).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed._state_dict_utils import _copy_state_dict, _create_cpu_state_dict
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-from tandem.runtime import ckpt_layout
+from tandem.runtime import ckpt_layout, recovery, verify
 from tandem.runtime.device import DeviceLayer
+from tandem.runtime.fence import Fence, fenced_error
 
 log = structlog.get_logger("tandem.checkpoint")
 
@@ -39,6 +42,7 @@ class Checkpointer:
         device: DeviceLayer,
         process_group: dist.ProcessGroup | None,
         manifest_extra: dict[str, Any],
+        fence: Fence | None = None,
     ) -> None:
         self.root = Path(root)
         self.rank = rank
@@ -46,6 +50,8 @@ class Checkpointer:
         self.device = device
         self.pg = process_group
         self.manifest_extra = manifest_extra
+        self.fence = fence
+        self.attempt = fence.attempt if fence else int(manifest_extra.get("attempt", 0))
         self._buffers: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
         self._staged = threading.Event()
@@ -114,7 +120,9 @@ class Checkpointer:
             self.device.synchronize()
             copy_seconds = self.copy_seconds = time.perf_counter() - copy_started
             self._staged.set()
-            path = ckpt_layout.step_dir(self.root, step)
+            if self.fence is not None:
+                self.fence.check(f"write checkpoint {step}")
+            path = ckpt_layout.partial_dir(self.root, step, self.attempt)
             path.mkdir(parents=True, exist_ok=True)
             tmp = path / f"rng-rank{self.rank}.pt.tmp"
             torch.save(rng, tmp)
@@ -123,26 +131,60 @@ class Checkpointer:
             dcp.save(staged, checkpoint_id=str(path), process_group=self.pg)
             # DCP's coordinator (rank 0) writes .metadata only after every rank's shards are written,
             # so once save() returns on rank 0 the whole checkpoint is on storage.
+            checksums = self._gather_checksums(path)
             if self.rank == 0:
-                manifest = ckpt_layout.write_manifest(path, step, {**self.manifest_extra, **train})
-                self._retain(step)
-                log.info(
-                    ckpt_layout.COMMITTED_EVENT,
-                    step=step,
-                    path=str(path),
-                    bytes=sum(manifest["files"].values()),
-                    copy_seconds=round(copy_seconds, 4),
-                    write_seconds=round(time.perf_counter() - write_started, 4),
-                )
+                self._commit(step, path, train, checksums, copy_seconds, write_started)
             self.saved_steps.append(step)
         except BaseException as exc:  # surfaced to the training loop at its next wait
-            self._error = exc
+            self._error = self._explain(exc)
             self._staged.set()
 
-    def _retain(self, step: int) -> None:
-        for entry in ckpt_layout.plan_deletions(ckpt_layout.scan(self.root), self.keep, protect={step}):
-            log.info("checkpoint_removed", step=entry.step, state=entry.state, detail=entry.detail or "beyond keep")
-            ckpt_layout.remove(entry)
+    def _own_checksums(self, path: Path) -> dict[str, str]:
+        """Checksums of the files this rank wrote (its shards, its RNG state), read back in this thread."""
+        names = [p.name for p in path.iterdir() if not p.name.endswith(".tmp")]
+        mine = [n for n in names if n.startswith(f"__{self.rank}_") or n == f"rng-rank{self.rank}.pt"]
+        return {name: verify.file_checksum(path / name) for name in mine}
+
+    def _gather_checksums(self, path: Path) -> dict[str, str]:
+        mine = self._own_checksums(path)
+        if self.pg is None or not dist.is_initialized():
+            return mine
+        gathered: list[dict[str, str] | None] = [None] * dist.get_world_size(self.pg)
+        dist.all_gather_object(gathered, mine, group=self.pg)
+        return {name: crc for part in gathered if part for name, crc in part.items()}
+
+    def _commit(
+        self,
+        step: int,
+        path: Path,
+        train: dict[str, Any],
+        checksums: dict[str, str],
+        copy_s: float,
+        write_started: float,
+    ) -> None:
+        manifest = ckpt_layout.write_manifest(path, step, {**self.manifest_extra, **train}, checksums)
+        final = recovery.commit(self.root, path, step, self.fence)
+        recovery.retain(self.root, self.keep, self.fence, protect={step})
+        log.info(
+            ckpt_layout.COMMITTED_EVENT,
+            step=step,
+            path=str(final),
+            bytes=sum(manifest["files"].values()),
+            copy_seconds=round(copy_s, 4),
+            write_seconds=round(time.perf_counter() - write_started, 4),
+        )
+
+    def _explain(self, exc: BaseException) -> BaseException:
+        """A save that failed because a newer attempt took the volume (its folder set aside) is Fenced."""
+        if self.fence is None or getattr(exc, "reason", None) == "Fenced":
+            return exc
+        try:
+            newer = self.fence.newer()
+        except OSError:
+            return exc
+        if newer is None:
+            return exc
+        return fenced_error(f"checkpoint save failed ({type(exc).__name__}) after {newer[1]}; this attempt stops")
 
     # -- loading --------------------------------------------------------------------------------
     def load(self, entry: ckpt_layout.Entry, model: torch.nn.Module, optim: torch.optim.Optimizer) -> dict[str, Any]:

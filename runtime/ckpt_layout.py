@@ -7,8 +7,16 @@
         rng-rank<r>.pt                 per-rank RNG state (restored when the world size is unchanged)
         manifest.json                  written LAST by rank 0: a folder without it does not exist
 
-A checkpoint is complete when its manifest exists and every file it lists has the listed size; a
-folder without a manifest is a save that never finished; one whose files do not match is corrupt.
+      step-000000012.attempt-3.partial/  a save in progress, private to attempt 3; renamed to step-000000012
+                                     once complete (the commit, fenced: fence.py)
+      quarantine/step-000000006-<reason>/  set aside, never loaded, never counted in `keep` (recovery.py)
+      fence/attempt-<n>.json           one per attempt: the newest one fences out every older writer
+
+A checkpoint is complete when its manifest exists and every file it lists has the listed size (cheap:
+scan, retention); it is intact when every file also has the checksum the manifest lists (verify.py,
+read in full before a resume). A folder without a manifest is damaged; one whose files do not match
+is corrupt. Any OSError but a missing file propagates: a transient storage error never makes a
+checkpoint look broken.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,8 +43,14 @@ COMMITTED_EVENT = "checkpoint_committed"
 FOREIGN_EVENT = "foreign_checkpoint"
 # Training-config fields that may change between runs of one job without making its checkpoints another's.
 _RUN_LENGTH_FIELDS = ("steps",)
-FORMAT = "tandem-dcp-v1"
+QUARANTINED_EVENT = "checkpoint_quarantined"
+FORMAT = "tandem-dcp-v2"  # v2: per-file checksums and the manifest's own digest (verify.py)
+LEGACY_FORMAT = "tandem-dcp-v1"  # sizes only: still resumed, unverified
+QUARANTINE = "quarantine"
+REASON_FILE = "quarantine-reason.json"
 _STEP_DIR = re.compile(r"^step-(\d{9})$")
+_PARTIAL_DIR = re.compile(r"^step-(\d{9})\.attempt-(\d+)\.partial$")
+_SLUG = re.compile(r"[^a-z0-9]+")
 
 State = Literal["complete", "incomplete", "corrupt"]
 
@@ -53,21 +68,29 @@ class Entry:
     manifest: dict[str, Any] | None = None
 
 
+def partial_dir(root: str | Path, step: int, attempt: int) -> Path:
+    """Where attempt `attempt` writes its save of `step` until the commit renames it to step_dir."""
+    return Path(root) / f"step-{step:09d}.attempt-{attempt}.partial"
+
+
 def inspect(path: Path, step: int) -> Entry:
-    manifest_path = path / MANIFEST
-    if not manifest_path.exists():
+    """Sizes only (cheap). A missing manifest or file is damage; any other OSError propagates."""
+    try:
+        text = (path / MANIFEST).read_text()
+    except FileNotFoundError:
         return Entry(step, path, "incomplete", "no manifest (the save never finished)")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(text)
         files: dict[str, int] = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        sizes = sorted(files.items())
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return Entry(step, path, "corrupt", f"unreadable manifest: {exc}")
-    if manifest.get("step") != step or manifest.get("format") != FORMAT:
+    if manifest.get("step") != step or manifest.get("format") not in (FORMAT, LEGACY_FORMAT):
         return Entry(step, path, "corrupt", "manifest does not describe this folder")
-    for name, size in sorted(files.items()):
+    for name, size in sizes:
         try:
             actual = (path / name).stat().st_size
-        except OSError:
+        except FileNotFoundError:
             return Entry(step, path, "corrupt", f"{name} is missing")
         if actual != size:
             return Entry(step, path, "corrupt", f"{name} has {actual} bytes, the manifest says {size}")
@@ -84,9 +107,59 @@ def scan(root: str | Path) -> list[Entry]:
     entries = []
     for child in root.iterdir():
         match = _STEP_DIR.match(child.name)
-        if match and child.is_dir():
+        if match and stat.S_ISDIR(child.stat().st_mode):  # an EIO here propagates: never "not a checkpoint"
             entries.append(inspect(child, int(match.group(1))))
     return sorted(entries, key=lambda e: e.step)
+
+
+def scan_partials(root: str | Path) -> list[tuple[Path, int, int]]:
+    """Saves in progress (or abandoned): (path, step, attempt)."""
+    root = Path(root)
+    found = []
+    for child in root.iterdir() if root.is_dir() else []:
+        match = _PARTIAL_DIR.match(child.name)
+        if match:
+            found.append((child, int(match.group(1)), int(match.group(2))))
+    return sorted(found, key=lambda p: (p[1], p[2]))
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    step: int
+    path: Path
+    reason: str  # the slug: incomplete, corrupt, checksum, load-failed, loss, superseded
+
+    @property
+    def committed(self) -> bool:
+        """Was once a checkpoint (had a manifest); an abandoned save was not."""
+        return self.reason != "incomplete"
+
+
+def scan_quarantine(root: str | Path) -> list[Quarantined]:
+    folder = Path(root) / QUARANTINE
+    found = []
+    for child in folder.iterdir() if folder.is_dir() else []:
+        match = re.match(r"^step-(\d{9})(?:\.attempt-\d+\.partial)?-([a-z0-9-]+?)(?:-\d+)?$", child.name)
+        if match:
+            found.append(Quarantined(int(match.group(1)), child, match.group(2)))
+    return sorted(found, key=lambda q: q.step)
+
+
+def move_to_quarantine(root: str | Path, path: Path, reason: str, detail: str, by: dict[str, Any]) -> Path:
+    """Rename `path` into the quarantine folder with the reason in its name and in a reason file."""
+    folder = Path(root) / QUARANTINE
+    folder.mkdir(exist_ok=True)
+    slug = _SLUG.sub("-", reason.lower()).strip("-") or "unknown"
+    target = folder / f"{path.name}-{slug}"
+    n = 2
+    while target.exists():
+        target, n = folder / f"{path.name}-{slug}-{n}", n + 1
+    os.rename(path, target)
+    _fsync_dir(Path(root))
+    record = {"reason": slug, "detail": detail, "from": path.name, "at": time.time(), **by}
+    with contextlib.suppress(OSError):  # the folder's name already says why
+        (target / REASON_FILE).write_text(json.dumps(record, indent=1, sort_keys=True))
+    return target
 
 
 def choose_resume(entries: Sequence[Entry]) -> Entry | None:
@@ -108,7 +181,10 @@ def plan_deletions(entries: Sequence[Entry], keep: int, protect: Iterable[int] =
 
 
 def newest_complete_step(root: str | Path) -> int | None:
-    chosen = choose_resume(scan(root))
+    try:
+        chosen = choose_resume(scan(root))
+    except OSError:
+        return None  # only reported in the termination message; the storage fault speaks for itself
     return chosen.step if chosen else None
 
 
@@ -125,15 +201,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_manifest(path: Path, step: int, extra: dict[str, Any]) -> dict[str, Any]:
-    """Commit a checkpoint: list its files with their sizes, then write the manifest atomically, last."""
-    files = {}
+def write_manifest(
+    path: Path, step: int, extra: dict[str, Any], checksums: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """List a save's files with sizes and checksums (those in `checksums` were taken by the ranks that
+    wrote them; the rest are computed here), then write the manifest atomically, last."""
+    from tandem.runtime import verify  # here: the operator imports this module and needs none of it
+
+    files: dict[str, int] = {}
+    sums: dict[str, str] = {}
     for child in sorted(path.iterdir()):
         if child.is_file() and child.name != MANIFEST and not child.name.endswith(".tmp"):
             with open(child, "rb") as f:
                 os.fsync(f.fileno())
             files[child.name] = child.stat().st_size
-    manifest = {"format": FORMAT, "step": step, "savedAt": time.time(), **extra, "files": files}
+            sums[child.name] = (checksums or {}).get(child.name) or verify.file_checksum(child)
+    manifest = {"format": FORMAT, "step": step, "savedAt": time.time(), **extra, "files": files,
+                "checksum": verify.ALGORITHM, "checksums": sums}
+    manifest[verify.DIGEST_FIELD] = verify.manifest_digest(manifest)
     tmp = path / f"{MANIFEST}.tmp"
     with open(tmp, "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import structlog
 
-from tandem.runtime import ckpt_layout, logs
+from tandem.runtime import ckpt_layout, logs, recovery
 from tandem.runtime.config import Contract, contract_from_env
 from tandem.runtime.data import build_token_file
 from tandem.runtime.faults import Fault, FaultError, classify_exception, classify_exit, dumps, exit_code, root_cause
 from tandem.runtime.faults import termination_message as make_message
+from tandem.runtime.fence import Fence
 from tandem.runtime.inject import parse_inject
 from tandem.runtime.plan import batch_plan
 from tandem.runtime.watchdog import collective_timeouts
@@ -43,31 +44,38 @@ class Exit:
     killed_by_us: bool
 
 
-def prepare(contract: Contract) -> tuple[Path, int | None]:
-    """Everything decided before a worker starts: the token file and the checkpoint to resume."""
+def prepare(contract: Contract, attempt_token: str = "") -> tuple[Path, int | None]:
+    """Everything decided before a worker starts: the fence, the token file and the checkpoint to resume."""
     cfg = contract.training
     parse_inject(contract.fault_inject)
     batch_plan(cfg.global_batch, contract.world_size, cfg.micro_batch)
     root = Path(contract.checkpoint_dir)
     root.mkdir(parents=True, exist_ok=True)
-    token_file = build_token_file(cfg.data, root / "data")
-    entries = ckpt_layout.scan(root)
-    for entry in entries:
-        if entry.state != "complete":
-            log.warning("checkpoint_skipped", step=entry.step, state=entry.state, detail=entry.detail)
-    chosen = ckpt_layout.choose_resume(entries)
+    guard = Fence(root, contract.attempt, attempt_token, contract.job_uid)
     if contract.node_rank == 0:
-        # Only node 0 cleans up; no save is running while an attempt starts.
-        for entry in ckpt_layout.plan_deletions(entries, contract.checkpoint_keep):
-            log.info("checkpoint_removed", step=entry.step, state=entry.state, detail=entry.detail or "beyond keep")
-            ckpt_layout.remove(entry)
-    log.info("resume_choice", step=chosen.step if chosen else None, checkpoints=len(entries))
+        guard.acquire()  # before anything else touches the volume: older attempts can no longer commit
+    else:
+        guard.check("start")
+    token_file = build_token_file(cfg.data, root / "data")
+    chosen = choose_checkpoint(contract, root, guard)
+    log.info("resume_choice", step=chosen.step if chosen else None)
     mine = contract.provenance()
     foreign = ckpt_layout.foreign_because(chosen.manifest if chosen else None, mine["job"], mine["jobUid"],
                                           mine["trainingConfigSha256"])
     if chosen and foreign:  # said before any worker loads it: the operator posts it as a Warning Event
         log.warning(ckpt_layout.FOREIGN_EVENT, step=chosen.step, reasons="; ".join(foreign))
     return token_file, chosen.step if chosen else None
+
+
+def choose_checkpoint(contract: Contract, root: Path, guard: Fence) -> ckpt_layout.Entry | None:
+    """Node 0 verifies newest first, sets broken ones aside and applies retention; rank 0's choice is
+    the one every rank resumes (train.Trainer.agree_on_resume), so other nodes only look."""
+    if contract.node_rank != 0:
+        return ckpt_layout.choose_resume(ckpt_layout.scan(root))
+    recovery.sweep_partials(root, guard)
+    chosen = recovery.choose(root, guard, recovery.on_unreadable(contract.training))
+    recovery.retain(root, contract.checkpoint_keep, guard)
+    return chosen
 
 
 def worker_env(contract: Contract, env: Mapping[str, str], local_rank: int) -> dict[str, str]:
@@ -184,7 +192,7 @@ def run(env: Mapping[str, str]) -> int:
     try:
         contract = contract_from_env(env)
         term_path = contract.termination_log
-        token_file, resume = prepare(contract)
+        token_file, resume = prepare(contract, env.get("TANDEM_ATTEMPT_TOKEN", ""))
         with tempfile.TemporaryDirectory(prefix="tandem-reports-") as tmp:
             exits = supervise(contract, env, token_file, resume, Path(tmp))
             faults, step, resumed, finished = collect(exits, Path(tmp))

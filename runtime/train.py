@@ -16,16 +16,18 @@ from pathlib import Path
 import structlog
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
-from tandem.runtime import ckpt_layout
+from tandem.runtime import ckpt_layout, recovery, verify
 from tandem.runtime.checkpoint import Checkpointer
 from tandem.runtime.config import Contract, TrainingConfig
 from tandem.runtime.data import TokenFile, rank_samples
 from tandem.runtime.device import DeviceLayer, load_device_layer
 from tandem.runtime.faults import FaultError
+from tandem.runtime.fence import Fence
 from tandem.runtime.inject import Injector, parse_inject
 from tandem.runtime.metrics import Metrics, step_stats
 from tandem.runtime.model import Decoder, flops_per_token
@@ -84,13 +86,34 @@ def gradient_sync(model: torch.nn.Module, enabled: bool) -> Iterator[None]:
         yield
 
 
+class CheckpointRejected(Exception):
+    """The checkpoint this attempt resumed from failed to load, or its first loss was implausible."""
+
+    def __init__(self, step: int, reason: str, detail: str) -> None:
+        super().__init__(f"checkpoint {step} rejected ({reason}): {detail}")
+        self.step, self.reason, self.detail = step, reason, detail
+
+
+def transient(exc: CheckpointException) -> bool:
+    """A load that failed on an I/O error (not a missing file) says nothing against the checkpoint."""
+    failures = getattr(exc, "failures", {}) or {}
+    errors = [f[0] if isinstance(f, tuple) else f for f in failures.values()]
+    return any(isinstance(e, OSError) and not isinstance(e, FileNotFoundError) for e in errors)
+
+
 def rank_seed(seed: int, step: int, rank: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{step}/{rank}".encode()).digest()[:8], "little")
 
 
 class Trainer:
     def __init__(
-        self, contract: Contract, ranks: Ranks, token_file: Path, progress: Progress, watchdog: Watchdog
+        self,
+        contract: Contract,
+        ranks: Ranks,
+        token_file: Path,
+        progress: Progress,
+        watchdog: Watchdog,
+        attempt_token: str = "",
     ) -> None:
         self.c = contract
         self.cfg: TrainingConfig = contract.training
@@ -116,6 +139,7 @@ class Trainer:
             contract.accelerator,
         )
         self.metrics = Metrics()
+        self.fence = Fence(contract.checkpoint_dir, contract.attempt, attempt_token, contract.job_uid)
 
     # -- set-up ---------------------------------------------------------------------------------
     def init_distributed(self) -> dist.ProcessGroup:
@@ -155,11 +179,6 @@ class Trainer:
             except OSError as exc:  # e.g. two pods sharing a host (`tandem local`): train without the endpoint
                 log.warning("metrics_port_unavailable", port=cfg.metrics.port, error=str(exc))
 
-        self.device.seed(cfg.seed)  # identical initial weights on every rank and every world size
-        model = parallelize(Decoder(cfg.model_size), cfg.parallel, self.device, ranks.world)
-        optim = torch.optim.AdamW(
-            model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay, foreach=True
-        )
         ckpt = Checkpointer(
             self.c.checkpoint_dir,
             rank=ranks.rank,
@@ -176,9 +195,51 @@ class Trainer:
                 "accelerator": self.c.accelerator,
                 **self.c.provenance(),
             },
+            fence=self.fence,
         )
-        start_step, first_sample = self.resume(ckpt, model, optim, resume_step)
-        self.progress.resumed_from = resume_step
+        while True:  # a rejected checkpoint: set it aside, rebuild from scratch, load the next newest
+            model, optim = self.build()
+            try:
+                start_step, first_sample, saved_loss = self.resume(ckpt, model, optim, resume_step)
+                self.train(model, optim, ckpt, start_step, first_sample, saved_loss)
+                return
+            except CheckpointRejected as rejected:
+                del model, optim
+                resume_step = self.fall_back(rejected)
+
+    def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        cfg = self.cfg
+        self.device.seed(cfg.seed)  # identical initial weights on every rank and every world size
+        model = parallelize(Decoder(cfg.model_size), cfg.parallel, self.device, self.ranks.world)
+        optim = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay, foreach=True
+        )
+        return model, optim
+
+    def fall_back(self, rejected: CheckpointRejected) -> int | None:
+        """Rank 0 sets the rejected checkpoint aside and picks the next intact one; every rank follows."""
+        box: list[int | None] = [None]
+        self.watchdog.pause()  # re-verifying reads the next checkpoint in full
+        if self.ranks.rank == 0:
+            root = Path(self.c.checkpoint_dir)
+            path = ckpt_layout.step_dir(root, rejected.step)
+            recovery.set_aside(root, path, rejected.step, rejected.reason, rejected.detail, self.fence)
+            chosen = recovery.choose(root, self.fence, recovery.on_unreadable(self.cfg))
+            box = [chosen.step if chosen else None]
+        dist.broadcast_object_list(box, src=0)
+        self.watchdog.beat("init", 0)
+        return box[0]
+
+    def train(
+        self,
+        model: torch.nn.Module,
+        optim: torch.optim.Optimizer,
+        ckpt: Checkpointer,
+        start_step: int,
+        first_sample: int,
+        saved_loss: float | None,
+    ) -> None:
+        cfg, ranks = self.cfg, self.ranks
         self.progress.step = start_step  # a job resumed at or past its last step has nothing left to do
         log.info(
             "training_start",
@@ -188,7 +249,7 @@ class Trainer:
             micro_batch=self.plan.micro_batch,
             accumulation=self.plan.accumulation,
             global_batch=cfg.global_batch,
-            resumed_from=resume_step,
+            resumed_from=self.progress.resumed_from,
             parallel=cfg.parallel,
         )
         flops = flops_per_token(cfg.model_size, cfg.seq_len)
@@ -197,6 +258,10 @@ class Trainer:
             self.progress.step = step
             started = time.perf_counter()
             loss, stop = self.train_step(model, optim, ckpt, step, start_step, first_sample)
+            if step == start_step + 1 and start_step > 0:  # before anything of this state is saved
+                problem = verify.loss_problem(loss, saved_loss)
+                if problem:
+                    raise CheckpointRejected(start_step, "loss", problem)
             stop_now = stop or step == cfg.steps
             if stop or is_checkpoint_step(step, self.c.checkpoint_interval, cfg.steps):
                 samples = first_sample + (step - start_step) * cfg.global_batch
@@ -207,7 +272,7 @@ class Trainer:
                     step,
                     model,
                     optim,
-                    train={"samplesConsumed": samples},
+                    train={"samplesConsumed": samples, "loss": loss},
                     rng=self.device.rng_state(),
                     blocking=stop_now,
                 )
@@ -244,13 +309,19 @@ class Trainer:
 
     def resume(
         self, ckpt: Checkpointer, model: torch.nn.Module, optim: torch.optim.Optimizer, step: int | None
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, float | None]:
+        self.progress.resumed_from = step
         if step is None:
-            return 0, 0
+            return 0, 0, None
         entry = ckpt_layout.inspect(ckpt_layout.step_dir(self.c.checkpoint_dir, step), step)
         if entry.state != "complete":
             raise FaultError("unknown", "CheckpointVanished", f"checkpoint {step} is {entry.state}: {entry.detail}")
-        manifest = ckpt.load(entry, model, optim)
+        try:
+            manifest = ckpt.load(entry, model, optim)
+        except CheckpointException as exc:
+            if transient(exc):
+                raise
+            raise CheckpointRejected(step, "load-failed", str(exc)[:500]) from exc
         if manifest.get("globalBatch") != self.cfg.global_batch or manifest.get("seqLen") != self.cfg.seq_len:
             log.warning(
                 "resume_batch_changed",
@@ -273,7 +344,8 @@ class Trainer:
             samples_consumed=manifest["samplesConsumed"],
             rng_restored=rng is not None,
         )
-        return step, int(manifest["samplesConsumed"])
+        saved_loss = manifest.get("loss")
+        return step, int(manifest["samplesConsumed"]), float(saved_loss) if saved_loss is not None else None
 
     def train_step(
         self,

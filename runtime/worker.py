@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
             rank, int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"])
         )
         watchdog = Watchdog(watchdog_seconds, on_hang).start()
-        trainer = Trainer(contract, ranks, args.token_file, progress, watchdog)
+        token = os.environ.get("TANDEM_ATTEMPT_TOKEN", "")
+        trainer = Trainer(contract, ranks, args.token_file, progress, watchdog, attempt_token=token)
         trainer.run(None if args.resume_step < 0 else args.resume_step)
         reporter.resumed_from = progress.resumed_from
         reporter.write(
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         reporter.write(Fault(cls, reason, message, rank=rank, step=progress.step, time=time.time()))
         log.error("worker_fault", fault_class=cls, reason=reason, step=progress.step, error=message[:200])
         traceback.print_exc()
-        _exit(EXIT_CODES[cls])
+        _exit(EXIT_CODES.get(cls, EXIT_CODES["unknown"]))
 
 
 if __name__ == "__main__":

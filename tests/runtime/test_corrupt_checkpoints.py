@@ -1,4 +1,5 @@
-"""A checkpoint without its manifest, or with a truncated shard, is skipped; nothing good is deleted."""
+"""Damaged checkpoints are set aside (never deleted), the next intact one resumes bit-identically, and
+when none is left the policy decides; real `tandem-train` runs on copies of the 2-rank baseline."""
 
 from __future__ import annotations
 
@@ -6,30 +7,94 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tandem.runtime import ckpt_layout
+from tandem.runtime import ckpt_layout, verify
 
 
-def test_broken_checkpoints_are_skipped_and_the_previous_one_resumes(rt: Any, baseline2: Any, tmp_path: Path) -> None:
+def flip_bit(path: Path, offset: int | None = None, mask: int = 0x10) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 if offset is None else offset] ^= mask
+    path.write_bytes(bytes(data))
+
+
+def folder(root: Path, step: int) -> Path:
+    return root / f"step-{step:09d}"
+
+
+def quarantined(root: Path) -> dict[int, str]:
+    return {q.step: q.reason for q in ckpt_layout.scan_quarantine(root)}
+
+
+def assert_resumed_exactly(rt: Any, run: Any, baseline: Any, step: int) -> None:
+    assert run.returncode == 0, run.output[-4000:]
+    assert run.termination["resumedFrom"] == step and run.termination["checkpointStep"] == rt.STEPS
+    # The losses after the resume are the uninterrupted run's, to the last bit.
+    assert run.losses() == {s: baseline.losses()[s] for s in range(step + 1, rt.STEPS + 1)}
+
+
+def test_flipped_bits_in_a_shard_the_metadata_and_the_manifest(rt: Any, baseline2: Any, tmp_path: Path) -> None:
     root = rt.copy_checkpoints(baseline2.root, tmp_path / "ckpt", [2, 4, 6, 8])
-    (root / "step-000000008" / "manifest.json").unlink()  # the save of step 8 never finished
-    shard = root / "step-000000006" / "__1_0.distcp"
-    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # half a shard on disk
-    good = {step: (root / f"step-{step:09d}" / "manifest.json").read_text() for step in (2, 4)}
+    flip_bit(folder(root, 8) / "__1_0.distcp")  # one bit of one weight or moment: sizes still match
+    flip_bit(folder(root, 6) / ".metadata")
+    manifest = folder(root, 4) / "manifest.json"
+    text = manifest.read_text()
+    flip_bit(manifest, text.index('"samplesConsumed": ') + len('"samplesConsumed": '), 1)  # 24 -> 34
+    assert {e.step: e.state for e in ckpt_layout.scan(root)} == {s: "complete" for s in (2, 4, 6, 8)}
 
-    states = {e.step: e.state for e in ckpt_layout.scan(root)}
-    assert states == {2: "complete", 4: "complete", 6: "corrupt", 8: "incomplete"}
+    run = rt.launch(rt.contract_env(root, 2, TANDEM_CHECKPOINT_KEEP="1"))
+    assert_resumed_exactly(rt, run, baseline2, 2)
+    events = {e["step"]: e for e in run.events(ckpt_layout.QUARANTINED_EVENT)}
+    assert "__1_0.distcp has checksum" in events["8"]["detail"]
+    assert ".metadata has checksum" in events["6"]["detail"]
+    assert "digest" in events["4"]["detail"]
+    assert quarantined(root) == {4: "checksum", 6: "checksum", 8: "checksum"}
+    reason = json.loads((root / "quarantine" / "step-000000008-checksum" / ckpt_layout.REASON_FILE).read_text())
+    assert reason["attempt"] == 1 and "__1_0.distcp" in reason["detail"]
+    # keep 1: only the newest of the new saves is left, and it is intact.
+    (last,) = ckpt_layout.scan(root)
+    assert last.step == 8 and verify.content_problem(last.path, last.manifest or {}) is None
 
+
+def test_a_missing_shard_and_truncated_files(rt: Any, baseline2: Any, tmp_path: Path) -> None:
+    root = rt.copy_checkpoints(baseline2.root, tmp_path / "ckpt", [2, 4, 6, 8])
+    (folder(root, 8) / "__0_0.distcp").unlink()
+    rng = folder(root, 6) / "rng-rank1.pt"
+    rng.write_bytes(rng.read_bytes()[:-7])
+    run = rt.launch(rt.contract_env(root, 2, TANDEM_CHECKPOINT_KEEP="1"))
+    assert_resumed_exactly(rt, run, baseline2, 4)
+    assert quarantined(root) == {6: "corrupt", 8: "corrupt"}
+    assert [e.step for e in ckpt_layout.scan(root)] == [8]
+
+
+def test_an_implausible_first_loss_rejects_the_checkpoint_in_the_run(rt: Any, baseline2: Any, tmp_path: Path) -> None:
+    root = rt.copy_checkpoints(baseline2.root, tmp_path / "ckpt", [2, 4, 6])
+    # The saved loss says the model was far better than its weights are: the checksums pass (the manifest
+    # is re-digested), the first step after the resume does not.
+    path = folder(root, 6) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["loss"] = 0.05
+    manifest[verify.DIGEST_FIELD] = verify.manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))
     run = rt.launch(rt.contract_env(root, 2))
     assert run.returncode == 0, run.output[-4000:]
-    assert run.termination["resumedFrom"] == 4
-    skipped = {e["step"]: e for e in run.events("checkpoint_skipped")}
-    assert skipped["6"]["state"] == "corrupt" and "__1_0.distcp" in skipped["6"]["detail"]
-    assert skipped["8"]["state"] == "incomplete"
-    # The good checkpoints are untouched; the broken ones were replaced by fresh, complete saves.
-    for step, manifest in good.items():
-        assert (root / f"step-{step:09d}" / "manifest.json").read_text() == manifest
-    assert {e.step: e.state for e in ckpt_layout.scan(root)} == {s: "complete" for s in (2, 4, 6, 8)}
-    resumed = json.loads((root / "step-000000008" / "manifest.json").read_text())
-    assert resumed["samplesConsumed"] == 8 * rt.TRAINING["globalBatch"]
-    # Resuming from 4 reproduced the uninterrupted run's step-6 and step-8 losses exactly.
-    assert run.losses() == {s: baseline2.losses()[s] for s in (5, 6, 7, 8)}
+    (event,) = run.events(ckpt_layout.QUARANTINED_EVENT)
+    assert event["step"] == "6" and event["reason"] == "loss" and "bound" in event["detail"]
+    assert quarantined(root) == {6: "loss"}
+    # Rebuilt from scratch, loaded from 4: the losses continue bit-identically from step 5.
+    assert [e["resumed_from"] for e in run.events("training_start") if e["rank"] == "0"] == ["6", "4"]
+    assert run.losses() == {s: baseline2.losses()[s] for s in range(5, rt.STEPS + 1)}
+
+
+def test_every_checkpoint_corrupt_fails_with_checkpoint_unreadable(rt: Any, baseline2: Any, tmp_path: Path) -> None:
+    root = rt.copy_checkpoints(baseline2.root, tmp_path / "ckpt", [2, 4, 6, 8])
+    for step in (2, 4, 6, 8):
+        flip_bit(folder(root, step) / "__0_0.distcp")
+    run = rt.launch(rt.contract_env(root, 2, TANDEM_CHECKPOINT_KEEP="1"))
+    assert run.returncode != 0
+    assert run.termination["class"] == "storage" and run.termination["reason"] == "CheckpointUnreadable"
+    assert "onUnreadable=fail" in run.termination["message"]
+    assert not run.events("training_start")  # no worker trained from scratch over the evidence
+    assert quarantined(root) == {s: "checksum" for s in (2, 4, 6, 8)}
+    # The next attempt finds only the quarantine: still the policy's outcome, not a silent fresh start.
+    again = rt.launch(rt.contract_env(root, 2, TANDEM_ATTEMPT="2"))
+    assert again.termination["reason"] == "CheckpointUnreadable"
+    assert len(list((root / "quarantine").iterdir())) == 4
