@@ -38,7 +38,9 @@ class Fault(_Lenient):
     pool: str = Field(description="The pool the attempt ran on.")
     node: str | None = Field(None, description="The node the fault was seen on, when known.")
     pod: str | None = Field(None, description="The pod the fault was seen in, when known.")
-    fault_class: FaultClass = Field(alias="class", description="interconnect, device, node, oom, storage, user or unknown.")
+    fault_class: FaultClass = Field(
+        alias="class", description="interconnect, device, node, oom, storage, user or unknown."
+    )
     reason: str = Field(description="Short CamelCase reason, e.g. HcclTimeout, OOMKilled, NodeNotReady.")
     message: str = Field("", description="Human-readable details.")
     step: StrictInt | None = Field(None, ge=0, description="The optimizer step the runtime was at, when reported.")
