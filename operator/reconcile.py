@@ -224,6 +224,8 @@ def _follow_attempt(step: Step) -> Decision:
     step.note_checkpoint(current)
     if obs.foreign_checkpoint:
         _warn_foreign_checkpoint(step, obs.foreign_checkpoint)
+    if obs.quarantined:
+        _warn_quarantined(step, obs.quarantined)
 
     found = find_attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now)
     if isinstance(found, float):
@@ -264,6 +266,16 @@ def _warn_foreign_checkpoint(step: Step, notice: str) -> None:
     if known is None or known.message != message:
         step.event("Warning", "ForeignCheckpoint", message)
     step.condition("CheckpointProvenance", False, "ForeignCheckpoint", message)
+
+
+def _warn_quarantined(step: Step, quarantined: Sequence[str]) -> None:
+    """Once per new set: checkpoints that failed verification were set aside (quarantine/ on the volume)."""
+    message = (f"attempt {step.status.attempt} set aside {len(quarantined)} checkpoint(s) that failed verification"
+               f" ({'; '.join(quarantined)}); they are kept in quarantine/ on the checkpoint volume")
+    known = next((c for c in step.status.conditions if c.type == "CheckpointIntegrity"), None)
+    if known is None or known.message != message:
+        step.event("Warning", "CheckpointQuarantined", message)
+    step.condition("CheckpointIntegrity", False, "CheckpointQuarantined", message)
 
 
 def _recover(step: Step, current: list[Obj], fault: Fault, excludes_node: bool) -> Decision:

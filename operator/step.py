@@ -40,6 +40,7 @@ class Observation:
     others: Sequence[Obj] = ()  # other jobs' pods (and whatever else the operator sees on pool nodes)
     logged_checkpoint: int | None = None  # the newest commit rank 0's log reports while the attempt runs
     foreign_checkpoint: str | None = None  # rank 0's log: the checkpoint it resumes is another job's or config's
+    quarantined: tuple[str, ...] = ()  # rank 0's log: checkpoints this attempt set aside, each "step N (reason)"
     device_faults: Mapping[str, Sequence[DeviceFault]] = field(default_factory=dict)  # by node name
     force_delete_after: float = 30.0  # seconds a pod may stay Terminating on a dead node
 

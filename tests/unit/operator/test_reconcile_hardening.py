@@ -246,3 +246,17 @@ def test_a_foreign_checkpoint_is_told_once_in_an_event_and_a_condition() -> None
     again = reconcile(Observation(job=make_job(status=known), pools=POOLS, nodes=NODES, pods=running_pods(),
                                   service_exists=True, now=NOW, foreign_checkpoint=notice))
     assert summary(again) == nothing(known, requeue_after=30.0)
+
+
+def test_quarantined_checkpoints_are_told_once_in_an_event_and_a_condition() -> None:
+    set_aside = ("step 400 (checksum)", "step 300 (corrupt)")
+    message = ("attempt 1 set aside 2 checkpoint(s) that failed verification (step 400 (checksum); step 300 "
+               "(corrupt)); they are kept in quarantine/ on the checkpoint volume")
+    told = reconcile(Observation(job=make_job(status=status()), pools=POOLS, nodes=NODES, pods=running_pods(),
+                                 service_exists=True, now=NOW, quarantined=set_aside))
+    known = status(conditions=[condition("CheckpointIntegrity", False, "CheckpointQuarantined", message)])
+    assert summary(told) == nothing(known, events=[("Warning", "CheckpointQuarantined", message)],
+                                    requeue_after=30.0)
+    again = reconcile(Observation(job=make_job(status=known), pools=POOLS, nodes=NODES, pods=running_pods(),
+                                  service_exists=True, now=NOW, quarantined=set_aside))
+    assert summary(again) == nothing(known, requeue_after=30.0)
