@@ -41,8 +41,10 @@ COMMITTED_EVENT = "checkpoint_committed"
 # Logged before an attempt resumes from a checkpoint another job (or another training config) wrote; the
 # operator turns it into a Warning Event on the job.
 FOREIGN_EVENT = "foreign_checkpoint"
-# Training-config fields that may change between runs of one job without making its checkpoints another's.
-_RUN_LENGTH_FIELDS = ("steps",)
+# Training-config fields that may change between runs of one job without making its checkpoints another's:
+# the run's length, and the recovery policy (`checkpoint.onUnreadable`), which shapes no tensor. Leaving the
+# policy out also keeps every fingerprint written before the field existed.
+_NOT_SHAPING_FIELDS = ("steps", "checkpoint")
 QUARANTINED_EVENT = "checkpoint_quarantined"
 FORMAT = "tandem-dcp-v2"  # v2: per-file checksums and the manifest's own digest (verify.py)
 LEGACY_FORMAT = "tandem-dcp-v1"  # sizes only: still resumed, unverified
@@ -277,8 +279,9 @@ def committed_in_log(text: str) -> int | None:
 
 
 def config_fingerprint(training: dict[str, Any]) -> str:
-    """What a checkpoint records of the training config that wrote it (the run's length aside)."""
-    shaping = {k: v for k, v in sorted(training.items()) if k not in _RUN_LENGTH_FIELDS}
+    """What a checkpoint records of the training config that wrote it (the run's length and the recovery
+    policy aside)."""
+    shaping = {k: v for k, v in sorted(training.items()) if k not in _NOT_SHAPING_FIELDS}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -87,6 +87,15 @@ class MetricsConfig(_Strict):
     peak_tflops: Annotated[float | None, Field(gt=0, alias="peakTflops")] = None
 
 
+OnUnreadable = Literal["fail", "scratch"]
+
+
+class CheckpointConfig(_Strict):
+    # When checkpoints were committed but none is left intact (all quarantined): `fail` ends the attempt with
+    # storage/CheckpointUnreadable; `scratch` trains from step 0 (recovery.choose).
+    on_unreadable: OnUnreadable = Field(default="fail", alias="onUnreadable")
+
+
 class TrainingConfig(_Strict):
     model: str | ModelSize = "test"
     steps: Annotated[int, Field(ge=1, le=MAX_STEPS)] = 40
@@ -106,6 +115,9 @@ class TrainingConfig(_Strict):
     watchdog_seconds: Annotated[float, Field(gt=0, le=MAX_WATCHDOG_SECONDS, alias="watchdogSeconds")] = 300.0
     data: DataConfig = DataConfig()
     metrics: MetricsConfig = MetricsConfig()
+    # What to do when no checkpoint loads; a policy, not part of the training config's fingerprint
+    # (ckpt_layout.config_fingerprint), so setting it keeps the job's checkpoints its own.
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
     @model_validator(mode="after")
     def _known_model(self) -> TrainingConfig:

@@ -147,17 +147,23 @@ def supervise(
     return exits
 
 
-def collect(exits: list[Exit], report_dir: Path) -> tuple[list[Fault], int | None, int | None, bool]:
-    """Faults of every rank (reports, or the exit status of a rank that left none)."""
+def collect(
+    exits: list[Exit], report_dir: Path, resume: int | None = None
+) -> tuple[list[Fault], int | None, int | None, bool]:
+    """Faults of every rank (reports, or the exit status of a rank that left none), the last step, the
+    checkpoint the ranks resumed from (`resume`, the launcher's choice, unless a report says: a rejected
+    checkpoint falls back to an older one or, with checkpoint.onUnreadable=scratch, to None) and whether
+    every rank finished."""
     faults: list[Fault] = []
     steps: list[int] = []
-    resumed: int | None = None
+    resumed, told = resume, False
     for ex in exits:
         path = report_path(report_dir, ex.rank)
         if path.exists():
             data = json.loads(path.read_text())
             fault = Fault.from_json(data)
-            resumed = data.get("resumedFrom", resumed) if resumed is None else resumed
+            if "resumedFrom" in data and not told:
+                resumed, told = data["resumedFrom"], True
         elif ex.killed_by_us:
             continue  # stopped because another rank failed: not a fault of its own
         else:
@@ -195,12 +201,12 @@ def run(env: Mapping[str, str]) -> int:
         token_file, resume = prepare(contract, env.get("TANDEM_ATTEMPT_TOKEN", ""))
         with tempfile.TemporaryDirectory(prefix="tandem-reports-") as tmp:
             exits = supervise(contract, env, token_file, resume, Path(tmp))
-            faults, step, resumed, finished = collect(exits, Path(tmp))
+            faults, step, resumed, finished = collect(exits, Path(tmp), resume)
         message = make_message(
             root_cause(faults),
             step=step,
             checkpoint_step=ckpt_layout.newest_complete_step(contract.checkpoint_dir),
-            resumed_from=resumed if resumed is not None else resume,
+            resumed_from=resumed,
             finished=finished,
         )
     except BaseException as exc:  # the launcher itself failed: still exactly one message

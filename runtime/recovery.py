@@ -17,27 +17,21 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from tandem.runtime import ckpt_layout, fence, verify
-from tandem.runtime.faults import FaultError
+from tandem.runtime.config import OnUnreadable, TrainingConfig
+from tandem.runtime.faults import checkpoint_unreadable
 
 log = structlog.get_logger("tandem.checkpoint")
-POLICIES = ("fail", "scratch")
+UNREADABLE_EVENT = "checkpoint_unreadable"  # no checkpoint loads and the policy is `scratch`
 QUARANTINE_KEEP = 4  # at most this many quarantined folders are kept, the newest
 
 
-def on_unreadable(training: Any) -> str:
-    """`checkpoint.onUnreadable` of the training config, read defensively (absent: `fail`)."""
-    section = getattr(training, "checkpoint", None)
-    value = getattr(section, "on_unreadable", None) or getattr(section, "onUnreadable", None)
-    return value if value in POLICIES else "fail"
-
-
-def unreadable_error(message: str) -> FaultError:
-    return FaultError("storage", "CheckpointUnreadable", message)  # type: ignore[arg-type]
+def on_unreadable(training: TrainingConfig) -> OnUnreadable:
+    """`checkpoint.onUnreadable` of the training config (default `fail`)."""
+    return training.checkpoint.on_unreadable
 
 
 def set_aside(root: Path, path: Path, step: int, reason: str, detail: str, guard: fence.Fence | None) -> Path:
@@ -85,15 +79,22 @@ def lost_checkpoints(root: Path) -> list[int]:
     return [q.step for q in ckpt_layout.scan_quarantine(root) if q.committed]
 
 
-def choose(root: Path, guard: fence.Fence | None, policy: str) -> ckpt_layout.Entry | None:
-    """select(), then the policy when checkpoints existed but none is intact."""
+def choose(root: Path, guard: fence.Fence | None, policy: OnUnreadable) -> ckpt_layout.Entry | None:
+    """select(), then the policy when checkpoints existed but none is intact: `fail` raises
+    storage/CheckpointUnreadable; `scratch` returns None (train from step 0) and says so."""
     chosen = select(root, guard)
     lost = lost_checkpoints(root) if chosen is None else []
     if lost:
-        detail = f"no intact checkpoint: {len(lost)} set aside in {root / ckpt_layout.QUARANTINE} (steps {lost})"
+        detail = f"{len(lost)} set aside in {root / ckpt_layout.QUARANTINE} (steps {lost})"
         if policy != "scratch":
-            raise unreadable_error(f"{detail}; checkpoint.onUnreadable=fail")
-        log.warning("checkpoint_unreadable", detail=detail, policy=policy)
+            raise checkpoint_unreadable(f"{detail}; checkpoint.onUnreadable=fail")
+        log.warning(
+            UNREADABLE_EVENT,
+            detail=detail,
+            policy=policy,
+            start_step=0,
+            action="training from step 0 (checkpoint.onUnreadable=scratch)",
+        )
     return chosen
 
 

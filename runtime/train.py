@@ -53,6 +53,7 @@ class Progress:
 
     step: int | None = None
     resumed_from: int | None = None
+    resume_decided: bool = False  # resumed_from is known (None then means: trained from step 0)
     stop_requested: bool = False
 
 
@@ -310,7 +311,7 @@ class Trainer:
     def resume(
         self, ckpt: Checkpointer, model: torch.nn.Module, optim: torch.optim.Optimizer, step: int | None
     ) -> tuple[int, int, float | None]:
-        self.progress.resumed_from = step
+        self.progress.resumed_from, self.progress.resume_decided = step, True
         if step is None:
             return 0, 0, None
         entry = ckpt_layout.inspect(ckpt_layout.step_dir(self.c.checkpoint_dir, step), step)

@@ -14,12 +14,16 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from tandem.runtime import logs
 from tandem.runtime.faults import EXIT_CODES, Fault, classify_exception
 from tandem.runtime.watchdog import Beat, Watchdog
+
+if TYPE_CHECKING:
+    from tandem.runtime.train import Progress
 
 log = structlog.get_logger("tandem.worker")
 
@@ -32,12 +36,17 @@ class Reporter:
     def __init__(self, folder: Path, rank: int) -> None:
         self.folder = folder
         self.rank = rank
-        self.resumed_from: int | None = None
+        self.resume: dict[str, int | None] = {}  # {"resumedFrom": step or None} once the trainer decided
+
+    def follow(self, progress: Progress) -> None:
+        """Report the checkpoint this rank resumed from, once it is known (None: it trained from step 0);
+        a rank that failed before it knew leaves the launcher's choice standing."""
+        self.resume = {"resumedFrom": progress.resumed_from} if progress.resume_decided else {}
 
     def write(self, fault: Fault) -> None:
         path = report_path(self.folder, self.rank)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**fault.to_json(), "resumedFrom": self.resumed_from}))
+        tmp.write_text(json.dumps({**fault.to_json(), **self.resume}))
         os.replace(tmp, path)
 
 
@@ -79,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             step=beat.step or progress.step,
             time=beat.wall,
         )
-        reporter.resumed_from = progress.resumed_from
+        reporter.follow(progress)
         reporter.write(fault)
         log.error("collective_hang", step=fault.step, phase=beat.phase, idle_s=round(idle, 2))
         _exit(EXIT_CODES["interconnect"])
@@ -96,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         token = os.environ.get("TANDEM_ATTEMPT_TOKEN", "")
         trainer = Trainer(contract, ranks, args.token_file, progress, watchdog, attempt_token=token)
         trainer.run(None if args.resume_step < 0 else args.resume_step)
-        reporter.resumed_from = progress.resumed_from
+        reporter.follow(progress)
         reporter.write(
             Fault(
                 "none", "Completed", f"trained to step {progress.step}", rank=rank, step=progress.step, time=time.time()
@@ -106,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         _exit(0)
     except BaseException as exc:
         cls, reason, message = classify_exception(exc)
-        reporter.resumed_from = progress.resumed_from
+        reporter.follow(progress)
         reporter.write(Fault(cls, reason, message, rank=rank, step=progress.step, time=time.time()))
         log.error("worker_fault", fault_class=cls, reason=reason, step=progress.step, error=message[:200])
         traceback.print_exc()

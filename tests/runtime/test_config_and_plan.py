@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.runtime import ckpt_layout
+from tandem.runtime import ckpt_layout, recovery
 from tandem.runtime.ckpt_layout import Entry, choose_resume, plan_deletions
 from tandem.runtime.config import (
     MAX_GLOBAL_BATCH,
@@ -62,6 +62,16 @@ def test_not_json_is_a_user_fault() -> None:
         with pytest.raises(FaultError) as err:
             parse_training_config(text)
         assert err.value.reason == "InvalidConfig"
+
+
+def test_the_checkpoint_policy_when_none_loads() -> None:
+    assert TrainingConfig().checkpoint.on_unreadable == "fail"
+    cfg = parse_training_config(json.dumps({"checkpoint": {"onUnreadable": "scratch"}}))
+    assert recovery.on_unreadable(cfg) == "scratch" and recovery.on_unreadable(TrainingConfig()) == "fail"
+    for bad, where in (({"onUnreadable": "ignore"}, "checkpoint.onUnreadable"), ({"keep": 3}, "checkpoint.keep")):
+        with pytest.raises(FaultError) as err:
+            parse_training_config(json.dumps({"checkpoint": bad}))
+        assert err.value.reason == "InvalidConfig" and where in str(err.value)
 
 
 def test_contract_from_env() -> None:

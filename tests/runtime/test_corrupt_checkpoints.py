@@ -95,6 +95,31 @@ def test_every_checkpoint_corrupt_fails_with_checkpoint_unreadable(rt: Any, base
     assert not run.events("training_start")  # no worker trained from scratch over the evidence
     assert quarantined(root) == {s: "checksum" for s in (2, 4, 6, 8)}
     # The next attempt finds only the quarantine: still the policy's outcome, not a silent fresh start.
-    again = rt.launch(rt.contract_env(root, 2, TANDEM_ATTEMPT="2"))
+    fail = {**rt.TRAINING, "checkpoint": {"onUnreadable": "fail"}}  # the default, said explicitly
+    again = rt.launch(rt.contract_env(root, 2, fail, TANDEM_ATTEMPT="2"))
     assert again.termination["reason"] == "CheckpointUnreadable"
     assert len(list((root / "quarantine").iterdir())) == 4
+
+
+def test_every_checkpoint_corrupt_with_scratch_trains_from_step_0(rt: Any, baseline2: Any, tmp_path: Path) -> None:
+    root = rt.copy_checkpoints(baseline2.root, tmp_path / "ckpt", [2, 4, 6, 8])
+    for step in (4, 6, 8):
+        flip_bit(folder(root, step) / "__0_0.distcp")
+    # Step 2 passes its checksums (the manifest is re-digested) and is rejected in the run by its first loss:
+    # the fallback inside the workers meets the policy too, not only the launcher.
+    path = folder(root, 2) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["loss"] = 0.05
+    manifest[verify.DIGEST_FIELD] = verify.manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))
+    run = rt.launch(rt.contract_env(root, 2, {**rt.TRAINING, "checkpoint": {"onUnreadable": "scratch"}}))
+    assert run.returncode == 0, run.output[-4000:]
+    assert (run.termination["class"], run.termination["checkpointStep"]) == ("none", rt.STEPS)
+    assert run.termination["resumedFrom"] is None
+    assert quarantined(root) == {2: "loss", 4: "checksum", 6: "checksum", 8: "checksum"}
+    (said,) = run.events("checkpoint_unreadable")
+    assert said["policy"] == "scratch" and said["start_step"] == "0" and "steps [2, 4, 6, 8]" in said["detail"]
+    assert [e["resumed_from"] for e in run.events("training_start") if e["rank"] == "0"] == ["2", "None"]
+    # Trained from scratch: the uninterrupted run's losses, to the last bit, and fresh intact checkpoints.
+    assert run.losses() == baseline2.losses()
+    assert {e.step: e.state for e in ckpt_layout.scan(root)} == {s: "complete" for s in (2, 4, 6, 8)}

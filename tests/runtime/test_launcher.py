@@ -45,6 +45,16 @@ def test_collect_success_needs_every_rank(tmp_path: Path) -> None:
     assert (step, finished, root_cause(faults)) == (9, True, None)
 
 
+def test_the_ranks_say_where_they_resumed_from_once_they_know(tmp_path: Path) -> None:
+    exits = [Exit(r, r, 0, 1.0, False) for r in (0, 1)]
+    for rank in (0, 1):  # checkpoint 6 (the launcher's choice) was rejected; onUnreadable=scratch: from step 0
+        _report(tmp_path, Fault("none", "Completed", "ok", rank=rank, step=9, time=1.0), resumed=None)
+    assert collect(exits, tmp_path, resume=6)[2] is None
+    for rank in (0, 1):  # failed before they knew: the launcher's choice stands
+        report_path(tmp_path, rank).write_text(json.dumps(Fault("user", "X", "x", rank=rank).to_json()))
+    assert collect(exits, tmp_path, resume=6)[2] == 6
+
+
 def test_worker_env_numbers_ranks_across_pods() -> None:
     contract = contract_from_env({"TANDEM_NODES": "2", "TANDEM_NODE_RANK": "1", "TANDEM_DEVICES_PER_NODE": "4",
                                   "TANDEM_ACCELERATOR": "npu", "MASTER_ADDR": "job-0.job"})  # fmt: skip

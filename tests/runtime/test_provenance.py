@@ -18,6 +18,7 @@ from tandem.runtime.ckpt_layout import (
     foreign_in_log,
     provenance,
 )
+from tandem.runtime.config import parse_training_config
 
 MINE = provenance("ml/llama", "uid-2", config_fingerprint({"model": "test", "steps": 100, "globalBatch": 8}))
 
@@ -26,6 +27,18 @@ def test_the_run_length_is_not_part_of_the_config_fingerprint() -> None:
     """Extending a run (more steps) keeps its checkpoints its own; any other change does not."""
     assert config_fingerprint({"model": "test", "steps": 100}) == config_fingerprint({"steps": 900, "model": "test"})
     assert config_fingerprint({"model": "test", "lr": 1e-3}) != config_fingerprint({"model": "test", "lr": 2e-3})
+
+
+# The fingerprint of the default training config before `checkpoint.onUnreadable` existed (commit bcc9a1c):
+# checkpoints written then must stay the job's own after the upgrade.
+DEFAULT_FINGERPRINT = "39bacd039a907e36a7b80a38cfc84fe66a99bb8fbfd31b4ca564c8d5a5846142"
+
+
+@pytest.mark.parametrize("policy", [None, {}, {"onUnreadable": "fail"}, {"onUnreadable": "scratch"}])
+def test_the_recovery_policy_is_not_part_of_the_config_fingerprint(policy: dict[str, str] | None) -> None:
+    raw = {} if policy is None else {"checkpoint": policy}
+    config = parse_training_config(json.dumps(raw))
+    assert config_fingerprint(config.model_dump(mode="json", by_alias=True)) == DEFAULT_FINGERPRINT
 
 
 @pytest.mark.parametrize(("written", "reasons"), [
