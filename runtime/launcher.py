@@ -210,7 +210,7 @@ def run(env: Mapping[str, str]) -> int:
             finished=finished,
         )
     except BaseException as exc:  # the launcher itself failed: still exactly one message
-        cls, reason, text = classify_exception(exc)
+        cls, reason, text = classify_exception(exc, contract.checkpoint_dir if contract else None)
         if not isinstance(exc, Exception):
             cls, reason, text = "node", "Terminated", f"launcher interrupted: {type(exc).__name__}"
         checkpoint = ckpt_layout.newest_complete_step(contract.checkpoint_dir) if contract else None

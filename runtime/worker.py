@@ -95,8 +95,10 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     watchdog_seconds = 0.0
+    checkpoint_dir: str | None = None  # an I/O error or a missing folder there is a storage fault
     try:
         contract = contract_from_env(os.environ)
+        checkpoint_dir = contract.checkpoint_dir
         watchdog_seconds = contract.training.watchdog_seconds
         ranks = Ranks(
             rank, int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"])
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         watchdog.stop()
         _exit(0)
     except BaseException as exc:
-        cls, reason, message = classify_exception(exc)
+        cls, reason, message = classify_exception(exc, checkpoint_dir)
         reporter.follow(progress)
         reporter.write(Fault(cls, reason, message, rank=rank, step=progress.step, time=time.time()))
         log.error("worker_fault", fault_class=cls, reason=reason, step=progress.step, error=message[:200])
