@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -49,8 +50,7 @@ def prepare(contract: Contract, attempt_token: str = "") -> tuple[Path, int | No
     cfg = contract.training
     parse_inject(contract.fault_inject)
     batch_plan(cfg.global_batch, contract.world_size, cfg.micro_batch)
-    root = Path(contract.checkpoint_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root = checkpoint_root(contract.checkpoint_dir)
     guard = Fence(root, contract.attempt, attempt_token, contract.job_uid)
     if contract.node_rank == 0:
         guard.acquire()  # before anything else touches the volume: older attempts can no longer commit
@@ -65,6 +65,29 @@ def prepare(contract: Contract, attempt_token: str = "") -> tuple[Path, int | No
     if chosen and foreign:  # said before any worker loads it: the operator posts it as a Warning Event
         log.warning(ckpt_layout.FOREIGN_EVENT, step=chosen.step, reasons="; ".join(foreign))
     return token_file, chosen.step if chosen else None
+
+
+def checkpoint_root(checkpoint_dir: str) -> Path:
+    """The checkpoint folder. An absolute TANDEM_CHECKPOINT_DIR is where the volume is mounted (the operator
+    mounts it at checkpoint.path): it must exist, or the mount failed and the run would silently write to the
+    container's own disk: storage/VolumeMissing. A relative one (local runs) is created."""
+    root = Path(checkpoint_dir)
+    if not root.is_absolute():
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+    try:
+        mode = root.stat().st_mode  # any other OSError (EIO, ESTALE) propagates: a storage fault of its own
+    except FileNotFoundError as exc:
+        above = "exists" if root.parent.is_dir() else "does not exist either"
+        raise FaultError(
+            "storage",
+            "VolumeMissing",
+            f"checkpoint volume {root} does not exist ({root.parent} {above}): the volume is not mounted; an "
+            "absolute TANDEM_CHECKPOINT_DIR is never created (for a local run, create the folder first)",
+        ) from exc
+    if not stat.S_ISDIR(mode):
+        raise FaultError("user", "InvalidEnvironment", f"TANDEM_CHECKPOINT_DIR={root} is not a folder")
+    return root
 
 
 def choose_checkpoint(contract: Contract, root: Path, guard: Fence) -> ckpt_layout.Entry | None:

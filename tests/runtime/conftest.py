@@ -59,6 +59,7 @@ class Run:
 
 
 def contract_env(root: Path, world: int, training: dict[str, Any] | None = None, **extra: str) -> dict[str, str]:
+    root.mkdir(parents=True, exist_ok=True)  # the volume, mounted: an absolute root is never created by the run
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_", "MASTER_"))}
     env.update(
         TANDEM_JOB="test",
@@ -82,11 +83,12 @@ def contract_env(root: Path, world: int, training: dict[str, Any] | None = None,
     return env
 
 
-def start(env: dict[str, str]) -> subprocess.Popen[str]:
+def start(env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
     # A session of its own: a test can SIGKILL the whole pod (launcher and workers) like a node loss.
     return subprocess.Popen(
         [sys.executable, "-m", "tandem.runtime.launcher"],
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -106,14 +108,14 @@ def finish(proc: subprocess.Popen[str], env: dict[str, str], started: float, tim
     return Run(proc.returncode, output, termination, time.monotonic() - started, Path(env["TANDEM_CHECKPOINT_DIR"]))
 
 
-def launch(env: dict[str, str], timeout: float = 120) -> Run:
+def launch(env: dict[str, str], timeout: float = 120, cwd: Path | None = None) -> Run:
     started = time.monotonic()
-    return finish(start(env), env, started, timeout)
+    return finish(start(env, cwd), env, started, timeout)
 
 
 def copy_checkpoints(src: Path, dst: Path, steps: list[int]) -> Path:
     """A checkpoint volume holding only `steps` of `src` (and its token file)."""
-    dst.mkdir(parents=True)
+    dst.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src / "data", dst / "data")
     for step in steps:
         shutil.copytree(src / f"step-{step:09d}", dst / f"step-{step:09d}")

@@ -52,3 +52,23 @@ def test_eio_in_a_workers_checkpoint_writer_is_storage(rt: Any, tmp_path: Path) 
     assert (msg["class"], msg["reason"], msg["rank"]) == ("storage", "VolumeIOError", 0), msg
     assert "Input/output error" in msg["message"] and ".partial" in msg["message"]
     assert msg["checkpointStep"] is None  # the save of step 2 never committed
+
+
+def test_an_absolute_checkpoint_folder_that_does_not_exist_is_a_missing_volume(rt: Any, tmp_path: Path) -> None:
+    root = tmp_path / "ckpt"
+    env = rt.contract_env(root, 1)
+    root.rmdir()  # the pod's mount failed: /checkpoints is not there, though / is
+    run = rt.launch(env)
+    msg = run.termination
+    assert run.returncode == EXIT_CODES["storage"], run.output[-3000:]
+    assert (msg["class"], msg["reason"]) == ("storage", "VolumeMissing") and "not mounted" in msg["message"]
+    assert not root.exists()  # not silently created on the container's own disk
+    assert not run.events("training_start")
+
+
+def test_a_relative_checkpoint_folder_is_created(rt: Any, tmp_path: Path) -> None:
+    env = rt.contract_env(tmp_path / "unused", 1, {**rt.TRAINING, "steps": 2}, TANDEM_CHECKPOINT_DIR="ckpt/run")
+    run = rt.launch(env, cwd=tmp_path)
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.termination["checkpointStep"] == 2
+    assert [e.step for e in ckpt_layout.scan(tmp_path / "ckpt" / "run")] == [2]
