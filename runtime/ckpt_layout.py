@@ -171,15 +171,16 @@ def choose_resume(entries: Sequence[Entry]) -> Entry | None:
 
 
 def plan_deletions(entries: Sequence[Entry], keep: int, protect: Iterable[int] = ()) -> list[Entry]:
-    """Which folders to remove: broken ones, and complete ones beyond the newest `keep`.
+    """Which complete checkpoints retention removes: those beyond the newest `keep`, oldest first.
 
-    The newest complete checkpoint is never removed, whatever `keep` says, nor a step in `protect`
-    (a save in progress).
+    The newest complete checkpoint is never removed, whatever `keep` says, nor a step in `protect` (the
+    save just committed). A broken (incomplete or corrupt) entry is never planned: it is set aside into
+    the quarantine (recovery.py), whose own rule removes it later, never deleted on sight.
     """
     protected = set(protect)
     complete = sorted((e for e in entries if e.state == "complete"), key=lambda e: e.step, reverse=True)
     keep_steps = {e.step for e in complete[: max(1, keep)]}
-    return [e for e in entries if e.step not in protected and (e.state != "complete" or e.step not in keep_steps)]
+    return [e for e in reversed(complete) if e.step not in protected and e.step not in keep_steps]
 
 
 def newest_complete_step(root: str | Path) -> int | None:

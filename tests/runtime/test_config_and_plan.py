@@ -144,12 +144,15 @@ def test_resume_picks_the_newest_complete_checkpoint() -> None:
     assert choose_resume([]) is None
 
 
-def test_retention_never_deletes_the_last_complete_checkpoint() -> None:
-    entries = _entries(s2="complete", s4="complete", s6="complete", s8="corrupt", s10="incomplete")
-    assert [e.step for e in plan_deletions(entries, keep=2)] == [2, 8, 10]
-    assert [e.step for e in plan_deletions(entries, keep=2, protect={10})] == [2, 8]
-    only_broken = _entries(s2="complete", s4="corrupt")
-    assert [e.step for e in plan_deletions(only_broken, keep=0)] == [4]
+def test_retention_deletes_only_complete_checkpoints_beyond_keep() -> None:
+    entries = _entries(s2="complete", s4="complete", s6="complete", s8="complete", s10="incomplete")
+    assert [e.step for e in plan_deletions(entries, keep=2)] == [2, 4]
+    assert [e.step for e in plan_deletions(entries, keep=2, protect={4})] == [2]  # the save just committed
+    # keep 0 still keeps the newest complete checkpoint.
+    assert [e.step for e in plan_deletions(entries, keep=0)] == [2, 4, 6]
+    # Broken entries are never planned, whatever keep says: they are quarantined (recovery.py), not deleted.
+    broken = _entries(s2="complete", s4="corrupt", s6="incomplete")
+    assert plan_deletions(broken, keep=1) == [] and plan_deletions(broken, keep=0) == []
 
 
 def test_inspect_finds_missing_manifests_and_truncated_shards(tmp_path: Path) -> None:
