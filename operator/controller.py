@@ -22,12 +22,13 @@ from tandem.operator.api import AcceleratorPool, JobPhase, PendingEvent, Trainin
 from tandem.operator.cluster_view import ClusterView
 from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
+from tandem.operator.observe import is_finished
 from tandem.operator.peering import PeeringGate
 from tandem.operator.podspec import owned_by, pod_name
 from tandem.operator.pools import pool_status
 from tandem.operator.reconcile import PROGRESS_SECONDS, TERMINAL, Decision, Observation, reconcile, set_condition
 from tandem.operator.requeue import STANDBY_RECHECK_SECONDS, Requeue  # noqa: F401  (its constant, re-exported)
-from tandem.runtime.ckpt_layout import committed_in_log, foreign_in_log
+from tandem.runtime.ckpt_layout import committed_in_log, foreign_in_log, quarantined_in_log
 
 log = structlog.get_logger("tandem.operator")
 Clock = Callable[[], datetime]
@@ -73,7 +74,8 @@ class Controller:
         # must not both count the same free nodes.
         self._admission = threading.Lock()
         self._failures: defaultdict[tuple[str, str], int] = defaultdict(int)  # consecutive, for the retry backoff
-        self._progress_read: dict[tuple[str, str], float] = {}  # when each job's rank 0 log was last read
+        # When each job's rank 0 log was last read, and the finished rank 0 pod it was read after (if any).
+        self._progress_read: dict[tuple[str, str], tuple[float, str]] = {}
         self._waiting: set[tuple[str, str]] = set()  # jobs without room now (derived: rebuilt by the rechecks)
 
     def forget(self, namespace: str, name: str) -> None:
@@ -183,14 +185,16 @@ class Controller:
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         view = self.view.refresh()
         service = self.kube.get_service(namespace, name)
-        logged = self._rank_zero_log(job)
+        pods = self.kube.list_job_pods(namespace, name, uid)
+        logged = self._rank_zero_log(job, pods)
         return Observation(
             logged_checkpoint=committed_in_log(logged) if logged else None,
             foreign_checkpoint=foreign_in_log(logged) if logged else None,
+            quarantined=quarantined_in_log(logged) if logged else (),
             job=job,
             pools=self._pools(),
             nodes=view.nodes,
-            pods=self.kube.list_job_pods(namespace, name, uid),
+            pods=pods,
             service_exists=service is not None and owned_by(service, uid),
             service_foreign=service is not None and not owned_by(service, uid),
             now=self.clock(),
@@ -214,17 +218,22 @@ class Controller:
         for namespace, name in waiting:
             self.requeue.after(namespace, name, RESYNC_DELAY_SECONDS)
 
-    def _rank_zero_log(self, job: TrainingJob) -> str | None:
+    def _rank_zero_log(self, job: TrainingJob, pods: Sequence[Obj]) -> str | None:
         """While an attempt runs, the tail of rank 0's log (the checkpoints it committed, the checkpoint it
-        resumed); read at once when the job starts running, then at most every PROGRESS_SECONDS per job (pod
-        events would otherwise read it many times a second)."""
+        resumed, the ones it set aside): at most every PROGRESS_SECONDS per job (pod events would otherwise read
+        it many times a second), and once more when rank 0 has finished (a short run may end between reads)."""
         meta, status = job.metadata, job.status
-        key = (meta["namespace"], meta["name"])
-        if status.phase != JobPhase.RUNNING or time.monotonic() - self._progress_read.get(key, -1e9) < PROGRESS_SECONDS:
+        if status.phase != JobPhase.RUNNING:
             return None
-        self._progress_read[key] = time.monotonic()
+        key, rank_zero = (meta["namespace"], meta["name"]), pod_name(meta["name"], status.attempt, 0)
+        ended = any(p["metadata"]["name"] == rank_zero and is_finished(p) for p in pods)
+        last = self._progress_read.get(key)
+        due = last is None or time.monotonic() - last[0] >= PROGRESS_SECONDS
+        if not (due or (ended and last[1] != rank_zero)):
+            return None
+        self._progress_read[key] = (time.monotonic(), rank_zero if ended else "")
         try:
-            text = self.kube.read_log_tail(meta["namespace"], pod_name(meta["name"], status.attempt, 0))
+            text = self.kube.read_log_tail(meta["namespace"], rank_zero)
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:  # progress is optional; faults are not
             log.debug("progress_unreadable", namespace=meta["namespace"], job=meta["name"], error=str(exc)[:200])
             return None

@@ -126,7 +126,7 @@ class Kube:
         return [pod for namespace in namespaces for pod in _json(self.core.list_namespaced_pod(
             namespace, label_selector=POOL_LABEL, **CALL))["items"]]
 
-    def read_log_tail(self, namespace: str, pod: str, lines: int = 200) -> str:
+    def read_log_tail(self, namespace: str, pod: str, lines: int = 1000) -> str:
         """The last lines of the pod's training container log ("" when the pod is gone)."""
         response = _unless(404, lambda: self.core.read_namespaced_pod_log(
             pod, namespace, tail_lines=lines, **CALL))

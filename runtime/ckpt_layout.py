@@ -313,3 +313,8 @@ def foreign_in_log(text: str) -> str | None:
     if not records:
         return None
     return f"resumes from checkpoint step {records[-1].get('step')}: {records[-1].get('reasons')}"
+
+
+def quarantined_in_log(text: str) -> tuple[str, ...]:
+    """The checkpoints a runtime log says were set aside, oldest first, each as "step N (reason)"."""
+    return tuple(f"step {r.get('step')} ({r.get('reason')})" for r in _log_records(text, QUARANTINED_EVENT))

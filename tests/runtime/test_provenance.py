@@ -12,11 +12,13 @@ import pytest
 from tandem.runtime.ckpt_layout import (
     COMMITTED_EVENT,
     FOREIGN_EVENT,
+    QUARANTINED_EVENT,
     committed_in_log,
     config_fingerprint,
     foreign_because,
     foreign_in_log,
     provenance,
+    quarantined_in_log,
 )
 from tandem.runtime.config import parse_training_config
 
@@ -71,8 +73,11 @@ def test_the_operator_reads_the_runtimes_log_in_either_format(fmt: str) -> None:
         line(COMMITTED_EVENT, step="bad"),
         line("step", step=450, loss=4.5),
         line(FOREIGN_EVENT, step=400, reasons="written by job ml/other; it's not this one"),
+        line(QUARANTINED_EVENT, step=600, reason="checksum", detail="__0_0.distcp: crc32 mismatch"),
+        line(QUARANTINED_EVENT, step=500, reason="corrupt", detail="rng-rank1.pt is missing"),
     ])
     assert committed_in_log(log) == 400
+    assert quarantined_in_log(log) == ("step 600 (checksum)", "step 500 (corrupt)")
     assert foreign_in_log(log) == "resumes from checkpoint step 400: written by job ml/other; it's not this one"
     assert (committed_in_log(""), foreign_in_log(line("step", step=3))) == (None, None)
 
