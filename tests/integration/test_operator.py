@@ -79,7 +79,7 @@ def test_a_job_on_a_missing_pool_waits_for_it_and_others_keep_running(custom: An
     lost = wait_for(waiting, timeout=30, what="lost to say why it waits")
     message = "none of the pools tpu exists: waiting for one to be created"
     assert (lost["status"]["phase"], lost["status"]["message"]) == ("Pending", message)
-    assert "PoolNotFound" in event_reasons(core, "lost")
+    wait_for(lambda: "PoolNotFound" in event_reasons(core, "lost"), timeout=15, what="the PoolNotFound Warning")
     ascend = custom.get_cluster_custom_object(GROUP, VERSION, "acceleratorpools", "ascend-910b")
     custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "AcceleratorPool", "metadata": {"name": "tpu"},
