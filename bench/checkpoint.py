@@ -192,15 +192,21 @@ def report(size: str, r: dict[str, float]) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["100MB", "1GB", "4GB"])
+def setup(doc: str | None, sizes: list[str]) -> argparse.Namespace:
+    """The checkpoint benchmarks' common command line (--sizes, --repeats, --dir) and process set-up."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=sizes)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary folder)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     warnings.filterwarnings("ignore", message="torch.distributed is disabled")
     logs.configure()
+    return args
+
+
+def main() -> None:
+    args = setup(__doc__, ["100MB", "1GB", "4GB"])
     for size in args.sizes:
         nbytes = parse_size(size)
         available = mem_available()

@@ -13,23 +13,20 @@ cold read from network storage costs the volume's read bandwidth on top (the DCP
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
-from tandem.runtime import ckpt_layout, logs, recovery, verify
+from tandem.runtime import ckpt_layout, recovery, verify
 from tandem.runtime.checkpoint import Checkpointer
 from tandem.runtime.device import load_device_layer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # PYTHONSAFEPATH: bench/ is not on the path
-from checkpoint import build, parse_size, state_nbytes  # bench/checkpoint.py
+from checkpoint import build, parse_size, setup, state_nbytes  # bench/checkpoint.py
 
 
 def timed_save(ckpt: Checkpointer, step: int, model: torch.nn.Module, optim: torch.optim.Optimizer) -> float:
@@ -82,14 +79,7 @@ def report(size: str, r: dict[str, float]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["100MB", "1GB"])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dir", default=None, help="where to write (default: a temporary folder)")
-    args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
-    warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-    logs.configure()
+    args = setup(__doc__, ["100MB", "1GB"])
     for size in args.sizes:
         with tempfile.TemporaryDirectory(dir=args.dir, prefix="tandem-verify-") as tmp:
             report(size, bench_size(parse_size(size), args.repeats, Path(tmp)))
