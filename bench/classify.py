@@ -140,6 +140,10 @@ class Evaluation:
     def misses(self) -> list[Result]:
         return [r for r in self.results if not r.hit]
 
+    def where(self, key: str, value: str) -> Evaluation:
+        """The results of the entries whose `key` is `value`."""
+        return Evaluation(tuple(r for r in self.results if str(r.entry.get(key)) == value))
+
     def unambiguous(self) -> Evaluation:
         return Evaluation(tuple(r for r in self.results if not r.entry.get("ambiguous")))
 
@@ -209,6 +213,18 @@ def print_per_class(entries: Sequence[Entry], evaluations: dict[str, Evaluation]
         print(_row([cls, counts[cls], *(_pct(c) for c in cells)]))
 
 
+def print_by_group(key: str, order: Sequence[str], evaluations: dict[str, Evaluation]) -> None:
+    """Accuracy of each classifier per vendor (or per family)."""
+    first = next(iter(evaluations.values()))
+    groups = Counter(str(r.entry.get(key)) for r in first.results)
+    print(f"\naccuracy per {key}\n")
+    print(_row([key, "texts", *evaluations]))
+    print(_row(["---"] * (2 + len(evaluations))))
+    for group in [*(g for g in order if g in groups), *sorted(set(groups) - set(order))]:
+        parts = [e.where(key, group) for e in evaluations.values()]
+        print(_row([group, groups[group], *(f"{_pct(p.accuracy)} ({p.correct}/{p.size})" for p in parts)]))
+
+
 def _accuracy_line(name: str, evaluation: Evaluation) -> str:
     clear = evaluation.unambiguous()
     line = f"{name}: accuracy {_pct(evaluation.accuracy)} ({evaluation.correct}/{evaluation.size})"
@@ -226,6 +242,7 @@ def print_split(split: str, entries: Sequence[Entry]) -> dict[str, Evaluation]:
     for name, evaluation in evaluations.items():
         print_matrix(name, evaluation)
     print_per_class(entries, evaluations)
+    print_by_group("vendor", VENDORS, evaluations)
     print()
     for name, evaluation in evaluations.items():
         print(_accuracy_line(name, evaluation))
@@ -258,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     for split in (*SPLITS, "all"):
         evaluations = print_split(split, in_split(entries, split))
         if args.explain_misses and split != "all":
+            print_by_group("family", (), evaluations)
             print_misses(split, evaluations["ours"])
     return 0
 
