@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tandem.operator.api import AcceleratorPool
+from tandem.operator.detect import faulty_node
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import Obj, is_bound, is_finished, labels, node_is_ready, pool_nodes
 from tandem.operator.podspec import POOL_LABEL
@@ -53,8 +54,6 @@ def _devices(node: Obj, resource: str) -> int:
 def room(pool: AcceleratorPool, nodes: Sequence[Obj], device_faults: Mapping[str, Sequence[DeviceFault]],
          excluded: Sequence[str], others: Sequence[Obj]) -> Room:
     """`others`: pods of other jobs (and anything else bound to the pool's nodes), finished or not."""
-    from tandem.operator.detect import faulty_node  # detect imports the classifier; keep this module light
-
     name, resource = str(pool.metadata.get("name", "")), pool.spec.device_resource
     live = [p for p in others if not is_finished(p)]
     used: Counter[str] = Counter()

@@ -31,6 +31,7 @@ from tandem.operator.observe import (
     parse_time,
     phase_of,
     rank_of,
+    ready_condition,
 )
 
 MESSAGE_LIMIT = 1024
@@ -64,17 +65,11 @@ class _Candidate:
     wait: float = 0.0  # seconds of a grace still running: alone, this candidate does not end the attempt yet
 
 
-def _time(value: object) -> datetime | None:
-    try:
-        return parse_time(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
 def _pod_started(pod: Obj) -> datetime | None:
     """When the kubelet took the pod on (status.startTime), else when it was created: from the pod itself, so a
     restarted operator measures the same time. None only for a pod the API server never serves."""
-    return _time(pod.get("status", {}).get("startTime")) or _time(pod.get("metadata", {}).get("creationTimestamp"))
+    return (parse_time(pod.get("status", {}).get("startTime"))
+            or parse_time(pod.get("metadata", {}).get("creationTimestamp")))
 
 
 def _grace_left(since: datetime | None, grace: float, now: datetime) -> float:
@@ -89,14 +84,13 @@ def _not_ready_since(node: Obj, pod: Obj) -> datetime | None:
     unreachable taint's timeAdded. Without either, when the rank started on it (status.startTime, else its
     creation): the node was Ready then, so the grace can only end early, never be stretched, and a restarted
     operator, which remembers nothing, reads the same time from the pod. None: no time at all (decide now)."""
-    for cond in node.get("status", {}).get("conditions") or []:
-        if isinstance(cond, dict) and cond.get("type") == "Ready" and cond.get("status") != "True":
-            since = _time(cond.get("lastTransitionTime"))
-            if since:
-                return since
+    ready = ready_condition(node)
+    since = parse_time(ready.get("lastTransitionTime")) if ready and ready.get("status") != "True" else None
+    if since:
+        return since
     for taint in node.get("spec", {}).get("taints") or []:
         if isinstance(taint, dict) and taint.get("key") in NOT_READY_TAINTS:
-            since = _time(taint.get("timeAdded"))
+            since = parse_time(taint.get("timeAdded"))
             if since:
                 return since
     return _pod_started(pod)
@@ -141,7 +135,7 @@ def _not_started(pod: Obj, now: datetime) -> _Candidate | None:
 
 
 def _finished(pod: Obj) -> datetime:
-    return _time(finished_at(pod)) or datetime.max.replace(tzinfo=UTC)
+    return parse_time(finished_at(pod)) or datetime.max.replace(tzinfo=UTC)
 
 
 def _tier(found: Classification) -> int:
@@ -167,7 +161,7 @@ def _waiting_for_root_cause(best: _Candidate, pods: Sequence[Obj], now: datetime
         return None
     if not is_finished(pod) or not any(not is_finished(p) and p is not pod for p in pods):
         return None
-    failed_at = _time(finished_at(pod)) or now
+    failed_at = parse_time(finished_at(pod)) or now
     left = ROOT_CAUSE_GRACE_SECONDS - (now - failed_at).total_seconds()
     return left if left > 0 else None
 

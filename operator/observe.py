@@ -55,9 +55,14 @@ def _terminated_state(pod: Obj) -> Obj:
     return {}
 
 
-def node_is_ready(node: Obj) -> bool:
+def ready_condition(node: Obj) -> Obj:
+    """The node's Ready condition ({} when it has none)."""
     conditions = node.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), {})
+
+
+def node_is_ready(node: Obj) -> bool:
+    return ready_condition(node).get("status") == "True"
 
 
 def pool_nodes(pool: AcceleratorPool, nodes: list[Obj]) -> list[Obj]:
@@ -65,8 +70,15 @@ def pool_nodes(pool: AcceleratorPool, nodes: list[Obj]) -> list[Obj]:
     return [n for n in nodes if all(labels(n).get(k) == v for k, v in selector.items())]
 
 
-def parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 time from an object; None when absent or unreadable (a time the core cannot read decides
+    nothing, it never raises)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def parse_report(message: Any) -> dict[str, Any] | None:

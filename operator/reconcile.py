@@ -31,6 +31,7 @@ from tandem.operator.observe import (
     parse_time,
     phase_of,
     rank_of,
+    ready_condition,
 )
 from tandem.operator.podspec import attempt_pod, headless_service
 from tandem.operator.recovery import (
@@ -113,8 +114,7 @@ def _healthy_since(node: Obj, device_faults: Mapping[str, Sequence[DeviceFault]]
     """When the node last became Ready, if it is Ready and reports no fault now."""
     if not node_is_ready(node) or faulty_node(node, device_faults) is not None:
         return None
-    ready = next((c for c in node.get("status", {}).get("conditions") or [] if c.get("type") == "Ready"), {})
-    return parse_time(ready.get("lastTransitionTime")) or datetime.min.replace(tzinfo=UTC)
+    return parse_time(ready_condition(node).get("lastTransitionTime")) or datetime.min.replace(tzinfo=UTC)
 
 
 def _start_attempt(step: Step, pool: AcceleratorPool, attempt: int, why: str) -> Decision:

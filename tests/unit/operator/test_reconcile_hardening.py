@@ -260,3 +260,12 @@ def test_quarantined_checkpoints_are_told_once_in_an_event_and_a_condition() -> 
     again = reconcile(Observation(job=make_job(status=known), pools=POOLS, nodes=NODES, pods=running_pods(),
                                   service_exists=True, now=NOW, quarantined=set_aside))
     assert summary(again) == nothing(known, requeue_after=30.0)
+
+
+def test_an_unreadable_node_time_decides_like_a_missing_one_and_never_raises() -> None:
+    excluded = status(excludedNodes=["ascend-2"], exclusions=[{"node": "ascend-2", "since": Z, "reason": "node/X"}])
+    job = make_job(status=excluded, faultPolicy={"nodeExclusionSeconds": 600})
+    missing = [*NODES[:2], make_node("ascend-2", "ascend-910b"), *NODES[3:]]
+    garbage = [*NODES[:2], _ready_since("ascend-2", "yesterday-ish"), *NODES[3:]]
+    assert summary(decide(job, running_pods(), nodes=garbage, later=600)) == summary(
+        decide(job, running_pods(), nodes=missing, later=600))
