@@ -132,12 +132,9 @@ class Controller:
             raw = self.kube.get_job(namespace, name)
             if raw is None:
                 return
-            job = TrainingJob.model_validate(raw)
-            status = job.status.model_copy(deep=True)
-            now = self.clock()
-            set_condition(status, "Reconciled", False, reason, message, now, int(raw["metadata"].get("generation", 1)))
-            if status != job.status:
-                status.pending_events.append(PendingEvent(type="Warning", reason=reason, message=message, time=now))
+            before = TrainingJob.model_validate(raw).status
+            status = self._not_reconciled(raw, reason, message)
+            if status.conditions != before.conditions:
                 self._post_pending(self._write(raw, status), status)
         except Exception as again:
             log.warning("job_report_failed", namespace=namespace, job=name, error=str(again)[:300])
@@ -304,11 +301,16 @@ class Controller:
         message = f"{error}; retry in {retry:.0f}s"[:1000]
         log.warning("create_refused", namespace=meta["namespace"], job=meta["name"], error=str(error)[:500],
                     retry_in=retry)
-        status = TrainingJob.model_validate(raw).status.model_copy(deep=True)
-        set_condition(status, "Reconciled", False, reason, message, self.clock(), int(meta.get("generation", 1)))
-        status.pending_events.append(PendingEvent(type="Warning", reason=reason, message=message, time=self.clock()))
         self.requeue.after(meta["namespace"], meta["name"], retry)
-        return self._write(raw, status)
+        return self._write(raw, self._not_reconciled(raw, reason, message))
+
+    def _not_reconciled(self, raw: Obj, reason: str, message: str) -> TrainingJobStatus:
+        """The job's status with `Reconciled=False` and a Warning Event pending, both saying why."""
+        now = self.clock()
+        status = TrainingJob.model_validate(raw).status.model_copy(deep=True)
+        set_condition(status, "Reconciled", False, reason, message, now, int(raw["metadata"].get("generation", 1)))
+        status.pending_events.append(PendingEvent(type="Warning", reason=reason, message=message, time=now))
+        return status
 
     def _restart_fixed(self, raw: Obj, job: TrainingJob) -> None:
         """A job Failed for an invalid spec that its owner then fixed: it starts again, from a fresh status."""
