@@ -146,17 +146,17 @@ def _no_pool_message(step: Step, pools: Sequence[str]) -> tuple[str, str]:
     parts = []
     for name in pools:
         why = step.ineligible(name)
-        parts.append(why if why else step.rooms[name].describe(name))
+        parts.append(why.message if why else step.rooms[name].describe(name))
     return "WaitingForRoom", f"needs room for {spec.nodes} pod(s), one per node: {'; '.join(parts)}"
 
 
 def _unusable_everywhere(step: Step) -> Decision | None:
     """Every pool exists and refuses the job for a reason the job itself must fix: fail, naming the field."""
-    reasons = [step.ineligible(p) for p in step.job.spec.pools]
-    if all(r is not None and not r.startswith("AcceleratorPool") for r in reasons):
-        reason = "NoImage" if all(r and r.startswith("neither") for r in reasons) else "CheckpointVolumeNotAllowed"
-        return step.fail(reason, "; ".join(r for r in reasons if r))
-    return None
+    refusals = [step.ineligible(p) for p in step.job.spec.pools]
+    if not all(r is not None and r.reason != "PoolNotFound" for r in refusals):
+        return None  # a missing pool may still be created: wait
+    reason = "NoImage" if all(r and r.reason == "NoImage" for r in refusals) else "CheckpointVolumeNotAllowed"
+    return step.fail(reason, "; ".join(r.message for r in refusals if r))
 
 
 def _start_first_attempt(step: Step) -> Decision:

@@ -50,6 +50,14 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why a pool cannot take the job at all: an Event reason and a message naming the field."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Event:
     type: Literal["Normal", "Warning"]
     reason: str
@@ -150,17 +158,18 @@ class Step:
         return rooms(self.obs.pools, self.obs.nodes, self.obs.device_faults, self.status.excluded_nodes,
                      self.obs.others)
 
-    def ineligible(self, name: str) -> str | None:
+    def ineligible(self, name: str) -> Refusal | None:
         """Why the job cannot run on pool `name` at all, or None."""
         pool = self.obs.pools.get(name)
         if pool is None:
-            return f"AcceleratorPool {name!r} does not exist"
+            return Refusal("PoolNotFound", f"AcceleratorPool {name!r} does not exist")
         source = checkpoint_source(self.job.spec.checkpoint.volume.to_dict())
         if source not in pool.spec.checkpoint_volume_types:
-            return (f"pool {name} does not permit {source} checkpoint volumes (spec.checkpoint.volume.{source};"
-                    f" the pool's spec.checkpointVolumeTypes: {', '.join(pool.spec.checkpoint_volume_types)})")
+            return Refusal("CheckpointVolumeNotAllowed",
+                           f"pool {name} does not permit {source} checkpoint volumes (spec.checkpoint.volume.{source};"
+                           f" the pool's spec.checkpointVolumeTypes: {', '.join(pool.spec.checkpoint_volume_types)})")
         if image_for(self.job, pool) is None:
-            return f"neither the job's container.image nor pool {name!r} names an image"
+            return Refusal("NoImage", f"neither the job's container.image nor pool {name!r} names an image")
         return None
 
     def capacity(self) -> dict[str, int]:
