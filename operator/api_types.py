@@ -20,6 +20,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+# The one definition of the classes, shared with the runtime; re-exported as part of the API.
+from tandem.faults.taxonomy import FaultClass as FaultClass
+
 GROUP = "tandem.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -85,19 +88,6 @@ class JobPhase(StrEnum):
     RESTARTING = "Restarting"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
-
-
-class FaultClass(StrEnum):
-    """What broke: interconnect, device, node, oom, storage, user or unknown (docs/design.md#fault-classes)."""
-
-    INTERCONNECT = "interconnect"
-    DEVICE = "device"
-    NODE = "node"
-    OOM = "oom"
-    # The checkpoint volume: full, over quota, read-only, missing, stale, or no checkpoint on it loads.
-    STORAGE = "storage"
-    USER = "user"
-    UNKNOWN = "unknown"
 
 
 class ConditionStatus(StrEnum):

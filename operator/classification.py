@@ -3,26 +3,14 @@ how far the evidence goes. Shared by the classifier's modules and the core."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tandem.operator.api_types import FaultClass
-from tandem.operator.logtail import short
+from tandem.faults.taxonomy import NODE_CLASSES, SYMPTOM_REASONS, FaultClass, short
 
 Obj = dict[str, Any]
 Source = Literal["termination-message", "container-state", "pod-condition", "node", "device-report", "log-tail",
                  "none"]
-
-# What a rank says *because* another rank failed first (its peer vanished, a collective waited for a rank that
-# never came, its launcher stopped it): never the root cause when another rank shows one, and no evidence
-# against the rank's own node.
-SYMPTOM_REASONS = frozenset({
-    "PeerConnectionLost", "CollectiveHang", "CollectiveTimeout", "HcclSocketTimeout", "HcclExecTimeout",
-    "NcclRemoteError", "WorkerStopped",
-})  # fmt: skip
-# The classes that blame the node the fault was seen on.
-NODE_CLASSES = frozenset({FaultClass.INTERCONNECT, FaultClass.DEVICE, FaultClass.NODE})
-
 
 @dataclass(frozen=True)
 class Classification:
@@ -38,6 +26,8 @@ class Classification:
     # the runtime or the driver (a user's own print can say "CUDA error" too): the class stands, the node is
     # not blamed.
     confident: bool = True
+    # For `tandem classify --explain`: what decided and what else was seen (not part of the decision's identity).
+    explanation: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def symptom(self) -> bool:
@@ -48,8 +38,11 @@ class Classification:
         """Strong enough evidence against the node it was seen on to keep the job's next attempts off it."""
         return self.confident and self.fault_class in NODE_CLASSES and not self.symptom
 
-    def to_json(self) -> dict[str, str]:
-        return {"class": self.fault_class.value, "reason": self.reason, "message": self.message}
+    def to_json(self, explain: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"class": self.fault_class.value, "reason": self.reason, "message": self.message}
+        if explain:
+            out["explain"] = {"source": self.source, "confident": self.confident, **(self.explanation or {})}
+        return out
 
 
 def as_dict(value: Any) -> Obj:

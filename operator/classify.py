@@ -17,13 +17,14 @@ result (a symptom first) is kept and returned only when no later source decides.
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import Any
 
-from tandem.operator.api_types import FaultClass
+from tandem.faults import read_log
+from tandem.faults.precedence import ORDER
+from tandem.faults.taxonomy import EXIT_CODES, LAUNCHER_ONLY_CODES, MESSAGE_LIMIT, FaultClass, signal_meaning
 from tandem.operator.classification import (
     NODE_CLASSES,
     SYMPTOM_REASONS,
@@ -36,10 +37,8 @@ from tandem.operator.classification import (
 )
 from tandem.operator.container_start import START_GRACE_SECONDS, StartFailure, start_failure
 from tandem.operator.device_reports import DeviceFault, nvidia_faults
-from tandem.operator.logtail import MESSAGE_LIMIT, read_log
 from tandem.operator.observe import parse_report
 from tandem.operator.podspec import CONTAINER, RUNTIME_COMMAND
-from tandem.runtime.faults import EXIT_CODES
 
 __all__ = [
     "NODE_CLASSES", "START_GRACE_SECONDS", "SYMPTOM_REASONS", "Classification", "Obj", "Source", "StartFailure",
@@ -53,23 +52,25 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-# --- the log tail (tandem.operator.logtail reads it) ---------------------------------------------------------
+# --- the log (tandem.faults.reading reads it) ---------------------------------------------------------------
 
 def _from_log(text: str) -> Classification | None:
     found = read_log(text)
     if found is None:
         return None
-    return Classification(found.fault_class, found.reason, found.message, "log-tail", confident=found.confident)
+    return Classification(found.fault_class, found.reason, found.message, "log-tail", explanation=found.explain())
 
 
 def classify_log(text: str) -> Classification:
-    """Classify a log tail on its own (`tandem classify --log`)."""
+    """Classify a log on its own (`tandem classify --log`): a tail or a whole `kubectl logs` output."""
     found = _from_log(text)
     if found:
         return found
     if not isinstance(text, str) or not text.strip():
         return Classification(FaultClass.UNKNOWN, "NoLog", "the log is empty", "none")
-    return Classification(FaultClass.UNKNOWN, "Unrecognized", _short(text[-MESSAGE_LIMIT:]), "log-tail")
+    return Classification(FaultClass.UNKNOWN, "Unrecognized", _short(text[-MESSAGE_LIMIT:]), "log-tail",
+                          explanation={"decidedBy": "no table entry, no traceback: nothing the table knows",
+                                       "matches": []})
 
 
 # --- the node ----------------------------------------------------------------------------------------------------
@@ -144,9 +145,9 @@ def classify_node(node: Obj | None, device_faults: Sequence[DeviceFault]) -> Cla
 # --- the pod -----------------------------------------------------------------------------------------------------
 
 _RUNTIME_CODES = {code: FaultClass(cls) for cls, code in EXIT_CODES.items() if cls not in ("none", "unknown")}
-# Codes that name a class only when Tandem's runtime set them (2 is argparse's usage error, and a missing
-# script's, under any Python program: user either way).
-_LAUNCHER_ONLY_CODES = frozenset(code for code, cls in _RUNTIME_CODES.items() if cls != FaultClass.USER)
+# Codes 3-7 name a class only when Tandem's runtime set them (2 is argparse's usage error, and a missing script's,
+# under any Python program: user either way).
+_LAUNCHER_ONLY_CODES = LAUNCHER_ONLY_CODES
 _STATUS_REASONS = {
     "Evicted": "Evicted", "NodeLost": "NodeLost", "UnexpectedAdmissionError": "UnexpectedAdmissionError",
     "NodeAffinity": "NodeAffinity", "Shutdown": "NodeShutdown", "Terminated": "NodeShutdown",
@@ -220,16 +221,13 @@ def _from_container(name: str, terminated: Obj, runtime_codes: bool = True) -> t
         return make(cls, "ExitCode", f"container {name} exited with code {code}, the runtime's code for {cls.value}, "
                                      "and left no termination message"), True
     if code > 128:
-        try:
-            sig = signal.Signals(code - 128)
-        except ValueError:
-            return make(FaultClass.UNKNOWN, "Crashed", f"container {name} exited with code {code}"), False
-        if sig == signal.SIGTERM:
-            return make(FaultClass.NODE, "Terminated", f"container {name} was stopped by SIGTERM"), False
         # SIGKILL without OOMKilled: the kubelet or the runtime killed it after a grace period. SIGABRT: a C++
-        # abort, which a collective watchdog does but so does any failed assertion; the log tail tells which.
-        why = {signal.SIGKILL: "Killed", signal.SIGABRT: "Aborted"}.get(sig, "Crashed")
-        return make(FaultClass.UNKNOWN, why, f"container {name} died of {sig.name} (exit code {code})"), False
+        # abort, which a collective watchdog does but so does any failed assertion; the log tells which.
+        cls, why, sig_name = signal_meaning(code - 128)
+        if sig_name.startswith("signal "):
+            return make(FaultClass.UNKNOWN, "Crashed", f"container {name} exited with code {code}"), False
+        verb = "was stopped by" if why == "Terminated" else "died of"
+        return make(cls, why, f"container {name} {verb} {sig_name} (exit code {code})"), False
     return make(FaultClass.UNKNOWN, "ExitCode", f"container {name} exited with code {code}"), False
 
 
@@ -256,63 +254,92 @@ def _from_pod_status(pod: Obj) -> Classification | None:
     return None
 
 
+def _readers(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault], terminated: list[tuple[str, Obj]],
+             reports: list[Obj], launcher: bool | None) -> dict[str, Callable[[], list[tuple[Classification, bool]]]]:
+    """Per evidence source (tandem.faults.precedence), what it says: (classification, decisive) pairs."""
+    node_name = str(_dict(pod.get("spec")).get("nodeName") or "")
+    node_faults = [f for f in device_faults or [] if isinstance(f, DeviceFault) and f.node == node_name]
+
+    def from_reports() -> list[tuple[Classification, bool]]:
+        # "unknown" is the runtime's own admission that it could not tell: let the others try.
+        found = [c for r in reports if (c := _from_report(r)) is not None]
+        return [(c, c.fault_class != FaultClass.UNKNOWN) for c in found]
+
+    def from_containers() -> list[tuple[Classification, bool]]:
+        # OOMKilled in any container beats an exit code in another. The runtime's exit codes mean a class only
+        # where the runtime set them: its launcher ran, or it reported.
+        runtime_codes = bool(reports) or bool(runs_launcher(pod) if launcher is None else launcher)
+        results = [_from_container(name, t, runtime_codes) for name, t in terminated]
+        results.sort(key=lambda r: r[0] is None or r[0].reason != "OOMKilled")
+        results.append(_from_start(pod))
+        return [(c, decisive) for c, decisive in results if c is not None]
+
+    def from_pod_status() -> list[tuple[Classification, bool]]:
+        found = _from_pod_status(pod)
+        return [(found, True)] if found else []
+
+    def from_node() -> list[tuple[Classification, bool]]:
+        # A pod that was never bound cannot have been killed by a node: only its own spec names its node.
+        found = _node_status(node) if node_name and isinstance(node, dict) else None
+        return [(found, True)] if found else []
+
+    def from_device_reports() -> list[tuple[Classification, bool]]:
+        found = classify_node(None, node_reports(node, node_faults)) if node_name else None
+        return [(replace(found, node=node_name), True)] if found else []
+
+    def from_logs() -> list[tuple[Classification, bool]]:
+        found = [c for _, t in terminated if parse_report(t.get("message")) is None
+                 and isinstance(t.get("message"), str) and (c := _from_log(t["message"])) is not None]
+        return [(c, c.fault_class != FaultClass.UNKNOWN) for c in found]
+
+    readers = {"termination-message": from_reports, "container-state": from_containers,
+               "pod-condition": from_pod_status, "node": from_node, "device-report": from_device_reports,
+               "log-tail": from_logs}
+    assert tuple(readers) == ORDER, "every source of tandem.faults.precedence has one reader, in its order"
+    return readers
+
+
+def _named_by_the_table(found: Classification) -> bool:
+    rule = (found.explanation or {}).get("rule")
+    return found.source == "log-tail" and isinstance(rule, int) and 1 <= rule <= 4
+
+
+def _explained(found: Classification, seen: list[tuple[Classification, bool]]) -> Classification:
+    others = [f"{c.source}: {c.fault_class.value}/{c.reason}{'' if decisive else ' (weak)'}"
+              for c, decisive in seen if c is not found]
+    return replace(found, explanation={**(found.explanation or {}), "decidedBySource": found.source,
+                                       "order": list(ORDER), "otherSources": others})
+
+
 def classify_pod(pod: Obj, node: Obj | None, device_faults: Sequence[DeviceFault], *,
                  launcher: bool | None = None) -> Classification:
     """Why a pod failed (phase Failed) or is lost (on a dead node). `node` is the pod's node when known.
     `launcher`: whether the pod ran Tandem's launcher; None reads it from the pod's spec (`runs_launcher`), and a
-    pod whose spec does not say is taken for a custom command."""
+    pod whose spec does not say is taken for a custom command. The sources are read in the order of
+    tandem.faults.precedence; the first decisive result wins, else the best weak one."""
     pod = _dict(pod)
-    # A pod that was never bound cannot have been killed by a node: only its own spec names its node.
     node_name = str(_dict(pod.get("spec")).get("nodeName") or "")
     terminated = _terminated(pod)
     reports = [r for _, t in terminated if (r := parse_report(t.get("message"))) is not None]
     counters = next(iter(reports), {})
-    weak: list[Classification] = []
 
     def finish(found: Classification) -> Classification:
         return replace(found, step=_count(counters.get("step")), checkpoint_step=_count(counters.get("checkpointStep")),
                        resumed_from=_count(counters.get("resumedFrom")), node=found.node or node_name or None)
 
-    # (a) The runtime's report. "unknown" is its own admission that it could not tell: let the others try.
-    for report in reports:
-        found = _from_report(report)
-        if found and found.fault_class != FaultClass.UNKNOWN:
-            return finish(found)
-        if found:
-            weak.append(found)
-    # (b) The container state; OOMKilled in any container beats an exit code in another.
-    # The runtime's exit codes mean a class only where the runtime set them: its launcher ran, or it reported.
-    runtime_codes = bool(reports) or bool(runs_launcher(pod) if launcher is None else launcher)
-    results = [_from_container(name, t, runtime_codes) for name, t in terminated]
-    results.sort(key=lambda r: r[0] is None or r[0].reason != "OOMKilled")
-    results.append(_from_start(pod))
-    for found, decisive in results:
-        if found and decisive:
-            return finish(found)
-        if found:
-            weak.append(found)
-    # (c) Pod conditions and status; (d) the node; (e) the fault reports for the node.
-    found = _from_pod_status(pod)
-    if found:
-        return finish(found)
-    if node_name:
-        found = classify_node(node if isinstance(node, dict) else None,
-                              [f for f in device_faults or [] if isinstance(f, DeviceFault) and f.node == node_name])
-        if found:
-            return finish(found)
-    # (f) The log tail, in the messages that are not reports.
-    for _, t in terminated:
-        message = t.get("message")
-        if parse_report(message) is None and isinstance(message, str):
-            found = _from_log(message)
-            if found and found.fault_class != FaultClass.UNKNOWN:
-                return finish(found)
-            if found:
-                weak.append(found)
+    seen: list[tuple[Classification, bool]] = []
+    for read in _readers(pod, node, device_faults, terminated, reports, launcher).values():
+        said = read()
+        seen.extend(said)
+        decisive = next((c for c, d in said if d), None)
+        if decisive:
+            return finish(_explained(decisive, seen))
+    weak = [c for c, _ in seen]
     if weak:
-        # A symptom (torchrun stopping its workers) says more than the bare exit code it ended with: the core
-        # ranks it below any rank's root cause.
-        return finish(min(weak, key=lambda c: not c.symptom))
+        # A symptom (torchrun stopping its workers, a collective that timed out) says more than the bare exit code
+        # it ended with, and so does an entry of the signature table that proves no class (CANN's "the last
+        # process may still hold the device"): the core ranks them below any rank's root cause.
+        return finish(_explained(min(weak, key=lambda c: (not c.symptom, not _named_by_the_table(c))), seen))
     status = _dict(pod.get("status"))
     message = str(status.get("message") or status.get("reason") or "")
     return finish(Classification(FaultClass.UNKNOWN, "Unknown", _short(message or "no source explains the failure"),

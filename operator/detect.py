@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from tandem.faults.precedence import WEIGHT
+from tandem.faults.taxonomy import MESSAGE_LIMIT, PEER_DIED, cause_rank
 from tandem.operator.api import Fault, FaultClass, TrainingJob
 from tandem.operator.classify import (
     START_GRACE_SECONDS,
@@ -34,14 +36,10 @@ from tandem.operator.observe import (
     ready_condition,
 )
 
-MESSAGE_LIMIT = 1024
-# How much a source proves, strongest first: the runtime's own report; what the kubelet, the API server and the
-# device plugins saw; last, a log tail (the user's to write). Classification.symptom ranks below all of them.
-EVIDENCE = {"termination-message": 0, "container-state": 1, "pod-condition": 1, "node": 1, "device-report": 1,
-            "log-tail": 2}
-# Symptoms that say outright that a peer died, below those of a rank that waited on a peer (a collective timed
-# out or hung): the rank that timed out may be the one the others lost. Worth waiting for the peer to say why.
-PEER_DIED = frozenset({"PeerConnectionLost", "NcclRemoteError", "WorkerStopped"})
+# How much a source proves (tandem.faults.precedence.WEIGHT): the runtime's own report; what the kubelet, the API
+# server and the device plugins saw; last, a log (the user's to write). Classification.symptom ranks below all.
+# Symptoms that say outright that a peer died (tandem.faults.taxonomy.PEER_DIED) rank below those of a rank that
+# waited on a peer: the rank that timed out may be the one the others lost. Worth waiting for the peer to say why.
 # How long a failure that only says "my peer went away" waits for the other ranks to finish and say
 # why: the runtime stops a pod's ranks within seconds of the first failure, and tearing the others
 # down earlier would delete the pod whose log holds the root cause.
@@ -138,19 +136,12 @@ def _finished(pod: Obj) -> datetime:
     return parse_time(finished_at(pod)) or datetime.max.replace(tzinfo=UTC)
 
 
-def _tier(found: Classification) -> int:
-    if found.reason in PEER_DIED:
-        return 3
-    if found.symptom:
-        return 2
-    return 1 if found.fault_class == FaultClass.UNKNOWN else 0
-
-
 def _evidence_key(candidate: _Candidate) -> tuple[int, int, datetime, int]:
     """Root causes before `unknown` before symptoms, whatever their times and ranks; among those, the stronger
     source; then the earliest to fail (a running rank on a dead node has not failed: last); then the lowest rank."""
     found = candidate.found
-    return _tier(found), EVIDENCE.get(found.source, len(EVIDENCE)), _finished(candidate.pod), rank_of(candidate.pod)
+    weight = WEIGHT.get(found.source, len(WEIGHT))
+    return cause_rank(found.fault_class, found.reason), weight, _finished(candidate.pod), rank_of(candidate.pod)
 
 
 def _waiting_for_root_cause(best: _Candidate, pods: Sequence[Obj], now: datetime) -> float | None:

@@ -45,11 +45,11 @@ NVIDIA. There is no NVIDIA device-plugin ConfigMap; node health monitors publish
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tandem.faults.xid import XID_NAMES, xid_class, xid_numbers
 from tandem.operator.api_types import FaultClass
 
 Obj = dict[str, Any]
@@ -230,41 +230,6 @@ def ascend_faults(configmap: Obj) -> list[DeviceFault]:
     if not node or not isinstance(data, dict):
         return []
     return _device_info_faults(node, data) + _switch_faults(node, data) + _noded_faults(node, data)
-
-
-NVLINK_XIDS = frozenset({74, *range(144, 151), 155})
-APPLICATION_XIDS = frozenset({13, 31, 43, 45, 68})
-XID_NAMES = {
-    48: "double-bit ECC error", 63: "ECC page retirement or row remapping", 64: "ECC page retirement or row "
-    "remapping failure", 74: "NVLink error", 79: "GPU has fallen off the bus", 92: "high single-bit ECC error rate",
-    94: "contained ECC error", 95: "uncontained ECC error", 119: "GSP RPC timeout", 120: "GSP error",
-    140: "unrecovered ECC error",
-}  # fmt: skip
-
-_XID_NUMBER = re.compile(
-    r"ErrorCode\s*[:=]\s*(\d+)|\bXid\b\s*(?:\([^)]*\))?\s*[:=]?\s*(\d+)|^\s*\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]",
-    re.IGNORECASE,
-)
-
-
-def xid_numbers(text: str) -> list[int]:
-    """The Xid numbers a condition message or kernel log line names, in order, without repeats."""
-    found: list[int] = []
-    for match in _XID_NUMBER.finditer(text or ""):
-        groups = match.group(1) or match.group(2) or match.group(3) or ""
-        for number in re.findall(r"\d+", groups):
-            if int(number) not in found:
-                found.append(int(number))
-    return found
-
-
-def xid_class(xid: int) -> FaultClass | None:
-    """interconnect for NVLink Xids, None for application Xids (the GPU is fine), device otherwise."""
-    if xid in NVLINK_XIDS:
-        return FaultClass.INTERCONNECT
-    if xid in APPLICATION_XIDS:
-        return None
-    return FaultClass.DEVICE
 
 
 def _xid_faults(node: str, kind: str, message: str) -> list[DeviceFault]:

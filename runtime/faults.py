@@ -9,29 +9,28 @@ from __future__ import annotations
 
 import errno
 import json
-import re
 import signal
+import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
 from typing import Any, Literal
 
+from tandem.faults import read_log
+from tandem.faults.reading import DECIDED_BY_TABLE, UNEXPLAINED
+from tandem.faults.taxonomy import (
+    EXIT_CODES,
+    MESSAGE_LIMIT,
+    cause_rank,
+    class_of_exit_code,
+    short,
+    signal_meaning,
+    user_exception,
+)
+
+# The report's class: a fault class of the shared taxonomy (tandem.faults), or "none" for a pod that finished.
 FaultClass = Literal["interconnect", "device", "node", "oom", "storage", "user", "unknown", "none"]
 CLASSES: tuple[FaultClass, ...] = ("interconnect", "device", "node", "oom", "storage", "user", "unknown", "none")
-
-# The launcher's exit code says the class even when the termination message is lost. 1 stays
-# "unknown" (Python's own exit code for an unhandled exception) and 2 "user" (argparse's usage error).
-EXIT_CODES: dict[FaultClass, int] = {
-    "none": 0,
-    "unknown": 1,
-    "user": 2,
-    "interconnect": 3,
-    "device": 4,
-    "oom": 5,
-    "node": 6,
-    "storage": 7,
-}
-MESSAGE_LIMIT = 1000  # Kubernetes keeps at most 4096 bytes of a container's termination message.
 
 
 class FaultError(Exception):
@@ -67,78 +66,6 @@ class Fault:
             step=data.get("step"),
             time=data.get("time"),
         )
-
-
-# (class, reason, pattern): the first match wins, so specific signatures come before generic ones.
-# Device OOM before everything: an OOM inside a collective mentions HCCL/NCCL too.
-SIGNATURES: tuple[tuple[FaultClass, str, re.Pattern[str]], ...] = tuple(
-    (cls, reason, re.compile(pattern, re.IGNORECASE))
-    for cls, reason, pattern in [
-        ("oom", "DeviceOOM", r"(CUDA|NPU|HIP|XPU) (error: )?out of memory"),
-        ("oom", "HostOOM", r"DefaultCPUAllocator: (can't allocate|not enough) memory|Cannot allocate memory"),
-        # A kernel's assertion on bad input (labels out of range): the program's bug, though CUDA reports it; no
-        # network or hardware fault causes one, so it beats the timeouts it leaves on the other ranks.
-        ("user", "DeviceSideAssert", r"device-side assert(ion)? triggered"),
-        ("interconnect", "CollectiveTimeout", r"Watchdog caught collective operation timeout"),
-        ("interconnect", "HcclSocketTimeout", r"\bEI0006\b|Getting socket times out"),
-        ("interconnect", "HcclExecTimeout", r"\bEI0002\b|Notify register times out|hccl fftsplus task timeout"),
-        ("interconnect", "HcclLinkError", r"\bEI00(0[0-9]|1[0-9])\b|\bEJ0001\b|\bHCCS\b|\bRoCE\b"),
-        ("interconnect", "NcclRemoteError", r"ncclRemoteError|remote process exited or there was a network error"),
-        ("interconnect", "NcclSystemError", r"ncclSystemError|unhandled system error"),
-        ("interconnect", "NcclError", r"ncclInternalError|ncclUnhandledCudaError|NCCL error|NCCL communicator"),
-        ("interconnect", "HcclError", r"HCCL error|HCCL function error|Hccl\w+, error code|DIST call hccl api"),
-        # The checkpoint volume (strerror texts of glibc, and torch's own words when a write fails): after the
-        # collective libraries (NCCL's /dev/shm running full is its "unhandled system error"), before the
-        # generic timeouts and lost peers that a rank stuck on a dead NFS server makes the others show.
-        ("storage", "DiskFull", r"No space left on device|\bENOSPC\b"),
-        ("storage", "QuotaExceeded", r"Disk quota exceeded|\bEDQUOT\b"),
-        ("storage", "ReadOnlyVolume", r"Read-only file system|\bEROFS\b"),
-        ("storage", "StaleFileHandle", r"Stale (NFS )?file handle|\bESTALE\b"),
-        ("storage", "WriteFailed", r"PytorchStreamWriter failed writing file|unexpected pos \d+ vs \d+"),
-        ("storage", "VolumeIOError", r"write\(\): fd \d+ failed with Input/output error"),
-        ("storage", "CheckpointUnreadable", r"\bCheckpointUnreadable\b"),
-        ("interconnect", "CollectiveTimeout", r"Timed out waiting \d+ms|Socket Timeout|collective.*timed out"),
-        ("interconnect", "PeerConnectionLost", r"Connection (closed|reset) by peer|Broken pipe"),
-        ("device", "EccError", r"uncorrectable ECC error|ECC_UNCORRECTABLE"),
-        ("device", "Xid", r"\bXid\b"),
-        ("device", "NpuError", r"ERR00100 PTA call acl api failed|NPU function error|aicore.*(error|time)"),
-        ("device", "CudaError", r"CUDA error|CUDA driver|cudaError"),
-        ("user", "TorchNpuMissing", r"No module named 'torch_npu'"),
-    ]
-)
-
-# How unlikely a reason is to be the root cause among the ranks' faults (higher = less likely; any
-# other reason is 0). A rank waiting in a collective (1) is waiting for another rank: any fault that
-# explains why wins. A lost peer connection (2) is what a rank sees *because* another rank died first.
-REASON_RANK = {"CollectiveHang": 1, "PeerConnectionLost": 2}
-
-
-def classify_text(text: str) -> tuple[FaultClass, str] | None:
-    for cls, reason, pattern in SIGNATURES:
-        if pattern.search(text):
-            return cls, reason
-    return None
-
-
-def excerpt(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """The part of a long error that names the fault: from the line of the first signature on."""
-    for _, _, pattern in SIGNATURES:
-        match = pattern.search(text)
-        if match:
-            start = text.rfind("\n", 0, match.start()) + 1
-            text = text[start:]
-            break
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_USER_EXCEPTIONS = frozenset(
-    {
-        "ValueError", "TypeError", "KeyError", "IndexError", "AttributeError", "NameError",
-        "AssertionError", "ZeroDivisionError", "NotImplementedError", "ImportError",
-        "ModuleNotFoundError", "SyntaxError", "ValidationError", "UnicodeDecodeError",
-    }
-)  # fmt: skip
 
 
 # errno -> reason of the storage faults that name the volume wherever they were raised.
@@ -200,46 +127,52 @@ def checkpoint_unreadable(detail: str) -> FaultError:
 
 
 def classify_exception(exc: BaseException, checkpoint_dir: str | None = None) -> tuple[FaultClass, str, str]:
-    """(class, reason, message) of an exception raised in a worker; `checkpoint_dir` (the volume's mount) makes
-    an I/O error or a missing folder there a storage fault."""
+    """(class, reason, message) of an exception raised in a worker or the launcher; `checkpoint_dir` (the volume's
+    mount) makes an I/O error or a missing folder there a storage fault. The exception is judged as its traceback
+    reads in a pod's log (tandem.faults.read_log), so the operator gives the same class for the same evidence;
+    only what a log cannot show comes first: a class the runtime already knows and the errno of a storage fault."""
     if isinstance(exc, FaultError):
-        return exc.cls, exc.reason, excerpt(str(exc))
-    names = [t.__name__ for t in type(exc).__mro__]
+        return exc.cls, exc.reason, short(str(exc))
     text = f"{type(exc).__name__}: {exc}"
     storage = storage_reason(exc, checkpoint_dir)
     if storage:
-        return "storage", storage, excerpt(text)
-    found = classify_text(text)
-    if found:
-        return found[0], found[1], excerpt(text)
-    if "OutOfMemoryError" in names or "MemoryError" in names:
-        return "oom", "DeviceOOM" if "OutOfMemoryError" in names else "HostOOM", excerpt(text)
-    if "DistBackendError" in names or "DistNetworkError" in names or "DistStoreError" in names:
-        return "interconnect", "CollectiveError", excerpt(text)
-    if names[0] in ("ModuleNotFoundError", "ImportError"):
-        return "user", "ImportError", excerpt(text)
-    if any(name in _USER_EXCEPTIONS for name in names):
-        return "user", "PythonException", excerpt(text)
-    if "OSError" in names:
-        return "unknown", "IOError", excerpt(text)
-    return "unknown", type(exc).__name__, excerpt(text)
+        return "storage", storage, short(text)
+    names = [t.__name__ for t in type(exc).__mro__]
+    reading = read_log("".join(traceback.format_exception(exc)))
+    if reading is None or reading.rule == UNEXPLAINED:
+        # No table entry and no user frame explains it: its type does, as far as the log could name it (a user
+        # exception's subclass keeps its base's meaning here, where a log shows only the subclass's name).
+        user = user_exception(names)
+        if user:
+            return "user", user, short(text)
+        return "unknown", "IOError" if "OSError" in names else names[0], short(text)
+    # The message: from the line of the exception's own text that decided, else the exception's first line.
+    own = read_log(text)
+    message = own.message if own is not None and own.rule in DECIDED_BY_TABLE else text
+    return reading.fault_class.value, reading.reason, short(message)
 
 
-def classify_exit(returncode: int) -> tuple[FaultClass, str, str]:
-    """A worker that died without writing a report: all that is left is how it exited."""
+def classify_text(text: str) -> tuple[FaultClass, str] | None:
+    """(class, reason) of an error text, as the shared table reads it; None when it holds no evidence."""
+    reading = read_log(text)
+    return None if reading is None else (reading.fault_class.value, reading.reason)
+
+
+def classify_exit(returncode: int, oom_killed: bool = False) -> tuple[FaultClass, str, str]:
+    """A worker that died without writing a report: all that is left is how it exited, and whether the kernel's
+    OOM killer struck in the pod's memory cgroup meanwhile (`oom_killed`)."""
     if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        if -returncode == signal.SIGKILL:
-            return "oom", "OOMKilled", "worker killed by SIGKILL (the kernel's OOM killer is the usual sender)"
-        if -returncode in (signal.SIGTERM, signal.SIGINT):
-            return "node", "Terminated", f"worker stopped by {name}"
-        return "unknown", "Crashed", f"worker died of {name}"
-    for cls, code in EXIT_CODES.items():
-        if code == returncode and cls != "none":
-            return cls, "ExitCode", f"worker exited with code {returncode} and left no report"
+        if -returncode == signal.SIGKILL and oom_killed:
+            return "oom", "OOMKilled", "worker killed by the kernel's OOM killer (the pod's memory cgroup counted one)"
+        cls, reason, name = signal_meaning(-returncode)
+        if reason == "Killed":
+            return cls.value, reason, f"worker killed by {name}; the pod's memory cgroup counted no OOM kill"
+        if reason == "Terminated":
+            return cls.value, reason, f"worker stopped by {name}"
+        return cls.value, reason, f"worker died of {name}"
+    cls = class_of_exit_code(returncode)
+    if cls is not None and returncode != EXIT_CODES["unknown"]:
+        return cls.value, "ExitCode", f"worker exited with code {returncode} and left no report"
     return "unknown", "ExitCode", f"worker exited with code {returncode} and left no report"
 
 
@@ -250,7 +183,7 @@ def root_cause(faults: Iterable[Fault]) -> Fault | None:
         return None
     return min(
         failed,
-        key=lambda f: (REASON_RANK.get(f.reason, 0), f.time if f.time is not None else float("inf"), f.rank or 0),
+        key=lambda f: (cause_rank(f.cls, f.reason), f.time if f.time is not None else float("inf"), f.rank or 0),
     )
 
 

@@ -149,12 +149,14 @@ def oom_error(flavor: str, local_rank: int) -> BaseException:
 
 def device_error(flavor: str, rank: int, local_rank: int) -> BaseException:
     if flavor == "npu":
-        # Shape of https://github.com/vllm-project/vllm-ascend/issues/1443 (device synchronise failure).
+        # Shape of https://github.com/vllm-project/vllm-ascend/issues/8186 (the NPU lost its heartbeat mid-run).
         return RuntimeError(
             "npuSynchronizeDevice:build/CMakeFiles/torch_npu.dir/compiler_depend.ts:479 NPU function error: "
-            "AclrtSynchronizeDeviceWithTimeout, error code is 507048\n"
+            "AclrtSynchronizeDeviceWithTimeout, error code is 507010\n"
             f"[ERROR] {_stamp()} (PID:{os.getpid()}, Device:{local_rank}, RankID:{rank}) ERR00100 PTA call "
-            "acl api failed"
+            "acl api failed\n"
+            "[Error]: The task scheduler loses the heartbeat.\n"
+            f"Device[{local_rank}] lost heartbeat.[FUNC:SyncTask][FILE:direct_hwts_engine.cc][LINE:407]"
         )
     # Shape of https://github.com/vllm-project/vllm/issues/5222 and huggingface/accelerate#1192.
     return RuntimeError(

@@ -170,13 +170,33 @@ def supervise(
     return exits
 
 
+# The pod's memory cgroup: cgroup v2 counts OOM kills in memory.events, v1 in memory.oom_control.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def oom_kills(root: Path = CGROUP_ROOT) -> int | None:
+    """How many processes the kernel's OOM killer has killed in this container's memory cgroup; None when the
+    count cannot be read (no cgroup file system, another layout)."""
+    for path in (root / "memory.events", root / "memory" / "memory.oom_control"):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+    return None
+
+
 def collect(
-    exits: list[Exit], report_dir: Path, resume: int | None = None
+    exits: list[Exit], report_dir: Path, resume: int | None = None, oom_killed: bool = False
 ) -> tuple[list[Fault], int | None, int | None, bool]:
     """Faults of every rank (reports, or the exit status of a rank that left none), the last step, the
     checkpoint the ranks resumed from (`resume`, the launcher's choice, unless a report says: a rejected
     checkpoint falls back to an older one or, with checkpoint.onUnreadable=scratch, to None) and whether
-    every rank finished."""
+    every rank finished. `oom_killed`: the OOM killer struck in the pod's memory cgroup while the workers ran,
+    so a worker that died of SIGKILL was its victim."""
     faults: list[Fault] = []
     steps: list[int] = []
     resumed, told = resume, False
@@ -190,7 +210,7 @@ def collect(
         elif ex.killed_by_us:
             continue  # stopped because another rank failed: not a fault of its own
         else:
-            cls, reason, message = classify_exit(ex.returncode)
+            cls, reason, message = classify_exit(ex.returncode, oom_killed=oom_killed)
             fault = Fault(cls, reason, message, rank=ex.rank, time=ex.at)
         faults.append(fault)
         if fault.step is not None:
@@ -223,8 +243,11 @@ def run(env: Mapping[str, str]) -> int:
         term_path = contract.termination_log
         token_file, resume = prepare(contract, env.get("TANDEM_ATTEMPT_TOKEN", ""))
         with tempfile.TemporaryDirectory(prefix="tandem-reports-") as tmp:
+            kills_before = oom_kills()
             exits = supervise(contract, env, token_file, resume, Path(tmp))
-            faults, step, resumed, finished = collect(exits, Path(tmp), resume)
+            kills_after = oom_kills()
+            oom_killed = kills_before is not None and kills_after is not None and kills_after > kills_before
+            faults, step, resumed, finished = collect(exits, Path(tmp), resume, oom_killed)
         message = make_message(
             root_cause(faults),
             step=step,

@@ -13,7 +13,7 @@ from processes import free_port
 
 from tandem.runtime.config import contract_from_env
 from tandem.runtime.faults import Fault, root_cause
-from tandem.runtime.launcher import Exit, collect, worker_env
+from tandem.runtime.launcher import Exit, collect, oom_kills, worker_env
 from tandem.runtime.metrics import Metrics
 from tandem.runtime.worker import report_path
 
@@ -31,11 +31,27 @@ def test_collect_prefers_reports_and_ignores_ranks_the_launcher_stopped(tmp_path
     ]
     faults, step, resumed, finished = collect(exits, tmp_path)
     assert [(f.rank, f.cls, f.reason) for f in faults] == [
-        (1, "oom", "OOMKilled"),
+        (1, "unknown", "Killed"),
         (2, "interconnect", "HcclExecTimeout"),
     ]
     assert (step, resumed, finished) == (7, 4, False)
-    assert root_cause(faults).rank == 2  # its fault began first (t=5.0)
+    # EI0002 is a rank that waited for a peer (a symptom); the rank that died unexplained ranks above it, though the
+    # timeout fired first (tandem.faults.taxonomy.cause_rank, the same order as the operator's).
+    assert root_cause(faults).rank == 1
+    # The pod's memory cgroup counted an OOM kill while the workers ran: the SIGKILL was the OOM killer's.
+    faults, *_ = collect(exits, tmp_path, oom_killed=True)
+    assert (faults[0].rank, faults[0].cls, faults[0].reason) == (1, "oom", "OOMKilled")
+    assert root_cause(faults).rank == 1
+
+
+def test_oom_kills_are_read_from_the_memory_cgroup(tmp_path: Path) -> None:
+    assert oom_kills(tmp_path) is None  # no cgroup file system: unknown, not zero
+    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n")
+    assert oom_kills(tmp_path) == 2  # cgroup v2
+    v1 = tmp_path / "v1"
+    (v1 / "memory").mkdir(parents=True)
+    (v1 / "memory" / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 5\n")
+    assert oom_kills(v1) == 5  # cgroup v1
 
 
 def test_collect_success_needs_every_rank(tmp_path: Path) -> None:

@@ -111,10 +111,11 @@ def test_the_users_wrapper_around_a_library_error_is_judged_by_its_cause() -> No
         FaultClass.INTERCONNECT, "NcclRemoteError", expected, "log-tail", node="n1")
 
 
-def test_hardware_words_that_no_library_printed_do_not_exclude_the_node() -> None:
+def test_hardware_words_that_no_library_printed_prove_no_class() -> None:
+    """Issue 15: device and interconnect need a line the stack printed; the program's own words give unknown."""
     text = "health: 2 CUDA error(s) seen, retrying the batch\nstopping at step 13"
     found = classify_pod(failed(1, "Error", text), node(), [])
-    assert found == Classification(FaultClass.DEVICE, "CudaError", text, "log-tail", node="n1", confident=False)
+    assert found == Classification(FaultClass.UNKNOWN, "CudaError", text, "log-tail", node="n1")
     assert not found.excludes_node
 
 
@@ -123,7 +124,7 @@ def test_the_drivers_own_line_beats_the_users_exception() -> None:
     xid = next(e["text"] for e in LOG_TAILS if e["id"] == "gpu-xid-79-fallen-off-bus").strip()
     found = classify_pod(failed(1, "Error", f"{USER_FRAMES}{xid}"), node(), [])
     from_the_xid_line = xid.split("\n", 2)[2]
-    assert found == Classification(FaultClass.DEVICE, "Xid", from_the_xid_line, "log-tail", node="n1")
+    assert found == Classification(FaultClass.DEVICE, "GpuLost", from_the_xid_line, "log-tail", node="n1")
     assert found.excludes_node
 
 

@@ -110,9 +110,8 @@ def test_only_strong_evidence_against_a_node_excludes_it() -> None:
                        checkpoint_step=100, node="ascend-1"))
     printed = "health: 2 CUDA error(s) seen, retrying the batch\nstopping at step 13"
     weak = find_attempt_fault(running(), [failed(0, printed), chip_free(1)], NODES, {}, NOW)
-    assert weak == AttemptFault(fault(0, "device", "CudaError", printed),
-                                Classification(FaultClass.DEVICE, "CudaError", printed, "log-tail", node="ascend-0",
-                                               confident=False))
+    assert weak == AttemptFault(fault(0, "unknown", "CudaError", printed),
+                                Classification(FaultClass.UNKNOWN, "CudaError", printed, "log-tail", node="ascend-0"))
     assert not weak.excludes_node
     peer = report("interconnect", "PeerConnectionLost", "Connection reset by peer")
     symptom = find_attempt_fault(running(), [failed(0, peer, 3), chip_free(1)], NODES, {}, NOW)

@@ -1,0 +1,154 @@
+"""A log as lines of evidence (docs/design.md#fault-classes): the prefixes launchers put in front of each line
+taken off, the level each line was logged at, whether the library or the driver printed it, and the Python
+exceptions that ended its tracebacks. Pure functions over text; text that is not what it should be gives fewer
+lines of evidence, never an exception."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# What launchers and log collectors put in front of each line: "[rank3]: ", "[80746] ", "(train pid=8464) ",
+# "(Worker_TP1 pid=..) ", srun's "15: ", vLLM's "ERROR 07-08 19:23:04 [engine.py:458] ", grep's "x.log:5739:",
+# docker build's "90.61 ".
+_PREFIX = re.compile(
+    r"^(?:\s*(?:\[rank\d+\]:|\[\d+\](?= )|\([^()\n]*pid=\d+[^()\n]*\)|\d{1,5}:(?= )"
+    r"|(?:ERROR|WARNING|INFO|DEBUG|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[^\]]*\]"
+    r"|[\w .-]+\.log:\d+:|\d+\.\d+(?= )))+ ?",
+    re.IGNORECASE,
+)
+# The level a line was logged at: the first level word in its first 120 characters ("[INFO]", "NCCL INFO",
+# glog's "I1228 03:09:48", " - INFO - ", "INFO:root:", "[E ProcessGroupNCCL.cpp", "E0818 16:33:56").
+_LEVEL = re.compile(
+    r"(?:^|[\s\[(|:,-])(ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE|CRITICAL|FATAL"
+    r"|[EWIF]\d{4}(?= \d\d:)|[EWIF](?= \w+\.\w+:\d+))"
+    r"(?=[\s\]:),|-]|$)"
+)
+_QUIET = frozenset({"INFO", "DEBUG", "TRACE"})
+# A line that the library or the driver printed, not the user: a C++ source location (c10d's glog lines,
+# "NCCL error in: .../NCCLUtils.hpp:268", torch_npu's "OpParamMaker.cpp:281" and "compiler_depend.ts:25", CANN's
+# "[FILE:log_inner.cpp][LINE:161]"), NCCL's own words (its version, its result codes, WorkNCCL(...), NCCL WARN),
+# CANN's error codes ("EI0006: [PID: ...", "ERR00100 PTA call acl api failed", "[ERROR] HCCL(...)"), the NVIDIA
+# kernel driver ("NVRM: Xid ..."), and the trailer c10 prints under every CUDA error.
+_LIBRARY = re.compile(
+    r"\.(?:cpp|cc|cu|cuh|hpp|h|c):\d+|compiler_depend\.ts:\d+|\[FILE:\w+\.\w+\]"
+    r"|\bNCCL (?:WARN|INFO)\b|NCCL version \d|\bnccl[A-Z]\w+|\bWorkNCCL\("
+    r"|(?:^|\s)E[A-Z\d]\d{4}[:\[ ]|\bERR\d{5}\b|\[ERROR\] (?:HCCL|HCCP|RUNTIME|ASCENDCL|DRV)\(|\bNVRM: "
+    r"|CUDA kernel errors might be asynchronously reported"
+    r"|RTS_HWTS:|Exception info:TGID=|\berror code=0x[0-9a-f]+|\bTHCudaCheck FAIL"
+)
+# How far below a signature the library's trailer may stand ("RuntimeError: CUDA error: ..." + 3 lines of c10).
+TRAILER_LINES = 3
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int  # 0-based, in the whole text
+    raw: str
+    text: str  # without the launchers' prefixes
+    level: str | None  # the level word it was logged at, when it shows one
+
+    @property
+    def evidence(self) -> bool:
+        """Does the line carry an error? INFO and DEBUG output only describes; it never classifies."""
+        return self.level not in _QUIET
+
+    @property
+    def library(self) -> bool:
+        return bool(_LIBRARY.search(self.text))
+
+
+def _level(raw: str) -> str | None:
+    match = _LEVEL.search(raw[:120])
+    if not match:
+        return None
+    word = match.group(1)
+    if (word[0] in "EWIF" and word[1:].isdigit()) or len(word) == 1:
+        return {"E": "ERROR", "W": "WARNING", "I": "INFO", "F": "FATAL"}[word[0]]
+    return word
+
+
+def lines_of(text: str) -> list[Line]:
+    return [Line(n, raw, _PREFIX.sub("", raw).rstrip(), _level(raw)) for n, raw in enumerate(text.splitlines())]
+
+
+def library_near(lines: list[Line], index: int) -> bool:
+    """Did the library print the line at `index`, or the trailer just under it?"""
+    return any(line.library for line in lines[index : index + 1 + TRAILER_LINES])
+
+
+# --- Python tracebacks --------------------------------------------------------------------------------------------
+
+_EXCEPTION_LINE = re.compile(
+    r"^((?:[A-Za-z_]\w*\.)*([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Warning)))(?::(.*))?$")
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+_FRAME_LINE = re.compile(r'^\s*File "([^"]*)", line \d+')
+_CARETS = re.compile(r"^\s*[~^]+\s*$")
+# Frames of installed code (the interpreter, torch, torch_npu, any pip package, CANN's Python) rather than the job's.
+_LIBRARY_PATH = re.compile(r"site-packages|dist-packages|/lib(?:64)?/python\d|<frozen |/torch(?:_npu)?/|\\lib\\")
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An exception that ended a Python traceback in a log."""
+
+    name: str  # the exception's class name, without its module
+    line: str
+    frame: str  # the innermost frame ("File ..., line N, in f"), where it was raised; "" when the log lost it
+    code: str  # that frame's source line
+    index: int  # the exception line's number in the log
+    cause: Raised | None = None  # the exception this one replaced in a chain
+    end: int = 0  # the number of the first line after its message (which may continue on several lines)
+
+    @property
+    def raised_by_user(self) -> bool:
+        """A `raise` statement in the job's own code threw it (not torch, not a C++ extension under it)."""
+        match = _FRAME_LINE.match(self.frame)
+        return bool(match) and not _LIBRARY_PATH.search(match.group(1)) and self.code.startswith("raise")
+
+    @property
+    def root(self) -> Raised:
+        return self.cause.root if self.cause else self
+
+
+def _message_end(lines: list[Line], start: int) -> int:
+    """Where an exception's message ends: at the next traceback, frame or chain marker, or the end of the log."""
+    for line in lines[start + 1 :]:
+        text = line.text
+        if ("Traceback (most recent call last)" in text or _FRAME_LINE.match(text)
+                or any(marker in text for marker in _CHAINED)):
+            return line.number
+    return lines[-1].number + 1 if lines else start + 1
+
+
+def raised_in(lines: list[Line]) -> list[Raised]:
+    """The exceptions that ended Python tracebacks, oldest first; one that a later exception in the same chain
+    replaced is that exception's `cause`. Works without the "Traceback" header, which a log tail cut at 80 lines
+    has often lost: an exception line is an unindented "Name: message" after a frame or a code line, or a line of
+    its own at the very start of the text."""
+    found: list[Raised] = []
+    previous, frame, code = "", "", ""
+    previous_in_frame = False
+    cause: Raised | None = None
+    for line in lines:
+        text = line.text
+        if not text.strip():
+            continue
+        if any(marker in text for marker in _CHAINED):
+            cause = found.pop() if found else cause
+            previous = text
+            continue
+        in_frame = False
+        if _FRAME_LINE.match(text):
+            frame, code, in_frame = text.strip(), "", True
+        elif frame and not code and not _CARETS.match(text) and not _EXCEPTION_LINE.match(text):
+            code, in_frame = text.strip(), True
+        match = _EXCEPTION_LINE.match(text)
+        after_traceback = (previous[:1] in (" ", "\t", "│", "╰", "|") or "Traceback (most recent call last)" in previous
+                           or previous_in_frame or (not previous and not found))
+        if match and not match.group(2).endswith("Warning") and after_traceback:
+            end = _message_end(lines, line.number)
+            found.append(Raised(match.group(2), text, frame, code, line.number, cause, end))
+            frame, code, cause = "", "", None
+        previous, previous_in_frame = text, in_frame
+    return found
