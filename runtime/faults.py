@@ -25,7 +25,6 @@ from tandem.faults.taxonomy import (
     class_of_exit_code,
     short,
     signal_meaning,
-    user_exception,
 )
 
 # The report's class: a fault class of the shared taxonomy (tandem.faults), or "none" for a pod that finished.
@@ -137,15 +136,11 @@ def classify_exception(exc: BaseException, checkpoint_dir: str | None = None) ->
     storage = storage_reason(exc, checkpoint_dir)
     if storage:
         return "storage", storage, short(text)
-    names = [t.__name__ for t in type(exc).__mro__]
     reading = read_log("".join(traceback.format_exception(exc)))
     if reading is None or reading.rule == UNEXPLAINED:
-        # No table entry and no user frame explains it: its type does, as far as the log could name it (a user
-        # exception's subclass keeps its base's meaning here, where a log shows only the subclass's name).
-        user = user_exception(names)
-        if user:
-            return "user", user, short(text)
-        return "unknown", "IOError" if "OSError" in names else names[0], short(text)
+        # No table entry, no user frame and no user exception type explains it: unknown, named by its type, as the
+        # operator names it (what only the runtime could see, a base class, would make the two sides disagree).
+        return "unknown", type(exc).__name__, short(text)
     # The message: from the line of the exception's own text that decided, else the exception's first line.
     own = read_log(text)
     message = own.message if own is not None and own.rule in DECIDED_BY_TABLE else text

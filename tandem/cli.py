@@ -41,32 +41,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
+    from tandem.classify_command import run
 
-    import yaml
-
-    from tandem.operator.classify import classify_log, classify_pod
-
-    path = args.pod if args.pod is not None else args.log
-    text = Path(path).read_text(errors="replace") if path not in (None, "-") else sys.stdin.read()
-    if args.pod is None:
-        print(json.dumps(classify_log(text).to_json()))
-        return 0
-    try:  # kubectl's -o json, or -o yaml
-        obj = json.loads(text)
-    except ValueError:
-        try:
-            obj = yaml.safe_load(text)
-        except yaml.YAMLError:
-            obj = None
-    pods = obj.get("items") if isinstance(obj, dict) and obj.get("kind") == "List" else [obj]
-    if not isinstance(pods, list) or not all(isinstance(p, dict) for p in pods) or not pods:
-        print("tandem classify: expected a Pod as JSON or YAML (kubectl get pod NAME -o json)", file=sys.stderr)
-        return 2
-    for pod in pods:
-        print(json.dumps(classify_pod(pod, None, []).to_json()))
-    return 0
+    return run(args.log, args.pod, args.explain)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,11 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where the report goes: loss curve, timeline, recovery times, logs (default: demo-report)")
     demo.add_argument("--fast", action="store_true", help="the same story, shorter (for the tests)")
     demo.set_defaults(func=_demo)
-    classify = sub.add_parser("classify", help="why did a pod fail? classify a log tail or a Pod object")
+    classify = sub.add_parser("classify", help="why did a pod fail? classify a log or a Pod object")
     source = classify.add_mutually_exclusive_group()
-    source.add_argument("--log", metavar="FILE", help="a log tail (default: stdin)")
+    source.add_argument("--log", metavar="FILE|DIR",
+                        help="a log: a tail or a whole `kubectl logs` output, or a folder of rank logs, one file per "
+                             "rank (default: stdin)")
     source.add_argument("--pod", metavar="POD.json", nargs="?", const="-",
                         help="a Pod as `kubectl get pod NAME -o json` prints it (no FILE or -: stdin)")
+    classify.add_argument("--explain", action="store_true",
+                          help="add which source and which signature-table entry decided, and what else matched")
     classify.set_defaults(func=_classify)
     return parser
 

@@ -21,7 +21,7 @@ _PREFIX = re.compile(
 # glog's "I1228 03:09:48", " - INFO - ", "INFO:root:", "[E ProcessGroupNCCL.cpp", "E0818 16:33:56").
 _LEVEL = re.compile(
     r"(?:^|[\s\[(|:,-])(ERROR|ERR|WARNING|WARN|INFO|DEBUG|TRACE|CRITICAL|FATAL"
-    r"|[EWIF]\d{4}(?= \d\d:)|[EWIF](?= \w+\.\w+:\d+))"
+    r"|[EWIF]\d{3,4}(?= \d\d:)|[EWIF](?= \w+\.\w+:\d+))"
     r"(?=[\s\]:),|-]|$)"
 )
 _QUIET = frozenset({"INFO", "DEBUG", "TRACE"})
@@ -112,11 +112,12 @@ class Raised:
 
 
 def _message_end(lines: list[Line], start: int) -> int:
-    """Where an exception's message ends: at the next traceback, frame or chain marker, or the end of the log."""
+    """Where an exception's message ends: at the next traceback, frame or chain marker, an empty line, or a line
+    logged at a level of its own (another logger's line, not the message going on)."""
     for line in lines[start + 1 :]:
         text = line.text
-        if ("Traceback (most recent call last)" in text or _FRAME_LINE.match(text)
-                or any(marker in text for marker in _CHAINED)):
+        if (not text.strip() or line.level is not None or "Traceback (most recent call last)" in text
+                or _FRAME_LINE.match(text) or any(marker in text for marker in _CHAINED)):
             return line.number
     return lines[-1].number + 1 if lines else start + 1
 

@@ -77,11 +77,16 @@ class Reading:
     matches: tuple[Match, ...] = ()
     exception: Raised | None = None
     rule: int = 0  # the step of the module's order that decided
+    entry: Match | None = None  # the table entry that decided, if one did
 
     def explain(self) -> dict[str, object]:
+        sig = self.entry.signature if self.entry else None
         return {
             "decidedBy": self.decided_by,
             "rule": self.rule,
+            "entry": ({"id": sig.id, "class": sig.fault_class.value, "reason": sig.reason, "vendor": sig.vendor,
+                       "strength": sig.strength, "source": sig.source, "note": sig.note,
+                       "table": "tandem/faults/signatures.yaml"} if sig else None),
             "exception": ({"name": self.exception.name, "line": self.exception.index + 1,
                            "raisedByUser": self.exception.raised_by_user, "frame": self.exception.frame}
                           if self.exception else None),
@@ -131,8 +136,9 @@ def _origin(raised: list[Raised]) -> Raised | None:
 
 
 def _carries_a_match(origin: Raised, found: list[Match]) -> bool:
-    """Does a table entry match the exception's own message (its line and the lines it continues on)?"""
-    return any(origin.index <= m.line.number < origin.end for m in found)
+    """Does the exception's own message (its line and the lines it continues on) carry the library's text: a
+    strong entry, or any entry on a line the library printed? Words of the user's own prove nothing."""
+    return any(origin.index <= m.line.number < origin.end and (m.signature.strong or m.library) for m in found)
 
 
 def _from_line(lines: list[Line], index: int) -> str:
@@ -141,7 +147,7 @@ def _from_line(lines: list[Line], index: int) -> str:
 
 def _by_match(lines: list[Line], match: Match, rule: int, found: list[Match], origin: Raised | None) -> Reading:
     return Reading(match.fault_class, match.reason, _from_line(lines, match.line.number),
-                   f"signature {match.describe()}", tuple(found), origin, rule)
+                   f"signature {match.describe()}", tuple(found), origin, rule, match)
 
 
 def read_log(text: str) -> Reading | None:

@@ -134,7 +134,9 @@ def test_a_quota_that_refuses_a_pod_is_said_in_the_status_and_retried_with_backo
 
     def refused() -> dict[str, Any] | None:
         status = custom.get_namespaced_custom_object(GROUP, VERSION, "tight", PLURAL, "squeezed").get("status", {})
-        return next((c for c in status.get("conditions", []) if c["type"] == "Reconciled"), None)
+        # An earlier reconcile (admission, the first pod) may have said Reconciled=True before the refused create.
+        return next((c for c in status.get("conditions", []) if c["type"] == "Reconciled" and c["status"] == "False"),
+                    None)
 
     condition = wait_for(refused, timeout=30, what="the refusal in the job's status")
     assert condition["reason"] == "CreateRefused" and condition["status"] == "False"

@@ -123,7 +123,7 @@ def test_exception_types_and_user_errors() -> None:
     assert classify_exception(ModuleNotFoundError("No module named 'mylib'"))[:2] == ("user", "ImportError")
     assert classify_exception(ModuleNotFoundError("No module named 'torch_npu'"))[:2] == ("user", "TorchNpuMissing")
     assert classify_exception(KeyError("input_ids"))[:2] == ("user", "PythonException")
-    assert classify_exception(OSError(5, "Input/output error"))[:2] == ("unknown", "IOError")
+    assert classify_exception(OSError(5, "Input/output error"))[:2] == ("unknown", "OSError")
     assert classify_exception(RuntimeError("CUDA error: out of memory"))[:2] == ("oom", "DeviceOOM")
     assert classify_exception(RuntimeError("something new"))[:2] == ("unknown", "RuntimeError")
 

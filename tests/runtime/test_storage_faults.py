@@ -82,7 +82,7 @@ def test_eio_and_enoent_are_storage_only_on_the_checkpoint_volume() -> None:
     assert classify_exception(eio, checkpoint_dir=root)[:2] == ("storage", "VolumeIOError")
     assert classify_exception(OSError(errno.EIO, "Input/output error", "/data/x"), checkpoint_dir=root)[:2] == (
         "unknown",
-        "IOError",
+        "OSError",
     )
     for missing in (root, "/checkpoints"):  # the folder or the mount above it is gone
         gone = FileNotFoundError(errno.ENOENT, "No such file or directory", missing)

@@ -1,0 +1,88 @@
+"""The operator and the runtime give the same class for the same evidence (issue 15): every public text of the
+corpus and of the log-tail tests through both paths, and real exceptions raised in real frames (the job's own and a
+library's) through the runtime's classify_exception and, as their traceback reads in a pod's log, through the
+operator's classify_log."""
+
+from __future__ import annotations
+
+import errno
+import linecache
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from tandem.operator.classify import classify_log
+from tandem.runtime.faults import classify_exception, classify_text
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "faults"
+TEXTS = [(e["id"], e["text"]) for path in sorted((DATA / "corpus").glob("*.yaml"))
+         for e in yaml.safe_load(path.read_text())]
+TEXTS += [(e["id"], e["text"]) for e in yaml.safe_load((DATA / "log_tails.yaml").read_text())]
+NCCL_REMOTE = ("NCCL error in: /pytorch/torch/csrc/distributed/c10d/NCCLUtils.hpp:268, remote process exited or "
+               "there was a network error, NCCL version 2.21.5\nncclRemoteError: A call failed possibly due to a "
+               "network error or a remote process exiting prematurely.")
+HCCL_SOCKET = ("InnerRunOpApi:torch_npu/csrc/framework/OpParamMaker.cpp:281 OPS function error: HcclAllreduce, error "
+               "code is 6\nEI0006: [PID: 1292363] 2025-04-08-18:07:20.444.436 Getting socket times out. Reason: Remote "
+               "Rank did not send the data in time.")
+
+
+@pytest.mark.parametrize("text", [t for _, t in TEXTS], ids=[i for i, _ in TEXTS])
+def test_the_same_text_gets_the_same_class_on_both_sides(text: str) -> None:
+    operator = classify_log(text)
+    runtime = classify_text(text) or ("unknown", "Unrecognized" if text.strip() else "NoLog")
+    assert (operator.fault_class.value, operator.reason) == runtime
+
+
+def _raised_in(path: str, source: str, scope: dict[str, Any]) -> BaseException:
+    """Run `source` as if it were the file at `path` (the job's own script, or a library under site-packages), and
+    return what it raised, with its real traceback."""
+    linecache.cache[path] = (len(source), None, source.splitlines(keepends=True), path)  # the traceback shows it
+    try:
+        exec(compile(source, path, "exec"), scope)
+    except BaseException as exc:  # the point: whatever it raised
+        return exc
+    raise AssertionError("the source raised nothing")
+
+
+JOB = "/workspace/train.py"
+LIBRARY = "/usr/local/lib/python3.11/site-packages/torch_npu/distributed/fake_collective.py"
+CASES: list[tuple[str, Callable[[], BaseException], tuple[str, str]]] = [
+    ("value-error-in-the-job", lambda: _raised_in(JOB, "raise ValueError('lr must be positive')", {}),
+     ("user", "PythonException")),
+    ("runtime-error-in-the-jobs-own-words", lambda: _raised_in(JOB, "raise RuntimeError('bad batch')", {}),
+     ("user", "PythonException")),
+    ("missing-data-file", lambda: _raised_in(JOB, "open('/data/missing.jsonl')", {}), ("user", "PythonException")),
+    ("key-error-in-a-library", lambda: _raised_in(LIBRARY, "{}['input_ids']", {}), ("user", "PythonException")),
+    ("library-runtime-error", lambda: _raised_in(LIBRARY, "raise RuntimeError('something new')", {}),
+     ("unknown", "RuntimeError")),
+    ("device-oom", lambda: _raised_in(LIBRARY, "raise torch.OutOfMemoryError('NPU out of memory. Tried to allocate "
+                                               "2.00 GiB')", {"torch": torch}), ("oom", "DeviceOOM")),
+    ("nccl-remote-error", lambda: _raised_in(LIBRARY, "raise torch.distributed.DistBackendError(m)",
+                                             {"torch": torch, "m": NCCL_REMOTE}), ("interconnect", "NcclRemoteError")),
+    ("hccl-socket-timeout", lambda: _raised_in(LIBRARY, "raise RuntimeError(m)", {"m": HCCL_SOCKET}),
+     ("interconnect", "HcclSocketTimeout")),
+    ("the-job-re-raised-the-librarys-text", lambda: _raised_in(JOB, "raise RuntimeError(m)", {"m": HCCL_SOCKET}),
+     ("interconnect", "HcclSocketTimeout")),
+    ("the-jobs-wrapper-around-a-library-error", lambda: _raised_in(
+        JOB, "try:\n    raise torch.distributed.DistBackendError(m)\nexcept Exception as e:\n"
+             "    raise ValueError('step failed') from e", {"torch": torch, "m": NCCL_REMOTE}),
+     ("interconnect", "NcclRemoteError")),  # judged by the error it wraps
+    ("enospc-off-the-checkpoint-volume", lambda: OSError(errno.ENOSPC, "No space left on device", "/tmp/x"),
+     ("storage", "DiskFull")),
+    ("a-bare-backend-error", lambda: torch.distributed.DistBackendError("boom"), ("unknown", "DistBackendError")),
+]
+
+
+@pytest.mark.parametrize(("make", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_a_raised_exception_gets_the_same_class_on_both_sides(make: Callable[[], BaseException],
+                                                              expected: tuple[str, str]) -> None:
+    exc = make()
+    runtime = classify_exception(exc)[:2]
+    pod_log = "".join(f"[rank1]: {line}\n" for line in "".join(traceback.format_exception(exc)).splitlines())
+    operator = classify_log(pod_log)
+    assert runtime == (operator.fault_class.value, operator.reason) == expected

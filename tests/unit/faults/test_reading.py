@@ -1,0 +1,179 @@
+"""How a log is read (tandem.faults.reading), case by case: each case is a real text (or real lines joined, the
+source named) and the whole decision: class, reason, the rule of the reading order that decided, and the table
+entry that did (None where no entry decided)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tandem.faults import read_log
+
+NCCL_ROCE_INFO = "node1:5330:7970 [3] NCCL INFO NET/IB : Using [0]mlx5_0:1/RoCE [RO]; OOB eth0:10.0.0.1<0>"
+USER_TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/app/train.py", line 40, in <module>\n'
+    "    main()\n"
+    '  File "/app/train.py", line 31, in main\n'
+    '    raise RuntimeError(f"bad batch at step {step}")\n'
+    "RuntimeError: bad batch at step 7\n"
+)
+LIBRARY_RUNTIME_ERROR = (
+    "Traceback (most recent call last):\n"
+    '  File "/app/train.py", line 40, in <module>\n'
+    "    ds = load_dataset(name)\n"
+    '  File "/usr/lib/python3.11/site-packages/datasets/load.py", line 1820, in load_dataset\n'
+    '    raise RuntimeError("Dataset scripts are no longer supported")\n'
+    "RuntimeError: Dataset scripts are no longer supported\n"
+)
+
+# (id, text, source, (class, reason, rule, entry id))
+CASES = [
+    # --- the issue's false positives: words in output are not evidence ------------------------------------------
+    ("roce-info-above-a-plain-exception", f"{NCCL_ROCE_INFO}\n{LIBRARY_RUNTIME_ERROR}",
+     "https://github.com/NVIDIA/nccl/issues/302 (the INFO line), huggingface/datasets (the exception)",
+     ("unknown", "RuntimeError", 5, None)),
+    ("connection-reset-in-a-download",
+     "Hi, The following error occurred when I downloaded the dataset\uff1a ConnectionResetError: [Errno 104] "
+     "Connection reset by peer", "https://github.com/ondyari/FaceForensics/issues/79",
+     ("unknown", "PeerConnectionLost", 4, "peer-connection-lost")),
+    ("broken-pipe-from-a-dataloader-worker",
+     "Traceback (most recent call last):\n"
+     '  File "D:\\anaconda3\\envs\\yolact\\lib\\multiprocessing\\reduction.py", line 60, in dump\n'
+     "    ForkingPickler(file, protocol).dump(obj)\nBrokenPipeError: [Errno 32] Broken pipe",
+     "https://github.com/dbolya/yolact/issues/663", ("unknown", "PeerConnectionLost", 4, "peer-connection-lost")),
+    ("hardware-words-the-program-printed", "health: 2 CUDA error(s) seen, retrying the batch",
+     "a training script's own print", ("unknown", "CudaError", 4, "cuda-error-generic")),
+    # --- the user: by where it was raised and by its type --------------------------------------------------------
+    ("generic-exception-raised-in-the-jobs-own-code", USER_TRACEBACK, "the issue's user traceback family",
+     ("user", "PythonException", 2, None)),
+    ("user-exception-type-without-a-traceback",
+     "ValueError: Some specified arguments are not used by the HfArgumentParser: ['--adapter_name_or_path']",
+     "https://github.com/hiyouga/LlamaFactory/issues/3334", ("user", "BadArguments", 1, "hf-argument-parser")),
+    ("keyerror-raised-by-the-standard-library",
+     '    File "/home/public/anaconda3/lib/python3.6/os.py", line 669, in getitem\n'
+     "raise KeyError(key) from None\nKeyError: 'RANK'",
+     "https://github.com/STVIR/pysot/issues/48", ("user", "PythonException", 2, None)),
+    ("the-user-raised-the-librarys-own-text",
+     "Traceback (most recent call last):\n"
+     '  File "/app/train.py", line 12, in step\n'
+     "    raise RuntimeError(message)\n"
+     "RuntimeError: InnerRunOpApi:torch_npu/csrc/framework/OpParamMaker.cpp:281 OPS function error: HcclAllreduce, "
+     "error code is 6\n"
+     "EI0006: [PID: 1292363] 2025-04-08-18:07:20.444.436 Getting socket times out. Reason: Remote Rank did not send "
+     "the data in time.", "https://github.com/vllm-project/vllm-ascend/issues/486",
+     ("interconnect", "HcclSocketTimeout", 3, "hccl-socket-timeout")),
+    ("a-user-error-beats-the-timeouts-it-caused",
+     f"{USER_TRACEBACK}[rank0]:[E321 02:07:08.408271257 ProcessGroupNCCL.cpp:607] [Rank 0] Watchdog caught "
+     "collective operation timeout: WorkNCCL(SeqNum=1580, OpType=ALLREDUCE) ran for 600060 milliseconds before "
+     "timing out.", "https://github.com/hiyouga/LlamaFactory/issues/7396 (the timeout)",
+     ("user", "PythonException", 2, None)),
+    ("deepspeed-config-check",
+     "[rank0]: AssertionError: Check batch related parameters. train_batch_size is not equal to micro_batch_per_gpu "
+     "* gradient_acc_step * world_size 8 != 2 * 1 * 1", "https://github.com/deepspeedai/DeepSpeed/issues/6914",
+     ("user", "BadConfig", 1, "deepspeed-batch-config")),
+    ("aclnn-parameter-check",
+     "[PID: 465] 2026-02-09-17:11:34.368.749 AclNN_Parameter_Error(EZ1001): Tensor scale not implemented for "
+     "DT_FLOAT16, should be in dtype support list", "https://github.com/vllm-project/vllm-ascend/issues/6636",
+     ("user", "OperatorParameterError", 1, "aclnn-parameter-error")),
+    ("an-external-service-is-not-the-user",
+     '[rank0]:     raise RuntimeError(f\'Multiple errors: {all_errors}\')\n'
+     "[rank0]: RuntimeError: Multiple errors: [Exception('Server 1 failed: 500, Internal Server Error')]",
+     "https://github.com/modelscope/ms-swift/issues/7228",
+     ("unknown", "ExternalServiceError", 1, "external-service-error")),
+    # --- Ascend without an HCCL keyword ---------------------------------------------------------------------------
+    ("ascend-lost-heartbeat",
+     "[PID: 389] 2026-05-01-10:59:14.702.326 Device_Absent/Abnormal(EL0001): Device not found or invalid.\n"
+     "        Device[1] lost heartbeat.[FUNC:SyncTask][FILE:direct_hwts_engine.cc][LINE:407]",
+     "https://github.com/vllm-project/vllm-ascend/issues/8186", ("device", "DeviceLost", 1, "ascend-device-lost")),
+    ("ascend-memory-before-the-set-device-failure",
+     "[ERROR] aclrtSetDevice(deviceId) failed: 507033 (main.cpp:72)\n"
+     "[ERROR] RecentErrMsg: [PID: 1613532] 2026-03-24-12:14:45.885.234 Memory_Allocation_Failure(EL0004): Failed to "
+     "allocate memory.", "https://github.com/hw-native-sys/PTOAS/pull/341",
+     ("oom", "DeviceOOM", 1, "ascend-memory-alloc-failed")),
+    ("ascend-aicore-exception-from-the-device-dump",
+     "DEVICE[0] PID[358]:\nEXCEPTION STREAM:\n  Message info[0]:RTS_HWTS: aicore exception, slot_id=31, stream_id=3\n"
+     + USER_TRACEBACK.replace("bad batch at step 7", "The Inner error is reported as above."),
+     "https://github.com/hiyouga/LlamaFactory/issues/3670",
+     ("device", "AicoreException", 1, "ascend-aicore-exception")),
+    ("ascend-kernel-bug-named-by-the-device",
+     "EZ9999[PID: 91583] (EZ9999):  The error from device(chipId:0, dieId:0), there is an aicore error exception\n"
+     "       The extend info: errcode:(95) errorStr: The DDR address of the MTE instruction is out of range.",
+     "https://github.com/hw-native-sys/PTOAS/pull/426", ("unknown", "AicoreKernelFault", 1,
+                                                          "ascend-kernel-bug-extend-info")),
+    ("hccl-link-table-root-cause-beats-the-socket-timeout",
+     "[ERROR] HCCL(55694,):2026-06-03-06:04:59.040.451 [hccl_socket_manager.cc:860] [60446][Wait]"
+     "[LinksEstablishCompleted] is failed. ret[9].\n"
+     "EI0006: 2024-08-05-18:15:21.270.506 Getting socket times out.",
+     "https://github.com/vllm-project/vllm-ascend/issues/9872",
+     ("interconnect", "HcclLinkEstablishFailed", 1, "hccl-link-establish")),
+    ("hccp-port-down", "RuntimeError: EJ0002: [PID: 38079] 2025-07-15-12:45:31.202.787 The network port is down.",
+     "https://github.com/vllm-project/vllm-ascend/issues/1815", ("interconnect", "RdmaInitFailed", 1,
+                                                                   "hccp-rdma-port")),
+    # --- NVIDIA -------------------------------------------------------------------------------------------------
+    ("nccl-ib-retry-exceeded",
+     "transport/net_ib.cu:781 WARN NET/IB : Got completion with error 12, opcode 1, len0, vendor err 129",
+     "https://github.com/horovod/horovod/issues/147",
+     ("interconnect", "NcclIbCompletionError", 1, "nccl-ib-completion")),
+    ("nccl-ib-flush-is-only-a-consequence",
+     "ncclRemoteError: A call failed possibly due to a network error or a remote process exiting prematurely.\n"
+     "NET/IB : Got completion from peer 172.21.17.89<38536> with error 5, opcode 48, len 32710, vendor err 249",
+     "https://github.com/deepseek-ai/DeepEP/issues/106", ("interconnect", "NcclRemoteError", 3, "nccl-remote-error")),
+    ("gpu-lost-from-the-bus",
+     "[ 1843.308145] NVRM: The NVIDIA GPU 0000:b3:00.0\n               NVRM: (PCI ID: 10de:26b5) installed in this "
+     "system has\n               NVRM: fallen off the bus and is not responding to commands.",
+     "https://github.com/NVIDIA/NVSentinel/issues/155", ("device", "GpuLost", 1, "gpu-fallen-off-bus")),
+    ("application-xids-prove-nothing",
+     "[Fri Aug 30 11:43:09 2024] NVRM: Xid (PCI:0000:cb:00): 13, pid='<unknown>', name=<unknown>, Graphics SM Warp "
+     "Exception on (GPC 7, TPC 7, SM 0): Illegal Instruction Parameter", "https://github.com/leptonai/gpud/pull/46",
+     ("unknown", "GpuApplicationXid", 1, "gpu-xid")),
+    ("illegal-memory-access-is-not-proof",
+     "RuntimeError: CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be asynchronously "
+     "reported at some other API call", "https://github.com/evo-design/evo/issues/136",
+     ("unknown", "CudaKernelFault", 1, "cuda-illegal-access")),
+    # --- launchers and Kubernetes -------------------------------------------------------------------------------
+    ("torchrun-stopping-its-workers",
+     "WARNING:torch.distributed.elastic.multiprocessing.api:Sending process 3721028 closing signal SIGTERM",
+     "https://github.com/pytorch/pytorch/issues/150916", ("unknown", "WorkerStopped", 5, None)),
+    ("kubelet-eviction-in-kubectl-describe",
+     "Status:         Failed\nReason:         Evicted\nMessage:        The node was low on resource: memory. "
+     "Container trainer was using 1275700Ki, which exceeds its request of 0.",
+     "https://github.com/Greenstand/treetracker-infrastructure/issues/49", ("node", "Evicted", 1, "kubelet-eviction")),
+    ("container-oomkilled-in-kubectl-describe",
+     "    State:          Terminated\n      Reason:       OOMKilled\n      Exit Code:    0",
+     "https://github.com/kubernetes/kubernetes/issues/131530", ("oom", "OOMKilled", 1, "container-oomkilled")),
+    ("command-not-found", "/bin/sh: 1: torchrun: not found", "https://github.com/hiyouga/LlamaFactory/issues/5217",
+     ("user", "CommandNotFound", 1, "command-not-found")),
+]
+
+
+@pytest.mark.parametrize(("text", "source", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_the_whole_decision(text: str, source: str, expected: tuple[str, str, int, str | None]) -> None:
+    reading = read_log(text)
+    assert reading is not None, source
+    decided = (reading.fault_class.value, reading.reason, reading.rule,
+               reading.entry.signature.id if reading.entry else None)
+    assert decided == expected, source
+
+
+@pytest.mark.parametrize("text", ["", "  \n", "epoch 3 loss 1.23\nepoch 4 loss 1.19", NCCL_ROCE_INFO,
+                                  "[INFO] 2024-05-21 HCCL RoCE link up: rank 3 ok"])
+def test_output_without_an_error_holds_no_evidence(text: str) -> None:
+    assert read_log(text) is None
+
+
+def test_the_explanation_names_the_entry_its_source_and_the_other_matches() -> None:
+    text = ("RuntimeError: npuSynchronizeDevice:compiler_depend.ts:479 NPU function error: "
+            "AclrtSynchronizeDeviceWithTimeout, error code is 507010\nDevice[1] lost heartbeat.")
+    explained = read_log(text).explain()
+    assert explained["entry"]["id"] == "ascend-device-lost"
+    assert explained["entry"]["source"].startswith("https://") and explained["rule"] == 1
+    generic = "npu-error-generic (unknown/NpuError, weak, ascend) at line 1"
+    assert any(m.startswith(generic) for m in explained["matches"])
+
+
+def test_a_long_log_reads_in_one_pass() -> None:
+    """A whole `kubectl logs` output: 200k lines of progress, then the fault."""
+    progress = "\n".join(f"[INFO] step {n} loss 1.{n % 97:02d} tokens/s 51234" for n in range(200_000))
+    reading = read_log(progress + "\nEI0006: 2024-08-05 Getting socket times out. Reason: Remote Rank did not send")
+    assert reading is not None and (reading.fault_class.value, reading.reason) == ("interconnect", "HcclSocketTimeout")
+    assert reading.matches[0].line.number == 200_000
