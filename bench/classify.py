@@ -2,11 +2,13 @@
 careful SRE would give, against a naive keyword matcher measured in the same run.
 
 The corpus is every tests/data/faults/corpus/*.yaml: a list of entries {id, vendor, family, class, reason, why,
-source, split, text, ambiguous?}. Each `text` is classified as a log tail by `classify_log`, the very function
-`tandem classify --log` calls, and by `keyword_class`, the baseline below. For the development part, the held-out
-part and both together it prints the corpus size per class and per vendor, a confusion matrix for each classifier
-(rows: the expected class, columns: the predicted one), per-class precision and recall, overall accuracy and the
-ratio of the two accuracies. Pure CPU, no torch; runs in seconds.
+source, split, text, ambiguous?}. Each `text` is classified as a log by `classify_log`, the very function
+`tandem classify --log` calls (the shared table of tandem/faults), and by `keyword_class`, the baseline below.
+Only the development part is tuned on: `--explain-misses` lists its misses and never the held-out part's.
+For the development part, the held-out part and both together it prints the corpus size per class and per
+vendor, a confusion matrix for each classifier (rows: the expected class, columns: the predicted one),
+per-class precision and recall, overall accuracy and the ratio of the two accuracies. Pure CPU, no torch;
+runs in seconds.
 
     .venv/bin/python -P bench/classify.py [--corpus DIR] [--explain-misses]
 """
@@ -263,7 +265,9 @@ def print_misses(split: str, evaluation: Evaluation) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="folder of *.yaml (default: %(default)s)")
-    parser.add_argument("--explain-misses", action="store_true", help="list every text ours got wrong")
+    parser.add_argument("--explain-misses", action="store_true",
+                        help="list every development text ours got wrong (never the held-out part's: only the "
+                             "development part is tuned on)")
     args = parser.parse_args(argv)
     entries = load_corpus(args.corpus)
     if not entries:
@@ -274,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     print("ours = tandem classify --log (tandem.operator.classify.classify_log); baseline = keywords (KEYWORDS)")
     for split in (*SPLITS, "all"):
         evaluations = print_split(split, in_split(entries, split))
-        if args.explain_misses and split != "all":
+        if args.explain_misses and split == "dev":
             print_by_group("family", (), evaluations)
             print_misses(split, evaluations["ours"])
     return 0
