@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from tandem.backends import DEFAULT_BACKEND as SHARED_DEFAULT_BACKEND
+
 # The one definition of the classes, shared with the runtime; re-exported as part of the API.
 from tandem.faults.taxonomy import FaultClass as FaultClass
 
@@ -67,11 +69,7 @@ class Backend(StrEnum):
     GLOO = "gloo"
 
 
-DEFAULT_BACKEND: dict[Accelerator, Backend] = {
-    Accelerator.NPU: Backend.HCCL,
-    Accelerator.GPU: Backend.NCCL,
-    Accelerator.CPU: Backend.GLOO,
-}
+DEFAULT_BACKEND: dict[Accelerator, Backend] = {Accelerator(a): Backend(b) for a, b in SHARED_DEFAULT_BACKEND.items()}
 
 
 def default_backend(accelerator: Accelerator) -> Backend:

@@ -9,17 +9,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tandem.backends import DEFAULT_BACKEND as SHARED_DEFAULT_BACKEND
 from tandem.runtime import ckpt_layout
 from tandem.runtime.faults import FaultError
 from tandem.runtime.plan import MAX_GLOBAL_BATCH  # sequences per optimizer step
 
 Accelerator = Literal["npu", "gpu", "cpu"]
 Backend = Literal["hccl", "nccl", "gloo"]
-DEFAULT_BACKEND: dict[str, Backend] = {"npu": "hccl", "gpu": "nccl", "cpu": "gloo"}
+DEFAULT_BACKEND: dict[str, Backend] = cast(dict[str, Backend], SHARED_DEFAULT_BACKEND)  # the operator's too
 
 # Upper bounds (docs/design.md#training-config): far beyond any real job, low enough that no value can hang or
 # exhaust the launcher (it plans the batch and tokenizes the corpus in memory before any worker starts).
