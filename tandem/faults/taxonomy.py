@@ -95,7 +95,8 @@ USER_EXCEPTIONS = frozenset({
     "AssertionError", "ZeroDivisionError", "OverflowError", "NotImplementedError", "RecursionError", "LookupError",
     "ImportError", "ModuleNotFoundError", "SyntaxError", "IndentationError", "TabError", "FileNotFoundError",
     "IsADirectoryError", "NotADirectoryError", "UnicodeDecodeError", "UnicodeEncodeError", "JSONDecodeError",
-    "ValidationError", "ArgumentError", "HFValidationError",
+    "ValidationError", "ArgumentError", "HFValidationError", "ConfigAttributeError", "ConfigKeyError",
+    "MissingMandatoryValue", "InterpolationResolutionError", "ScannerError", "ParserError",
 })  # fmt: skip
 IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
 # Launchers' summaries of a failed worker: the worker's own traceback above them says why.
