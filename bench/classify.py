@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -262,12 +263,29 @@ def print_misses(split: str, evaluation: Evaluation) -> None:
               f"({miss.reason}){' [ambiguous]' if entry.get('ambiguous') else ''}  {entry.get('source')}")
 
 
+def print_speed(lines: int) -> None:
+    """How long a whole `kubectl logs` output takes: `lines` lines of training progress around the corpus's texts,
+    read by both classifiers in the same run (the cost of `tandem classify --log` on a big log)."""
+    progress = "\n".join(f"[INFO] step {n} loss 1.{n % 97:02d} tokens/s 51234 lr 3.0e-04" for n in range(lines))
+    text = progress + "\nEI0006: [PID: 1] Getting socket times out. Reason: Remote Rank did not send the data in time"
+    print(f"\n## speed: one log of {lines + 1} lines ({len(text) / 1e6:.1f} MB)\n")
+    timings = {}
+    for name, classify in CLASSIFIERS.items():
+        start = time.perf_counter()
+        verdict = classify(text)
+        timings[name] = time.perf_counter() - start
+        print(f"{name}: {timings[name]:.2f} s ({lines / timings[name] / 1e3:.0f}k lines/s) -> {verdict[0]}")
+    print(f"ours / baseline time: {timings['ours'] / timings['baseline']:.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="folder of *.yaml (default: %(default)s)")
     parser.add_argument("--explain-misses", action="store_true",
                         help="list every development text ours got wrong (never the held-out part's: only the "
                              "development part is tuned on)")
+    parser.add_argument("--speed-lines", type=int, default=200_000,
+                        help="lines of the big log timed at the end (0: skip; default: %(default)s)")
     args = parser.parse_args(argv)
     entries = load_corpus(args.corpus)
     if not entries:
@@ -281,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.explain_misses and split == "dev":
             print_by_group("family", (), evaluations)
             print_misses(split, evaluations["ours"])
+    if args.speed_lines > 0:
+        print_speed(args.speed_lines)
     return 0
 
 

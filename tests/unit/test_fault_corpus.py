@@ -106,7 +106,7 @@ def test_the_bench_evaluates_the_corpus() -> None:
             assert sum(sum(row.values()) for row in bench.confusion(evaluation.results).values()) == len(part)
     out = io.StringIO()
     with redirect_stdout(out):
-        assert bench.main(["--corpus", str(CORPUS), "--explain-misses"]) == 0
+        assert bench.main(["--corpus", str(CORPUS), "--explain-misses", "--speed-lines", "1000"]) == 0
     assert "## heldout" in out.getvalue() and "ours / baseline accuracy" in out.getvalue()
 
 
