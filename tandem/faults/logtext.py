@@ -68,8 +68,15 @@ def _level(raw: str) -> str | None:
     return word
 
 
+# Only so much of a line is read: what names a fault stands at its start, and a pattern's cost grows with the
+# line (a hostile or runaway line of megabytes must not stall the operator). Kubernetes keeps 4096 bytes of a
+# termination message anyway.
+MAX_LINE = 4096
+
+
 def lines_of(text: str) -> list[Line]:
-    return [Line(n, raw, _PREFIX.sub("", raw).rstrip(), _level(raw)) for n, raw in enumerate(text.splitlines())]
+    return [Line(n, raw[:MAX_LINE], _PREFIX.sub("", raw[:MAX_LINE]).rstrip(), _level(raw))
+            for n, raw in enumerate(text.splitlines())]
 
 
 def library_near(lines: list[Line], index: int) -> bool:

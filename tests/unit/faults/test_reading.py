@@ -177,3 +177,12 @@ def test_a_long_log_reads_in_one_pass() -> None:
     reading = read_log(progress + "\nEI0006: 2024-08-05 Getting socket times out. Reason: Remote Rank did not send")
     assert reading is not None and (reading.fault_class.value, reading.reason) == ("interconnect", "HcclSocketTimeout")
     assert reading.matches[0].line.number == 200_000
+
+
+def test_a_runaway_line_is_read_only_so_far() -> None:
+    """A line of megabytes (a tenant's runaway print, a binary blob) is cut at MAX_LINE for matching: the fault at
+    its start still counts, and a repeated keyword cannot make a pattern scan it quadratically."""
+    reading = read_log("EI0006: Getting socket times out. " + "x" * 2_000_000)
+    assert reading is not None and reading.reason == "HcclSocketTimeout"
+    assert read_log("HCCL " * 200_000) is None
+    assert read_log("which was running pod " * 100_000) is None
