@@ -23,6 +23,15 @@ from pydantic import (
     model_validator,
 )
 
+from tandem.operator.api_podtemplate import (  # noqa: F401  (re-exported: the API in one import)
+    ByAccelerator,
+    Container,
+    ContainerSettings,
+    PodTemplate,
+    PodTemplateSpec,
+    ResourceRequirements,
+    VolumeMount,
+)
 from tandem.operator.api_status import (  # noqa: F401  (re-exported: the API in one import)
     AcceleratorPoolStatus,
     Exclusion,
@@ -165,29 +174,6 @@ class AcceleratorPool(_Lenient):
     status: AcceleratorPoolStatus = Field(default_factory=AcceleratorPoolStatus)
 
 
-class ResourceRequirements(_Wire):
-    """CPU and memory for each training container; the accelerator request is added per pool."""
-
-    requests: dict[str, Quantity] = Field(default={}, description="Minimum resources, e.g. cpu: 8, memory: 64Gi.")
-    limits: dict[str, Quantity] = Field(default={}, description="Maximum resources, e.g. memory: 128Gi.")
-
-
-class Container(_Wire):
-    """The training container, shared by every pool the job may run on."""
-
-    image: str | None = Field(None, min_length=1, description="Container image; absent: the pool's image.")
-    command: list[str] | None = Field(None, description="Entrypoint; absent: the runtime launcher `tandem-train`.")
-    args: list[str] = Field(default=[], description="Arguments to the entrypoint.")
-    env: list[JobEnvVar] = Field(
-        default=[], description="Extra environment, after the pool's; the pod contract's own variables are refused."
-    )
-    resources: ResourceRequirements = Field(
-        default_factory=ResourceRequirements,
-        description="CPU and memory requests and limits; the accelerator request is added per pool.",
-        json_schema_extra=_EMPTY_OBJECT_DEFAULT,
-    )
-
-
 class PersistentVolumeClaimSource(_Wire):
     """A PersistentVolumeClaim in the job's namespace (ReadWriteMany, so every pod and pool reaches it)."""
 
@@ -321,8 +307,19 @@ class FaultPolicy(_Wire):
         return value
 
 
+MOUNTS_NAME_VOLUMES_RULE = CelRule(
+    rule="self.container.volumeMounts.all(m, m.mountPath != self.checkpoint.path"
+    " && self.podTemplate.spec.volumes.exists(v, v.name == m.name))",
+    message="container.volumeMounts must each name a volume of podTemplate.spec.volumes, and not mount over"
+    " checkpoint.path",
+    field_path=".container.volumeMounts",
+)
+
+
 class TrainingJobSpec(_Wire):
     """A PyTorch training job that restarts from its checkpoint on faults and fails over between pools."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(MOUNTS_NAME_VOLUMES_RULE))
 
     nodes: StrictInt = Field(
         1, ge=1, le=MAX_NODES, description="Pods in every attempt, one per node of the pool. Immutable.",
@@ -339,6 +336,13 @@ class TrainingJobSpec(_Wire):
         description="The training container, shared by every pool.",
         json_schema_extra=_EMPTY_OBJECT_DEFAULT,
     )
+    pod_template: PodTemplate = Field(
+        default_factory=PodTemplate,
+        description="What every pod needs beyond the pod contract: labels, annotations, volumes, init containers,"
+        " sidecars, service account, image pull secrets, scheduler, priority class, security context, extra"
+        " nodeSelector and tolerations.",
+        json_schema_extra=_EMPTY_OBJECT_DEFAULT,
+    )
     training: dict[str, Any] = Field(
         default={},
         description="Free-form configuration handed to the runtime as TANDEM_TRAINING_CONFIG (model, steps,"
@@ -350,6 +354,14 @@ class TrainingJobSpec(_Wire):
         description="Restart, backoff and failover settings.",
         json_schema_extra=_EMPTY_OBJECT_DEFAULT,
     )
+
+    @model_validator(mode="after")
+    def _mounts_name_template_volumes(self) -> TrainingJobSpec:
+        names = {v.get("name") for v in self.pod_template.spec.volumes}
+        for mount in self.container.volume_mounts:
+            if mount.name not in names or mount.mount_path == self.checkpoint.path:
+                raise ValueError(MOUNTS_NAME_VOLUMES_RULE.message)
+        return self
 
     @field_validator("pools")
     @classmethod

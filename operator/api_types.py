@@ -48,6 +48,9 @@ CONTRACT_ENV = (
     "TANDEM_NODES", "TANDEM_NODE_RANK", "TANDEM_DEVICES_PER_NODE", "MASTER_ADDR", "MASTER_PORT",
     "TANDEM_CHECKPOINT_DIR", "TANDEM_CHECKPOINT_INTERVAL_STEPS", "TANDEM_CHECKPOINT_KEEP", "TANDEM_TRAINING_CONFIG",
     "TANDEM_JOB_UID", "TANDEM_ATTEMPT_TOKEN",
+    # What people's launchers read (torchrun's PET_*, Megatron/MindSpeed shell launchers): the attempt's pool.
+    "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE", "PET_MASTER_ADDR", "PET_MASTER_PORT",
+    "NNODES", "NODE_RANK", "NPROC_PER_NODE", "WORLD_SIZE",
 )
 """The pod contract's environment, set by the operator for every rank; a job's env cannot override it
 (a pool's env, written by the cluster admin, can: the local demo points the runtime at its CPU path)."""

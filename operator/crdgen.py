@@ -230,7 +230,15 @@ def crd_documents() -> list[dict[str, Any]]:
 
 
 def _dump(document: dict[str, Any]) -> str:
-    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
+    return yaml.dump(document, Dumper=_NoAliases, sort_keys=False, default_flow_style=False, width=120,
+                     allow_unicode=True)
+
+
+class _NoAliases(yaml.SafeDumper):
+    """A schema reused in several places (an EnvVar) is written out each time: no `&id001` anchors in a CRD."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def render_crds() -> str:

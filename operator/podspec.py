@@ -8,7 +8,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tandem.operator.api import CONTRACT_ENV, AcceleratorPool, EnvVar, Toleration, TrainingJob
+from tandem.operator.api import AcceleratorPool, EnvVar, Toleration, TrainingJob
+from tandem.operator.api_podtemplate import CHECKPOINT_VOLUME, CONTAINER
+from tandem.operator.podtemplate import (
+    RUNTIME_COMMAND,
+    TrainingContainer,
+    apply_template,
+    merged_env,
+    training_container,
+)
 
 JOB_LABEL = "tandem.dev/job"
 ATTEMPT_LABEL = "tandem.dev/attempt"
@@ -17,9 +25,7 @@ POOL_LABEL = "tandem.dev/pool"
 # The job's uid: a job deleted and created again under the same name never adopts the old one's pods.
 JOB_UID_LABEL = "tandem.dev/job-uid"
 MASTER_PORT = 29500
-RUNTIME_COMMAND = ["tandem-train"]
-CHECKPOINT_VOLUME = "checkpoint"
-CONTAINER = "trainer"
+__all__ = ["CHECKPOINT_VOLUME", "CONTAINER", "RUNTIME_COMMAND"]  # the contract's names, as before
 RUNTIME_UID = 1000  # the runtime images' non-root user
 HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 
@@ -90,31 +96,29 @@ def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: in
         # Fences the checkpoint volume: an older attempt's ranks can neither commit nor delete once a newer
         # attempt started. Derived, so a restarted operator gives the same attempt the same token.
         "TANDEM_ATTEMPT_TOKEN": attempt_token(str(job.metadata["uid"]), attempt),
+        **launch_env(spec.nodes, rank, pool.spec.devices_per_node, master_addr(job, attempt)),
     }
     return [{"name": key, "value": value} for key, value in values.items()]
+
+
+def launch_env(nodes: int, node_rank: int, devices: int, addr: str) -> dict[str, str]:
+    """What people's launchers read, describing the attempt's pool: torchrun's PET_* (a bare `torchrun train.py`
+    joins the right gang) and the NNODES/NODE_RANK/... of Megatron- and MindSpeed-style shell launchers."""
+    gang = {"NNODES": str(nodes), "NODE_RANK": str(node_rank), "NPROC_PER_NODE": str(devices),
+            "MASTER_ADDR": addr, "MASTER_PORT": str(MASTER_PORT)}
+    return {**{f"PET_{key}": value for key, value in gang.items()}, **gang, "WORLD_SIZE": str(nodes * devices)}
 
 
 def attempt_token(uid: str, attempt: int) -> str:
     return hashlib.sha256(f"{uid}/{attempt}".encode()).hexdigest()[:32]
 
 
-def _merged_env(*layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Later layers win by name; the order of first appearance is kept (readable `kubectl describe`)."""
-    merged: dict[str, dict[str, Any]] = {}
-    for layer in layers:
-        for var in layer:
-            merged[var["name"]] = var
-    return list(merged.values())
-
-
 def _as_dicts(items: Sequence[EnvVar | Toleration]) -> list[dict[str, Any]]:
     return [item.to_dict() for item in items]
 
 
-def _resources(job: TrainingJob, pool: AcceleratorPool) -> dict[str, Any]:
-    requested = job.spec.container.resources.to_dict()
-    requests = {k: str(v) for k, v in requested.get("requests", {}).items()}
-    limits = {k: str(v) for k, v in requested.get("limits", {}).items()}
+def _resources(trainer: TrainingContainer, pool: AcceleratorPool) -> dict[str, Any]:
+    requests, limits = dict(trainer.resources["requests"]), dict(trainer.resources["limits"])
     device = pool.spec.device_resource
     if device and pool.spec.accelerator.value != "cpu":
         # Extended resources cannot be overcommitted: request and limit must be equal.
@@ -134,22 +138,22 @@ def _affinity(job: TrainingJob, attempt: int, excluded_nodes: list[str]) -> dict
 
 
 def image_for(job: TrainingJob, pool: AcceleratorPool) -> str | None:
-    return job.spec.container.image or pool.spec.image
+    return training_container(job, pool).image
 
 
 def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int,
                 excluded_nodes: list[str] | None = None) -> dict[str, Any]:
     name, pool_name = pod_name(_name(job), attempt, rank), str(pool.metadata["name"])
+    trainer = training_container(job, pool)
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": image_for(job, pool),
-        "command": job.spec.container.command or RUNTIME_COMMAND,
-        "args": list(job.spec.container.args),
+        "image": trainer.image,
+        "command": trainer.command,
+        "args": trainer.args,
         # The pool's env is the cluster admin's and may adjust the contract (the local demo's CPU path); the
-        # job's may not (the API refuses contract names there, and they are dropped here all the same).
-        "env": _merged_env(contract_env(job, pool, attempt, rank), _as_dicts(pool.spec.env),
-                           [v for v in _as_dicts(job.spec.container.env) if v["name"] not in CONTRACT_ENV]),
-        "resources": _resources(job, pool),
+        # job's may not (the API refuses contract names there, and training_container drops them all the same).
+        "env": merged_env(contract_env(job, pool, attempt, rank), _as_dicts(pool.spec.env), trainer.env),
+        "resources": _resources(trainer, pool),
         "volumeMounts": [{"name": CHECKPOINT_VOLUME, "mountPath": job.spec.checkpoint.path}],
         "ports": [{"name": "rendezvous", "containerPort": MASTER_PORT}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -167,11 +171,13 @@ def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int
                             "fsGroup": RUNTIME_UID, "seccompProfile": {"type": "RuntimeDefault"}},
         "enableServiceLinks": False,
     }
+    if trainer.working_dir:
+        container["workingDir"] = trainer.working_dir
     if pool.spec.host_network:
         spec["hostNetwork"] = True
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
     spec["affinity"] = _affinity(job, attempt, excluded_nodes or [])
-    return {
+    return apply_template({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -182,4 +188,4 @@ def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int
             "ownerReferences": [owner_reference(job)],
         },
         "spec": spec,
-    }
+    }, job)

@@ -7,6 +7,7 @@ Events. Every decision is idempotent: reconciling the same state twice changes n
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +35,7 @@ from tandem.operator.observe import (
     ready_condition,
 )
 from tandem.operator.podspec import attempt_pod, headless_service
+from tandem.operator.podtemplate import training_container
 from tandem.operator.recovery import (
     POOL_FAULTS,
     RecoveryPlan,
@@ -126,9 +128,11 @@ def _start_attempt(step: Step, pool: AcceleratorPool, attempt: int, why: str) ->
     status.next_attempt_time, status.restart_delay_seconds = None, None
     resume = f", resuming from checkpoint step {status.last_checkpoint.step}" if status.last_checkpoint.step else ""
     step.condition("Admitted", True, "Admitted", step.rooms[status.pool].describe(status.pool))
+    trainer = training_container(step.job, pool)
     step.move_to(JobPhase.PENDING, "AttemptStarted",
                  f"attempt {attempt} on pool {status.pool}: {spec.nodes} pod(s) of "
-                 f"{pool.spec.devices_per_node} device(s){resume}{why}")
+                 f"{pool.spec.devices_per_node} device(s){resume}{why}; image {trainer.image}, command "
+                 f"{shlex.join(trainer.command + trainer.args)}")
     if not step.obs.service_exists:
         step.decision.create.append(headless_service(step.job))
     for rank in range(spec.nodes):

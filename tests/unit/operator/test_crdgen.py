@@ -118,6 +118,14 @@ def test_unknown_fields_are_preserved_only_where_free_form() -> None:
         "AcceleratorPool.spec.env[].valueFrom",
         "TrainingJob.spec.training",
         "TrainingJob.spec.container.env[].valueFrom",
+        # core/v1 objects handed to the pods unchanged (their names checked by CEL): the pod template's
+        # volumes and containers, and the security contexts.
+        "TrainingJob.spec.container.securityContext",
+        *(f"TrainingJob.spec.container.byAccelerator.{kind}.env[].valueFrom" for kind in ("npu", "gpu", "cpu")),
+        "TrainingJob.spec.podTemplate.spec.volumes[]",
+        "TrainingJob.spec.podTemplate.spec.initContainers[]",
+        "TrainingJob.spec.podTemplate.spec.containers[]",
+        "TrainingJob.spec.podTemplate.spec.securityContext",
     }
 
 

@@ -37,7 +37,8 @@ def status(**fields: Any) -> dict[str, Any]:
 
 def test_a_new_job_starts_attempt_one_on_its_first_pool(pools: Any, nodes: Any) -> None:
     decision = decide(make_job(), pools, nodes, service=False)
-    message = "attempt 1 on pool ascend-910b: 2 pod(s) of 8 device(s)"
+    message = ("attempt 1 on pool ascend-910b: 2 pod(s) of 8 device(s)"
+               "; image example.org/tandem-runtime:npu, command tandem-train")
     assert summary(decision) == nothing(
         status(message=message, startTime=NOW_Z, conditions=[
             condition("Admitted", True, "Admitted", "pool ascend-910b has room for 2 pod(s) on 2 usable node(s)"),
@@ -173,7 +174,8 @@ def test_a_pool_that_does_not_exist_is_waited_for_not_a_verdict(pools: Any, node
     assert summary(decide(waiting, pools, nodes)) == nothing(expected_status, requeue_after=30.0)
     with_pool = {**pools, "tpu-v5": make_pool("tpu-v5", "gpu")}
     tpu_nodes = [make_node("tpu-0", "tpu-v5"), make_node("tpu-1", "tpu-v5")]
-    starting = "attempt 1 on pool tpu-v5: 2 pod(s) of 8 device(s)"
+    starting = ("attempt 1 on pool tpu-v5: 2 pod(s) of 8 device(s)"
+                "; image example.org/tandem-runtime:gpu, command tandem-train")
     assert summary(decide(waiting, with_pool, [*nodes, *tpu_nodes])) == nothing(
         status(pool="tpu-v5", message=starting, startTime=NOW_Z, conditions=[
             condition("Admitted", True, "Admitted", "pool tpu-v5 has room for 2 pod(s) on 2 usable node(s)"),
@@ -244,7 +246,8 @@ def test_reconcile_reaches_a_fixed_point(pools: Any, nodes: Any, pod_phases: lis
 def test_the_observed_generation_is_recorded(pools: Any, nodes: Any) -> None:
     job = make_job()
     job.metadata["generation"] = 4
-    message = "attempt 1 on pool ascend-910b: 2 pod(s) of 8 device(s)"
+    message = ("attempt 1 on pool ascend-910b: 2 pod(s) of 8 device(s)"
+               "; image example.org/tandem-runtime:npu, command tandem-train")
     assert summary(decide(job, pools, nodes)) == nothing(
         status(observedGeneration=4, message=message, startTime=NOW_Z, conditions=[
             condition("Admitted", True, "Admitted", "pool ascend-910b has room for 2 pod(s) on 2 usable node(s)",

@@ -101,7 +101,8 @@ def test_the_backoff_runs_from_when_the_old_pods_have_stopped() -> None:
     assert summary(decide(due, old, now_offset=40)) == nothing(scheduled, requeue_after=1.0)
     started = decide(due, old, now_offset=41)
     at = zulu(NOW + timedelta(seconds=41))
-    message = "attempt 2 on pool ascend-910b: 2 pod(s) of 8 device(s)"
+    message = ("attempt 2 on pool ascend-910b: 2 pod(s) of 8 device(s)"
+               "; image example.org/tandem-runtime:npu, command tandem-train")
     assert summary(started) == nothing(
         full(phase="Pending", attempt=2, restarts=1, message=message, conditions=[
             condition("Admitted", True, "Admitted", "pool ascend-910b has room for 3 pod(s) on 3 usable node(s)", at),
@@ -114,7 +115,8 @@ def test_new_pods_avoid_excluded_nodes() -> None:
     job = running({"phase": "Restarting", "restarts": 1, "excludedNodes": ["ascend-1"],
                    "nextAttemptTime": NOW.isoformat()})
     decision = decide(job, [])
-    message = "attempt 2 on pool ascend-910b: 2 pod(s) of 8 device(s)"
+    message = ("attempt 2 on pool ascend-910b: 2 pod(s) of 8 device(s)"
+               "; image example.org/tandem-runtime:npu, command tandem-train")
     assert summary(decision) == nothing(
         full(phase="Pending", attempt=2, restarts=1, message=message, excludedNodes=["ascend-1"],
              # excluded before exclusions were recorded: the exclusion's clock starts now, with no reason known
@@ -162,7 +164,8 @@ def test_the_second_interconnect_fault_fails_over_to_the_gpu_pool() -> None:
         requeue_after=10.0)
     restart = decide(TrainingJob.model_validate({**job.model_dump(by_alias=True), "status": restart.status.to_dict()}),
                      [], now_offset=7200)
-    started = "attempt 3 on pool h20: 2 pod(s) of 4 device(s), resuming from checkpoint step 150"
+    started = ("attempt 3 on pool h20: 2 pod(s) of 4 device(s), resuming from checkpoint step 150"
+               "; image example.org/tandem-runtime:gpu, command tandem-train")
     assert summary(restart) == nothing(
         full(phase="Pending", message=started, attempt=3, pool="h20", restarts=2, failovers=1, faults=faults,
              lastCheckpoint={"step": 150, "time": NOW_Z}, conditions=[
@@ -280,7 +283,8 @@ def test_pods_unschedulable_past_the_timeout_fail_over_without_a_restart() -> No
 def test_a_job_starts_on_the_next_pool_when_the_first_has_no_room() -> None:
     nodes = [make_node("ascend-0", "ascend-910b"), *NODES[3:]]
     decision = decide(make_job(), [], nodes=nodes)
-    message = "attempt 1 on pool h20: 2 pod(s) of 4 device(s) (ascend-910b without room)"
+    message = ("attempt 1 on pool h20: 2 pod(s) of 4 device(s) (ascend-910b without room)"
+               "; image example.org/tandem-runtime:gpu, command tandem-train")
     assert summary(decision) == nothing(
         full(phase="Pending", message=message, pool="h20", attempt=1, startTime=NOW_Z, conditions=[
             condition("Admitted", True, "Admitted", "pool h20 has room for 2 pod(s) on 2 usable node(s)"),

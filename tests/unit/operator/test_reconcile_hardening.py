@@ -68,7 +68,8 @@ def test_the_next_attempt_after_a_deleted_pool_goes_to_the_next_pool_that_exists
     assert (decision.status.pool, decision.status.attempt, decision.status.failovers) == ("h20", 2, 1)
     assert decision.failed_over == ("ascend-910b", "h20") and decision.starts_attempt
     assert decision.events[0].message == ("attempt 2 on pool h20: 2 pod(s) of 4 device(s) (moved from ascend-910b: "
-                                          "the pool was deleted)")
+                                          "the pool was deleted)"
+                                          "; image example.org/tandem-runtime:gpu, command tandem-train")
 
 
 def test_a_job_whose_pools_are_all_gone_waits_and_says_so() -> None:
