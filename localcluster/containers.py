@@ -102,6 +102,8 @@ def container_env(pod: Obj, container: Obj, pod_ip: str, table: list[tuple[str, 
             env[name] = address
     if "MASTER_ADDR" in env and "MASTER_PORT" in env:
         env["MASTER_PORT"] = master_port(env["MASTER_ADDR"], env["MASTER_PORT"])
+        if "PET_MASTER_PORT" in env:  # torchrun's copy of the rendezvous port: the same free port
+            env["PET_MASTER_PORT"] = env["MASTER_PORT"]
     env.setdefault(TERMINATION_ENV, rewrite_path(_termination_path(container), table))
     return env
 

@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from tandem.faults.taxonomy import short
 from tandem.operator.api import (
     MAX_ATTEMPT,
     MAX_FAULTS,
@@ -119,6 +120,10 @@ def _healthy_since(node: Obj, device_faults: Mapping[str, Sequence[DeviceFault]]
     return parse_time(ready_condition(node).get("lastTransitionTime")) or datetime.min.replace(tzinfo=UTC)
 
 
+# How much of the command an AttemptStarted Event quotes (a `python -c` program would fill it).
+COMMAND_IN_EVENT = 300
+
+
 def _start_attempt(step: Step, pool: AcceleratorPool, attempt: int, why: str) -> Decision:
     status, spec = step.status, step.job.spec
     if attempt > MAX_ATTEMPT:
@@ -132,7 +137,7 @@ def _start_attempt(step: Step, pool: AcceleratorPool, attempt: int, why: str) ->
     step.move_to(JobPhase.PENDING, "AttemptStarted",
                  f"attempt {attempt} on pool {status.pool}: {spec.nodes} pod(s) of "
                  f"{pool.spec.devices_per_node} device(s){resume}{why}; image {trainer.image}, command "
-                 f"{shlex.join(trainer.command + trainer.args)}")
+                 f"{short(shlex.join(trainer.command + trainer.args), COMMAND_IN_EVENT)}")
     if not step.obs.service_exists:
         step.decision.create.append(headless_service(step.job))
     for rank in range(spec.nodes):
