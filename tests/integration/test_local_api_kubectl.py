@@ -79,6 +79,15 @@ def test_describe_and_explain(kubectl: Any) -> None:
     assert "Accelerator:" in described and "huawei.com/Ascend910" in described
     explained = kubectl("explain", "trainingjob.spec.faultPolicy").stdout
     assert "failoverAfterFaults" in explained
+    # Every field a team's own code needs is documented where kubectl explain looks (issue 16).
+    template = kubectl("explain", "trainingjob.spec.podTemplate.spec").stdout
+    for field in ("volumes", "initContainers", "containers", "serviceAccountName", "imagePullSecrets",
+                  "schedulerName", "priorityClassName", "securityContext", "nodeSelector", "tolerations"):
+        assert field in template, field
+    container = kubectl("explain", "trainingjob.spec.container").stdout
+    for field in ("byAccelerator", "volumeMounts", "securityContext", "shmSize", "workingDir"):
+        assert field in container, field
+    assert "merged over" in kubectl("explain", "trainingjob.spec.container.byAccelerator.gpu").stdout
 
 
 def test_get_watch_streams_changes(kubectl: Any) -> None:

@@ -5,13 +5,16 @@ Every pod built here is checked against the Kubernetes schema (kubernetes-valida
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pydantic
 import pytest
+import yaml
 from builders import make_job, make_pool
 
+from tandem.operator.api import AcceleratorPool, TrainingJob
 from tandem.operator.podspec import attempt_pod
 
 NPU, GPU = make_pool("ascend-910b", "npu", 8), make_pool("h20", "gpu", 4)
@@ -170,3 +173,23 @@ def test_fields_that_would_break_the_contract_are_refused(field: str, value: Any
     with pytest.raises(pydantic.ValidationError) as error:
         make_job(**spec)
     assert names in str(error.value)
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+POOLS = {p["metadata"]["name"]: AcceleratorPool.model_validate(p)
+         for p in (yaml.safe_load((EXAMPLES / f).read_text()) for f in ("pool-ascend-910b.yaml",
+                                                                         "pool-nvidia-h20.yaml"))}
+
+
+@pytest.mark.parametrize("path", sorted((EXAMPLES / "byo").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_byo_examples_make_valid_pods_on_both_vendors(path: Path) -> None:
+    body = yaml.safe_load(path.read_text())
+    body["metadata"].update(namespace="ml", uid="uid-example")
+    job = TrainingJob.model_validate(body)
+    images = {}
+    for pool in job.spec.pools:
+        pod = _valid(attempt_pod(job, POOLS[pool], attempt=1, rank=job.spec.nodes - 1))
+        images[POOLS[pool].spec.accelerator.value] = _trainer(pod)["image"]
+        assert _env(pod)["PET_NPROC_PER_NODE"] == str(POOLS[pool].spec.devices_per_node)
+    npu, gpu = job.spec.container.by_accelerator.npu, job.spec.container.by_accelerator.gpu
+    assert images == {"npu": npu.image, "gpu": gpu.image} and npu.image != gpu.image
