@@ -193,3 +193,15 @@ def test_the_byo_examples_make_valid_pods_on_both_vendors(path: Path) -> None:
         assert _env(pod)["PET_NPROC_PER_NODE"] == str(POOLS[pool].spec.devices_per_node)
     npu, gpu = job.spec.container.by_accelerator.npu, job.spec.container.by_accelerator.gpu
     assert images == {"npu": npu.image, "gpu": gpu.image} and npu.image != gpu.image
+
+
+def test_the_readme_job_is_a_valid_job_that_switches_images_on_failover() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("## Bring your own training code", 1)[1]
+    body = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    body["metadata"].update(namespace="ml", uid="uid-readme")
+    job = TrainingJob.model_validate(body)
+    npu, gpu = (_trainer(_valid(attempt_pod(job, POOLS[pool], 2, 1))) for pool in job.spec.pools)
+    assert (npu["image"], gpu["image"]) == ("registry.example.org/llm/mindspeed:cann8",
+                                            "registry.example.org/llm/megatron:cuda")
+    assert npu["command"] == gpu["command"] == ["bash", "-c"]
