@@ -29,6 +29,7 @@ RESERVED_VOLUMES = (CHECKPOINT_VOLUME, SHM_VOLUME)
 # Bounds that let the API server cost the CEL rules over these lists (an unbounded list makes a rule too costly).
 MAX_VOLUMES = 64
 MAX_SIDECARS = 16
+MAX_RESOURCES = 32  # resource names in requests or limits
 # The accelerator request is the pool's (devicesPerNode of its deviceResource): a job naming one would fight it.
 ACCELERATOR_RESOURCE_PREFIXES = ("nvidia.com/", "huawei.com/", "amd.com/")
 
@@ -56,11 +57,11 @@ class ResourceRequirements(_Wire):
     """CPU and memory for each training container; the accelerator request is added per pool."""
 
     requests: dict[str, Quantity] = Field(
-        default={}, description="Minimum resources, e.g. cpu: 8, memory: 64Gi.",
+        default={}, max_length=MAX_RESOURCES, description="Minimum resources, e.g. cpu: 8, memory: 64Gi.",
         json_schema_extra=_validations(RESOURCES_NO_ACCELERATOR_RULE),
     )
     limits: dict[str, Quantity] = Field(
-        default={}, description="Maximum resources, e.g. memory: 128Gi.",
+        default={}, max_length=MAX_RESOURCES, description="Maximum resources, e.g. memory: 128Gi.",
         json_schema_extra=_validations(RESOURCES_NO_ACCELERATOR_RULE),
     )
 

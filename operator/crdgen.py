@@ -43,6 +43,7 @@ _KEPT = (
     "pattern",
     "minItems",
     "maxItems",
+    "maxProperties",
     "items",
     "properties",
     "additionalProperties",

@@ -166,8 +166,15 @@ class ChartRun:
     def submit(self, namespace: str, name: str, code: str, nodes: int = 2) -> None:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", {
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": name},
+            # A team's own code the way issue 16 lets them write it (the command per accelerator, a scratch volume,
+            # shm, labels): the RBAC tests then cover what the operator does for such a job.
             "spec": {"nodes": nodes, "pools": ["ascend-910b", "h20"],
-                     "container": {"command": [sys.executable, "-P", "-c", code]},
+                     "container": {"byAccelerator": {kind: {"command": [sys.executable, "-P", "-c", code]}
+                                                     for kind in ("npu", "gpu")},
+                                   "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+                                   "shmSize": "64Mi"},
+                     "podTemplate": {"metadata": {"labels": {"team": "chart-test"}},
+                                     "spec": {"volumes": [{"name": "scratch", "emptyDir": {}}]}},
                      "checkpoint": {"volume": {"persistentVolumeClaim": {"claimName": "ckpt"}}}}})
 
     def phase(self, namespace: str, name: str) -> str | None:
