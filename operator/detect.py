@@ -35,6 +35,7 @@ from tandem.operator.observe import (
     rank_of,
     ready_condition,
 )
+from tandem.operator.podtemplate import custom_command
 
 # How much a source proves (tandem.faults.precedence.WEIGHT): the runtime's own report; what the kubelet, the API
 # server and the device plugins saw; last, a log (the user's to write). Classification.symptom ranks below all.
@@ -160,7 +161,7 @@ def _waiting_for_root_cause(best: _Candidate, pods: Sequence[Obj], now: datetime
 def _runs_launcher(job: TrainingJob, pod: Obj) -> bool:
     """The pod's own spec says what ran; the job's spec when the pod's does not show its containers."""
     launcher = runs_launcher(pod)
-    return job.spec.container.command is None if launcher is None else launcher
+    return not custom_command(job) if launcher is None else launcher
 
 
 def _candidates(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],

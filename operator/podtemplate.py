@@ -72,6 +72,12 @@ def training_container(job: TrainingJob, pool: AcceleratorPool) -> TrainingConta
     )
 
 
+def custom_command(job: TrainingJob) -> bool:
+    """Does the job run its own command on any pool (so the runtime's exit codes are not its launcher's)?"""
+    by = job.spec.container.by_accelerator
+    return bool(job.spec.container.command) or any(o is not None and o.command for o in (by.npu, by.gpu, by.cpu))
+
+
 def _merged(defaults: dict[str, Any], asked: dict[str, Any]) -> dict[str, Any]:
     """A security context: the job's keys over the operator's defaults (one level: capabilities replace)."""
     return {**defaults, **asked}

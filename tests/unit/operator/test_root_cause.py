@@ -295,3 +295,14 @@ def test_a_not_ready_taint_on_a_ready_node_is_timed_from_the_taint() -> None:
         {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute",
          "timeAdded": (NOW - timedelta(seconds=15)).isoformat()}]}}}
     assert detect(ranks_running(), nodes=nodes) == pytest.approx(45.0)
+
+
+def test_a_custom_command_per_accelerator_gives_exit_codes_no_meaning() -> None:
+    """The pod does not show its containers; the job's command is its own on NPU pools (byAccelerator): exit code 3
+    is that command's, not Tandem's launcher's interconnect code."""
+    job = running(container={"byAccelerator": {"npu": {"command": ["torchrun", "train.py"]}}})
+    found = detect([failed(0, "", 3), failed(1, "", 3)], job=job)
+    assert isinstance(found, Fault) and (found.fault_class, found.reason) == (FaultClass.UNKNOWN, "ExitCode")
+    launcher = detect([failed(0, "", 3), failed(1, "", 3)])
+    assert isinstance(launcher, Fault) and (launcher.fault_class, launcher.reason) == (FaultClass.INTERCONNECT,
+                                                                                        "ExitCode")
