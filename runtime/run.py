@@ -1,0 +1,231 @@
+"""`tandem-run [options] -- CMD [ARGS...]` (docs/design.md#tandem-run): supervises any training command in a pod.
+
+It exports the resume point (TANDEM_RESUME_STEP, TANDEM_RESUME_PATH: the newest complete checkpoint under
+TANDEM_CHECKPOINT_DIR, tandem.runtime.resume_point), runs the command in its own process group with its output
+passed through unchanged, watches its progress from outside (a progress line, or no progress for the timeout:
+the process group is ended and a hang reported), forwards SIGTERM and kills after a grace period, and on any
+exit writes the pod contract's termination message: the class from the whole output stream and the exit status
+(the shared fault table, tandem.faults), the last step seen, the newest complete checkpoint and where it resumed
+from. No torch: it supervises any command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from tandem.faults import read_log
+from tandem.faults.signatures import matching
+from tandem.runtime.faults import Fault, classify_exit, dumps, exit_code, termination_message
+from tandem.runtime.resume_point import LAYOUTS, find_resume_point
+from tandem.runtime.watchdog import collective_timeouts
+
+# What a training loop prints as it goes: `step 12`, `step=12`, `step: 12`, Megatron's `iteration 12/ 1000`, and the
+# progress bar of the Hugging Face Trainer (tqdm: `| 12/1000 [`).
+DEFAULT_PROGRESS = re.compile(r"\bstep[ =:]\s*(\d+)|\biteration\s+(\d+)\s*/|\|\s*(\d+)/\d+\s*\[", re.IGNORECASE)
+TAIL_LINES = 5000  # the end of the stream, kept whole
+EARLY_EVIDENCE = 2000  # lines before that which name a fault (a table entry, a Python exception) are kept too
+_EXCEPTION = re.compile(r"^\s*(?:\[rank\d+\]:\s*)?(?:Traceback \(most recent call last\)|[\w.]*(?:Error|Exception):)")
+
+
+@dataclass
+class Stream:
+    """What the supervisor has seen of the command's output: the progress and the evidence of a fault."""
+
+    progress: re.Pattern[str] = DEFAULT_PROGRESS
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    early: deque[str] = field(default_factory=lambda: deque(maxlen=EARLY_EVIDENCE))
+    last_step: int | None = None
+    last_progress: float | None = None  # monotonic time of the last progress line
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def feed(self, line: str, now: float) -> None:
+        with self.lock:
+            if len(self.tail) == self.tail.maxlen:
+                dropped = self.tail[0]
+                if matching(dropped) or _EXCEPTION.match(dropped):
+                    self.early.append(dropped)
+            self.tail.append(line)
+            match = self.progress.search(line)
+            if match:
+                step = next((int(g) for g in match.groups() if g is not None), None)
+                if step is not None:
+                    self.last_step, self.last_progress = step, now
+
+    def text(self) -> str:
+        with self.lock:
+            return "\n".join([*self.early, *self.tail])
+
+
+def _pump(source: IO[bytes], sink: IO[str], stream: Stream) -> None:
+    """Pass the command's output through unchanged, line by line, and let the supervisor read it."""
+    for raw in iter(source.readline, b""):
+        line = raw.decode("utf-8", errors="replace")
+        sink.write(line)
+        sink.flush()
+        stream.feed(line.rstrip("\n"), time.monotonic())
+
+
+@dataclass(frozen=True)
+class Options:
+    command: list[str]
+    checkpoint_layout: str = "auto"
+    progress: re.Pattern[str] = DEFAULT_PROGRESS
+    progress_timeout: float | None = None  # seconds without progress after the first step
+    startup_timeout: float | None = None  # seconds before the first step (set-up, checkpoint loading)
+    grace: float = 30.0  # SIGTERM, then this long, then SIGKILL
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    hang: str | None = None  # why the supervisor ended the command
+    terminated: bool = False  # the pod was told to stop (SIGTERM)
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the command's process group, then SIGKILL it after `grace` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _hang(stream: Stream, options: Options, started: float, now: float) -> str | None:
+    with stream.lock:
+        step, last = stream.last_step, stream.last_progress
+    if step is None:
+        if options.startup_timeout and now - started > options.startup_timeout:
+            return f"no training step within {options.startup_timeout:.0f} s of the start (set-up, checkpoint loading)"
+        return None
+    if options.progress_timeout and last is not None and now - last > options.progress_timeout:
+        return f"no progress for {options.progress_timeout:.0f} s after step {step}"
+    return None
+
+
+def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: float = 0.2) -> Outcome:
+    proc = subprocess.Popen(options.command, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    pumps = [threading.Thread(target=_pump, args=(proc.stdout, sys.stdout, stream), daemon=True),
+             threading.Thread(target=_pump, args=(proc.stderr, sys.stderr, stream), daemon=True)]
+    for pump in pumps:
+        pump.start()
+    outcome = Outcome(returncode=0)
+
+    def terminate(signum: int, frame: object) -> None:
+        outcome.terminated = True
+        threading.Thread(target=_stop, args=(proc, options.grace), daemon=True).start()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    started = time.monotonic()
+    try:
+        while proc.poll() is None:
+            hang = None if outcome.terminated else _hang(stream, options, started, time.monotonic())
+            if hang:
+                outcome.hang = hang
+                _stop(proc, options.grace)
+                break
+            time.sleep(poll)
+        outcome.returncode = proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    for pump in pumps:
+        pump.join(timeout=5)
+    return outcome
+
+
+def fault_of(outcome: Outcome, stream: Stream) -> Fault | None:
+    """The command's fault: a hang the supervisor ended; else what the whole stream says (the shared table);
+    else how it exited. None when it finished."""
+    if outcome.hang:
+        return Fault("unknown", "NoProgress", outcome.hang, step=stream.last_step)
+    if outcome.returncode == 0:
+        return None
+    if outcome.terminated:
+        return Fault("node", "Terminated", "the pod was stopped (SIGTERM); the command ended", step=stream.last_step)
+    reading = read_log(stream.text())
+    if reading is not None:
+        return Fault(reading.fault_class.value, reading.reason, reading.message, step=stream.last_step)
+    if outcome.returncode < 0:  # a signal: what it means on its own (SIGKILL is not proof of an OOM)
+        cls, reason, message = classify_exit(outcome.returncode)
+        return Fault(cls, reason, message.replace("worker", "the command"), step=stream.last_step)
+    # The command's own exit code names no class: only tandem-train's codes do.
+    return Fault("unknown", "ExitCode", f"the command exited with code {outcome.returncode} and its output names no"
+                 " fault", step=stream.last_step)
+
+
+def run(options: Options, env: Mapping[str, str]) -> int:
+    root = env.get("TANDEM_CHECKPOINT_DIR")
+    start = find_resume_point(root, options.checkpoint_layout)
+    child = {**env, "TANDEM_RESUME_STEP": str(start.step) if start else "",
+             "TANDEM_RESUME_PATH": start.path if start else ""}
+    if options.progress_timeout:  # the vendors' own timeouts stay behind the supervisor's deadline
+        child.update(collective_timeouts(env.get("TANDEM_ACCELERATOR", "cpu"), options.progress_timeout, env))
+    stream = Stream(progress=options.progress)
+    outcome = supervise(options, child, stream)
+    fault = fault_of(outcome, stream)
+    newest = find_resume_point(root, options.checkpoint_layout)
+    message = termination_message(fault, step=stream.last_step, checkpoint_step=newest.step if newest else None,
+                                  resumed_from=start.step if start else None, finished=fault is None)
+    path = env.get("TANDEM_TERMINATION_LOG") or "/dev/termination-log"
+    try:
+        with open(path, "w") as out:
+            out.write(dumps(message))
+    except OSError as error:
+        print(f"tandem-run: cannot write the termination message to {path}: {error}", file=sys.stderr)
+    return exit_code(message) if fault is not None else 0
+
+
+def _regex(value: str) -> re.Pattern[str]:
+    try:
+        pattern = re.compile(value)
+    except re.error as error:
+        raise argparse.ArgumentTypeError(f"--progress-regex: {error}") from error
+    if pattern.groups != 1:
+        raise argparse.ArgumentTypeError("--progress-regex needs exactly one group: the step")
+    return pattern
+
+
+def parse(argv: Sequence[str]) -> Options:
+    parser = argparse.ArgumentParser(prog="tandem-run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint-layout", default="auto", choices=["auto", *LAYOUTS],
+                        help="where to look for the newest complete checkpoint (default: auto, every layout)")
+    parser.add_argument("--progress-regex", type=_regex, default=DEFAULT_PROGRESS,
+                        help="a line that shows progress, with one group for the step")
+    parser.add_argument("--progress-timeout", type=float, default=None, metavar="SECONDS",
+                        help="end the command and report a hang after this long without progress")
+    parser.add_argument("--startup-timeout", type=float, default=None, metavar="SECONDS",
+                        help="the same before the first step (set-up and checkpoint loading take longer)")
+    parser.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
+                        help="between SIGTERM and SIGKILL when the command is stopped (default: 30)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("a command is needed: tandem-run [options] -- CMD [ARGS...]")
+    return Options(command, args.checkpoint_layout, args.progress_regex, args.progress_timeout,
+                   args.startup_timeout, args.grace)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parse(sys.argv[1:] if argv is None else argv), os.environ)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""`tandem-run` supervising real commands (child Python processes): the resume point it exports, its pass-through
+output, the class it finds in the whole stream (not only the tail), a hang it ends, SIGTERM forwarded, and the
+termination message of the pod contract in every case."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tandem.runtime.run import Options, main, parse, run
+
+EI0006 = ("EI0006: [PID: 1292363] 2025-04-08-18:07:20.444.436 Getting socket times out. Reason: Remote Rank did "
+          "not send the data in time.")  # vllm-project/vllm-ascend#486
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "ckpt").mkdir(exist_ok=True)
+    return {**os.environ, "TANDEM_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
+            "TANDEM_TERMINATION_LOG": str(tmp_path / "termination-log")}
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-P", "-c", textwrap.dedent(code)]
+
+
+def _message(tmp_path: Path) -> dict[str, Any]:
+    return json.loads((tmp_path / "termination-log").read_text())
+
+
+def test_a_script_resumes_saves_and_finishes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = _env(tmp_path)
+    (tmp_path / "ckpt" / "out" / "checkpoint-20").mkdir(parents=True)
+    (tmp_path / "ckpt" / "out" / "checkpoint-20" / "trainer_state.json").write_text("{}")
+    script = _python('''
+        import os, pathlib
+        start = int(os.environ["TANDEM_RESUME_STEP"] or 0)
+        print("resuming from", os.environ["TANDEM_RESUME_PATH"])
+        for step in range(start + 1, start + 11):
+            print(f"step {step} loss 1.0")
+        done = pathlib.Path(os.environ["TANDEM_CHECKPOINT_DIR"]) / "out" / f"checkpoint-{start + 10}"
+        done.mkdir(); (done / "trainer_state.json").write_text("{}")
+    ''')
+    assert run(Options(script), env) == 0
+    out = capsys.readouterr().out
+    assert f"resuming from {tmp_path / 'ckpt' / 'out' / 'checkpoint-20'}" in out and "step 30 loss 1.0" in out
+    assert _message(tmp_path) == {"class": "none", "reason": "Completed", "message": "trained to step 30",
+                                  "rank": None, "step": 30, "checkpointStep": 30, "resumedFrom": 20}
+
+
+def test_the_fault_is_found_in_the_whole_stream_not_only_its_tail(tmp_path: Path) -> None:
+    """The HCCL error scrolled out of the 5000 lines Tandem keeps whole (and far out of Kubernetes' 80)."""
+    script = _python(f'''
+        import sys
+        print("step 7")
+        print({EI0006!r}, file=sys.stderr)
+        for n in range(7000):
+            print(f"[INFO] tearing down rank {{n}}")
+        sys.exit(1)
+    ''')
+    assert run(Options(script), _env(tmp_path)) == 3
+    message = _message(tmp_path)
+    assert (message["class"], message["reason"], message["step"]) == ("interconnect", "HcclSocketTimeout", 7)
+    assert message["message"].startswith("EI0006")
+
+
+def test_a_custom_exit_code_names_no_class(tmp_path: Path) -> None:
+    assert run(Options(_python("import sys; sys.exit(3)")), _env(tmp_path)) == 1
+    assert (_message(tmp_path)["class"], _message(tmp_path)["reason"]) == ("unknown", "ExitCode")
+
+
+def test_a_users_exception_fails_as_the_users(tmp_path: Path) -> None:
+    script = _python('''
+        def load(name):
+            raise ValueError(f"unknown optimizer: {name!r}")
+        load("adamw8")
+    ''')
+    assert run(Options(script), _env(tmp_path)) == 2
+    assert (_message(tmp_path)["class"], _message(tmp_path)["reason"]) == ("user", "PythonException")
+
+
+def test_a_hang_is_ended_and_reported_with_the_last_step(tmp_path: Path) -> None:
+    script = _python('''
+        import time
+        print("step 1", flush=True); print("step 2", flush=True)
+        time.sleep(120)
+    ''')
+    started = time.monotonic()
+    assert run(Options(script, progress_timeout=1.0, grace=1.0), _env(tmp_path)) == 1
+    assert time.monotonic() - started < 60  # ended by the supervisor, not by the command
+    message = _message(tmp_path)
+    assert (message["class"], message["reason"], message["step"]) == ("unknown", "NoProgress", 2)
+    assert message["message"] == "no progress for 1 s after step 2"
+
+
+def test_no_first_step_within_the_startup_timeout_is_a_hang_too(tmp_path: Path) -> None:
+    script = _python("import time; time.sleep(120)")
+    assert run(Options(script, startup_timeout=1.0, grace=1.0), _env(tmp_path)) == 1
+    assert _message(tmp_path)["message"].startswith("no training step within 1 s of the start")
+
+
+@pytest.mark.parametrize(("line", "step"), [("iteration      120/  500000 | consumed samples: 7680", 120),
+                                            (" 12%|█▏        | 120/1000 [00:30<03:40,  4.00it/s]", 120),
+                                            ("epoch 0 step=120 loss=2.1", 120), ("Step: 120", 120)])
+def test_the_default_progress_lines(tmp_path: Path, line: str, step: int) -> None:
+    assert run(Options(_python(f"print({line!r})")), _env(tmp_path)) == 0
+    assert _message(tmp_path)["step"] == step
+
+
+def test_sigterm_is_forwarded_and_the_message_says_so(tmp_path: Path) -> None:
+    script = textwrap.dedent('''
+        import signal, sys, time
+        signal.signal(signal.SIGTERM, lambda *a: (print("child saw SIGTERM", flush=True), sys.exit(143)))
+        print("step 5", flush=True)
+        time.sleep(120)
+    ''')
+    tandem_run = str(Path(sys.executable).with_name("tandem-run"))
+    proc = subprocess.Popen([tandem_run, "--grace", "5", "--", sys.executable, "-P", "-c", script],
+                            env=_env(tmp_path), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "step 5"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 6 and "child saw SIGTERM" in proc.stdout.read()
+    message = _message(tmp_path)
+    assert (message["class"], message["reason"], message["step"]) == ("node", "Terminated", 5)
+
+
+def test_the_command_line_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse(["--", "torchrun", "train.py"]).command == ["torchrun", "train.py"]
+    assert parse(["--progress-regex", r"it (\d+)", "python", "x.py"]).progress.pattern == r"it (\d+)"
+    for argv, error in ((["--"], "a command is needed"), (["--progress-regex", "step", "--", "x"], "one group"),
+                        (["--checkpoint-layout", "keras", "--", "x"], "invalid choice")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert error in capsys.readouterr().err
