@@ -38,7 +38,8 @@ from tandem.operator.classification import (
 from tandem.operator.container_start import START_GRACE_SECONDS, StartFailure, start_failure
 from tandem.operator.device_reports import DeviceFault, nvidia_faults
 from tandem.operator.observe import parse_report
-from tandem.operator.podspec import CONTAINER, RUNTIME_COMMAND
+from tandem.operator.podspec import CONTAINER
+from tandem.operator.podtemplate import LAUNCHERS
 
 __all__ = [
     "NODE_CLASSES", "START_GRACE_SECONDS", "SYMPTOM_REASONS", "Classification", "Obj", "Source", "StartFailure",
@@ -186,8 +187,9 @@ def _exit_code(terminated: Obj) -> int | None:
 
 
 def runs_launcher(pod: Obj) -> bool | None:
-    """Does the pod's training container run Tandem's launcher (`tandem-train`, the command the operator gives
-    a job without spec.container.command)? None when the pod's spec does not show its containers."""
+    """Does the pod's training container run one of Tandem's launchers (`tandem-train`, the command the operator
+    gives a job without a command, or `tandem-run`, which supervises a team's command and gives its exit codes
+    the same meaning)? None when the pod's spec does not show its containers."""
     containers = [_dict(c) for c in _list(_dict(_dict(pod).get("spec")).get("containers"))]
     if not containers:
         return None
@@ -195,7 +197,7 @@ def runs_launcher(pod: Obj) -> bool | None:
     command = trainer.get("command")
     if not isinstance(command, list) or not command or not isinstance(command[0], str):
         return False  # the image's own entrypoint: not one the operator chose
-    return PurePosixPath(command[0]).name == RUNTIME_COMMAND[0]
+    return PurePosixPath(command[0]).name in LAUNCHERS
 
 
 def _from_container(name: str, terminated: Obj, runtime_codes: bool = True) -> tuple[Classification | None, bool]:

@@ -11,6 +11,7 @@ pool's keys win) and tolerations (after the pool's)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from tandem.operator.api import (
@@ -23,6 +24,8 @@ from tandem.operator.api import (
 from tandem.operator.api_podtemplate import CONTAINER, SHM_PATH, SHM_VOLUME
 
 RUNTIME_COMMAND = ["tandem-train"]
+# Tandem's launchers: their exit codes 3-7 name a fault class (tandem.faults.taxonomy.EXIT_CODES).
+LAUNCHERS = ("tandem-train", "tandem-run")
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,11 @@ def training_container(job: TrainingJob, pool: AcceleratorPool) -> TrainingConta
 
 
 def custom_command(job: TrainingJob) -> bool:
-    """Does the job run its own command on any pool (so the runtime's exit codes are not its launcher's)?"""
+    """Does the job run a command of its own, not one of Tandem's launchers, on any pool (so its exit codes are not
+    the launcher's)?"""
     by = job.spec.container.by_accelerator
-    return bool(job.spec.container.command) or any(o is not None and o.command for o in (by.npu, by.gpu, by.cpu))
+    commands = [job.spec.container.command, *(o.command for o in (by.npu, by.gpu, by.cpu) if o is not None)]
+    return any(c and PurePosixPath(c[0]).name not in LAUNCHERS for c in commands)
 
 
 def _merged(defaults: dict[str, Any], asked: dict[str, Any]) -> dict[str, Any]:

@@ -160,11 +160,12 @@ def foreign_code(code: int) -> Classification:
                           node="n1")
 
 
-RUNTIME_CODES = [(3, "interconnect"), (4, "device"), (5, "oom"), (6, "node")]
+RUNTIME_CODES = [(3, "interconnect"), (4, "device"), (5, "oom"), (6, "node"), (7, "storage")]
 
 
 @pytest.mark.parametrize(("code", "cls"), RUNTIME_CODES)
-@pytest.mark.parametrize("command", [["tandem-train"], ["/usr/local/bin/tandem-train", "--config", "/etc/t.yaml"]])
+@pytest.mark.parametrize("command", [["tandem-train"], ["/usr/local/bin/tandem-train", "--config", "/etc/t.yaml"],
+                                     ["tandem-run", "--", "torchrun", "train.py"]])
 def test_the_runtime_exit_codes_name_a_class_when_tandems_launcher_ran(code: int, cls: str, command: list[str]) -> None:
     assert classify_pod(failed(code, "Error", command=command), node(), []) == runtime_code(code, cls)
 

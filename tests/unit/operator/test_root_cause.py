@@ -303,6 +303,7 @@ def test_a_custom_command_per_accelerator_gives_exit_codes_no_meaning() -> None:
     job = running(container={"byAccelerator": {"npu": {"command": ["torchrun", "train.py"]}}})
     found = detect([failed(0, "", 3), failed(1, "", 3)], job=job)
     assert isinstance(found, Fault) and (found.fault_class, found.reason) == (FaultClass.UNKNOWN, "ExitCode")
-    launcher = detect([failed(0, "", 3), failed(1, "", 3)])
-    assert isinstance(launcher, Fault) and (launcher.fault_class, launcher.reason) == (FaultClass.INTERCONNECT,
-                                                                                        "ExitCode")
+    for job in (None, running(container={"command": ["/usr/local/bin/tandem-run", "--", "torchrun", "train.py"]})):
+        launcher = detect([failed(0, "", 3), failed(1, "", 3)], job=job)  # tandem-train, tandem-run: Tandem's codes
+        assert isinstance(launcher, Fault) and (launcher.fault_class, launcher.reason) == (FaultClass.INTERCONNECT,
+                                                                                            "ExitCode")
