@@ -293,6 +293,15 @@ class FaultPolicy(_Wire):
         description="A node NotReady for less than this does not end the attempt while its ranks report no fault"
         " (a missed kubelet heartbeat is not a dead node).",
     )
+    progress_timeout_seconds: StrictInt = Field(
+        600, ge=1, le=WEEK_SECONDS,
+        description="tandem-run ends a command that shows no progress this long after its first step and reports"
+        " a hang (TANDEM_PROGRESS_TIMEOUT_SECONDS).",
+    )
+    startup_timeout_seconds: StrictInt = Field(
+        1800, ge=1, le=WEEK_SECONDS,
+        description="The same before the first step: set-up and checkpoint loading (TANDEM_STARTUP_TIMEOUT_SECONDS).",
+    )
     exclude_faulty_nodes: StrictBool = Field(
         True, description="New pods avoid nodes that faulted (node anti-affinity on status.excludedNodes)."
     )

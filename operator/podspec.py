@@ -96,6 +96,9 @@ def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: in
         # Fences the checkpoint volume: an older attempt's ranks can neither commit nor delete once a newer
         # attempt started. Derived, so a restarted operator gives the same attempt the same token.
         "TANDEM_ATTEMPT_TOKEN": attempt_token(str(job.metadata["uid"]), attempt),
+        # tandem-run's deadlines (the built-in trainer has its own watchdog, training.watchdogSeconds).
+        "TANDEM_PROGRESS_TIMEOUT_SECONDS": str(spec.fault_policy.progress_timeout_seconds),
+        "TANDEM_STARTUP_TIMEOUT_SECONDS": str(spec.fault_policy.startup_timeout_seconds),
         **launch_env(spec.nodes, rank, pool.spec.devices_per_node, master_addr(job, attempt)),
     }
     return [{"name": key, "value": value} for key, value in values.items()]

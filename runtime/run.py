@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 from tandem.faults import read_log
@@ -223,8 +223,24 @@ def parse(argv: Sequence[str]) -> Options:
                    args.startup_timeout, args.grace)
 
 
+def _seconds(env: Mapping[str, str], name: str) -> float | None:
+    try:
+        value = float(env.get(name) or "")
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def with_job_deadlines(options: Options, env: Mapping[str, str]) -> Options:
+    """The job's faultPolicy deadlines (the pod contract's TANDEM_PROGRESS_TIMEOUT_SECONDS and
+    TANDEM_STARTUP_TIMEOUT_SECONDS) where the command line sets none."""
+    return replace(options,
+                   progress_timeout=options.progress_timeout or _seconds(env, "TANDEM_PROGRESS_TIMEOUT_SECONDS"),
+                   startup_timeout=options.startup_timeout or _seconds(env, "TANDEM_STARTUP_TIMEOUT_SECONDS"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(parse(sys.argv[1:] if argv is None else argv), os.environ)
+    return run(with_job_deadlines(parse(sys.argv[1:] if argv is None else argv), os.environ), os.environ)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tandem.runtime.run import Options, main, parse, run
+from tandem.runtime.run import Options, main, parse, run, with_job_deadlines
 
 EI0006 = ("EI0006: [PID: 1292363] 2025-04-08-18:07:20.444.436 Getting socket times out. Reason: Remote Rank did "
           "not send the data in time.")  # vllm-project/vllm-ascend#486
@@ -140,3 +140,11 @@ def test_the_command_line_is_checked(capsys: pytest.CaptureFixture[str]) -> None
         with pytest.raises(SystemExit):
             main(argv)
         assert error in capsys.readouterr().err
+
+
+def test_the_jobs_fault_policy_sets_the_deadlines_the_command_line_does_not() -> None:
+    env = {"TANDEM_PROGRESS_TIMEOUT_SECONDS": "600", "TANDEM_STARTUP_TIMEOUT_SECONDS": "1800"}
+    assert (with_job_deadlines(parse(["--", "x"]), env).progress_timeout,
+            with_job_deadlines(parse(["--", "x"]), env).startup_timeout) == (600.0, 1800.0)
+    assert with_job_deadlines(parse(["--progress-timeout", "30", "--", "x"]), env).progress_timeout == 30.0
+    assert with_job_deadlines(parse(["--", "x"]), {"TANDEM_PROGRESS_TIMEOUT_SECONDS": "soon"}).progress_timeout is None

@@ -163,6 +163,8 @@ def test_defaults_enums_and_bounds_reach_the_crd() -> None:
         "maxFailovers": 10,
         "nodeExclusionSeconds": 1800,
         "nodeNotReadyGraceSeconds": 60,
+        "progressTimeoutSeconds": 600,
+        "startupTimeoutSeconds": 1800,
     }
     assert {name: field.get("minimum") for name, field in policy.items() if "minimum" in field} == {
         "maxRestarts": 0,
@@ -173,6 +175,8 @@ def test_defaults_enums_and_bounds_reach_the_crd() -> None:
         "maxFailovers": 0,
         "nodeExclusionSeconds": 0,
         "nodeNotReadyGraceSeconds": 0,
+        "progressTimeoutSeconds": 1,
+        "startupTimeoutSeconds": 1,
     }
     # Every number a user writes is bounded: no value can overflow the operator's arithmetic.
     assert {name: field.get("maximum") for name, field in policy.items() if field["type"] == "integer"} == {
@@ -184,6 +188,8 @@ def test_defaults_enums_and_bounds_reach_the_crd() -> None:
         "maxFailovers": 1000,
         "nodeExclusionSeconds": api.WEEK_SECONDS,
         "nodeNotReadyGraceSeconds": api.DAY_SECONDS,
+        "progressTimeoutSeconds": api.WEEK_SECONDS,
+        "startupTimeoutSeconds": api.WEEK_SECONDS,
     }
     assert props["nodes"]["maximum"] == api.MAX_NODES
     checkpoint = props["checkpoint"]["properties"]
