@@ -126,3 +126,42 @@ def test_kubectl_apply_names_the_refused_field(kubectl: Any) -> None:
     job["spec"]["container"]["byAccelerator"]["gpu"]["env"] = [{"name": "WORLD_SIZE", "value": "1"}]
     contract = kubectl("apply", "-f", "-", stdin=yaml.safe_dump(job), check=False)
     assert contract.returncode != 0 and "env WORLD_SIZE is a pod-contract variable" in contract.stderr
+
+
+# A team's plain script under tandem-run: it resumes from TANDEM_RESUME_STEP, saves Hugging Face-style checkpoints,
+# and rank 1 dies on attempt 1 printing HCCL's error (no termination message of its own).
+UNDER_TANDEM_RUN = textwrap.dedent('''
+    import os, pathlib, sys, time
+    attempt, rank = int(os.environ["TANDEM_ATTEMPT"]), int(os.environ["TANDEM_NODE_RANK"])
+    start = int(os.environ["TANDEM_RESUME_STEP"] or 0)
+    out = pathlib.Path(os.environ["TANDEM_CHECKPOINT_DIR"]) / os.environ["RUN_NAME"]
+    print("resume point", repr(os.environ["TANDEM_RESUME_STEP"]), flush=True)
+    for step in range(start + 1, start + 6):
+        print(f"step {step}", flush=True)
+        if rank == 0 and step % 5 == 0:
+            done = out / f"checkpoint-{step}"
+            done.mkdir(parents=True, exist_ok=True)
+            (done / "trainer_state.json").write_text("{}")
+        time.sleep(0.05)
+    if attempt == 1 and rank == 1:
+        time.sleep(0.5)
+        print(os.environ["HCCL_ERROR"], file=sys.stderr, flush=True)
+        sys.exit(1)
+''')
+
+
+def test_a_script_under_tandem_run_restarts_from_its_own_checkpoint(custom: Any, core: Any, wait_for: Any) -> None:
+    job = byo_job("plain")
+    job["spec"]["container"] = {
+        "command": ["tandem-run", "--", sys.executable, "-P", "-c", UNDER_TANDEM_RUN],
+        "env": [{"name": "RUN_NAME", "value": "plain-run"}, {"name": "HCCL_ERROR", "value": HCCL["message"]}]}
+    job["spec"]["pools"] = ["ascend-910b"]
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
+    status = wait_phase(custom, wait_for, "plain", "Succeeded")["status"]
+    fault = status["faults"][0]
+    # tandem-run found HCCL's error in the stream and said so in the termination message; the operator restarted.
+    assert (fault["class"], fault["reason"], fault["pod"], fault["checkpointStep"]) == (
+        "interconnect", "HcclSocketTimeout", "plain-a1-1", 5)
+    assert (status["attempt"], status["restarts"], status["lastCheckpoint"]["step"]) == (2, 1, 10)
+    log = core.read_namespaced_pod_log("plain-a2-0", NS)
+    assert "resume point '5'" in log and "step 6" in log and "step 5\n" not in log
