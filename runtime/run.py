@@ -12,16 +12,19 @@ from. No torch: it supervises any command.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import IO
 
 from tandem.faults import read_log
@@ -29,6 +32,7 @@ from tandem.faults.signatures import matching
 from tandem.runtime.faults import Fault, classify_exit, dumps, exit_code, termination_message
 from tandem.runtime.resume_point import LAYOUTS, find_resume_point
 from tandem.runtime.watchdog import collective_timeouts
+from tandem.sdk import PROGRESS_FILE_ENV
 
 # What a training loop prints as it goes: `step 12`, `step=12`, `step: 12`, Megatron's `iteration 12/ 1000`, and the
 # progress bar of the Hugging Face Trainer (tqdm: `| 12/1000 [`).
@@ -60,6 +64,18 @@ class Stream:
             if match:
                 step = next((int(g) for g in match.groups() if g is not None), None)
                 if step is not None:
+                    self.last_step, self.last_progress = step, now
+
+    def heartbeat(self, path: str, now: float) -> None:
+        """Read the SDK's heartbeat file (tandem.sdk.progress): a new step there is progress, like a line."""
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return
+        step = record.get("step") if isinstance(record, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool):
+            with self.lock:
+                if step != self.last_step or self.last_progress is None:
                     self.last_step, self.last_progress = step, now
 
     def text(self) -> str:
@@ -120,6 +136,7 @@ def _hang(stream: Stream, options: Options, started: float, now: float) -> str |
 
 
 def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: float = 0.2) -> Outcome:
+    heartbeat = env.get(PROGRESS_FILE_ENV, "")
     proc = subprocess.Popen(options.command, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     pumps = [threading.Thread(target=_pump, args=(proc.stdout, sys.stdout, stream), daemon=True),
@@ -136,6 +153,8 @@ def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: fl
     started = time.monotonic()
     try:
         while proc.poll() is None:
+            if heartbeat:
+                stream.heartbeat(heartbeat, time.monotonic())
             hang = None if outcome.terminated else _hang(stream, options, started, time.monotonic())
             if hang:
                 outcome.hang = hang
@@ -178,7 +197,10 @@ def run(options: Options, env: Mapping[str, str]) -> int:
     if options.progress_timeout:  # the vendors' own timeouts stay behind the supervisor's deadline
         child.update(collective_timeouts(env.get("TANDEM_ACCELERATOR", "cpu"), options.progress_timeout, env))
     stream = Stream(progress=options.progress)
-    outcome = supervise(options, child, stream)
+    with tempfile.TemporaryDirectory(prefix="tandem-run-") as folder:
+        child[PROGRESS_FILE_ENV] = os.path.join(folder, "progress.json")  # tandem.sdk.progress writes it
+        outcome = supervise(options, child, stream)
+        stream.heartbeat(child[PROGRESS_FILE_ENV], time.monotonic())
     fault = fault_of(outcome, stream)
     newest = find_resume_point(root, options.checkpoint_layout)
     message = termination_message(fault, step=stream.last_step, checkpoint_step=newest.step if newest else None,

@@ -1,0 +1,81 @@
+"""The torch-free part of `tandem.sdk`, as a script uses it under `tandem-run` (real child processes): the
+heartbeat that feeds the hang watch, the resume point, and a batch plan that keeps the global batch over any
+world size."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tandem.runtime.faults import FaultError
+from tandem.runtime.run import Options, run
+from tandem.sdk import BatchPlan, batch_plan, progress, resume_point, world_size
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "ckpt").mkdir(exist_ok=True)
+    return {**os.environ, "TANDEM_CHECKPOINT_DIR": str(tmp_path / "ckpt"),
+            "TANDEM_TERMINATION_LOG": str(tmp_path / "termination-log")}
+
+
+def test_the_heartbeat_keeps_a_quiet_script_alive_and_names_its_step(tmp_path: Path) -> None:
+    """No progress lines at all, only tandem.sdk.progress: 3 s of work with a 1 s progress timeout."""
+    script = textwrap.dedent('''
+        import time
+        from tandem.sdk import progress
+        for step in range(1, 31):
+            time.sleep(0.1)
+            progress(step, loss=2.0 / step, lr=float("nan"))
+    ''')
+    assert run(Options([sys.executable, "-P", "-c", script], progress_timeout=1.0, grace=1.0), _env(tmp_path)) == 0
+    message = json.loads((tmp_path / "termination-log").read_text())
+    assert (message["class"], message["step"]) == ("none", 30)
+
+
+def test_a_script_whose_heartbeat_stops_is_a_hang_at_that_step(tmp_path: Path) -> None:
+    script = "from tandem.sdk import progress; import time; progress(4); time.sleep(120)"
+    assert run(Options([sys.executable, "-P", "-c", script], progress_timeout=1.0, grace=1.0), _env(tmp_path)) == 1
+    message = json.loads((tmp_path / "termination-log").read_text())
+    assert (message["reason"], message["step"]) == ("NoProgress", 4)
+
+
+def test_outside_tandem_run_progress_does_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TANDEM_PROGRESS_FILE", raising=False)
+    progress(3)
+    monkeypatch.setenv("TANDEM_PROGRESS_FILE", str(tmp_path / "p.json"))
+    progress(3, loss=1.5, bad="x")  # type: ignore[arg-type]
+    record = json.loads((tmp_path / "p.json").read_text())
+    assert (record["step"], record["metrics"]) == (3, {"loss": 1.5})
+
+
+def test_the_resume_point_and_the_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_RESUME_STEP", "")
+    monkeypatch.setenv("TANDEM_RESUME_PATH", "")
+    assert resume_point() is None
+    monkeypatch.setenv("TANDEM_RESUME_STEP", "1200")
+    monkeypatch.setenv("TANDEM_RESUME_PATH", "/ckpt/checkpoint-1200")
+    assert (resume_point().step, resume_point().path) == (1200, "/ckpt/checkpoint-1200")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("TANDEM_NODES", "2")
+    monkeypatch.setenv("TANDEM_DEVICES_PER_NODE", "8")
+    assert world_size() == 16
+    monkeypatch.setenv("WORLD_SIZE", "4")  # torchrun's, in a worker
+    assert world_size() == 4
+
+
+@pytest.mark.parametrize(("world", "plan"), [(16, BatchPlan(256, 16, 4, 4)), (8, BatchPlan(256, 8, 4, 8)),
+                                            (2, BatchPlan(256, 2, 4, 32))])
+def test_the_global_batch_survives_a_failover_to_another_world(world: int, plan: BatchPlan) -> None:
+    assert batch_plan(256, micro_batch=4, world=world) == plan
+    assert plan.per_rank * plan.world == 256
+
+
+def test_a_global_batch_no_world_divides_is_the_users_to_fix() -> None:
+    with pytest.raises(FaultError) as error:
+        batch_plan(100, world=16)
+    assert error.value.cls == "user" and "globalBatch 100 is not divisible by the world size 16" in str(error.value)
