@@ -45,7 +45,9 @@ def test_a_job_runs_to_success_through_every_phase(custom: Any, core: Any, wait_
     pods = core.list_namespaced_pod(NS, label_selector="tandem.dev/job=ok").items
     assert sorted(p.metadata.name for p in pods) == ["ok-a1-0", "ok-a1-1"]
     assert {p.spec.node_name for p in pods} <= {"ascend-910b-node-0", "ascend-910b-node-1"}
-    reasons = event_reasons(core, "ok")
+    # The Events follow the status (written ahead in pendingEvents, posted after it): wait for the last one.
+    reasons = wait_for(lambda: (r := event_reasons(core, "ok")) and r[-1] == "Succeeded" and r, timeout=15,
+                       what="the Succeeded Event")
     assert reasons[0] == "AttemptStarted" and "Running" in reasons and reasons[-1] == "Succeeded"
     log = core.read_namespaced_pod_log("ok-a1-1", NS)
     assert "rank 1 done" in log

@@ -85,7 +85,9 @@ def test_an_interconnect_fault_restarts_the_job_on_the_same_pool(custom: Any, co
     assert status["lastCheckpoint"]["step"] == 30
     # A socket timeout says a peer did not answer, nothing against this rank's own node: no exclusion.
     assert status["excludedNodes"] == []
-    seen = event_reasons(core, "hccl-once")
+    # The Events follow the status (written ahead in pendingEvents, posted after it): wait for the last one.
+    seen = wait_for(lambda: (r := event_reasons(core, "hccl-once")) and r[-1] == "Succeeded" and r, timeout=15,
+                    what="the Succeeded Event")
     assert seen.index("FaultDetected") < seen.index("Restarting") < len(seen) - 1
     assert seen.count("AttemptStarted") == 2 and seen[-1] == "Succeeded"
 
