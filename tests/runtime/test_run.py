@@ -148,3 +148,29 @@ def test_the_jobs_fault_policy_sets_the_deadlines_the_command_line_does_not() ->
             with_job_deadlines(parse(["--", "x"]), env).startup_timeout) == (600.0, 1800.0)
     assert with_job_deadlines(parse(["--progress-timeout", "30", "--", "x"]), env).progress_timeout == 30.0
     assert with_job_deadlines(parse(["--", "x"]), {"TANDEM_PROGRESS_TIMEOUT_SECONDS": "soon"}).progress_timeout is None
+
+
+def test_the_root_cause_among_ranks_interleaved_by_torchrun(tmp_path: Path) -> None:
+    """torchrun's workers share the stream: rank 1's own bug, then rank 0's collective timing out waiting for it,
+    then torchrun's summary. The job's fault is rank 1's (pytorch/pytorch#88251 has the summary's shape)."""
+    script = _python('''
+        import sys
+        lines = [
+            "[rank0]: step 11",
+            "[rank1]: Traceback (most recent call last):",
+            '[rank1]:   File "/workspace/train.py", line 40, in <module>',
+            '[rank1]:     batch = next(batches)["input_ids"]',
+            "[rank1]: KeyError: 'input_ids'",
+            "[rank0]:[E321 02:07:08.408271257 ProcessGroupNCCL.cpp:607] [Rank 0] Watchdog caught collective "
+            "operation timeout: WorkNCCL(SeqNum=1580, OpType=ALLREDUCE) ran for 600060 milliseconds before timing out.",
+            "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:",
+            "============================================================",
+            "train.py FAILED",
+        ]
+        print("\\n".join(lines), file=sys.stderr)
+        sys.exit(1)
+    ''')
+    assert run(Options(script), _env(tmp_path)) == 2
+    message = _message(tmp_path)
+    assert (message["class"], message["reason"], message["step"]) == ("user", "PythonException", 11)
+    assert message["message"].startswith("KeyError: 'input_ids'")
