@@ -5,6 +5,9 @@
 - `resume_point()`: where this attempt resumes from (tandem-run's TANDEM_RESUME_STEP / TANDEM_RESUME_PATH);
 - `batch_plan(global_batch)`: micro-batch and gradient accumulation for this attempt's world size, so the global
   batch, and with it the optimisation trajectory, stays the same after a failover to a pool of another size.
+
+`init()` (tandem.sdk.distributed, imported when called: it needs torch) binds the device and joins the process
+group.
 """
 
 from __future__ import annotations
@@ -13,14 +16,19 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tandem.runtime.plan import BatchPlan
 from tandem.runtime.plan import batch_plan as _plan
 
+if TYPE_CHECKING:
+    from tandem.sdk.distributed import Context
+
 PROGRESS_FILE_ENV = "TANDEM_PROGRESS_FILE"
 
-__all__ = ["BatchPlan", "ResumePoint", "batch_plan", "progress", "resume_point", "world_size"]
+__all__ = ["BatchPlan", "ResumePoint", "batch_plan", "init", "progress", "resume_point", "world_size"]
 
 
 def progress(step: int, **metrics: float) -> None:
@@ -63,3 +71,10 @@ def batch_plan(global_batch: int, micro_batch: int | None = None, world: int | N
     rank per forward/backward and `accumulation` passes, for `world` ranks (default: this attempt's). Raises a
     user fault naming the global batch when no world of this size can keep it."""
     return _plan(global_batch, world_size() if world is None else world, micro_batch)
+
+
+def init(env: Mapping[str, str] | None = None) -> Context:
+    """The device and the process group of this attempt (tandem.sdk.distributed.init; imports torch)."""
+    from tandem.sdk.distributed import init as _init
+
+    return _init(env)

@@ -1,0 +1,63 @@
+"""`tandem.sdk.init()`: the device and the process group of this attempt, for a script started by torchrun (or
+any launcher that sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT) under tandem-run
+(docs/design.md#the-sdk). Imports torch; the vendor plugin (torch_npu) only on an NPU pool, through the runtime's
+device seam (tandem.runtime.device)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from tandem.runtime.device import DeviceLayer, load_device_layer
+from tandem.runtime.faults import FaultError
+from tandem.runtime.watchdog import process_group_timeout
+from tandem.sdk import ResumePoint, resume_point
+
+# Before tandem-run's own deadline: a collective that waits longer ends in the library's error, not a silent hang.
+DEFAULT_PROGRESS_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who this process is in the attempt, and where it resumes from."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    backend: str
+    device: torch.device
+    layer: DeviceLayer  # the device seam: autocast, seeding, RNG state, memory statistics
+    resume: ResumePoint | None
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None = None) -> int:
+    value = env.get(name)
+    if value is None and default is not None:
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise FaultError("user", "InvalidEnvironment", f"{name}={value!r}: tandem.sdk.init() needs an integer "
+                         "(start the script with torchrun, which sets it)") from None
+
+
+def init(env: Mapping[str, str] | None = None) -> Context:
+    """Bind this process to its device and join the attempt's process group with the pool's backend (gloo on a
+    CPU) and a timeout just beyond tandem-run's progress deadline; idempotent within a process."""
+    env = os.environ if env is None else env
+    accelerator = env.get("TANDEM_ACCELERATOR", "cpu")
+    backend = "gloo" if accelerator == "cpu" else env.get("TANDEM_BACKEND") or {"npu": "hccl", "gpu": "nccl"}.get(
+        accelerator, "gloo")
+    rank, world = _int(env, "RANK", 0), _int(env, "WORLD_SIZE", 1)
+    local_rank, local_world = _int(env, "LOCAL_RANK", 0), _int(env, "LOCAL_WORLD_SIZE", world)
+    layer = load_device_layer(accelerator, backend, local_rank, local_world)
+    layer.setup()
+    if world > 1 and not dist.is_initialized():
+        seconds = float(env.get("TANDEM_PROGRESS_TIMEOUT_SECONDS") or DEFAULT_PROGRESS_TIMEOUT)
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=process_group_timeout(seconds))
+    return Context(rank, world, local_rank, local_world, backend, layer.device, layer, resume_point())
