@@ -7,7 +7,7 @@
   batch, and with it the optimisation trajectory, stays the same after a failover to a pool of another size.
 
 `init()` (tandem.sdk.distributed, imported when called: it needs torch) binds the device and joins the process
-group.
+group; `tandem.sdk.checkpoint.Checkpointer` saves and loads a script's state at any world size.
 """
 
 from __future__ import annotations
