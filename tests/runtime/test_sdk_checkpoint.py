@@ -85,3 +85,20 @@ def test_a_flipped_bit_sets_the_newest_aside_and_the_next_loads(tmp_path: Path) 
     _, lines, output = _attempt(tmp_path, ranks=1)
     assert lines[0] == f"rank 0 loaded 2 sample 16 weights {saved[2]}"
     assert "checkpoint_quarantined" in output and "step=3" in output
+
+
+def test_the_examples_ddp_script_continues_on_another_world(tmp_path: Path) -> None:
+    """examples/byo/ddp_sdk.py itself, shrunk by its environment: 2 ranks to step 4, then 1 rank to step 8."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "byo" / "ddp_sdk.py"
+    (tmp_path / "ckpt").mkdir()
+    tandem_run = str(Path(sys.executable).with_name("tandem-run"))
+    for ranks, steps, expected in ((2, 4, (4, 4, None)), (1, 8, (8, 8, 4))):
+        env = {**os.environ, "TANDEM_CHECKPOINT_DIR": str(tmp_path / "ckpt"), "TANDEM_ACCELERATOR": "cpu",
+               "TANDEM_TERMINATION_LOG": str(tmp_path / "termination-log"), "GLOBAL_BATCH": "16",
+               "MICRO_BATCH": "4", "STEPS": str(steps), "SAVE_EVERY": "2"}
+        result = subprocess.run([tandem_run, "--", sys.executable, "-P", "-m", "torch.distributed.run",
+                                 "--standalone", "--nproc-per-node", str(ranks), str(example)], env=env,
+                                capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, result.stderr[-3000:]
+        message = json.loads((tmp_path / "termination-log").read_text())
+        assert (message["step"], message["checkpointStep"], message["resumedFrom"]) == expected
