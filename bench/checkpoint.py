@@ -2,8 +2,9 @@
 
 For each size of model+optimizer state (fp32 parameters + two AdamW moments), in one process and one
 run, it measures against baselines taken in the same run:
-  stall    ours (runtime Checkpointer: host copy overlapped with the next forward/backward)
-           vs torch.save, vs torch.distributed.checkpoint.save (sync) and DCP async_save
+  stall    ours (runtime Checkpointer: host copy overlapped with the next forward/backward), the same through
+           tandem.sdk (a team's script), vs torch.save, vs torch.distributed.checkpoint.save (sync) and DCP async_save;
+           and the whole step with a checkpoint against one without
   restore  ours (DCP load into the live model and optimizer) vs torch.load + load_state_dict
   write    bytes/s of our complete save vs a plain file copy of the same size (the disk's limit)
 
@@ -30,6 +31,8 @@ from tandem.runtime import logs
 from tandem.runtime.checkpoint import Checkpointer
 from tandem.runtime.ckpt_layout import inspect, step_dir
 from tandem.runtime.device import load_device_layer
+from tandem.sdk import init
+from tandem.sdk.checkpoint import Checkpointer as SdkCheckpointer
 
 UNITS = {"MB": 10**6, "GB": 10**9}
 
@@ -93,6 +96,23 @@ def loop_stall(
     return statistics.median(stalls)
 
 
+def run_steps(model: torch.nn.Module, optim: torch.optim.Optimizer, steps: int, every: int,
+              save: Callable[[int], None] | None, before_optimizer_step: Callable[[], None] = lambda: None,
+              finish: Callable[[], None] = lambda: None) -> float:
+    """Wall seconds for `steps` training steps with a checkpoint after every `every`-th (none when `save` is None),
+    the last write waited for: the whole cost, the background write's competition for the CPU included."""
+    started = time.perf_counter()
+    for step in range(1, steps + 1):
+        forward_backward(model)
+        before_optimizer_step()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        if save is not None and step % every == 0:
+            save(step)
+    finish()
+    return time.perf_counter() - started
+
+
 def bench_size(size: int, repeats: int, root: Path) -> dict[str, float]:
     model, optim = build(size)
     nbytes = state_nbytes(model, optim)
@@ -136,6 +156,19 @@ def bench_size(size: int, repeats: int, root: Path) -> dict[str, float]:
         before_optimizer_step=ckpt.wait_staged, finish=lambda: (ckpt.wait(), copies.append(ckpt.copy_seconds)),
     )  # fmt: skip
     out["ours_copy"] = statistics.median(copies)
+
+    # The same Checkpointer as a team's script reaches it (tandem.sdk.checkpoint, with its data position).
+    sdk = SdkCheckpointer(init({"TANDEM_ACCELERATOR": "cpu"}), root / "sdk", keep=2)
+    out["sdk"] = loop_stall(
+        "sdk", repeats, model, optim, lambda i: sdk.save(i + 1, model, optim, {"sample": 256 * (i + 1)}),
+        before_optimizer_step=sdk.wait_staged, finish=sdk.wait,
+    )
+    # Whole cost over 20 steps with a checkpoint every 5th, against the same 20 steps without one.
+    out["steps_plain"] = run_steps(model, optim, 20, 5, None)
+    out["steps_sdk"] = run_steps(model, optim, 20, 5, lambda n: sdk.save(1000 + n, model, optim, {"sample": n}),
+                                 before_optimizer_step=sdk.wait_staged, finish=sdk.wait)
+    out["steps_torch.save"] = run_steps(model, optim, 20, 5, lambda n: torch_save(n))
+    out["steps_dcp.async_save"] = run_steps(model, optim, 20, 5, lambda n: dcp_async(100 + n), finish=async_wait)
     windows = []
     for _ in range(3):
         t0 = time.perf_counter()
@@ -182,7 +215,8 @@ def report(size: str, r: dict[str, float]) -> None:
         f"RESULT {size}: state {r['bytes'] / 1e6:.0f} MB | loop stall per checkpoint: ours {ours:.3f} s, "
         f"torch.save {r['torch.save']:.3f} s ({r['torch.save'] / ours:.1f}x ours), "
         f"dcp.save {r['dcp.save']:.3f} s ({r['dcp.save'] / ours:.1f}x), "
-        f"dcp.async_save {r['dcp.async_save']:.3f} s ({r['dcp.async_save'] / ours:.1f}x) "
+        f"dcp.async_save {r['dcp.async_save']:.3f} s ({r['dcp.async_save'] / ours:.1f}x), "
+        f"tandem.sdk {r['sdk']:.3f} s ({r['sdk'] / ours:.1f}x) "
         f"(our host copy {r['ours_copy']:.3f} s ran behind a {r['fwd_bwd']:.3f} s forward/backward) "
         f"| restore: ours {r['restore_ours']:.3f} s vs torch.load {r['restore_torch.load']:.3f} s "
         f"({r['restore_ours'] / r['restore_torch.load']:.2f}x) "
@@ -190,6 +224,10 @@ def report(size: str, r: dict[str, float]) -> None:
         f"({r['ours_MBps'] / r['copy_MBps']:.2f}x of the disk)",
         flush=True,
     )
+    plain = r["steps_plain"]
+    costs = ", ".join(f"{name} {r[f'steps_{name}']:.2f} s ({r[f'steps_{name}'] / plain:.2f}x)"
+                      for name in ("sdk", "torch.save", "dcp.async_save"))
+    print(f"RESULT {size}: 20 steps with a checkpoint every 5th vs without ({plain:.2f} s): {costs}", flush=True)
 
 
 def setup(doc: str | None, sizes: list[str]) -> argparse.Namespace:
