@@ -9,44 +9,9 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-SCRIPT = textwrap.dedent('''
-    import hashlib
-    import torch, torch.distributed as dist
-    import tandem.sdk as sdk
-    from tandem.sdk.checkpoint import Checkpointer
-
-    def digest(model):
-        weights = torch.cat([p.detach().flatten() for p in model.parameters()])
-        return hashlib.sha256(weights.numpy().tobytes()).hexdigest()[:16]
-
-    ctx = sdk.init()
-    torch.manual_seed(0)
-    model = torch.nn.Linear(8, 8)
-    if ctx.world_size > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
-    optim = torch.optim.Adam(model.parameters(), lr=0.01)
-    ckpt = Checkpointer(ctx, keep=2)
-    loaded = ckpt.load(model, optim)
-    start, state = loaded if loaded else (0, {"sample": 0})
-    print(f"rank {ctx.rank} loaded {start} sample {state['sample']} weights {digest(model)}", flush=True)
-    plan = sdk.batch_plan(8, micro_batch=2)
-    for step in range(start + 1, start + 4):
-        for _ in range(plan.accumulation):
-            model(torch.randn(plan.micro_batch, 8)).pow(2).mean().backward()
-        ckpt.wait_staged()
-        optim.step()
-        optim.zero_grad()
-        state = {"sample": state["sample"] + 8}
-        sdk.progress(step)
-        ckpt.save(step, model, optim, state)
-        print(f"rank {ctx.rank} saved {step} weights {digest(model)}", flush=True)
-    ckpt.wait()
-    if dist.is_initialized():
-        dist.destroy_process_group()
-''')
+from sdk_ddp import SCRIPT
 
 
 def _attempt(tmp_path: Path, ranks: int) -> tuple[dict[str, object], list[str], str]:
@@ -58,32 +23,33 @@ def _attempt(tmp_path: Path, ranks: int) -> tuple[dict[str, object], list[str], 
                              "--nproc-per-node", str(ranks), str(tmp_path / "train.py")], env=env,
                             capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = [line for line in result.stdout.splitlines() if line.startswith("rank 0 ")]
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("loaded ", "saved "))]
     return json.loads((tmp_path / "termination-log").read_text()), lines, result.stdout + result.stderr
 
 
 def test_a_world_size_change_resumes_the_same_weights_and_data_position(tmp_path: Path) -> None:
     (tmp_path / "ckpt").mkdir()
     first, lines, _ = _attempt(tmp_path, ranks=2)
-    saved = {int(line.split()[3]): line.split()[-1] for line in lines if " saved " in line}
-    assert lines[0].startswith("rank 0 loaded 0 sample 0") and sorted(saved) == [1, 2, 3]
+    saved = {int(line.split()[1]): line.split()[-1] for line in lines if line.startswith("saved ")}
+    assert lines[0].startswith("loaded 0 sample 0") and sorted(saved) == [1, 2, 3]
     assert (first["checkpointStep"], first["resumedFrom"], first["step"]) == (3, None, 3)
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["step-000000002", "step-000000003"]  # keep 2
+    kept = sorted(p.name for p in (tmp_path / "ckpt").iterdir() if p.name.startswith("step-"))
+    assert kept == ["step-000000002", "step-000000003"]  # keep 2
     second, lines, _ = _attempt(tmp_path, ranks=1)
-    assert lines[0] == f"rank 0 loaded 3 sample 24 weights {saved[3]}"
+    assert lines[0] == f"loaded 3 sample 24 weights {saved[3]} same-weights True world 1 plan 2x4"
     assert (second["checkpointStep"], second["resumedFrom"], second["step"]) == (6, 3, 6)
 
 
 def test_a_flipped_bit_sets_the_newest_aside_and_the_next_loads(tmp_path: Path) -> None:
     (tmp_path / "ckpt").mkdir()
     _, lines, _ = _attempt(tmp_path, ranks=1)
-    saved = {int(line.split()[3]): line.split()[-1] for line in lines if " saved " in line}
+    saved = {int(line.split()[1]): line.split()[-1] for line in lines if line.startswith("saved ")}
     shard = next((tmp_path / "ckpt" / "step-000000003").glob("__0_*.distcp"))
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0x01
     shard.write_bytes(bytes(data))
     _, lines, output = _attempt(tmp_path, ranks=1)
-    assert lines[0] == f"rank 0 loaded 2 sample 16 weights {saved[2]}"
+    assert lines[0] == f"loaded 2 sample 16 weights {saved[2]} same-weights True world 1 plan 2x4"
     assert "checkpoint_quarantined" in output and "step=3" in output
 
 
