@@ -141,8 +141,18 @@ def _carries_a_match(origin: Raised, found: list[Match]) -> bool:
     return any(origin.index <= m.line.number < origin.end and (m.signature.strong or m.library) for m in found)
 
 
+MESSAGE_LINES = 12  # a fault's message: its line and what follows, up to a new traceback or this many lines
+
+
 def _from_line(lines: list[Line], index: int) -> str:
-    return short("\n".join(line.text for line in lines[index:]))
+    kept = [lines[index].text]
+    for line in lines[index + 1 : index + MESSAGE_LINES]:
+        text = line.text
+        if ("Traceback (most recent call last)" in text or text.lstrip().startswith('File "')
+                or text.startswith(("During handling of the above exception", "The above exception was"))):
+            break
+        kept.append(line.text)
+    return short("\n".join(kept))
 
 
 def _by_match(lines: list[Line], match: Match, rule: int, found: list[Match], origin: Raised | None) -> Reading:

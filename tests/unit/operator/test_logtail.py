@@ -104,9 +104,7 @@ def test_the_users_wrapper_around_a_library_error_is_judged_by_its_cause() -> No
         '  File "/workspace/train.py", line 140, in step',
         '    raise RuntimeError(f"step {step} failed") from err',
         "RuntimeError: step 12 failed"])
-    expected = "\n".join([*cause, "", "The above exception was the direct cause of the following exception:", "",
-                          "Traceback (most recent call last):", '  File "/workspace/train.py", line 140, in step',
-                          '    raise RuntimeError(f"step {step} failed") from err', "RuntimeError: step 12 failed"])
+    expected = "\n".join(cause)  # the message is the cause's lines, up to the chain that follows
     assert classify_pod(failed(1, "Error", text), node(), []) == Classification(
         FaultClass.INTERCONNECT, "NcclRemoteError", expected, "log-tail", node="n1")
 
