@@ -1,7 +1,8 @@
-"""A team's plain PyTorch script on the SDK, with the real operator on the local cluster (issue 17): it trains on an
-Ascend-like pool of 2 devices per pod under tandem-run and torchrun, dies after its step-3 checkpoint with HCCL's
-error on one rank, fails over to a GPU-like pool of 1 device per pod, and resumes there from step 3 with the same
-weights, the same data position and the same global batch, to Succeeded; status.lastCheckpoint follows."""
+"""A team's own scripts on the SDK, with the real operator on the local cluster (issue 17): a plain PyTorch DDP script
+and a Hugging Face Trainer script train on an Ascend-like pool of 2 devices per pod under tandem-run and torchrun,
+die after their step-3 checkpoint with HCCL's error, fail over to a GPU-like pool of 1 device per pod, and resume
+there from step 3 with the same global batch (and, for the DDP script, the same weights and data position), to
+Succeeded; status.lastCheckpoint follows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import operator_jobs
 import pytest
+from hf_trainer_script import SCRIPT as HF_SCRIPT
 from sdk_ddp import SCRIPT
 
 GROUP, VERSION, PLURAL = "tandem.dev", "v1alpha1", "trainingjobs"
@@ -27,19 +29,25 @@ def small_pool(name: str, accelerator: str, resource: str, devices: int, nodes_o
                              {"name": "TANDEM_BACKEND", "value": "gloo"}]}}
 
 
-@pytest.mark.timeout(300)
-def test_an_sdk_script_fails_over_to_another_world_size_and_resumes(custom: Any, core: Any, wait_for: Any,
-                                                                       tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def small_pools(custom: Any) -> None:
     custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools",
                                         small_pool("npu-two", "npu", "huawei.com/Ascend910", 2, "ascend-910b"))
     custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools",
                                         small_pool("gpu-one", "gpu", "nvidia.com/gpu", 1, "h20"))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("small_pools")
+def test_an_sdk_script_fails_over_to_another_world_size_and_resumes(custom: Any, core: Any, wait_for: Any,
+                                                                       tmp_path: Path) -> None:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     job = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": "sdk-ddp"},
            "spec": {"nodes": 1, "pools": ["npu-two", "gpu-one"],
-                    "container": {"command": ["tandem-run", "--", sys.executable, "-P", "-m", "torch.distributed.run",
-                                              str(script)], "env": [{"name": "FAIL_ON_ATTEMPT", "value": "1"}]},
+                    "container": {"command": ["tandem-run", "--checkpoint-layout", "tandem", "--", sys.executable,
+                                              "-P", "-m", "torch.distributed.run", str(script)],
+                                  "env": [{"name": "FAIL_ON_ATTEMPT", "value": "1"}]},
                     "checkpoint": {"volume": {"persistentVolumeClaim": {"claimName": "ckpt"}},
                                    "path": "/checkpoints/sdk-ddp"},
                     "faultPolicy": {"backoffSeconds": 0, "maxBackoffSeconds": 0, "failoverAfterFaults": 1}}}
@@ -53,3 +61,33 @@ def test_an_sdk_script_fails_over_to_another_world_size_and_resumes(custom: Any,
     # World 2 -> 1: the same weights and data position (24 samples), the same global batch (2x2x2 = 2x4x1 = 8).
     loaded = next(line for line in log.splitlines() if line.startswith("loaded "))
     assert loaded.startswith("loaded 3 sample 24 ") and loaded.endswith(" same-weights True world 1 plan 2x4")
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.usefixtures("small_pools")
+def test_a_trainer_script_fails_over_and_keeps_its_global_batch(custom: Any, core: Any, wait_for: Any,
+                                                                 tmp_path: Path) -> None:
+    """The Hugging Face Trainer on tandem.sdk.hf: HCCL's error at step 4 on the 2-device pool, then the 1-device
+    pool resumes the Trainer's checkpoint-3 with 2 sequences x 4 passes instead of 2 x 2 x 2 ranks (8 either way)."""
+    script = tmp_path / "train_hf.py"
+    script.write_text(HF_SCRIPT)
+    env = [{"name": "DIE_AT_STEP", "value": "4"}, {"name": "DIE_ON_ATTEMPT", "value": "1"},
+           {"name": "DIE_WITH", "value": "EI0006: Getting socket times out. Reason: Remote Rank did not send the data"
+                                         " in time."}]
+    job = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": "sdk-hf"},
+           "spec": {"nodes": 1, "pools": ["npu-two", "gpu-one"],
+                    # Both tests' jobs mount the same claim: each names its own layout.
+                    "container": {"command": ["tandem-run", "--checkpoint-layout", "huggingface", "--",
+                                              sys.executable, "-P", "-m", "torch.distributed.run", str(script)],
+                                  "env": env},
+                    "checkpoint": {"volume": {"persistentVolumeClaim": {"claimName": "ckpt"}},
+                                   "path": "/checkpoints/sdk-hf"},
+                    "faultPolicy": {"backoffSeconds": 0, "maxBackoffSeconds": 0, "failoverAfterFaults": 1}}}
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
+    status = wait_phase(custom, wait_for, "sdk-hf", "Succeeded")["status"]
+    fault = status["faults"][0]
+    assert (fault["class"], fault["reason"], fault["checkpointStep"], fault["pool"]) == (
+        "interconnect", "HcclSocketTimeout", 3, "npu-two")
+    assert (status["pool"], status["failovers"], status["lastCheckpoint"]["step"]) == ("gpu-one", 1, 6)
+    log = core.read_namespaced_pod_log(f"sdk-hf-a{status['attempt']}-0", NS)
+    assert "plan 2 4" in log
