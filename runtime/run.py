@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
@@ -51,6 +52,7 @@ class Stream:
     early: deque[str] = field(default_factory=lambda: deque(maxlen=EARLY_EVIDENCE))
     last_step: int | None = None
     last_progress: float | None = None  # monotonic time of the last progress line
+    metrics: dict[str, float] = field(default_factory=dict)  # the numbers of the SDK's last heartbeat
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def feed(self, line: str, now: float) -> None:
@@ -74,9 +76,12 @@ class Stream:
             return
         step = record.get("step") if isinstance(record, dict) else None
         if isinstance(step, int) and not isinstance(step, bool):
+            numbers = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
             with self.lock:
                 if step != self.last_step or self.last_progress is None:
                     self.last_step, self.last_progress = step, now
+                self.metrics = {k: float(v) for k, v in numbers.items()
+                                if isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)}
 
     def text(self) -> str:
         with self.lock:
@@ -100,6 +105,7 @@ class Options:
     progress_timeout: float | None = None  # seconds without progress after the first step
     startup_timeout: float | None = None  # seconds before the first step (set-up, checkpoint loading)
     grace: float = 30.0  # SIGTERM, then this long, then SIGKILL
+    metrics_port: int | None = None  # serve the progress as Prometheus text on this port
 
 
 @dataclass
@@ -197,10 +203,16 @@ def run(options: Options, env: Mapping[str, str]) -> int:
     if options.progress_timeout:  # the vendors' own timeouts stay behind the supervisor's deadline
         child.update(collective_timeouts(env.get("TANDEM_ACCELERATOR", "cpu"), options.progress_timeout, env))
     stream = Stream(progress=options.progress)
-    with tempfile.TemporaryDirectory(prefix="tandem-run-") as folder:
-        child[PROGRESS_FILE_ENV] = os.path.join(folder, "progress.json")  # tandem.sdk.progress writes it
-        outcome = supervise(options, child, stream)
-        stream.heartbeat(child[PROGRESS_FILE_ENV], time.monotonic())
+    server = serve_metrics(stream, options.metrics_port) if options.metrics_port is not None else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="tandem-run-") as folder:
+            child[PROGRESS_FILE_ENV] = os.path.join(folder, "progress.json")  # tandem.sdk.progress writes it
+            outcome = supervise(options, child, stream)
+            stream.heartbeat(child[PROGRESS_FILE_ENV], time.monotonic())
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     fault = fault_of(outcome, stream)
     newest = find_resume_point(root, options.checkpoint_layout)
     message = termination_message(fault, step=stream.last_step, checkpoint_step=newest.step if newest else None,
@@ -212,6 +224,46 @@ def run(options: Options, env: Mapping[str, str]) -> int:
     except OSError as error:
         print(f"tandem-run: cannot write the termination message to {path}: {error}", file=sys.stderr)
     return exit_code(message) if fault is not None else 0
+
+
+def metrics_text(stream: Stream) -> str:
+    """The progress in Prometheus' text format: the last step, seconds since progress, the SDK's numbers."""
+    with stream.lock:
+        step, last, numbers = stream.last_step, stream.last_progress, dict(stream.metrics)
+    lines = ["# HELP tandem_run_step Last training step seen (a progress line or tandem.sdk.progress)",
+             "# TYPE tandem_run_step gauge", f"tandem_run_step {step if step is not None else 'NaN'}",
+             "# HELP tandem_run_seconds_since_progress Seconds since the last progress",
+             "# TYPE tandem_run_seconds_since_progress gauge",
+             f"tandem_run_seconds_since_progress {time.monotonic() - last if last is not None else 'NaN'}",
+             "# HELP tandem_run_metric A number the script reported with tandem.sdk.progress",
+             "# TYPE tandem_run_metric gauge"]
+    for name, value in sorted(numbers.items()):
+        label = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+        lines.append(f'tandem_run_metric{{name="{label}"}} {value}')
+    return "\n".join(lines) + "\n"
+
+
+def serve_metrics(stream: Stream, port: int) -> ThreadingHTTPServer:
+    """GET /metrics on `port` (all addresses), in a daemon thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the standard library names it
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = metrics_text(stream).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # the command's output stays the command's
+            return
+
+    server = ThreadingHTTPServer(("", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def _regex(value: str) -> re.Pattern[str]:
@@ -236,13 +288,16 @@ def parse(argv: Sequence[str]) -> Options:
                         help="the same before the first step (set-up and checkpoint loading take longer)")
     parser.add_argument("--grace", type=float, default=30.0, metavar="SECONDS",
                         help="between SIGTERM and SIGKILL when the command is stopped (default: 30)")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve the progress (step, seconds since progress, tandem.sdk.progress numbers) as "
+                             "Prometheus text on /metrics")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("a command is needed: tandem-run [options] -- CMD [ARGS...]")
     return Options(command, args.checkpoint_layout, args.progress_regex, args.progress_timeout,
-                   args.startup_timeout, args.grace)
+                   args.startup_timeout, args.grace, args.metrics_port)
 
 
 def _seconds(env: Mapping[str, str], name: str) -> float | None:

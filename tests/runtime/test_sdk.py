@@ -79,3 +79,38 @@ def test_a_global_batch_no_world_divides_is_the_users_to_fix() -> None:
     with pytest.raises(FaultError) as error:
         batch_plan(100, world=16)
     assert error.value.cls == "user" and "globalBatch 100 is not divisible by the world size 16" in str(error.value)
+
+
+def test_tandem_run_serves_the_progress_as_prometheus_text(tmp_path: Path) -> None:
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = textwrap.dedent('''
+        import time
+        from tandem.sdk import progress
+        progress(5, loss=1.25, tokens_per_second=5120)
+        time.sleep(4)
+    ''')
+    seen: list[str] = []
+
+    def scrape() -> None:  # while tandem-run supervises in the main thread (it handles SIGTERM there)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("tandem_run_step 5" in t for t in seen):
+            time.sleep(0.2)
+            try:
+                seen.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode())
+            except OSError:
+                continue
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    assert run(Options([sys.executable, "-P", "-c", script], metrics_port=port), _env(tmp_path)) == 0
+    scraper.join(timeout=30)
+    text = next(t for t in seen if "tandem_run_step 5" in t)
+    assert 'tandem_run_metric{name="loss"} 1.25' in text
+    assert 'tandem_run_metric{name="tokens_per_second"} 5120.0' in text
