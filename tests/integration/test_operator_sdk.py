@@ -37,27 +37,35 @@ def small_pools(custom: Any) -> None:
                                         small_pool("gpu-one", "gpu", "nvidia.com/gpu", 1, "h20"))
 
 
+def fail_over_and_succeed(custom: Any, core: Any, wait_for: Any, name: str, layout: str, script: Path,
+                          env: list[dict[str, str]]) -> str:
+    """Run `script` with torchrun under tandem-run on npu-two, then gpu-one; check that HCCL's error after the
+    step-3 checkpoint failed it over and that it succeeded there at step 6; return the last attempt's rank-0 log.
+    The tests' jobs mount the same claim: each names its checkpoint layout."""
+    job = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": name},
+           "spec": {"nodes": 1, "pools": ["npu-two", "gpu-one"],
+                    "container": {"command": ["tandem-run", "--checkpoint-layout", layout, "--", sys.executable,
+                                              "-P", "-m", "torch.distributed.run", str(script)], "env": env},
+                    "checkpoint": {"volume": {"persistentVolumeClaim": {"claimName": "ckpt"}},
+                                   "path": f"/checkpoints/{name}"},
+                    "faultPolicy": {"backoffSeconds": 0, "maxBackoffSeconds": 0, "failoverAfterFaults": 1}}}
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
+    status = wait_phase(custom, wait_for, name, "Succeeded")["status"]
+    fault = status["faults"][0]
+    assert (fault["class"], fault["reason"], fault["checkpointStep"], fault["pool"]) == (
+        "interconnect", "HcclSocketTimeout", 3, "npu-two")
+    assert (status["pool"], status["failovers"], status["lastCheckpoint"]["step"]) == ("gpu-one", 1, 6)
+    return str(core.read_namespaced_pod_log(f"{name}-a{status['attempt']}-0", NS))
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.usefixtures("small_pools")
 def test_an_sdk_script_fails_over_to_another_world_size_and_resumes(custom: Any, core: Any, wait_for: Any,
                                                                        tmp_path: Path) -> None:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    job = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": "sdk-ddp"},
-           "spec": {"nodes": 1, "pools": ["npu-two", "gpu-one"],
-                    "container": {"command": ["tandem-run", "--checkpoint-layout", "tandem", "--", sys.executable,
-                                              "-P", "-m", "torch.distributed.run", str(script)],
-                                  "env": [{"name": "FAIL_ON_ATTEMPT", "value": "1"}]},
-                    "checkpoint": {"volume": {"persistentVolumeClaim": {"claimName": "ckpt"}},
-                                   "path": "/checkpoints/sdk-ddp"},
-                    "faultPolicy": {"backoffSeconds": 0, "maxBackoffSeconds": 0, "failoverAfterFaults": 1}}}
-    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
-    status = wait_phase(custom, wait_for, "sdk-ddp", "Succeeded")["status"]
-    fault = status["faults"][0]
-    assert (fault["class"], fault["reason"], fault["checkpointStep"], fault["pool"]) == (
-        "interconnect", "HcclSocketTimeout", 3, "npu-two")
-    assert (status["pool"], status["failovers"], status["lastCheckpoint"]["step"]) == ("gpu-one", 1, 6)
-    log = core.read_namespaced_pod_log(f"sdk-ddp-a{status['attempt']}-0", NS)
+    log = fail_over_and_succeed(custom, core, wait_for, "sdk-ddp", "tandem", script,
+                                [{"name": "FAIL_ON_ATTEMPT", "value": "1"}])
     # World 2 -> 1: the same weights and data position (24 samples), the same global batch (2x2x2 = 2x4x1 = 8).
     loaded = next(line for line in log.splitlines() if line.startswith("loaded "))
     assert loaded.startswith("loaded 3 sample 24 ") and loaded.endswith(" same-weights True world 1 plan 2x4")
@@ -74,20 +82,5 @@ def test_a_trainer_script_fails_over_and_keeps_its_global_batch(custom: Any, cor
     env = [{"name": "DIE_AT_STEP", "value": "4"}, {"name": "DIE_ON_ATTEMPT", "value": "1"},
            {"name": "DIE_WITH", "value": "EI0006: Getting socket times out. Reason: Remote Rank did not send the data"
                                          " in time."}]
-    job = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": "sdk-hf"},
-           "spec": {"nodes": 1, "pools": ["npu-two", "gpu-one"],
-                    # Both tests' jobs mount the same claim: each names its own layout.
-                    "container": {"command": ["tandem-run", "--checkpoint-layout", "huggingface", "--",
-                                              sys.executable, "-P", "-m", "torch.distributed.run", str(script)],
-                                  "env": env},
-                    "checkpoint": {"volume": {"persistentVolumeClaim": {"claimName": "ckpt"}},
-                                   "path": "/checkpoints/sdk-hf"},
-                    "faultPolicy": {"backoffSeconds": 0, "maxBackoffSeconds": 0, "failoverAfterFaults": 1}}}
-    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
-    status = wait_phase(custom, wait_for, "sdk-hf", "Succeeded")["status"]
-    fault = status["faults"][0]
-    assert (fault["class"], fault["reason"], fault["checkpointStep"], fault["pool"]) == (
-        "interconnect", "HcclSocketTimeout", 3, "npu-two")
-    assert (status["pool"], status["failovers"], status["lastCheckpoint"]["step"]) == ("gpu-one", 1, 6)
-    log = core.read_namespaced_pod_log(f"sdk-hf-a{status['attempt']}-0", NS)
+    log = fail_over_and_succeed(custom, core, wait_for, "sdk-hf", "huggingface", script, env)
     assert "plan 2 4" in log
