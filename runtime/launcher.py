@@ -150,7 +150,13 @@ def supervise(
     killed: set[int] = set()
     try:
         while len(exits) < len(procs):
-            pid, status = os.wait()
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                # No child left to wait for though some were never seen exit (a CI run once got ECHILD here after
+                # the attempt was stopped and continued): take what the Popen objects know, and stop waiting.
+                exits += _unseen_exits(procs, exits, contract, killed)
+                break
             if pid not in procs:
                 continue
             local, proc = procs[pid]
@@ -187,6 +193,21 @@ def oom_kills(root: Path = CGROUP_ROOT) -> int | None:
             if key == "oom_kill" and value.strip().isdigit():
                 return int(value)
     return None
+
+
+def _unseen_exits(procs: dict[int, tuple[int, subprocess.Popen[bytes]]], exits: list[Exit], contract: Contract,
+                  killed: set[int]) -> list[Exit]:
+    """Exits of the workers os.wait() never reported: their Popen's return code, -1 when it is not known (the
+    workers' own reports, written before they exit, still say why)."""
+    seen = {e.local_rank for e in exits}
+    unseen = []
+    for pid, (local, proc) in procs.items():
+        if local in seen:
+            continue
+        code = proc.poll() if proc.returncode is None else proc.returncode
+        rank = contract.node_rank * contract.devices_per_node + local
+        unseen.append(Exit(local, rank, code if code is not None else -1, time.time(), pid in killed))
+    return unseen
 
 
 def collect(

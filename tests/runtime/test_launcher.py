@@ -115,3 +115,20 @@ def test_the_launcher_never_imports_torch() -> None:
     code = "import sys, tandem.runtime.launcher; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_workers_that_os_wait_never_reported_are_taken_from_their_popen() -> None:
+    """ECHILD with workers unseen (a CI run once hit it): their exit codes come from Popen, -1 when unknown."""
+    from types import SimpleNamespace
+
+    from tandem.runtime.launcher import _unseen_exits
+
+    contract = contract_from_env({"TANDEM_NODES": "2", "TANDEM_NODE_RANK": "1", "TANDEM_DEVICES_PER_NODE": "3",
+                                  "TANDEM_ACCELERATOR": "cpu", "MASTER_ADDR": "job-0.job"})
+    procs = {11: (0, SimpleNamespace(returncode=0, poll=lambda: 0)),
+             12: (1, SimpleNamespace(returncode=1, poll=lambda: 1)),
+             13: (2, SimpleNamespace(returncode=None, poll=lambda: None))}
+    seen = [Exit(0, 3, 0, 1.0, False)]
+    unseen = _unseen_exits(procs, seen, contract, killed={13})  # type: ignore[arg-type]
+    assert [(e.local_rank, e.rank, e.returncode, e.killed_by_us) for e in unseen] == [(1, 4, 1, False),
+                                                                                      (2, 5, -1, True)]
