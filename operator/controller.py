@@ -55,8 +55,9 @@ def _fixed_after_rejection(job: TrainingJob) -> bool:
 class Controller:
     def __init__(self, kube: Kube, clock: Clock = utcnow, force_delete_after: float = 30.0,
                  device_info_namespace: str = "kube-system", namespaces: list[str] | None = None,
-                 gate: PeeringGate | None = None) -> None:
+                 gate: PeeringGate | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.kube = kube
+        self.monotonic = monotonic  # the create backoff's clock (tests advance it)
         self.namespaces = list(namespaces or [])  # empty: every namespace
         self.clock = clock
         self.force_delete_after = force_delete_after
@@ -74,6 +75,9 @@ class Controller:
         # must not both count the same free nodes.
         self._admission = threading.Lock()
         self._failures: defaultdict[tuple[str, str], int] = defaultdict(int)  # consecutive, for the retry backoff
+        # Until when (time.monotonic) a job whose create was refused creates nothing: reconciles that other events
+        # trigger (its own status write, its other pods starting) must not retry ahead of the backoff.
+        self._refused_until: dict[tuple[str, str], float] = {}
         # When each job's rank 0 log was last read, and the finished rank 0 pod it was read after (if any).
         self._progress_read: dict[tuple[str, str], tuple[float, str]] = {}
         self._waiting: set[tuple[str, str]] = set()  # jobs without room now (derived: rebuilt by the rechecks)
@@ -84,6 +88,7 @@ class Controller:
         self._progress_read.pop((namespace, name), None)
         self._waiting.discard((namespace, name))
         self._failures.pop((namespace, name), None)
+        self._refused_until.pop((namespace, name), None)
 
     def stop(self) -> None:
         """Shutting down (SIGTERM, a rolling update): no new reconciles, no timers; the next
@@ -260,8 +265,10 @@ class Controller:
         status = decision.status.model_copy(update={"pending_events": [
             *decision.status.pending_events,
             *(PendingEvent(type=e.type, reason=e.reason, message=e.message, time=now) for e in decision.events)]})
+        held = self._refused_until.get((namespace, name), 0.0) - self.monotonic()
+        holding = bool(decision.create) and held > 0  # a refused create waits out its backoff
         refused = next((c for c in status.conditions if c.type == "Reconciled" and c.status.value == "False"), None)
-        if refused is not None:  # the last refusal or error is over once a decision goes through (set again if not)
+        if refused is not None and not holding:  # the last refusal or error is over once a decision goes through
             set_condition(status, "Reconciled", True, "Reconciled", f"reconciled again after {refused.reason}", now,
                           int(meta.get("generation", 1)))
         if status != job.status:  # the write-ahead log: the decision and its Events, before any action
@@ -274,9 +281,13 @@ class Controller:
                         reason="Terminating on a node that no longer answers")
             self.kube.delete_pod(namespace, pod, uid=uids.get(pod), force=True)
         try:
-            for manifest in decision.create:
-                self.kube.create(manifest)
-            self._failures.pop((namespace, name), None)  # the backoff of refusals and errors starts over
+            if holding:
+                self.requeue.after(namespace, name, held)
+            else:
+                for manifest in decision.create:
+                    self.kube.create(manifest)
+                self._failures.pop((namespace, name), None)  # the backoff of refusals and errors starts over
+                self._refused_until.pop((namespace, name), None)
         except (Refused, Foreign) as refused:
             raw = self._create_failed(raw, refused)
         self._count(decision)
@@ -302,6 +313,7 @@ class Controller:
         log.warning("create_refused", namespace=meta["namespace"], job=meta["name"], error=str(error)[:500],
                     retry_in=retry)
         self.requeue.after(meta["namespace"], meta["name"], retry)
+        self._refused_until[(meta["namespace"], meta["name"])] = self.monotonic() + retry
         return self._write(raw, self._not_reconciled(raw, reason, message))
 
     def _not_reconciled(self, raw: Obj, reason: str, message: str) -> TrainingJobStatus:

@@ -190,11 +190,17 @@ def test_a_refused_create_becomes_a_condition_and_a_warning_with_backoff() -> No
     kube = FakeKube(_job())
     quota = 'pods "llama-a1-0" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=2, limited: pods=2'
     kube.refuse = [Refused("Pod", "llama-a1-0", 403, quota), Refused("Pod", "llama-a1-0", 403, quota)]
-    controller = Controller(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+    elapsed = [0.0]
+    controller = Controller(kube, clock=lambda: NOW, monotonic=lambda: elapsed[0])  # type: ignore[arg-type]
     requeued: list[float] = []
     controller.requeue.after = lambda ns, name, seconds: requeued.append(seconds)  # type: ignore[method-assign]
     controller.reconcile_job("ml", "llama")
     message = f"Pod llama-a1-0: 403 {quota}; retry in 10s"
+    # An event that wakes the job within the backoff (its own status write, another pod) creates nothing: had it
+    # tried, it would have used up the second refusal below.
+    controller.reconcile_job("ml", "llama")
+    assert requeued[-1] == 10.0 and [e.reason for e in kube.events].count("CreateRefused") == 1
+    elapsed[0] = 10.0  # the requeue fires
     assert kube.job["status"]["conditions"][-1] == {
         "type": "Reconciled", "status": "False", "reason": "CreateRefused", "message": message,
         "lastTransitionTime": NOW.isoformat().replace("+00:00", "Z"), "observedGeneration": 1}
@@ -202,6 +208,7 @@ def test_a_refused_create_becomes_a_condition_and_a_warning_with_backoff() -> No
         ("Normal", "AttemptStarted", kube.events[0].message), ("Warning", "CreateRefused", message)]
     controller.reconcile_job("ml", "llama")
     assert requeued[0] == 10.0 and 20.0 in requeued  # doubling, not every 2 s
+    elapsed[0] = 30.0
     # A retry that decides no Event of its own still posts the refusal at once (not at the next reconcile).
     assert [e.reason for e in kube.events] == ["AttemptStarted", "CreateRefused", "CreateRefused"]
     assert kube.job["status"]["pendingEvents"] == []
