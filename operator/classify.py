@@ -146,9 +146,6 @@ def classify_node(node: Obj | None, device_faults: Sequence[DeviceFault]) -> Cla
 # --- the pod -----------------------------------------------------------------------------------------------------
 
 _RUNTIME_CODES = {code: FaultClass(cls) for cls, code in EXIT_CODES.items() if cls not in ("none", "unknown")}
-# Codes 3-7 name a class only when Tandem's runtime set them (2 is argparse's usage error, and a missing script's,
-# under any Python program: user either way).
-_LAUNCHER_ONLY_CODES = LAUNCHER_ONLY_CODES
 _STATUS_REASONS = {
     "Evicted": "Evicted", "NodeLost": "NodeLost", "UnexpectedAdmissionError": "UnexpectedAdmissionError",
     "NodeAffinity": "NodeAffinity", "Shutdown": "NodeShutdown", "Terminated": "NodeShutdown",
@@ -215,7 +212,9 @@ def _from_container(name: str, terminated: Obj, runtime_codes: bool = True) -> t
                                                                f"({terminated.get('message') or 'no message'})"), True
     if code is None or code == 0:
         return None, False
-    if code in _LAUNCHER_ONLY_CODES and not runtime_codes:
+    # Codes 3-7 name a class only when Tandem's launcher set them (2 is argparse's usage error, and a missing
+    # script's, under any Python program: user either way).
+    if code in LAUNCHER_ONLY_CODES and not runtime_codes:
         return make(FaultClass.UNKNOWN, "ExitCode", f"container {name} exited with code {code}; its command is not "
                     "Tandem's launcher and left no report, so the code names no class"), False
     if code in _RUNTIME_CODES:

@@ -118,8 +118,9 @@ def _matches(lines: list[Line], origin: Raised | None) -> list[Match]:
     for line in lines:
         if not line.evidence or (line.number < start and not line.library):
             continue
-        for signature in matching(line.text):
-            library = library_near(lines, line.number)
+        signatures = matching(line.text)
+        library = library_near(lines, line.number) if signatures else False  # once per line, not per entry
+        for signature in signatures:
             judged = _judged(signature, line, library)
             if judged:
                 found.append(Match(signature, line, library, *judged))

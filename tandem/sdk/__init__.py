@@ -59,9 +59,8 @@ def resume_point() -> ResumePoint | None:
 
 def world_size() -> int:
     """Processes in this attempt: torchrun's WORLD_SIZE in a worker, else the pod contract's nodes x devices."""
-    for name in ("WORLD_SIZE",):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
+    if os.environ.get("WORLD_SIZE", "").isdigit():
+        return int(os.environ["WORLD_SIZE"])
     nodes, devices = os.environ.get("TANDEM_NODES", "1"), os.environ.get("TANDEM_DEVICES_PER_NODE", "1")
     return int(nodes) * int(devices) if nodes.isdigit() and devices.isdigit() else 1
 

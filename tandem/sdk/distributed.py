@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from tandem.backends import DEFAULT_BACKEND
 from tandem.runtime.device import DeviceLayer, load_device_layer
 from tandem.runtime.faults import FaultError
 from tandem.runtime.watchdog import process_group_timeout
@@ -51,8 +52,7 @@ def init(env: Mapping[str, str] | None = None) -> Context:
     CPU) and a timeout just beyond tandem-run's progress deadline; idempotent within a process."""
     env = os.environ if env is None else env
     accelerator = env.get("TANDEM_ACCELERATOR", "cpu")
-    backend = "gloo" if accelerator == "cpu" else env.get("TANDEM_BACKEND") or {"npu": "hccl", "gpu": "nccl"}.get(
-        accelerator, "gloo")
+    backend = "gloo" if accelerator == "cpu" else env.get("TANDEM_BACKEND") or DEFAULT_BACKEND.get(accelerator, "gloo")
     rank, world = _int(env, "RANK", 0), _int(env, "WORLD_SIZE", 1)
     local_rank, local_world = _int(env, "LOCAL_RANK", 0), _int(env, "LOCAL_WORLD_SIZE", world)
     layer = load_device_layer(accelerator, backend, local_rank, local_world)
