@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tandem.runtime.faults import FaultError
 
@@ -89,12 +89,20 @@ def _stamp() -> str:
 
 
 def interconnect_error(flavor: str, rank: int, local_rank: int) -> BaseException:
+    text = interconnect_text(flavor, rank, local_rank)
+    if flavor == "nccl":
+        import torch.distributed as dist
+
+        return dist.DistBackendError(text)
+    return RuntimeError(text)
+
+
+def interconnect_text(flavor: str, rank: int, local_rank: int) -> str:
+    """What the library of `flavor` says when a link breaks under a collective (no torch import)."""
     pid = os.getpid()
     if flavor == "nccl":
         # Shape of https://github.com/NVIDIA/nccl/issues/2076 (torch.distributed.DistBackendError).
-        import torch.distributed as dist
-
-        return dist.DistBackendError(
+        return (
             "NCCL error in: /pytorch/torch/csrc/distributed/c10d/NCCLUtils.hpp:268, remote process exited or "
             "there was a network error, NCCL version 2.21.5\n"
             "ncclRemoteError: A call failed possibly due to a network error or a remote process exiting "
@@ -104,12 +112,12 @@ def interconnect_error(flavor: str, rank: int, local_rank: int) -> BaseException
     if flavor == "gloo":
         # Gloo's receive timeout (gloo/transport/tcp/unbound_buffer.cc, visible in
         # https://github.com/pytorch/gloo/pull/228), as ProcessGroupGloo raises it.
-        return RuntimeError(
+        return (
             "[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 1800000ms for "
             "recv operation to complete"
         )
     # Shape of https://github.com/vllm-project/vllm-ascend/issues/486 (torch_npu, HcclAllreduce).
-    return RuntimeError(
+    return (
         "InnerRunOpApi:torch_npu/csrc/framework/OpParamMaker.cpp:281 OPS function error: HcclAllreduce, "
         "error code is 6\n"
         f"[ERROR] {_stamp()} (PID:{pid}, Device:{local_rank}, RankID:{rank}) ERR01100 OPS call acl api failed.\n"
@@ -209,3 +217,36 @@ class Injector:
                 raise interconnect_error(self._flavor(spec, self.backend), self.rank, self.local_rank)
             if spec.kind == "hang":
                 self.hold()
+
+
+OUTSIDE_KINDS = ("interconnect", "hang")
+
+
+@dataclass
+class CommandInjector:
+    """TANDEM_FAULT_INJECT fired from outside a command that uses nothing of Tandem (`tandem-run --inject-faults`):
+    at the first progress of step N the supervisor makes the command fail the way a real fault would show from
+    outside. `interconnect`: the library's error text, as rank R prints it, then the command is killed; `hang`: the
+    command is frozen (SIGSTOP), so only the progress deadline ends it. Other kinds need the process itself
+    (tandem.sdk.progress fires them there)."""
+
+    specs: tuple[InjectSpec, ...]
+    attempt: int
+    backend: str
+    fired: set[InjectSpec] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for spec in self.specs:
+            if spec.kind not in OUTSIDE_KINDS:
+                raise FaultError("user", "InvalidFaultInject", f"TANDEM_FAULT_INJECT: tandem-run --inject-faults "
+                                 f"fires {' and '.join(OUTSIDE_KINDS)} only, not {spec.kind!r}")
+
+    def due(self, step: int) -> list[InjectSpec]:
+        """The specs of `step` (any rank) not fired yet; they count as fired from now on."""
+        found = [s for s in self.specs if s not in self.fired and s.applies(step, s.rank or 0, self.attempt)]
+        self.fired.update(found)
+        return found
+
+    def text(self, spec: InjectSpec) -> str:
+        rank = spec.rank or 0
+        return interconnect_text(spec.flavor or self.backend, rank, rank)

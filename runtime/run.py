@@ -28,12 +28,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
+from tandem.backends import DEFAULT_BACKEND
 from tandem.faults import read_log
 from tandem.faults.signatures import matching
-from tandem.runtime.faults import Fault, classify_exit, dumps, exit_code, termination_message
-from tandem.runtime.resume_point import LAYOUTS, find_resume_point
+from tandem.runtime import recovery
+from tandem.runtime.faults import Fault, FaultError, classify_exit, dumps, exit_code, termination_message
+from tandem.runtime.fence import Fence
+from tandem.runtime.inject import CommandInjector, parse_inject
+from tandem.runtime.resume_point import LAYOUTS, ResumePoint, find_resume_point
 from tandem.runtime.watchdog import collective_timeouts
-from tandem.sdk import PROGRESS_FILE_ENV
+from tandem.sdk import FAULT_DIR_ENV, PROGRESS_FILE_ENV
 
 # What a training loop prints as it goes: `step 12`, `step=12`, `step: 12`, Megatron's `iteration 12/ 1000`, and the
 # progress bar of the Hugging Face Trainer (tqdm: `| 12/1000 [`).
@@ -106,6 +110,7 @@ class Options:
     startup_timeout: float | None = None  # seconds before the first step (set-up, checkpoint loading)
     grace: float = 30.0  # SIGTERM, then this long, then SIGKILL
     metrics_port: int | None = None  # serve the progress as Prometheus text on this port
+    inject_faults: bool = False  # fire TANDEM_FAULT_INJECT from outside the command (demos and tests)
 
 
 @dataclass
@@ -116,10 +121,13 @@ class Outcome:
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the command's process group, then SIGKILL it after `grace` seconds."""
+    """SIGTERM the command's process group, then SIGKILL it after `grace` seconds (SIGCONT after SIGTERM: a
+    stopped process handles nothing until it continues)."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
         try:
             os.killpg(proc.pid, sig)
+            if sig == signal.SIGTERM:
+                os.killpg(proc.pid, signal.SIGCONT)
         except ProcessLookupError:
             return
         try:
@@ -141,7 +149,27 @@ def _hang(stream: Stream, options: Options, started: float, now: float) -> str |
     return None
 
 
-def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: float = 0.2) -> Outcome:
+def _inject(injector: CommandInjector, proc: subprocess.Popen[bytes], stream: Stream) -> None:
+    """Fire the outside faults of the step the command reached (tandem-run --inject-faults)."""
+    with stream.lock:
+        step = stream.last_step
+    for spec in injector.due(step) if step is not None else []:
+        try:
+            if spec.kind == "hang":
+                os.killpg(proc.pid, signal.SIGSTOP)
+                continue
+            text = injector.text(spec)
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+            for line in text.splitlines():
+                stream.feed(line, time.monotonic())
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+
+
+def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: float = 0.2,
+              injector: CommandInjector | None = None) -> Outcome:
     heartbeat = env.get(PROGRESS_FILE_ENV, "")
     proc = subprocess.Popen(options.command, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -161,6 +189,8 @@ def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: fl
         while proc.poll() is None:
             if heartbeat:
                 stream.heartbeat(heartbeat, time.monotonic())
+            if injector is not None:
+                _inject(injector, proc, stream)
             hang = None if outcome.terminated else _hang(stream, options, started, time.monotonic())
             if hang:
                 outcome.hang = hang
@@ -175,15 +205,31 @@ def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: fl
     return outcome
 
 
-def fault_of(outcome: Outcome, stream: Stream) -> Fault | None:
-    """The command's fault: a hang the supervisor ended; else what the whole stream says (the shared table);
-    else how it exited. None when it finished."""
+def sdk_faults(folder: Path) -> list[Fault]:
+    """The Tandem faults that ended ranks of the command (tandem.sdk leaves one per process), earliest first."""
+    found = []
+    for path in sorted(folder.glob("fault-*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+            found.append(Fault(record["class"], str(record["reason"]), str(record["message"]),
+                               rank=int(record["rank"]), time=float(record["time"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a torn or foreign file: the stream still tells
+    return sorted(found, key=lambda fault: fault.time or 0.0)
+
+
+def fault_of(outcome: Outcome, stream: Stream, reported: list[Fault] | None = None) -> Fault | None:
+    """The command's fault: a hang the supervisor ended; else the earliest Tandem fault a rank reported through
+    tandem.sdk (its class is explicit); else what the whole stream says (the shared table); else how it exited.
+    None when it finished."""
     if outcome.hang:
         return Fault("unknown", "NoProgress", outcome.hang, step=stream.last_step)
     if outcome.returncode == 0:
         return None
     if outcome.terminated:
         return Fault("node", "Terminated", "the pod was stopped (SIGTERM); the command ended", step=stream.last_step)
+    if reported:
+        return replace(reported[0], step=stream.last_step, time=None)
     reading = read_log(stream.text())
     if reading is not None:
         return Fault(reading.fault_class.value, reading.reason, reading.message, step=stream.last_step)
@@ -195,11 +241,43 @@ def fault_of(outcome: Outcome, stream: Stream) -> Fault | None:
                  " fault", step=stream.last_step)
 
 
+def command_injector(env: Mapping[str, str]) -> CommandInjector:
+    """TANDEM_FAULT_INJECT for tandem-run --inject-faults (a user fault naming the variable when it is bad)."""
+    accelerator = env.get("TANDEM_ACCELERATOR", "cpu")
+    attempt = env.get("TANDEM_ATTEMPT", "")
+    return CommandInjector(parse_inject(env.get("TANDEM_FAULT_INJECT", "")), int(attempt) if attempt.isdigit() else 1,
+                           env.get("TANDEM_BACKEND") or DEFAULT_BACKEND.get(accelerator, "gloo"))
+
+
+def claim_volume(root: str | None, env: Mapping[str, str]) -> None:
+    """Node 0 claims the checkpoint volume for this attempt (the attempt fence, as tandem-train's launcher does), so
+    an older attempt still running elsewhere can no longer commit or delete there (tandem.sdk's Checkpointer checks
+    the fence), and sets aside the unfinished saves of older attempts. Outside a Tandem pod (no TANDEM_ATTEMPT) it
+    does nothing. Raises the `Fenced` fault when a newer attempt holds the volume already."""
+    attempt = env.get("TANDEM_ATTEMPT", "")
+    if not root or not attempt.isdigit() or env.get("TANDEM_NODE_RANK", "0") != "0" or not Path(root).is_dir():
+        return
+    guard = Fence(root, int(attempt), env.get("TANDEM_ATTEMPT_TOKEN", ""), env.get("TANDEM_JOB_UID", ""))
+    guard.acquire()
+    recovery.sweep_partials(Path(root), guard)
+
+
 def run(options: Options, env: Mapping[str, str]) -> int:
     root = env.get("TANDEM_CHECKPOINT_DIR")
+    try:
+        claim_volume(root, env)
+    except FaultError as error:
+        return _report(Fault(error.cls, error.reason, str(error)), None, None, root, options, env)
     start = find_resume_point(root, options.checkpoint_layout)
     child = {**env, "TANDEM_RESUME_STEP": str(start.step) if start else "",
              "TANDEM_RESUME_PATH": start.path if start else ""}
+    injector = None
+    if options.inject_faults:  # fired from here only: the command gets no TANDEM_FAULT_INJECT to fire again
+        child.pop("TANDEM_FAULT_INJECT", None)
+        try:
+            injector = command_injector(env)
+        except FaultError as error:
+            return _report(Fault(error.cls, error.reason, str(error)), None, start, root, options, env)
     if options.progress_timeout:  # the vendors' own timeouts stay behind the supervisor's deadline
         child.update(collective_timeouts(env.get("TANDEM_ACCELERATOR", "cpu"), options.progress_timeout, env))
     stream = Stream(progress=options.progress)
@@ -207,15 +285,23 @@ def run(options: Options, env: Mapping[str, str]) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="tandem-run-") as folder:
             child[PROGRESS_FILE_ENV] = os.path.join(folder, "progress.json")  # tandem.sdk.progress writes it
-            outcome = supervise(options, child, stream)
+            child[FAULT_DIR_ENV] = os.path.join(folder, "faults")  # and its excepthook a rank's Tandem fault
+            os.mkdir(child[FAULT_DIR_ENV])
+            outcome = supervise(options, child, stream, injector=injector)
             stream.heartbeat(child[PROGRESS_FILE_ENV], time.monotonic())
+            reported = sdk_faults(Path(child[FAULT_DIR_ENV]))
     finally:
         if server is not None:
             server.shutdown()
             server.server_close()
-    fault = fault_of(outcome, stream)
+    return _report(fault_of(outcome, stream, reported), stream.last_step, start, root, options, env)
+
+
+def _report(fault: Fault | None, step: int | None, start: ResumePoint | None, root: str | None,
+            options: Options, env: Mapping[str, str]) -> int:
+    """Write the termination message of the pod contract; return the exit code that goes with it."""
     newest = find_resume_point(root, options.checkpoint_layout)
-    message = termination_message(fault, step=stream.last_step, checkpoint_step=newest.step if newest else None,
+    message = termination_message(fault, step=step, checkpoint_step=newest.step if newest else None,
                                   resumed_from=start.step if start else None, finished=fault is None)
     path = env.get("TANDEM_TERMINATION_LOG") or "/dev/termination-log"
     try:
@@ -291,13 +377,16 @@ def parse(argv: Sequence[str]) -> Options:
     parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                         help="serve the progress (step, seconds since progress, tandem.sdk.progress numbers) as "
                              "Prometheus text on /metrics")
+    parser.add_argument("--inject-faults", action="store_true",
+                        help="fire TANDEM_FAULT_INJECT's interconnect and hang faults from outside the command, at "
+                             "its progress (demos and tests of commands that do not use tandem.sdk)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("a command is needed: tandem-run [options] -- CMD [ARGS...]")
     return Options(command, args.checkpoint_layout, args.progress_regex, args.progress_timeout,
-                   args.startup_timeout, args.grace, args.metrics_port)
+                   args.startup_timeout, args.grace, args.metrics_port, args.inject_faults)
 
 
 def _seconds(env: Mapping[str, str], name: str) -> float | None:

@@ -1,6 +1,9 @@
-"""The training loop of one rank: set-up, resume, step, checkpoint.
+"""The built-in trainer's loop for one rank: set-up, resume, step, checkpoint.
 
-Pure decisions live in plan.py, ckpt_layout.py and faults.py; this module wires them to torch.
+It is a client of the public SDK (tandem.sdk) like any team's script: `sdk.init` binds the device and joins the
+process group, `sdk.batch_plan` keeps the global batch on any world size, `sdk.checkpoint.Checkpointer` saves,
+loads, verifies and sets aside, `sdk.progress` reports each step. What is its own is the model, the data, the
+learning-rate schedule, the loss check after a resume and the in-process hang watch (worker.py).
 """
 
 from __future__ import annotations
@@ -10,33 +13,30 @@ import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import structlog
 import torch
 import torch.distributed as dist
-from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
-from tandem.runtime import ckpt_layout, recovery, verify
-from tandem.runtime.checkpoint import Checkpointer
+import tandem.sdk as sdk
+from tandem.runtime import verify
 from tandem.runtime.config import Contract, TrainingConfig
 from tandem.runtime.data import TokenFile, rank_samples
-from tandem.runtime.device import DeviceLayer, load_device_layer
+from tandem.runtime.device import DeviceLayer
 from tandem.runtime.faults import FaultError
-from tandem.runtime.fence import Fence
 from tandem.runtime.inject import Injector, parse_inject
 from tandem.runtime.metrics import Metrics, step_stats
 from tandem.runtime.model import Decoder, flops_per_token
-from tandem.runtime.plan import BatchPlan, batch_plan, is_checkpoint_step, learning_rate
-from tandem.runtime.watchdog import Watchdog, process_group_timeout
+from tandem.runtime.plan import BatchPlan, is_checkpoint_step, learning_rate
+from tandem.runtime.watchdog import Watchdog
+from tandem.sdk.checkpoint import Checkpointer, CheckpointRejected, Loaded
+from tandem.sdk.distributed import Context
 
 log = structlog.get_logger("tandem.train")
-# Pods of one job start minutes apart (image pulls, scheduling): rendezvous waits longer than a step.
-RENDEZVOUS_TIMEOUT = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,6 @@ class Progress:
     resumed_from: int | None = None
     resume_decided: bool = False  # resumed_from is known (None then means: trained from step 0)
     stop_requested: bool = False
-
-
-def effective_backend(accelerator: str, backend: str) -> str:
-    """A CPU can only run gloo; a pool that asks a CPU for hccl/nccl (a local stand-in) gets gloo."""
-    return "gloo" if accelerator == "cpu" else backend
 
 
 def parallelize(model: Decoder, mode: str, device: DeviceLayer, world: int) -> torch.nn.Module:
@@ -87,21 +82,6 @@ def gradient_sync(model: torch.nn.Module, enabled: bool) -> Iterator[None]:
         yield
 
 
-class CheckpointRejected(Exception):
-    """The checkpoint this attempt resumed from failed to load, or its first loss was implausible."""
-
-    def __init__(self, step: int, reason: str, detail: str) -> None:
-        super().__init__(f"checkpoint {step} rejected ({reason}): {detail}")
-        self.step, self.reason, self.detail = step, reason, detail
-
-
-def transient(exc: CheckpointException) -> bool:
-    """A load that failed on an I/O error (not a missing file) says nothing against the checkpoint."""
-    failures = getattr(exc, "failures", {}) or {}
-    errors = [f[0] if isinstance(f, tuple) else f for f in failures.values()]
-    return any(isinstance(e, OSError) and not isinstance(e, FileNotFoundError) for e in errors)
-
-
 def rank_seed(seed: int, step: int, rank: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{step}/{rank}".encode()).digest()[:8], "little")
 
@@ -114,22 +94,13 @@ class Trainer:
         token_file: Path,
         progress: Progress,
         watchdog: Watchdog,
-        attempt_token: str = "",
     ) -> None:
         self.c = contract
         self.cfg: TrainingConfig = contract.training
         self.ranks = ranks
         self.progress = progress
         self.watchdog = watchdog
-        self.device = load_device_layer(
-            contract.accelerator,
-            contract.backend,
-            ranks.local_rank,
-            ranks.local_world,
-            mixed_precision=self.cfg.mixed_precision,
-        )
-        self.device.setup()
-        self.plan: BatchPlan = batch_plan(self.cfg.global_batch, ranks.world, self.cfg.micro_batch)
+        self.plan: BatchPlan = sdk.batch_plan(self.cfg.global_batch, self.cfg.micro_batch, ranks.world)
         self.data = TokenFile(token_file, self.cfg.seq_len, self.cfg.seed, self.cfg.data.shuffle)
         self.injector = Injector(
             parse_inject(contract.fault_inject),
@@ -140,40 +111,17 @@ class Trainer:
             contract.accelerator,
         )
         self.metrics = Metrics()
-        self.fence = Fence(contract.checkpoint_dir, contract.attempt, attempt_token, contract.job_uid)
-
-    # -- set-up ---------------------------------------------------------------------------------
-    def init_distributed(self) -> dist.ProcessGroup:
-        store = dist.TCPStore(
-            self.c.master_addr,
-            self.c.master_port,
-            self.ranks.world,
-            is_master=self.ranks.rank == 0,
-            timeout=RENDEZVOUS_TIMEOUT,
-        )
-        timeout = process_group_timeout(self.cfg.watchdog_seconds)
-        dist.init_process_group(
-            effective_backend(self.c.accelerator, self.c.backend),
-            store=store,
-            rank=self.ranks.rank,
-            world_size=self.ranks.world,
-            timeout=timeout,
-        )
-        # Checkpoint writes run in a background thread: their collectives get a group of their own.
-        return dist.new_group(backend="gloo", timeout=max(timeout, timedelta(minutes=30)))
-
-    def agree_on_resume(self, proposal: int | None) -> int | None:
-        """Rank 0's launcher decides; every rank follows, even if another node's listing differed."""
-        box = [proposal]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
+        self.ctx: Context | None = None
+        self.device: DeviceLayer | None = None
 
     # -- the run --------------------------------------------------------------------------------
     def run(self, resume_step: int | None) -> None:
+        """Train from `resume_step`, the checkpoint rank 0's launcher chose and verified (None: step 0); every
+        rank follows rank 0's choice, even if another node's listing differed."""
         cfg, ranks = self.cfg, self.ranks
-        ckpt_pg = self.init_distributed()
+        self.ctx = sdk.init(mixed_precision=cfg.mixed_precision, timeout_seconds=cfg.watchdog_seconds)
+        self.device = self.ctx.layer
         self.watchdog.beat("init", 0)
-        resume_step = self.agree_on_resume(resume_step)
         if cfg.metrics.port and ranks.local_rank == 0:
             try:
                 self.metrics.serve(cfg.metrics.port)
@@ -181,22 +129,18 @@ class Trainer:
                 log.warning("metrics_port_unavailable", port=cfg.metrics.port, error=str(exc))
 
         ckpt = Checkpointer(
+            self.ctx,
             self.c.checkpoint_dir,
-            rank=ranks.rank,
             keep=self.c.checkpoint_keep,
-            device=self.device,
-            process_group=ckpt_pg,
-            manifest_extra={
-                "worldSize": ranks.world,
+            metadata={
                 "globalBatch": cfg.global_batch,
                 "seqLen": cfg.seq_len,
                 "corpusSha256": self.data.sha256,
-                "attempt": self.c.attempt,
                 "pool": self.c.pool,
                 "accelerator": self.c.accelerator,
                 **self.c.provenance(),
             },
-            fence=self.fence,
+            on_unreadable=cfg.checkpoint.on_unreadable,
         )
         while True:  # a rejected checkpoint: set it aside, rebuild from scratch, load the next newest
             model, optim = self.build()
@@ -206,30 +150,19 @@ class Trainer:
                 return
             except CheckpointRejected as rejected:
                 del model, optim
-                resume_step = self.fall_back(rejected)
+                self.watchdog.pause()  # re-verifying reads the next checkpoint in full
+                resume_step = ckpt.reject(rejected)
+                self.watchdog.beat("init", 0)
 
     def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         cfg = self.cfg
+        assert self.device is not None
         self.device.seed(cfg.seed)  # identical initial weights on every rank and every world size
         model = parallelize(Decoder(cfg.model_size), cfg.parallel, self.device, self.ranks.world)
         optim = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay, foreach=True
         )
         return model, optim
-
-    def fall_back(self, rejected: CheckpointRejected) -> int | None:
-        """Rank 0 sets the rejected checkpoint aside and picks the next intact one; every rank follows."""
-        box: list[int | None] = [None]
-        self.watchdog.pause()  # re-verifying reads the next checkpoint in full
-        if self.ranks.rank == 0:
-            root = Path(self.c.checkpoint_dir)
-            path = ckpt_layout.step_dir(root, rejected.step)
-            recovery.set_aside(root, path, rejected.step, rejected.reason, rejected.detail, self.fence)
-            chosen = recovery.choose(root, self.fence, recovery.on_unreadable(self.cfg))
-            box = [chosen.step if chosen else None]
-        dist.broadcast_object_list(box, src=0)
-        self.watchdog.beat("init", 0)
-        return box[0]
 
     def train(
         self,
@@ -269,14 +202,7 @@ class Trainer:
                 # Waiting on a slow volume is not a hung collective (the checkpoint group has its own
                 # timeout): the watchdog is disarmed until the save call returns.
                 self.watchdog.pause()
-                ckpt.save(
-                    step,
-                    model,
-                    optim,
-                    train={"samplesConsumed": samples, "loss": loss},
-                    rng=self.device.rng_state(),
-                    blocking=stop_now,
-                )
+                ckpt.save(step, model, optim, state={"samplesConsumed": samples, "loss": loss}, blocking=stop_now)
                 self.watchdog.beat("step_done", step)
                 self.metrics.checkpoints.inc()
             stats = step_stats(
@@ -290,6 +216,7 @@ class Trainer:
                 stall=ckpt.stall_seconds,
             )
             self.metrics.observe(stats)
+            sdk.progress(step, loss=stats.loss, tokens_per_second=stats.tokens_per_second)
             if ranks.rank == 0 and (step % cfg.metrics.log_every_steps == 0 or stop_now):
                 log.info(
                     "step",
@@ -311,18 +238,28 @@ class Trainer:
     def resume(
         self, ckpt: Checkpointer, model: torch.nn.Module, optim: torch.optim.Optimizer, step: int | None
     ) -> tuple[int, int, float | None]:
-        self.progress.resumed_from, self.progress.resume_decided = step, True
-        if step is None:
+        """Load rank 0's choice; return (start step, samples consumed, the loss saved with it)."""
+        assert self.device is not None
+        loaded = ckpt.load(model, optim, step=step)
+        self.progress.resumed_from, self.progress.resume_decided = loaded.step if loaded else None, True
+        if loaded is None:
             return 0, 0, None
-        entry = ckpt_layout.inspect(ckpt_layout.step_dir(self.c.checkpoint_dir, step), step)
-        if entry.state != "complete":
-            raise FaultError("unknown", "CheckpointVanished", f"checkpoint {step} is {entry.state}: {entry.detail}")
-        try:
-            manifest = ckpt.load(entry, model, optim)
-        except CheckpointException as exc:
-            if transient(exc):
-                raise
-            raise CheckpointRejected(step, "load-failed", str(exc)[:500]) from exc
+        self.warn_on_changes(loaded)
+        if not loaded.rng_restored:  # another world size: ranks draw fresh, step-derived streams
+            self.device.seed(rank_seed(self.cfg.seed, loaded.step, self.ranks.rank))
+        samples, saved_loss = int(loaded.state["samplesConsumed"]), loaded.state.get("loss")
+        log.info(
+            "resumed",
+            step=loaded.step,
+            saved_world=loaded.manifest.get("worldSize"),
+            world=self.ranks.world,
+            samples_consumed=samples,
+            rng_restored=loaded.rng_restored,
+        )
+        return loaded.step, samples, float(saved_loss) if saved_loss is not None else None
+
+    def warn_on_changes(self, loaded: Loaded) -> None:
+        manifest = loaded.manifest
         if manifest.get("globalBatch") != self.cfg.global_batch or manifest.get("seqLen") != self.cfg.seq_len:
             log.warning(
                 "resume_batch_changed",
@@ -332,21 +269,6 @@ class Trainer:
             )
         if manifest.get("corpusSha256") not in (None, self.data.sha256):
             log.warning("resume_corpus_changed", saved=manifest.get("corpusSha256"), now=self.data.sha256)
-        rng = ckpt.load_rng(entry, self.ranks.world)
-        if rng is not None:
-            self.device.set_rng_state(rng)
-        else:
-            self.device.seed(rank_seed(self.cfg.seed, step, self.ranks.rank))
-        log.info(
-            "resumed",
-            step=step,
-            saved_world=manifest.get("worldSize"),
-            world=self.ranks.world,
-            samples_consumed=manifest["samplesConsumed"],
-            rng_restored=rng is not None,
-        )
-        saved_loss = manifest.get("loss")
-        return step, int(manifest["samplesConsumed"]), float(saved_loss) if saved_loss is not None else None
 
     def train_step(
         self,
@@ -358,6 +280,7 @@ class Trainer:
         first_sample: int,
     ) -> tuple[float, bool]:
         cfg, plan, dev = self.cfg, self.plan, self.device
+        assert dev is not None
         self.watchdog.beat("compute", step)
         self.injector.compute(step)
         lr = learning_rate(

@@ -104,8 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             rank, int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_WORLD_SIZE"])
         )
         watchdog = Watchdog(watchdog_seconds, on_hang).start()
-        token = os.environ.get("TANDEM_ATTEMPT_TOKEN", "")
-        trainer = Trainer(contract, ranks, args.token_file, progress, watchdog, attempt_token=token)
+        trainer = Trainer(contract, ranks, args.token_file, progress, watchdog)
         trainer.run(None if args.resume_step < 0 else args.resume_step)
         reporter.follow(progress)
         reporter.write(

@@ -32,7 +32,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     checkpoints = Checkpointer(ctx, keep=3)
     loaded = checkpoints.load(model, optimizer)
-    step, state = loaded if loaded else (0, {"sample": 0})
+    step, state = (loaded.step, loaded.state) if loaded else (0, {"sample": 0})
     plan = sdk.batch_plan(GLOBAL_BATCH, micro_batch=MICRO_BATCH)  # the same global batch on any world size
     while step < STEPS:
         step += 1

@@ -15,11 +15,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING
 
+from tandem.backends import DEFAULT_BACKEND
+from tandem.faults.taxonomy import MESSAGE_LIMIT
+from tandem.runtime.faults import FaultError
+from tandem.runtime.inject import Injector, parse_inject
 from tandem.runtime.plan import BatchPlan
 from tandem.runtime.plan import batch_plan as _plan
 
@@ -33,16 +39,66 @@ __all__ = ["BatchPlan", "ResumePoint", "batch_plan", "init", "progress", "resume
 
 def progress(step: int, **metrics: float) -> None:
     """Tell tandem-run that training reached `step` (an optimizer step, counting from 1). Cheap (one small file
-    replaced atomically); a no-op outside tandem-run. Metrics that are not finite numbers are left out."""
+    replaced atomically); a no-op outside tandem-run. Metrics that are not finite numbers are left out.
+
+    With TANDEM_FAULT_INJECT set (demos and tests; the grammar of tandem-train's, runtime/README.md), the faults
+    of `step` fire here, in this rank, with the exception types and texts the real faults raise."""
     path = os.environ.get(PROGRESS_FILE_ENV)
-    if not path:
-        return
+    if path:
+        _beat(path, step, metrics)
+    _inject(step)
+
+
+def _beat(path: str, step: int, metrics: dict[str, float]) -> None:
     numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(float(v))}
     record = json.dumps({"step": int(step), "time": time.time(), "metrics": numbers})
     partial = f"{path}.{os.getpid()}.tmp"
     with open(partial, "w") as out:
         out.write(record)
     os.replace(partial, path)
+
+
+FAULT_DIR_ENV = "TANDEM_FAULT_DIR"
+_injectors: dict[str, Injector] = {}
+
+
+def _report_fault(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    """sys.excepthook while tandem.sdk is imported: a Tandem fault that ends the script (a superseded attempt's
+    save, an unreadable checkpoint, a bad environment) is left for tandem-run with its class, which the traceback
+    text alone does not carry; then the previous hook prints the traceback as always."""
+    folder = os.environ.get(FAULT_DIR_ENV)
+    if folder and isinstance(error, FaultError):
+        record = {"class": error.cls, "reason": error.reason, "message": str(error)[:MESSAGE_LIMIT],
+                  "rank": int(os.environ.get("RANK") or 0), "time": time.time()}
+        try:
+            partial = os.path.join(folder, f".{os.getpid()}.tmp")
+            with open(partial, "w") as out:
+                out.write(json.dumps(record))
+            os.replace(partial, os.path.join(folder, f"fault-{os.getpid()}.json"))
+        except OSError:
+            pass  # the traceback still reaches the log, and tandem-run reads that
+    _previous_hook(kind, error, trace)
+
+
+_previous_hook = sys.excepthook
+sys.excepthook = _report_fault
+
+
+def _inject(step: int) -> None:
+    """Fire the injected faults of `step` for this rank and attempt. The default flavor is the pool's library
+    (TANDEM_BACKEND), as in tandem-train, even where a CPU stands in for the device."""
+    text = os.environ.get("TANDEM_FAULT_INJECT", "")
+    if not text:
+        return
+    if text not in _injectors:
+        env = os.environ
+        accelerator = env.get("TANDEM_ACCELERATOR", "cpu")
+        _injectors[text] = Injector(parse_inject(text), int(env.get("RANK") or 0), int(env.get("LOCAL_RANK") or 0),
+                                    int(env.get("TANDEM_ATTEMPT") or 1),
+                                    env.get("TANDEM_BACKEND") or DEFAULT_BACKEND.get(accelerator, "gloo"), accelerator)
+    injector = _injectors[text]
+    injector.compute(step)
+    injector.collective(step)
 
 
 @dataclass(frozen=True)
@@ -72,8 +128,9 @@ def batch_plan(global_batch: int, micro_batch: int | None = None, world: int | N
     return _plan(global_batch, world_size() if world is None else world, micro_batch)
 
 
-def init(env: Mapping[str, str] | None = None) -> Context:
+def init(env: Mapping[str, str] | None = None, *, mixed_precision: bool | None = None,
+         timeout_seconds: float | None = None) -> Context:
     """The device and the process group of this attempt (tandem.sdk.distributed.init; imports torch)."""
     from tandem.sdk.distributed import init as _init
 
-    return _init(env)
+    return _init(env, mixed_precision=mixed_precision, timeout_seconds=timeout_seconds)

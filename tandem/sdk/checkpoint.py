@@ -1,37 +1,98 @@
-"""`tandem.sdk.Checkpointer`: a team's script saves its model, optimizer and training state (the data position,
-a scheduler, anything JSON can hold) in Tandem's own checkpoint layout (docs/design.md#the-sdk): sharded with
+"""`tandem.sdk.Checkpointer`: a script saves its model, optimizer and training state (the data position, a
+scheduler, anything JSON can hold) in Tandem's own checkpoint layout (docs/design.md#the-sdk): sharded with
 torch.distributed.checkpoint, so it loads at any world size; asynchronous (the host copy overlaps the next
-forward/backward, the write runs in a thread); checksummed and committed atomically by rank 0; the newest N kept;
-a broken one set aside and the next newest loaded. It is the runtime's own Checkpointer (tandem.runtime.checkpoint)
-and verification (tandem.runtime.recovery), which the built-in trainer uses too."""
+forward/backward, the write runs in a thread); checksummed and committed atomically by rank 0; fenced against an
+older attempt that still writes to the same volume; the newest N kept; a broken one set aside and the next newest
+loaded. The built-in trainer (tandem-train) saves and loads through this same class.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.api import CheckpointException
 
 from tandem.runtime import ckpt_layout, recovery
 from tandem.runtime.checkpoint import Checkpointer as _RuntimeCheckpointer
+from tandem.runtime.config import OnUnreadable
+from tandem.runtime.faults import FaultError
+from tandem.runtime.fence import Fence
 from tandem.sdk.distributed import Context
+
+NEWEST: Literal["newest"] = "newest"
+# Checkpoint writes wait on storage, not on a peer: their collectives get their own, patient group.
+WRITE_TIMEOUT = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What `Checkpointer.load` restored."""
+
+    step: int
+    state: dict[str, Any]  # the training state saved with it (`save(..., state=...)`)
+    manifest: dict[str, Any]  # everything recorded with it: worldSize, attempt, the `metadata` of the saver
+    rng_restored: bool  # False when the world size changed: ranks then need a fresh, step-derived seed
+
+
+class CheckpointRejected(Exception):
+    """A checkpoint that failed to load, or that the script found implausible after loading (its first loss, say):
+    pass it to `Checkpointer.reject` to set it aside and get the next newest."""
+
+    def __init__(self, step: int, reason: str, detail: str) -> None:
+        super().__init__(f"checkpoint {step} rejected ({reason}): {detail}")
+        self.step, self.reason, self.detail = step, reason, detail
+
+
+def transient(exc: CheckpointException) -> bool:
+    """A load that failed on an I/O error (not a missing file) says nothing against the checkpoint."""
+    failures = getattr(exc, "failures", {}) or {}
+    errors = [f[0] if isinstance(f, tuple) else f for f in failures.values()]
+    return any(isinstance(e, OSError) and not isinstance(e, FileNotFoundError) for e in errors)
+
+
+def fence_from_env(root: Path) -> Fence:
+    """The attempt fence of the pod contract (TANDEM_ATTEMPT, TANDEM_ATTEMPT_TOKEN, TANDEM_JOB_UID), which
+    tandem-run and tandem-train claim before the script starts; attempt 1 without a token outside a Tandem pod."""
+    attempt = os.environ.get("TANDEM_ATTEMPT", "")
+    return Fence(root, int(attempt) if attempt.isdigit() else 1, os.environ.get("TANDEM_ATTEMPT_TOKEN", ""),
+                 os.environ.get("TANDEM_JOB_UID", ""))
+
+
+def _state_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(manifest.get("state"), dict):
+        return dict(manifest["state"])
+    # Checkpoints of tandem-train before it saved through the SDK kept its state at the top of the manifest.
+    return {key: manifest[key] for key in ("samplesConsumed", "loss") if key in manifest}
 
 
 class Checkpointer:
-    def __init__(self, ctx: Context, root: str | Path | None = None, keep: int | None = None) -> None:
+    def __init__(self, ctx: Context, root: str | Path | None = None, keep: int | None = None, *,
+                 metadata: dict[str, Any] | None = None, on_unreadable: OnUnreadable = "fail") -> None:
+        """`root` defaults to the pod's TANDEM_CHECKPOINT_DIR, `keep` to TANDEM_CHECKPOINT_KEEP (3); `metadata`
+        is recorded in every checkpoint's manifest (a corpus digest, the global batch); `on_unreadable` says what
+        `load` does when checkpoints were committed but none is intact: `fail` (a storage fault) or `scratch`."""
         folder = root or os.environ.get("TANDEM_CHECKPOINT_DIR")
         if not folder:
             raise ValueError("Checkpointer needs a folder: root=..., or TANDEM_CHECKPOINT_DIR (set in Tandem's pods)")
-        self.ctx, self.root = ctx, Path(folder)
+        self.ctx, self.root, self.on_unreadable = ctx, Path(folder), on_unreadable
         self.keep = keep or int(os.environ.get("TANDEM_CHECKPOINT_KEEP") or 3)
+        self.fence = fence_from_env(self.root)
         # Writes run in a background thread: their collectives get a gloo group of their own.
-        group = dist.new_group(backend="gloo") if dist.is_initialized() else None
-        self._inner = _RuntimeCheckpointer(
-            self.root, rank=ctx.rank, keep=self.keep, device=ctx.layer, process_group=group,
-            manifest_extra={"worldSize": ctx.world_size, "attempt": int(os.environ.get("TANDEM_ATTEMPT") or 0)})
-        self._group = group
+        self._group = dist.new_group(backend="gloo", timeout=WRITE_TIMEOUT) if dist.is_initialized() else None
+        extra = {**(metadata or {}), "worldSize": ctx.world_size, "attempt": self.fence.attempt}
+        self._inner = _RuntimeCheckpointer(self.root, rank=ctx.rank, keep=self.keep, device=ctx.layer,
+                                           process_group=self._group, manifest_extra=extra, fence=self.fence)
+
+    @property
+    def stall_seconds(self) -> float:
+        """What the training loop waited for the latest save (its call and `wait_staged`)."""
+        return self._inner.stall_seconds
 
     def save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
              state: dict[str, Any] | None = None, *, blocking: bool = False) -> None:
@@ -47,22 +108,45 @@ class Checkpointer:
     def wait(self) -> None:
         self._inner.wait()
 
-    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any]] | None:
-        """Load the newest intact checkpoint into model and optimizer, whatever world size saved it, and return
-        (its step, the state saved with it); None for a fresh start. Rank 0 verifies and chooses; every rank
-        loads the same one. The RNG state is restored when the world is the one that saved it."""
-        choice: list[int | None] = [None]
-        if self.ctx.rank == 0:
-            chosen = recovery.select(self.root, None)
-            choice = [chosen.step if chosen else None]
-        if self._group is not None:
-            dist.broadcast_object_list(choice, src=0, group=self._group)
-        step = choice[0]
-        if step is None:
+    def _agree(self, value: int | None) -> int | None:
+        """Rank 0's value on every rank."""
+        box = [value]
+        if dist.is_initialized():
+            dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def _choose(self) -> int | None:
+        chosen = recovery.choose(self.root, self.fence, self.on_unreadable) if self.ctx.rank == 0 else None
+        return chosen.step if chosen else None
+
+    def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             step: int | Literal["newest"] | None = NEWEST) -> Loaded | None:
+        """Load a checkpoint into model and optimizer, whatever world size saved it; None for a fresh start.
+        By default rank 0 verifies the newest (checksums), sets broken ones aside and every rank loads what it
+        chose; a `step` (or None) chosen beforehand, by a supervisor that verified it, is taken as rank 0 gives it.
+        Raises CheckpointRejected when the checkpoint does not load. The RNG state is restored when the world is
+        the one that saved it."""
+        chosen = self._agree(self._choose() if step == NEWEST else step)
+        if chosen is None:
             return None
-        entry = next(e for e in ckpt_layout.scan(self.root) if e.step == step)
-        manifest = self._inner.load(entry, model, optimizer)
+        entry = ckpt_layout.inspect(ckpt_layout.step_dir(self.root, chosen), chosen)
+        if entry.state != "complete":
+            raise FaultError("unknown", "CheckpointVanished", f"checkpoint {chosen} is {entry.state}: {entry.detail}")
+        try:
+            manifest = self._inner.load(entry, model, optimizer)
+        except CheckpointException as exc:
+            if transient(exc):
+                raise
+            raise CheckpointRejected(chosen, "load-failed", str(exc)[:500]) from exc
         rng = self._inner.load_rng(entry, self.ctx.world_size)
         if rng is not None:
             self.ctx.layer.set_rng_state(rng)
-        return step, dict(manifest.get("state") or {})
+        return Loaded(chosen, _state_of(manifest), manifest, rng is not None)
+
+    def reject(self, rejected: CheckpointRejected) -> int | None:
+        """Set the rejected checkpoint aside (rank 0) and return the step of the next intact one, the same on
+        every rank (None: none is left; `on_unreadable` decides whether that is a fault). Every rank calls it."""
+        if self.ctx.rank == 0:
+            path = ckpt_layout.step_dir(self.root, rejected.step)
+            recovery.set_aside(self.root, path, rejected.step, rejected.reason, rejected.detail, self.fence)
+        return self._agree(self._choose())

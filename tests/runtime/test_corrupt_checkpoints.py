@@ -4,6 +4,7 @@ when none is left the policy decides; real `tandem-train` runs on copies of the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,15 @@ def folder(root: Path, step: int) -> Path:
 
 def quarantined(root: Path) -> dict[int, str]:
     return {q.step: q.reason for q in ckpt_layout.scan_quarantine(root)}
+
+
+def rewrite_manifest(checkpoint: Path, change: Callable[[dict[str, Any]], object]) -> None:
+    """Change a manifest and re-digest it: the checksums pass, whatever the change says."""
+    path = checkpoint / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    manifest[verify.DIGEST_FIELD] = verify.manifest_digest(manifest)
+    path.write_text(json.dumps(manifest))
 
 
 def assert_resumed_exactly(rt: Any, run: Any, baseline: Any, step: int) -> None:
@@ -69,11 +79,7 @@ def test_an_implausible_first_loss_rejects_the_checkpoint_in_the_run(rt: Any, ba
     root = rt.copy_checkpoints(baseline2.root, tmp_path / "ckpt", [2, 4, 6])
     # The saved loss says the model was far better than its weights are: the checksums pass (the manifest
     # is re-digested), the first step after the resume does not.
-    path = folder(root, 6) / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["loss"] = 0.05
-    manifest[verify.DIGEST_FIELD] = verify.manifest_digest(manifest)
-    path.write_text(json.dumps(manifest))
+    rewrite_manifest(folder(root, 6), lambda manifest: manifest["state"].update(loss=0.05))
     run = rt.launch(rt.contract_env(root, 2))
     assert run.returncode == 0, run.output[-4000:]
     (event,) = run.events(ckpt_layout.QUARANTINED_EVENT)
@@ -107,11 +113,7 @@ def test_every_checkpoint_corrupt_with_scratch_trains_from_step_0(rt: Any, basel
         flip_bit(folder(root, step) / "__0_0.distcp")
     # Step 2 passes its checksums (the manifest is re-digested) and is rejected in the run by its first loss:
     # the fallback inside the workers meets the policy too, not only the launcher.
-    path = folder(root, 2) / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["loss"] = 0.05
-    manifest[verify.DIGEST_FIELD] = verify.manifest_digest(manifest)
-    path.write_text(json.dumps(manifest))
+    rewrite_manifest(folder(root, 2), lambda manifest: manifest["state"].update(loss=0.05))
     run = rt.launch(rt.contract_env(root, 2, {**rt.TRAINING, "checkpoint": {"onUnreadable": "scratch"}}))
     assert run.returncode == 0, run.output[-4000:]
     assert (run.termination["class"], run.termination["checkpointStep"]) == ("none", rt.STEPS)
@@ -123,3 +125,12 @@ def test_every_checkpoint_corrupt_with_scratch_trains_from_step_0(rt: Any, basel
     # Trained from scratch: the uninterrupted run's losses, to the last bit, and fresh intact checkpoints.
     assert run.losses() == baseline2.losses()
     assert {e.step: e.state for e in ckpt_layout.scan(root)} == {s: "complete" for s in (2, 4, 6, 8)}
+
+
+def test_a_checkpoint_of_the_trainer_before_the_sdk_resumes_exactly(rt: Any, baseline2: Any, tmp_path: Path) -> None:
+    """tandem-train kept samplesConsumed and loss at the top of the manifest before it saved through the SDK
+    (which keeps a script's state under `state`): such a checkpoint still resumes bit-identically."""
+    root = rt.copy_checkpoints(baseline2.root, tmp_path / "ckpt", [2, 4])
+    rewrite_manifest(folder(root, 4), lambda manifest: manifest.update(manifest.pop("state")))
+    assert "state" not in json.loads((folder(root, 4) / "manifest.json").read_text())
+    assert_resumed_exactly(rt, rt.launch(rt.contract_env(root, 2)), baseline2, 4)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from waiting import wait_for
 
+from tandem.backends import effective_backend
 from tandem.runtime import ops
 from tandem.runtime.config import PRESETS, DataConfig
 from tandem.runtime.data import EOS, TokenFile, build_token_file, decode, encode
@@ -17,7 +18,6 @@ from tandem.runtime.device import load_device_layer
 from tandem.runtime.faults import FaultError
 from tandem.runtime.metrics import Metrics, step_stats
 from tandem.runtime.model import Decoder, parameter_count
-from tandem.runtime.train import effective_backend
 from tandem.runtime.watchdog import Beat, Watchdog, collective_timeouts, overdue
 
 

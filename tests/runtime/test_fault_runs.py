@@ -97,4 +97,4 @@ def test_sigterm_saves_a_checkpoint_and_reports_termination(rt: Any, tmp_path: P
     # Every rank stopped after the same step and that step was saved before the exit.
     assert msg["checkpointStep"] == msg["step"] and 2 <= msg["step"] < 400
     manifest = json.loads((root / f"step-{msg['step']:09d}" / "manifest.json").read_text())
-    assert manifest["samplesConsumed"] == msg["step"] * rt.TRAINING["globalBatch"]
+    assert manifest["state"]["samplesConsumed"] == msg["step"] * rt.TRAINING["globalBatch"]

@@ -114,3 +114,27 @@ def test_tandem_run_serves_the_progress_as_prometheus_text(tmp_path: Path) -> No
     text = next(t for t in seen if "tandem_run_step 5" in t)
     assert 'tandem_run_metric{name="loss"} 1.25' in text
     assert 'tandem_run_metric{name="tokens_per_second"} 5120.0' in text
+
+
+def test_the_built_in_trainer_is_a_client_of_the_sdk_with_no_private_path() -> None:
+    """tandem-train's loop (runtime/train.py) reaches the device, the process group, the batch plan and the
+    checkpoints only through tandem.sdk: were it to import the runtime's own pieces again, the SDK could fall
+    behind what the built-in trainer needs without anyone noticing."""
+    import ast
+
+    import tandem.runtime.train as train
+
+    tree = ast.parse(Path(train.__file__).read_text())
+    imported = {f"{node.module}.{alias.name}" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names}
+    private = {"tandem.runtime.checkpoint.Checkpointer", "tandem.runtime.ckpt_layout", "tandem.runtime.recovery",
+               "tandem.runtime.fence", "tandem.runtime.device.load_device_layer", "tandem.runtime.plan.batch_plan",
+               "tandem.runtime.watchdog.process_group_timeout"}
+    assert not {name for name in imported if any(name.startswith(p) for p in private)}
+    called = {node.func.attr for node in ast.walk(tree)
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+    assert not called & {"init_process_group", "TCPStore", "new_group", "load_device_layer"}
+    sdk_calls = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and getattr(node.func.value, "id", None) == "sdk"}
+    assert sdk_calls == {"init", "batch_plan", "progress"}
+    assert {"tandem.sdk.checkpoint.Checkpointer", "tandem.sdk.checkpoint.CheckpointRejected"} <= imported

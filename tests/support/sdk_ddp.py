@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(f'''
     optim = torch.optim.Adam(model.parameters(), lr=0.01)
     ckpt = Checkpointer(ctx, keep=2)
     loaded = ckpt.load(model, optim)
-    start, state = loaded if loaded else (0, {{"sample": 0}})
+    start, state = (loaded.step, loaded.state) if loaded else (0, {{"sample": 0}})
     plan = sdk.batch_plan(8, micro_batch=2)
     if ctx.rank == 0:
         saved = (record / str(start)).read_text() if start and (record / str(start)).exists() else None
