@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tandem.runtime.faults import FaultError
 
@@ -196,6 +196,10 @@ class Injector:
             if s.applies(step, self.rank, self.attempt) and (s.kind in COLLECTIVE_KINDS) == collective
         ]
 
+    def due(self, step: int) -> bool:
+        """Whether a fault of this rank and attempt fires at `step`."""
+        return any(s.applies(step, self.rank, self.attempt) for s in self.specs)
+
     def compute(self, step: int) -> None:
         """Faults of the compute phase: device memory, device hardware, user code, a killed process."""
         device_flavor = {"npu": "npu", "gpu": "cuda"}.get(self.accelerator, "cpu")
@@ -218,35 +222,3 @@ class Injector:
             if spec.kind == "hang":
                 self.hold()
 
-
-OUTSIDE_KINDS = ("interconnect", "hang")
-
-
-@dataclass
-class CommandInjector:
-    """TANDEM_FAULT_INJECT fired from outside a command that uses nothing of Tandem (`tandem-run --inject-faults`):
-    at the first progress of step N the supervisor makes the command fail the way a real fault would show from
-    outside. `interconnect`: the library's error text, as rank R prints it, then the command is killed; `hang`: the
-    command is frozen (SIGSTOP), so only the progress deadline ends it. Other kinds need the process itself
-    (tandem.sdk.progress fires them there)."""
-
-    specs: tuple[InjectSpec, ...]
-    attempt: int
-    backend: str
-    fired: set[InjectSpec] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        for spec in self.specs:
-            if spec.kind not in OUTSIDE_KINDS:
-                raise FaultError("user", "InvalidFaultInject", f"TANDEM_FAULT_INJECT: tandem-run --inject-faults "
-                                 f"fires {' and '.join(OUTSIDE_KINDS)} only, not {spec.kind!r}")
-
-    def due(self, step: int) -> list[InjectSpec]:
-        """The specs of `step` (any rank) not fired yet; they count as fired from now on."""
-        found = [s for s in self.specs if s not in self.fired and s.applies(step, s.rank or 0, self.attempt)]
-        self.fired.update(found)
-        return found
-
-    def text(self, spec: InjectSpec) -> str:
-        rank = spec.rank or 0
-        return interconnect_text(spec.flavor or self.backend, rank, rank)

@@ -28,13 +28,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
-from tandem.backends import DEFAULT_BACKEND
 from tandem.faults import read_log
 from tandem.faults.signatures import matching
 from tandem.runtime import recovery
 from tandem.runtime.faults import Fault, FaultError, classify_exit, dumps, exit_code, termination_message
 from tandem.runtime.fence import Fence
-from tandem.runtime.inject import CommandInjector, parse_inject
+from tandem.runtime.inject_site import INJECT_SITE, PROGRESS_REGEX_ENV
 from tandem.runtime.resume_point import LAYOUTS, ResumePoint, find_resume_point
 from tandem.runtime.watchdog import collective_timeouts
 from tandem.sdk import FAULT_DIR_ENV, PROGRESS_FILE_ENV
@@ -110,7 +109,7 @@ class Options:
     startup_timeout: float | None = None  # seconds before the first step (set-up, checkpoint loading)
     grace: float = 30.0  # SIGTERM, then this long, then SIGKILL
     metrics_port: int | None = None  # serve the progress as Prometheus text on this port
-    inject_faults: bool = False  # fire TANDEM_FAULT_INJECT from outside the command (demos and tests)
+    inject_faults: bool = False  # fire TANDEM_FAULT_INJECT at the command's progress lines (demos and tests)
 
 
 @dataclass
@@ -149,27 +148,7 @@ def _hang(stream: Stream, options: Options, started: float, now: float) -> str |
     return None
 
 
-def _inject(injector: CommandInjector, proc: subprocess.Popen[bytes], stream: Stream) -> None:
-    """Fire the outside faults of the step the command reached (tandem-run --inject-faults)."""
-    with stream.lock:
-        step = stream.last_step
-    for spec in injector.due(step) if step is not None else []:
-        try:
-            if spec.kind == "hang":
-                os.killpg(proc.pid, signal.SIGSTOP)
-                continue
-            text = injector.text(spec)
-            sys.stderr.write(text + "\n")
-            sys.stderr.flush()
-            for line in text.splitlines():
-                stream.feed(line, time.monotonic())
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-
-
-def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: float = 0.2,
-              injector: CommandInjector | None = None) -> Outcome:
+def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: float = 0.2) -> Outcome:
     heartbeat = env.get(PROGRESS_FILE_ENV, "")
     proc = subprocess.Popen(options.command, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -189,8 +168,6 @@ def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: fl
         while proc.poll() is None:
             if heartbeat:
                 stream.heartbeat(heartbeat, time.monotonic())
-            if injector is not None:
-                _inject(injector, proc, stream)
             hang = None if outcome.terminated else _hang(stream, options, started, time.monotonic())
             if hang:
                 outcome.hang = hang
@@ -241,14 +218,6 @@ def fault_of(outcome: Outcome, stream: Stream, reported: list[Fault] | None = No
                  " fault", step=stream.last_step)
 
 
-def command_injector(env: Mapping[str, str]) -> CommandInjector:
-    """TANDEM_FAULT_INJECT for tandem-run --inject-faults (a user fault naming the variable when it is bad)."""
-    accelerator = env.get("TANDEM_ACCELERATOR", "cpu")
-    attempt = env.get("TANDEM_ATTEMPT", "")
-    return CommandInjector(parse_inject(env.get("TANDEM_FAULT_INJECT", "")), int(attempt) if attempt.isdigit() else 1,
-                           env.get("TANDEM_BACKEND") or DEFAULT_BACKEND.get(accelerator, "gloo"))
-
-
 def claim_volume(root: str | None, env: Mapping[str, str]) -> None:
     """Node 0 claims the checkpoint volume for this attempt (the attempt fence, as tandem-train's launcher does), so
     an older attempt still running elsewhere can no longer commit or delete there (tandem.sdk's Checkpointer checks
@@ -271,13 +240,9 @@ def run(options: Options, env: Mapping[str, str]) -> int:
     start = find_resume_point(root, options.checkpoint_layout)
     child = {**env, "TANDEM_RESUME_STEP": str(start.step) if start else "",
              "TANDEM_RESUME_PATH": start.path if start else ""}
-    injector = None
-    if options.inject_faults:  # fired from here only: the command gets no TANDEM_FAULT_INJECT to fire again
-        child.pop("TANDEM_FAULT_INJECT", None)
-        try:
-            injector = command_injector(env)
-        except FaultError as error:
-            return _report(Fault(error.cls, error.reason, str(error)), None, start, root, options, env)
+    if options.inject_faults:  # every Python process of the command loads the injector (tandem.runtime.inject_site)
+        child["PYTHONPATH"] = os.pathsep.join(p for p in (str(INJECT_SITE), env.get("PYTHONPATH", "")) if p)
+        child[PROGRESS_REGEX_ENV] = options.progress.pattern
     if options.progress_timeout:  # the vendors' own timeouts stay behind the supervisor's deadline
         child.update(collective_timeouts(env.get("TANDEM_ACCELERATOR", "cpu"), options.progress_timeout, env))
     stream = Stream(progress=options.progress)
@@ -287,7 +252,7 @@ def run(options: Options, env: Mapping[str, str]) -> int:
             child[PROGRESS_FILE_ENV] = os.path.join(folder, "progress.json")  # tandem.sdk.progress writes it
             child[FAULT_DIR_ENV] = os.path.join(folder, "faults")  # and its excepthook a rank's Tandem fault
             os.mkdir(child[FAULT_DIR_ENV])
-            outcome = supervise(options, child, stream, injector=injector)
+            outcome = supervise(options, child, stream)
             stream.heartbeat(child[PROGRESS_FILE_ENV], time.monotonic())
             reported = sdk_faults(Path(child[FAULT_DIR_ENV]))
     finally:
@@ -378,8 +343,8 @@ def parse(argv: Sequence[str]) -> Options:
                         help="serve the progress (step, seconds since progress, tandem.sdk.progress numbers) as "
                              "Prometheus text on /metrics")
     parser.add_argument("--inject-faults", action="store_true",
-                        help="fire TANDEM_FAULT_INJECT's interconnect and hang faults from outside the command, at "
-                             "its progress (demos and tests of commands that do not use tandem.sdk)")
+                        help="fire TANDEM_FAULT_INJECT in the command's Python processes when they print a progress "
+                             "line (demos and tests of scripts that do not use tandem.sdk)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command

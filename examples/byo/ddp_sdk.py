@@ -1,6 +1,7 @@
 """A plain PyTorch DDP training script on tandem.sdk (examples/byo/sdk-ddp.yaml runs it): it resumes from its
 newest checkpoint at whatever world size this attempt has, keeps the global batch, continues with the same samples,
-and tells tandem-run its progress. Replace the model and the data with your own."""
+and tells tandem-run its progress. It prints `step N loss L samples A-B`. Replace the model and the data with your
+own."""
 
 from __future__ import annotations
 
@@ -12,20 +13,22 @@ import torch.distributed as dist
 import tandem.sdk as sdk
 from tandem.sdk.checkpoint import Checkpointer
 
-# Sequences per optimizer step, per forward/backward at most, optimizer steps, steps between checkpoints.
-GLOBAL_BATCH, MICRO_BATCH, STEPS, SAVE_EVERY = (int(os.environ.get(name, default)) for name, default in (
-    ("GLOBAL_BATCH", 256), ("MICRO_BATCH", 8), ("STEPS", 10_000), ("SAVE_EVERY", 200)))
+# Sequences per optimizer step, per forward/backward at most, optimizer steps, steps between checkpoints, width.
+GLOBAL_BATCH, MICRO_BATCH, STEPS, SAVE_EVERY, WIDTH = (int(os.environ.get(name, default)) for name, default in (
+    ("GLOBAL_BATCH", 256), ("MICRO_BATCH", 8), ("STEPS", 10_000), ("SAVE_EVERY", 200), ("WIDTH", 1024)))
 
 
-def batch(sample: int, rank: int, size: int) -> torch.Tensor:
-    """The `size` samples of this rank from position `sample` of a deterministic stream (your dataset here)."""
-    generator = torch.Generator().manual_seed(sample * 1_000_003 + rank)
-    return torch.randn(size, 1024, generator=generator)
+def samples(first: int, count: int) -> torch.Tensor:
+    """Samples first..first+count-1 of a deterministic stream (your dataset, indexed by position): a sample depends
+    on its position only, so a step takes the same samples on any world size."""
+    return torch.stack([torch.randn(WIDTH, generator=torch.Generator().manual_seed(i))
+                        for i in range(first, first + count)])
 
 
 def main() -> None:
     ctx = sdk.init()
-    model = torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.GELU(), torch.nn.Linear(4096, 1024))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(WIDTH, 4 * WIDTH), torch.nn.GELU(), torch.nn.Linear(4 * WIDTH, WIDTH))
     model = model.to(ctx.device)
     if ctx.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
@@ -34,17 +37,28 @@ def main() -> None:
     loaded = checkpoints.load(model, optimizer)
     step, state = (loaded.step, loaded.state) if loaded else (0, {"sample": 0})
     plan = sdk.batch_plan(GLOBAL_BATCH, micro_batch=MICRO_BATCH)  # the same global batch on any world size
+    if ctx.rank == 0:
+        print(f"resumed at step {step} sample {state['sample']} world {ctx.world_size} "
+              f"plan {plan.micro_batch}x{plan.accumulation}", flush=True)
     while step < STEPS:
         step += 1
+        total = torch.zeros((), device=ctx.device)
         for micro in range(plan.accumulation):
-            start = state["sample"] + (micro * ctx.world_size + ctx.rank) * plan.micro_batch
-            x = batch(start, ctx.rank, plan.micro_batch).to(ctx.device)
-            (model(x) - x).pow(2).mean().div(plan.accumulation).backward()
+            first = state["sample"] + (micro * ctx.world_size + ctx.rank) * plan.micro_batch
+            x = samples(first, plan.micro_batch).to(ctx.device)
+            loss = (model(x) - x).pow(2).mean() / plan.accumulation
+            loss.backward()
+            total += loss.detach()
         checkpoints.wait_staged()  # the previous save's copy is taken before the weights change
         optimizer.step()
         optimizer.zero_grad()
+        if dist.is_initialized():
+            dist.all_reduce(total)
+        if ctx.rank == 0:
+            print(f"step {step} loss {total.item() / ctx.world_size:.6f} samples {state['sample']}-"
+                  f"{state['sample'] + GLOBAL_BATCH - 1}", flush=True)
         state = {"sample": state["sample"] + GLOBAL_BATCH}  # the data position: global, so any world continues it
-        sdk.progress(step)
+        sdk.progress(step, loss=total.item() / ctx.world_size)
         if step % SAVE_EVERY == 0 or step == STEPS:
             checkpoints.save(step, model, optimizer, state)
     checkpoints.wait()

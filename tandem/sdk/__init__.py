@@ -17,10 +17,11 @@ import math
 import os
 import sys
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tandem.backends import DEFAULT_BACKEND
 from tandem.faults.taxonomy import MESSAGE_LIMIT
@@ -60,6 +61,7 @@ def _beat(path: str, step: int, metrics: dict[str, float]) -> None:
 
 FAULT_DIR_ENV = "TANDEM_FAULT_DIR"
 _injectors: dict[str, Injector] = {}
+_checkpointers: weakref.WeakSet[Any] = weakref.WeakSet()  # every live tandem.sdk.checkpoint.Checkpointer
 
 
 def _report_fault(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
@@ -85,8 +87,9 @@ sys.excepthook = _report_fault
 
 
 def _inject(step: int) -> None:
-    """Fire the injected faults of `step` for this rank and attempt. The default flavor is the pool's library
-    (TANDEM_BACKEND), as in tandem-train, even where a CPU stands in for the device."""
+    """Fire the injected faults of `step` for this rank and attempt, once the checkpoint writes in flight have
+    committed. The default flavor is the pool's library (TANDEM_BACKEND), as in tandem-train, even where a CPU
+    stands in for the device."""
     text = os.environ.get("TANDEM_FAULT_INJECT", "")
     if not text:
         return
@@ -97,6 +100,10 @@ def _inject(step: int) -> None:
                                     int(env.get("TANDEM_ATTEMPT") or 1),
                                     env.get("TANDEM_BACKEND") or DEFAULT_BACKEND.get(accelerator, "gloo"), accelerator)
     injector = _injectors[text]
+    if not injector.due(step):
+        return
+    for checkpointer in list(_checkpointers):  # a demo or test knows which checkpoint the restart finds
+        checkpointer.wait()
     injector.compute(step)
     injector.collective(step)
 

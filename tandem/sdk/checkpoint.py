@@ -23,6 +23,7 @@ from tandem.runtime.checkpoint import Checkpointer as _RuntimeCheckpointer
 from tandem.runtime.config import OnUnreadable
 from tandem.runtime.faults import FaultError
 from tandem.runtime.fence import Fence
+from tandem.sdk import _checkpointers
 from tandem.sdk.distributed import Context
 
 NEWEST: Literal["newest"] = "newest"
@@ -88,6 +89,7 @@ class Checkpointer:
         extra = {**(metadata or {}), "worldSize": ctx.world_size, "attempt": self.fence.attempt}
         self._inner = _RuntimeCheckpointer(self.root, rank=ctx.rank, keep=self.keep, device=ctx.layer,
                                            process_group=self._group, manifest_extra=extra, fence=self.fence)
+        _checkpointers.add(self)  # an injected fault (demos, tests) waits for its writes in flight
 
     @property
     def stall_seconds(self) -> float:
