@@ -248,7 +248,8 @@ def test_a_pod_count_quota_forbids_the_pod_too_many(core: Any, kubectl: Any, wai
         'pods "third" is forbidden: exceeded quota: two-pods, requested: pods=1, used: pods=2, limited: pods=2')
     flag.touch()
     wait_for(lambda: core.read_namespaced_pod("done", "quota").status.phase == "Succeeded", what="done to finish")
-    core.create_namespaced_pod("quota", pod("third", ["true"]))  # a finished pod no longer counts
+    # A finished pod no longer counts; the third runs on, so the count stays 2 whenever it is read.
+    core.create_namespaced_pod("quota", pod("third", ["sleep", "60"]))
     used = wait_for(lambda: (q := core.read_namespaced_resource_quota("two-pods", "quota")).status.used == {
         "pods": "2"} and q, what="the quota's status")
     assert used.status.hard == {"pods": "2"}
