@@ -143,6 +143,47 @@ CASES = [
      "https://github.com/kubernetes/kubernetes/issues/131530", ("oom", "OOMKilled", 1, "container-oomkilled")),
     ("command-not-found", "/bin/sh: 1: torchrun: not found", "https://github.com/hiyouga/LlamaFactory/issues/5217",
      ("user", "CommandNotFound", 1, "command-not-found")),
+    # --- round 3 (development texts): entries added for them --------------------------------------------------------
+    ("eio-from-os-makedirs-on-the-volume",
+     "[rank3]:     mkdir(name, mode)\n[rank3]: OSError: [Errno 5] Input/output error: '/app/naifu555'",
+     "https://github.com/Mikubill/naifu/issues/35", ("storage", "VolumeIOError", 1, "volume-io-error")),
+    ("eio-in-megatrons-async-checkpoint-writer",
+     "ERROR: megatron.core.dist_checkpointing.strategies.filesystem_async: Local process 0 encountered an error: "
+     "[Errno 5] Input/output error", "https://github.com/THUDM/slime/issues/326",
+     ("storage", "VolumeIOError", 1, "volume-io-error")),
+    ("dataloader-bus-error-from-a-small-shm",
+     "ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).",
+     "https://github.com/codalab/codalab-worksheets/pull/1961", ("user", "ShmTooSmall", 1, "shared-memory-too-small")),
+    ("a-lost-gpu-explains-no-visible-device",
+     "CUDA Error: no CUDA-capable device is detected\n"
+     "Unable to determine the device handle for GPU 0000:03:00.0: GPU is lost.  Reboot the system to recover this GPU",
+     "https://github.com/AlexeyAB/darknet/issues/86", ("device", "GpuLost", 1, "gpu-fallen-off-bus")),
+    ("dcgm-diagnostic-uncorrectable-memory",
+     "| Error                     | GPU 3 has uncorrectable memory errors and row  |",
+     "https://github.com/stas00/ml-engineering/blob/master/debug/hardware-troubleshooting.md",
+     ("device", "GpuMemoryUncorrectable", 1, "gpu-uncorrectable-memory-dcgm")),
+    ("rays-memory-monitor-killed-workers",
+     "(raylet) [2025-04-02 15:02:00,117 E 135782 135782] (raylet) node_manager.cc:3069: 1 Workers (tasks / actors) "
+     "killed due to memory pressure (OOM), 0 Workers crashed due to other reasons at node",
+     "https://github.com/hiyouga/EasyR1/issues/185", ("oom", "HostOOM", 1, "ray-oom-killer")),
+    ("pinned-host-memory-for-a-data-queue",
+     "[ERROR] MD(14433,7fea2effd700,python):2021-12-12-14:13:43.932.181 [mindspore/ccsrc/minddata/dataset/util/"
+     "arena.cc:250] Init] cudaHostAlloc failed, ret[2], out of memory",
+     "https://github.com/mindspore-ai/mindspore/issues/172", ("oom", "HostOOM", 1, "pinned-host-memory-exhausted")),
+    ("mindspore-request-beyond-the-npus-memory",
+     "[ERROR] PRE_ACT(54175,fffdbcff91e0,python):2024-10-22-11:24:55.301.443 [mindspore/ccsrc/backend/common/mem_reuse/"
+     "mem_dynamic_allocator.cc:392] AddMemBlockAndMemBufByEagerFree] TotalUsedMemStatistics : 29356337664 plus "
+     "TotalUsedByEventMemStatistics : 0 and plus alloc size : 301990400 is more than total mem size : 29464985600.",
+     "https://github.com/candle-org/MindAct/issues/1761", ("oom", "DeviceOOM", 1, "ascend-memory-alloc-failed")),
+    ("hccl-ranktable-path-is-configuration",
+     "[ERROR] HCCL(1104629,test_one_side):2025-10-28-17:45:13.679.684 [param_check.cc:66] [1104629][InitGroupStage]"
+     "[RanktableConfig]errNo[0x0000000005010001] path /ranktable.json is not a valid real path",
+     "https://github.com/hicann/hccl/blob/master/docs/en/user_guide/fault_diagnosis/rank_table_load_fail.md",
+     ("user", "HcclConfigError", 1, "hccl-config")),
+    ("an-expanded-tensor-of-the-wrong-size",
+     "RuntimeError: The expanded size of the tensor (6404) must match the existing size (16) at non-singleton "
+     "dimension 1.  Target sizes: [32, 6404, 128].  Tensor sizes: [32, 16, 128]",
+     "https://github.com/Ascend/sglang/issues/842", ("user", "ProgramError", 1, "torch-program-error")),
 ]
 
 
