@@ -1,6 +1,7 @@
 """What the API server does to an object before storing it, per kind: validation (the CRD's
-structural schema and CEL rules for custom objects, `kubernetes-validate` for built-ins),
-defaulting, and the few fields built-in controllers fill in at once."""
+structural schema and CEL rules for custom objects, `kubernetes-validate` and `specs.py` for
+built-ins, `owner_refs.py` for both, `updates.py` for what an update may not change), defaulting,
+and the few fields built-in controllers fill in at once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import kubernetes_validate
 
-from tandem.localcluster import errors, names, schema, specs, timestamps
+from tandem.localcluster import errors, names, owner_refs, pods, schema, specs, timestamps, updates
 from tandem.localcluster.resources import ResourceType
 
 KUBERNETES_VERSION = "1.32"
@@ -23,9 +24,12 @@ class Admission:
     def admit(self, rt: ResourceType, obj: dict[str, Any], field_validation: str, creating: bool,
               old: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
         """Returns the object to store and the warnings to send; raises a 400/422 to refuse it.
-        `old` is the stored object on an update (CEL transition rules compare with it)."""
+        `old` is the stored object on an update (CEL transition rules, and the fields a built-in
+        update may not change, compare with it; what an update leaves out may come from it)."""
         if rt.schema is None:
-            return self._default_builtin(rt, _check_builtin(rt, obj, creating), creating), []
+            if old is not None and not creating:
+                obj = updates.prepare(rt.kind, obj, old)
+            return self._default_builtin(rt, _check_builtin(rt, obj, creating, old), creating), []
         obj, causes, warnings = _check_custom(rt, obj, field_validation, creating, old)
         if causes:
             raise errors.invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes, rt.group)
@@ -34,15 +38,9 @@ class Admission:
     def _default_builtin(self, rt: ResourceType, obj: dict[str, Any], creating: bool) -> dict[str, Any]:
         if not creating:
             return obj
-        if rt.kind == "Pod":
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("restartPolicy", "Always")
-            spec.setdefault("schedulerName", "default-scheduler")
-            spec.setdefault("terminationGracePeriodSeconds", 30)
-            for container in spec.get("containers") or []:
-                container.setdefault("terminationMessagePath", "/dev/termination-log")
-                container.setdefault("terminationMessagePolicy", "File")
-            obj.setdefault("status", {"phase": "Pending"})
+        if rt.kind == "Pod":  # the status a request carries is dropped (the pod strategy's PrepareForCreate)
+            obj = pods.default_spec(obj)
+            obj["status"] = pods.created_status(obj)
         elif rt.kind == "Service":
             spec = obj.setdefault("spec", {})
             spec.setdefault("type", "ClusterIP")
@@ -78,12 +76,36 @@ def _builtin_causes(obj: dict[str, Any]) -> list[schema.Cause]:
     return []
 
 
-def _check_builtin(rt: ResourceType, obj: dict[str, Any], creating: bool) -> dict[str, Any]:
+def _as_decoded(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """What the schema check sees: the fields Go decodes as empty when missing (a pod's containers,
+    an ownerReference's uid...) present but empty, so that their validation speaks, as it does in the
+    API server, rather than the schema's "is a required property"."""
+    obj = owner_refs.as_decoded(obj)
+    spec = obj.get("spec")
+    if kind == "Pod" and isinstance(spec, dict) and "containers" not in spec:
+        obj = {**obj, "spec": {**spec, "containers": []}}
+    return obj
+
+
+def _object_causes(kind: str, obj: dict[str, Any], creating: bool, old: dict[str, Any] | None) -> list[schema.Cause]:
+    """ValidateObjectMeta's, then the kind's own, with the rules about the replaced object where
+    the API server checks them: before the new object's spec (ValidateServiceUpdate,
+    ValidateConfigMapUpdate), or after it (ValidatePodUpdate)."""
+    changed = updates.update_causes(kind, obj, old) if old is not None and not creating else []
+    meta = names.meta_causes(kind, obj, creating) + owner_refs.owner_reference_causes(obj)
+    if kind == "Pod":
+        return meta + specs.builtin_causes(kind, obj) + changed
+    return meta + changed + specs.builtin_causes(kind, obj)
+
+
+def _check_builtin(rt: ResourceType, obj: dict[str, Any], creating: bool,
+                   old: dict[str, Any] | None = None) -> dict[str, Any]:
     """The built-in object as decoded (times normalised; a 400 if one does not parse); a 422 if it
-    does not fit its type (it would not even decode, so nothing else is checked) or breaks the
-    API server's rules for names, labels and the fields checked in `names.py`."""
+    does not fit its type (it would not even decode, so nothing else is checked), breaks the API
+    server's rules for names, labels and the fields checked in `names.py` and `specs.py`, or (an
+    update) changes what `updates.py` keeps."""
     obj = timestamps.normalise_object(rt.kind, obj)
-    causes = _builtin_causes(obj) or names.meta_causes(rt.kind, obj, creating) + specs.builtin_causes(rt.kind, obj)
+    causes = _builtin_causes(_as_decoded(rt.kind, obj)) or _object_causes(rt.kind, obj, creating, old)
     if causes:
         raise errors.invalid(rt.kind, obj.get("metadata", {}).get("name", ""), causes, rt.group)
     return obj
@@ -94,7 +116,7 @@ def _check_custom(rt: ResourceType, obj: dict[str, Any], field_validation: str, 
     """The custom object pruned and defaulted, its causes (metadata first, then the schema's and
     the CEL rules') and warnings (unknown fields under fieldValidation=Warn, ratcheted rules)."""
     assert rt.schema is not None
-    causes = names.meta_causes(rt.kind, obj, creating)
+    causes = names.meta_causes(rt.kind, obj, creating) + owner_refs.owner_reference_causes(obj)
     outcome = schema.validate(obj, rt.schema, old)
     warnings: list[str] = []
     if outcome.unknown_fields:

@@ -19,14 +19,16 @@ import kmock
 import structlog
 from kmock._internal import rendering
 
-from tandem.localcluster import discovery, errors, names, quota
+from tandem.localcluster import bodies, discovery, errors, names, quota, writes
 from tandem.localcluster.admission import Admission
-from tandem.localcluster.deletion import check_preconditions, pod_deletion_grace
+from tandem.localcluster.deletion import delete_options
+from tandem.localcluster.deletion import pod_deletion_grace as pod_deletion_grace  # re-exported for tests
 from tandem.localcluster.patches import apply_patch
 from tandem.localcluster.resources import ResourceType, builtin_types, crd_types
 from tandem.localcluster.selectors import parse_field_selector, parse_label_selector
 from tandem.localcluster.store import Filter, Key, Obj, Store, as_written
 from tandem.localcluster.tables import to_table
+from tandem.localcluster.terminating import Deletions
 
 log = structlog.get_logger("tandem.localcluster")
 _PATH = re.compile(r"^/(?:api/(?P<core>[^/]+)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))(?P<rest>(?:/[^/]+)*)/?$")
@@ -56,14 +58,17 @@ class LocalAPI(kmock.KubernetesEmulator):
     log_reader: Callable[[str, str], str] | None = None  # (namespace, pod) -> log text
     on_request: RequestHook | None = None
     server_address: str = "127.0.0.1:0"
+    deletions: Deletions = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         for rt in builtin_types():
             self.register(rt)
+        self.deletions = Deletions(self)
         ns_type = self.types[("", "v1", "namespaces")]
         for name in DEFAULT_NAMESPACES:
-            self.store.create(ns_type, None, {"metadata": {"name": name}, "status": {"phase": "Active"}})
+            self.store.create(ns_type, None, writes.namespace_on_create(
+                {"metadata": {"name": name}, "status": {"phase": "Active"}}))
 
     # --- resource registry -----------------------------------------------------------------
     def register(self, rt: ResourceType) -> None:
@@ -116,7 +121,7 @@ class LocalAPI(kmock.KubernetesEmulator):
                 raise kmock.KubernetesError(status=405, reason="MethodNotAllowed", message=f"{method} {path}")
             return aiohttp.web.json_response(static)
         route = self._route(path)
-        body = self._body(request, method)
+        body = bodies.decode(route.rt, method, request.headers.get("Content-Type", ""), request.body)
         params = request.params
         if method == "GET" and route.subresource == "log":
             return self._pod_log(route)
@@ -188,18 +193,6 @@ class LocalAPI(kmock.KubernetesEmulator):
             raise kmock.KubernetesError(status=404, reason="NotFound", message=f"no subresource {sub!r} on {rt.plural}")
         return Route(rt=rt, namespace=namespace if rt.namespaced else None, name=name, subresource=sub)
 
-    @staticmethod
-    def _body(request: rendering.Request, method: str) -> Any:
-        if method not in ("POST", "PUT", "PATCH") and not request.body:
-            return None
-        try:
-            data = json.loads(request.body) if request.body else None
-        except ValueError as exc:
-            raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
-        if method in ("POST", "PUT") and not isinstance(data, dict):
-            raise errors.bad_request("the request body must be a JSON object")
-        return data
-
     # --- verbs -----------------------------------------------------------------------------
     def _filter(self, route: Route, params: dict[str, str]) -> Filter:
         return Filter(namespace=route.namespace, labels=parse_label_selector(params.get("labelSelector")),
@@ -241,6 +234,9 @@ class LocalAPI(kmock.KubernetesEmulator):
             meta["namespace"] = route.namespace
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = self._generated_name(route, str(meta["generateName"]))
+        self.deletions.refuse_create(route.rt, route.namespace, str(meta.get("name") or ""))
+        if route.rt.kind == "Namespace" and not route.rt.group:
+            body = writes.namespace_on_create(body)
         admitted, warnings = self.admission.admit(route.rt, body, _field_validation(request), creating=True)
         if route.rt.kind == "Pod":  # validating admission: the ResourceQuota plugin, dry runs included
             quota.admit_pod(self.store, str(route.namespace), admitted)
@@ -263,52 +259,39 @@ class LocalAPI(kmock.KubernetesEmulator):
         current = self.store.get(route.rt, route.namespace, route.name)
         if method == "PUT":
             self._check_namespace(route, body)
+            writes.require_resource_version(route.rt, body)
             new = {**copy.deepcopy(body), "apiVersion": route.rt.api_version, "kind": route.rt.kind}
         else:
-            new = apply_patch(current, body, request.headers.get("Content-Type", ""))
+            new = apply_patch(current, body, request.headers.get("Content-Type", ""), route.rt.schema is not None)
         new = as_written(route.rt, current, new, route.subresource)
         if route.rt.namespaced:
             new = {**new, "metadata": {**(new.get("metadata") or {}), "namespace": route.namespace}}
+        if route.rt.kind == "Namespace" and not route.rt.group and route.subresource is None:
+            new = writes.namespace_on_update(current, new)
+        writes.refuse_new_finalizers(route.rt, current, new)
         admitted, warnings = self.admission.admit(route.rt, new, _field_validation(request), creating=False,
                                                   old=current)
         if request.params.get("dryRun") == "All":
             return self._respond(request, route.rt, admitted, 200, warnings)
         obj = self.store.update(route.rt, current, admitted, route.subresource)
-        if route.rt.kind == "CustomResourceDefinition" and obj is not current:
-            self._sync_crd(obj if self.store.find(route.rt.group_resource, None, route.name) else None, current)
+        if route.rt.kind == "CustomResourceDefinition" and obj is not current and \
+                self.store.find(route.rt.group_resource, None, route.name) is not None:
+            self._sync_crd(obj, current)  # a CRD removed by this write was unregistered as it went
         return self._respond(request, route.rt, obj, 200, warnings)
 
     def _delete(self, route: Route, body: Any, params: dict[str, str]) -> aiohttp.web.Response:
         assert route.name is not None
-        options = body if isinstance(body, dict) else {}
+        options = delete_options(body, params)
         current = self.store.get(route.rt, route.namespace, route.name)
-        check_preconditions(route.rt, current, options.get("preconditions") or {})
-        orphan = (options.get("propagationPolicy") or params.get("propagationPolicy")) == "Orphan"
-        grace = options.get("gracePeriodSeconds", params.get("gracePeriodSeconds"))
-        return aiohttp.web.json_response(self._delete_object(route.rt, current, orphan, grace))
-
-    def _delete_object(self, rt: ResourceType, current: Obj, orphan: bool, grace: Any) -> Obj:
-        meta = current["metadata"]
-        key = (rt.group_resource, meta.get("namespace"), meta["name"])
-        if rt.kind == "Pod" and not meta.get("finalizers"):
-            seconds = pod_deletion_grace(current, grace)
-            if seconds > 0 and self.pod_deletion_hook is not None and self.pod_deletion_hook(key, current, seconds):
-                return self.store.mark_terminating(key, seconds)
-            # Immediate (force) deletion: as in the API server, the object is stamped with a zero
-            # grace period (watchers see it) and removed in the same request, whatever still runs.
-            current = self.store.mark_terminating(key, 0)
-        if rt.kind == "Namespace":
-            for other in [k for k in self.store.objects if k[1] == meta["name"]]:
-                self.store.remove(other)
-        gone = self.store.delete(rt, current, orphan=orphan)
-        if rt.kind == "CustomResourceDefinition" and self.store.find(rt.group_resource, None, meta["name"]) is None:
-            self._sync_crd(None, current)
-        return gone
+        deleted = self.deletions.delete(route.rt, current, options)
+        # 202 only for a deletion not finished under the legacy orphanDependents=false (handlers/delete.go).
+        pending = self.store.key_of(str(deleted["metadata"].get("uid"))) is not None
+        return aiohttp.web.json_response(deleted, status=202 if options.accepted and pending else 200)
 
     def _delete_collection(self, request: rendering.Request, route: Route, body: Any,
                            params: dict[str, str]) -> aiohttp.web.Response:
         items = self.store.list(route.rt, self._filter(route, params))
-        deleted = [self._delete_object(route.rt, obj, False, None) for obj in items]
+        deleted = self.deletions.delete_collection(route.rt, items, delete_options(body, params))
         return aiohttp.web.json_response({"kind": route.rt.list_kind, "apiVersion": route.rt.api_version,
                                           "metadata": {"resourceVersion": str(self.store.rv)}, "items": deleted})
 

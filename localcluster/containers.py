@@ -1,6 +1,13 @@
 """What the simulated kubelet makes of a pod (pure): the container's command and environment with
 the local rewrites (volumes as folders, pod DNS names as loopback addresses, MASTER_PORT, the
-termination-message file), and the pod statuses a kubelet writes. `kubelet.py` is the shell."""
+termination-message file), and the pod statuses a kubelet writes. `kubelet.py` is the shell.
+
+Images: the local kubelet pulls none and knows no image's ENTRYPOINT or CMD, so it treats every
+image as one without an ENTRYPOINT (as busybox, alpine, ubuntu and python are): the process is
+`command` + `args`, and args alone are the process (`kubectl run x --image=busybox -- sleep 1`
+runs `sleep 1` from the host's PATH). A container with neither would run the image's CMD: it
+fails with StartError saying so, and a program not found fails with StartError as containerd's
+`exec: "x": executable file not found in $PATH`. Neither ever leaves the pod Pending."""
 
 from __future__ import annotations
 
@@ -26,6 +33,11 @@ _VAR_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
 class StartError(Exception):
     """The container cannot start; the pod fails with this message, as after a runtime error."""
+
+
+class Unresolved(LookupError):
+    """A pod DNS name in the env that no pod has yet: the pod waits. A class of its own, so that a
+    KeyError from a broken spec is not taken for one (it fails the pod, `pod_guard.py`)."""
 
 
 # --- the container's view of the pod (pure) ----------------------------------------------------
@@ -92,13 +104,13 @@ def rewrite_path(value: str, table: list[tuple[str, Path]]) -> str:
 def container_env(pod: Obj, container: Obj, pod_ip: str, table: list[tuple[str, Path]],
                   resolve: Callable[[str, str, str], str | None],
                   master_port: Callable[[str, str], str]) -> dict[str, str]:
-    """The pod's env with the local rewrites applied; raises LookupError while a DNS name is unresolved."""
+    """The pod's env with the local rewrites applied; raises Unresolved while a DNS name is unresolved."""
     env = {name: rewrite_path(value, table) for name, value in declared_env(pod, container, pod_ip).items()}
     for name, value in env.items():
         if m := POD_DNS.match(value):
             address = resolve(m.group(5), m.group(3), m.group(1))
             if address is None:
-                raise LookupError(value)
+                raise Unresolved(value)
             env[name] = address
     if "MASTER_ADDR" in env and "MASTER_PORT" in env:
         env["MASTER_PORT"] = master_port(env["MASTER_ADDR"], env["MASTER_PORT"])
@@ -119,10 +131,14 @@ def process_env(pod: Obj, env: Mapping[str, str], host: Mapping[str, str]) -> di
 
 
 def argv(container: Obj, env: Mapping[str, str]) -> list[str]:
+    """What the container runs: command + args. The local kubelet has no images, so every image counts
+    as one without an ENTRYPOINT (busybox, alpine, ubuntu, python): args without a command replace
+    the image's CMD and are the process, as `kubectl run x --image=busybox -- sleep 1` means. With
+    neither, only the image's CMD would run, which is not known here: the container cannot start."""
     command = [*(container.get("command") or []), *(container.get("args") or [])]
-    if not container.get("command"):
+    if not command:
         raise StartError(f'container "{container["name"]}" has no command: the local kubelet runs commands, '
-                         "not images (set command, e.g. [tandem-train])")
+                         "not images (set command or args, e.g. [tandem-train])")
     return [expand(str(part), env) for part in command]
 
 
@@ -208,6 +224,14 @@ def terminated_status(pod: Obj, *, code: int, signal_number: int | None, reason:
     if pod_ip:
         new.update(podIP=pod_ip, podIPs=[{"ip": pod_ip}])
     return new
+
+
+def rejected_status(pod: Obj, reason: str, message: str, now: str) -> Obj:
+    """A pod the kubelet gave up on as a whole (as for a pod it rejects at admission): Failed, with a
+    pod-level reason and message; built from the status alone, since its spec may be what is broken."""
+    status = pod.get("status") or {}
+    return {**status, "phase": "Failed", "reason": reason, "message": message,
+            "conditions": _conditions(status, _COMPLETED, now)}
 
 
 LOST_REASON = "ContainerStatusUnknown"

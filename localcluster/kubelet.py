@@ -12,7 +12,8 @@ to itself (see the package README, "The local cluster"):
   the pod sets it.
 Statuses are written as a kubelet writes them (phase, conditions, podIP, containerStatuses with
 running and terminated states, exit codes 128+N for signals, the termination message or the log
-tail under FallbackToLogsOnError). The decisions are pure functions in `containers.py`.
+tail under FallbackToLogsOnError). The decisions are pure functions in `containers.py`. An error
+while handling one pod fails that pod alone (reason KubeletError, `pod_guard.py`); the rest run on.
 One Kubelet plays every node's kubelet; a node whose Ready condition is False or Unknown has a
 dead kubelet: its pods' processes are killed at once, their statuses freeze, their deletions hang
 in Terminating; once Ready again, it reports the vanished containers as a restarted kubelet does
@@ -25,7 +26,6 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +35,14 @@ from tandem.localcluster.containers import (
     HOST_IP,
     TAIL_BYTES,
     StartError,
+    Unresolved,
     argv,
     container_env,
     exit_code,
     lost_status,
     mounts,
     process_env,
+    rejected_status,
     rewrite_path,
     running_status,
     tail,
@@ -49,6 +51,8 @@ from tandem.localcluster.containers import (
     waiting_status,
 )
 from tandem.localcluster.node_lifecycle import event, is_down
+from tandem.localcluster.pod_guard import KUBELET_ERROR, contained, pod_name
+from tandem.localcluster.pod_runs import PodRun, signal_group
 from tandem.localcluster.resources import GroupResource
 from tandem.localcluster.store import Key, Obj, now_iso
 from tandem.localcluster.volumes import MountError, claim_folder, create_folders, host_folder, volume_folders
@@ -59,39 +63,8 @@ if TYPE_CHECKING:
 PODS, NODES = GroupResource("", "pods"), GroupResource("", "nodes")
 CONFIG_MAPS = GroupResource("", "configmaps")
 MESSAGE_BYTES = 4096  # the kubelet reads at most this much of a termination message file
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    """Signal a container's whole process group; one that is gone already is no error."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-@dataclass
-class PodRun:
-    key: Key
-    uid: str
-    dir: Path
-    node: str = ""
-    process: asyncio.subprocess.Process | None = None
-    container_id: str | None = None
-    started_at: str | None = None
-    stop_grace: int | None = None  # set once the pod is being deleted
-    reason: str | None = None  # a termination reason forced by fault injection (e.g. OOMKilled)
-    lost: bool = False  # killed with its node: reported ContainerStatusUnknown once the node is back
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def log(self) -> Path:
-        return self.dir / "container.log"
-
-    @property
-    def termination_file(self) -> Path:
-        return self.dir / "termination-log"
-
-    @property
-    def alive(self) -> bool:
-        return not self.done.is_set()
+# Phases of a pod the kubelet has yet to start; none at all too: `kubectl run` sends `status: {}`.
+NOT_STARTED = (None, "", "Pending")
 
 
 class Kubelet:
@@ -144,14 +117,14 @@ class Kubelet:
     def kill_all(self) -> None:
         for run in list(self._runs.values()):
             if run.process is not None and run.alive:
-                _signal_group(run.process.pid, signal.SIGKILL)
+                signal_group(run.process.pid, signal.SIGKILL)
 
     def read_log(self, namespace: str, name: str) -> str:
         assert self.api is not None
         pod = self.api.store.find(PODS, namespace, name)
         if pod is not None and self._dead(pod["spec"].get("nodeName")):
             # The API server proxies logs from the node's kubelet, which does not answer.
-            container = pod["spec"]["containers"][0]["name"]
+            container = next(iter(pod["spec"].get("containers") or []), {}).get("name", "")
             raise errors.KubernetesError(status=500, reason="InternalError", message=(
                 f'Get "https://{HOST_IP}:10250/containerLogs/{namespace}/{name}/{container}": '
                 f"dial tcp {HOST_IP}:10250: i/o timeout"))
@@ -195,6 +168,10 @@ class Kubelet:
                 await asyncio.wait(list(self._tasks), timeout=10)
 
     def _sync(self, pod: Obj) -> None:
+        with contained(pod_name(pod), lambda message: self._fail(pod, message)):
+            self._sync_pod(pod)
+
+    def _sync_pod(self, pod: Obj) -> None:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         key = (PODS, meta["namespace"], meta["name"])
         run = self._runs.get(meta["uid"])
@@ -205,7 +182,7 @@ class Kubelet:
             if run is not None and run.alive:
                 self._stop(run, int(meta.get("deletionGracePeriodSeconds") or 0))
             return
-        if run is not None or not spec.get("nodeName") or (pod.get("status") or {}).get("phase") != "Pending":
+        if run is not None or not spec.get("nodeName") or (pod.get("status") or {}).get("phase") not in NOT_STARTED:
             return
         assert self.api is not None
         if self.api.store.find(NODES, None, spec["nodeName"]) is None:
@@ -220,6 +197,10 @@ class Kubelet:
         return run is not None and run.alive  # the MODIFIED event that follows starts the shutdown
 
     def _on_deleted(self, pod: Obj) -> None:
+        with contained(pod_name(pod), lambda message: self._fail(pod, message)):
+            self._stop_orphan(pod)
+
+    def _stop_orphan(self, pod: Obj) -> None:
         # Removed while its process may still run (force deletion, garbage collection, namespace
         # deletion): the orphan is stopped with the deletion's grace period, else the pod's own.
         meta = pod["metadata"]
@@ -251,24 +232,28 @@ class Kubelet:
             if run.node == name and run.alive:
                 run.lost = True
                 if run.process is not None:  # one still starting is killed by _launch
-                    _signal_group(run.process.pid, signal.SIGKILL)
+                    signal_group(run.process.pid, signal.SIGKILL)
 
     def _power_on(self, name: str) -> None:
         """The kubelet restarts: a container that vanished with the machine is reported terminated,
         ContainerStatusUnknown, and a pod deleted meanwhile is removed; pods it never started start."""
         assert self.api is not None
         for key, pod in list(self.api.store.objects.items()):
-            if key[0] != PODS or pod["spec"].get("nodeName") != name:
-                continue
-            run = self._runs.get(pod["metadata"]["uid"])
-            if run is not None and run.lost:
-                if not run.alive:  # else _launch reports it as soon as the process is reaped
-                    self._write(key, run.uid, lambda p: lost_status(p, now_iso()))
-            elif pod["metadata"].get("deletionTimestamp") and (run is None or not run.alive):
-                if not pod["metadata"].get("finalizers"):
-                    self.api.store.remove(key)
-            else:
-                self._sync(pod)
+            if key[0] == PODS and (pod.get("spec") or {}).get("nodeName") == name:
+                with contained(pod_name(pod), lambda message, pod=pod: self._fail(pod, message)):
+                    self._restart_pod(key, pod)
+
+    def _restart_pod(self, key: Key, pod: Obj) -> None:
+        assert self.api is not None
+        run = self._runs.get(pod["metadata"]["uid"])
+        if run is not None and run.lost:
+            if not run.alive:  # else _launch reports it as soon as the process is reaped
+                self._write(key, run.uid, lambda p: lost_status(p, now_iso()))
+        elif pod["metadata"].get("deletionTimestamp") and (run is None or not run.alive):
+            if not pod["metadata"].get("finalizers"):
+                self.api.store.remove(key)
+        else:
+            self._sync_pod(pod)
 
     # --- starting ----------------------------------------------------------------------------
     def _start(self, key: Key, pod: Obj) -> None:
@@ -281,7 +266,7 @@ class Kubelet:
             table = mounts(container, folders, pod_dir / "termination-log")
             env = container_env(pod, container, ip, table, self.addresses.resolve, self.addresses.master_port)
             command = argv(container, env)
-        except LookupError as unresolved:
+        except Unresolved as unresolved:
             why = f"waiting for {unresolved.args[0]} to resolve: no pod has that hostname and subdomain yet"
             if self._waiting.get(key) != why:
                 self._waiting[key] = why
@@ -314,6 +299,23 @@ class Kubelet:
         run.termination_file.touch()
         return run
 
+    def _fail(self, pod: Obj, message: str) -> None:
+        """A pod the kubelet failed on (`pod_guard`): its process is killed, it is never retried, and
+        it turns Failed with reason KubeletError and a Warning Event, as a pod the kubelet rejects."""
+        assert self.api is not None
+        meta = pod["metadata"]
+        key, uid = (PODS, meta["namespace"], meta["name"]), str(meta["uid"])
+        self._waiting.pop(key, None)
+        pod_dir = self.state_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{uid}"
+        run = self._runs.setdefault(uid, PodRun(key=key, uid=uid, dir=pod_dir))  # kept: never retried
+        if run.process is not None:
+            signal_group(run.process.pid, signal.SIGKILL)
+        run.done.set()
+        self._write(key, uid, lambda p: rejected_status(p, KUBELET_ERROR, message, now_iso()))
+        host = (pod.get("spec") or {}).get("nodeName") or None
+        self.api.store.create(self.api.types[("", "v1", "events")], meta["namespace"], event(
+            pod, KUBELET_ERROR, message, "Warning", now_iso(), os.urandom(8).hex(), host=host))
+
     def _mount_failed(self, key: Key, pod: Obj, message: str) -> None:
         """As the volume manager: the pod waits in ContainerCreating, a Warning FailedMount Event
         says why (once; the pod is retried on every change, as the kubelet keeps retrying)."""
@@ -326,6 +328,14 @@ class Kubelet:
             pod, "FailedMount", message, "Warning", now_iso(), os.urandom(8).hex(), host=pod["spec"]["nodeName"]))
 
     async def _launch(self, run: PodRun, command: list[str], env: dict[str, str], cwd: Path) -> None:
+        assert self.api is not None
+        pod = self.api.store.objects.get(run.key)
+        if pod is None or pod["metadata"].get("uid") != run.uid:  # gone or replaced: fail this run only
+            pod = {"metadata": {"namespace": run.key[1], "name": run.key[2], "uid": run.uid}}
+        with contained(pod_name(pod), lambda message: self._fail(pod, message)):
+            await self._run_container(run, command, env, cwd)
+
+    async def _run_container(self, run: PodRun, command: list[str], env: dict[str, str], cwd: Path) -> None:
         try:
             with run.log.open("ab") as log:
                 process = await asyncio.create_subprocess_exec(
@@ -340,7 +350,7 @@ class Kubelet:
         run.process, run.started_at = process, now_iso()
         run.container_id = f"tandem-local://{run.uid}/{process.pid}"
         if run.lost:  # its node went down while it was starting
-            _signal_group(process.pid, signal.SIGKILL)
+            signal_group(process.pid, signal.SIGKILL)
         elif run.stop_grace is None:
             self._write(run.key, run.uid, lambda p: running_status(
                 p, self.addresses.ip(run.uid), str(run.container_id), str(run.started_at), now_iso()))
@@ -348,7 +358,7 @@ class Kubelet:
             self._spawn(self._terminate(run, run.stop_grace))  # deleted while it was starting
         returncode = await process.wait()
         # As when a container's init process exits: nothing it left behind keeps running.
-        _signal_group(process.pid, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
         run.done.set()
         if run.lost:  # written only if the node is back already; otherwise when it returns
             self._write(run.key, run.uid, lambda p: lost_status(p, now_iso()))
@@ -401,8 +411,8 @@ class Kubelet:
 
     async def _terminate(self, run: PodRun, grace: int) -> None:
         assert run.process is not None
-        _signal_group(run.process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        signal_group(run.process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
         try:
             await asyncio.wait_for(run.done.wait(), timeout=max(grace, 0.001))
         except TimeoutError:
-            _signal_group(run.process.pid, signal.SIGKILL)
+            signal_group(run.process.pid, signal.SIGKILL)

@@ -142,6 +142,10 @@ def required(path: str, detail: str = "") -> Cause:
             "message": f"Required value: {detail}" if detail else "Required value"}
 
 
+def forbidden(path: str, detail: str) -> Cause:
+    return {"field": path, "reason": "FieldValueForbidden", "message": f"Forbidden: {detail}"}
+
+
 def value_causes(path: str, value: str, check: NameCheck) -> list[Cause]:
     return [invalid(path, value, message) for message in check(value)]
 

@@ -1,5 +1,7 @@
 """The patch formats the API accepts: JSON merge patch, JSON patch and the strategic-merge cases
-that kubectl and the kubernetes client send (pure functions over plain dicts)."""
+that kubectl and the kubernetes client send (pure functions over plain dicts). Custom resources
+take no strategic merge patch (apiextensions-apiserver serves JSON patch, merge patch and apply
+only); server-side apply is not implemented here and is refused, never mis-applied."""
 
 from __future__ import annotations
 
@@ -12,6 +14,16 @@ MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
+# The patch types the handlers accept, in the order their 415 lists them (installer.go for built-ins,
+# customresource_handler.go for custom resources).
+BUILTIN_TYPES = (JSON_PATCH, MERGE, STRATEGIC, APPLY)
+CUSTOM_TYPES = (JSON_PATCH, MERGE, APPLY)
+# Lists whose strategic-merge behaviour their field name decides (patchStrategy/patchMergeKey tags
+# of k8s.io/api): primitive lists that merge as sets, and lists of objects merged on another key
+# than the `_list_merge_key` guess.
+PRIMITIVE_MERGE = frozenset({"finalizers", "podCIDRs"})
+MERGE_KEYS = {"ownerReferences": "uid", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
+              "hostAliases": "ip"}
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -27,9 +39,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _list_merge_key(items: list[Any]) -> str | None:
-    """Built-in lists that kubectl merges by key (containers, env, volumes, ports...) all key on
+def _list_merge_key(field: str, items: list[Any]) -> str | None:
+    """Built-in lists that kubectl merges by key (containers, env, volumes, ports...) mostly key on
     `name` or `containerPort`; other lists are replaced, as for an atomic list."""
+    if field in MERGE_KEYS:
+        return MERGE_KEYS[field]
     for key in ("name", "containerPort", "type"):
         if items and all(isinstance(i, dict) and key in i for i in items):
             return key
@@ -57,8 +71,11 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
             continue
         if value is None:
             result.pop(key, None)
+        elif key in PRIMITIVE_MERGE and isinstance(value, list):
+            order = patch.get(f"$setElementOrder/{key}")
+            result[key] = _merge_primitives(result.get(key) or [], value, order)
         elif isinstance(value, list) and isinstance(result.get(key), list):
-            result[key] = _merge_lists(result[key], value)
+            result[key] = _merge_lists(key, result[key], value)
         else:
             result[key] = strategic_merge_patch(result.get(key), value)
     if retain is not None:
@@ -66,8 +83,18 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _merge_lists(current: list[Any], patch: list[Any]) -> list[Any]:
-    merge_key = _list_merge_key([i for i in patch if not (isinstance(i, dict) and "$patch" in i)] or current)
+def _merge_primitives(current: list[Any], patch: list[Any], order: list[Any] | None) -> list[Any]:
+    """A `patchStrategy: merge` list of scalars (metadata.finalizers): the union, current items
+    first (mergeSlice's deduplicateScalars), then ordered as `$setElementOrder/<field>` says."""
+    merged = list(dict.fromkeys([*current, *patch]))
+    if not order:
+        return merged
+    rank = {item: n for n, item in enumerate(order)}
+    return sorted(merged, key=lambda item: rank.get(item, len(rank)))
+
+
+def _merge_lists(field: str, current: list[Any], patch: list[Any]) -> list[Any]:
+    merge_key = _list_merge_key(field, [i for i in patch if not (isinstance(i, dict) and "$patch" in i)] or current)
     if merge_key is None:
         return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
     merged = [copy.deepcopy(i) for i in current]
@@ -161,21 +188,33 @@ def _remove(doc: Any, parts: list[str]) -> Any:
     return doc
 
 
-def apply_patch(target: dict[str, Any], patch: Any, content_type: str) -> dict[str, Any]:
-    kind = content_type.split(";")[0].strip()
+def _unsupported(accepted: tuple[str, ...], note: str = "") -> KubernetesError:
+    """negotiation.NewUnsupportedMediaTypeError, as the patch handler answers an unknown type."""
+    return KubernetesError(status=415, reason="UnsupportedMediaType", details={},
+                           message="the body of the request was in an unknown format - accepted media types "
+                                   f"include: {', '.join(accepted)}{note}")
+
+
+def check_patch_type(kind: str, custom: bool) -> None:
+    """The patch handler's first check, before the body is read. `custom`: a custom resource."""
+    accepted = CUSTOM_TYPES if custom else BUILTIN_TYPES
+    if kind == APPLY:  # kubectl then says "Server-side apply not available on the server"
+        raise _unsupported(tuple(t for t in accepted if t != APPLY),
+                           " (server-side apply is not implemented by the local API: use client-side apply)")
+    if kind not in accepted:
+        raise _unsupported(accepted)
+
+
+def apply_patch(target: dict[str, Any], patch: Any, content_type: str, custom: bool = False) -> dict[str, Any]:
+    """`custom`: the target is a custom resource (no strategic merge patch for those)."""
+    kind = content_type.split(";")[0].strip().lower()
+    check_patch_type(kind, custom)
     if kind == JSON_PATCH:
         result = json_patch(target, patch)
     elif kind == STRATEGIC:
         result = strategic_merge_patch(target, patch)
-    elif kind in (MERGE, "application/json"):
-        result = merge_patch(target, patch)
     else:
-        raise KubernetesError(
-            status=415,
-            reason="UnsupportedMediaType",
-            message="the body of the request was in an unknown format - accepted media types include: "
-            f"{MERGE}, {JSON_PATCH}, {STRATEGIC}",
-        )
+        result = merge_patch(target, patch)
     if not isinstance(result, dict):
         raise bad_request("the patch did not produce an object")
     return result

@@ -1,14 +1,16 @@
 """The fields of built-in objects the API server (Kubernetes 1.32, core/v1 validation) checks
 beyond their types, where the local cluster depends on them: a pod's volumes, volume mounts,
-hostname and subdomain (the kubelet turns them into folders and addresses), a ConfigMap's keys
-(file names in a configMap volume), and a core/v1 Event's legacy rules (what kopf and the
-operator post). The messages are the API server's; see `names.py` for the name rules."""
+hostname and subdomain (the kubelet turns them into folders and addresses) and containers, a
+ConfigMap's keys (file names in a configMap volume), a Service's ports, a core/v1 Event's legacy
+rules (what kopf and the operator post), and a CRD's schemas (`crd_checks.py`). The messages are
+the API server's; see `names.py` for the name rules and `updates.py` for what updates may change."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from tandem.localcluster import crd_checks
 from tandem.localcluster.names import (
     Cause,
     invalid,
@@ -67,6 +69,8 @@ def pod_causes(pod: dict[str, Any]) -> list[Cause]:
     spec = pod.get("spec") or {}
     volumes = [v for v in spec.get("volumes") or [] if isinstance(v, dict)]
     causes = _volume_causes(volumes)
+    if not spec.get("containers"):  # validateContainers, right after the volumes
+        causes.append(required("spec.containers"))
     names = {str(v.get("name") or "") for v in volumes}
     for kind in ("containers", "initContainers"):
         for i, container in enumerate(spec.get(kind) or []):
@@ -83,6 +87,16 @@ def config_map_causes(config_map: dict[str, Any]) -> list[Cause]:
         for key in sorted(config_map.get(field) or {}):
             causes += value_causes(f"{field}[{key}]", key, is_config_map_key)
     return causes
+
+
+def service_causes(service: dict[str, Any]) -> list[Cause]:
+    """ValidateService's first rule: ports, unless the service is headless (clusterIP None) or an
+    ExternalName (the type defaults to ClusterIP before validation)."""
+    spec = service.get("spec") or {}
+    headless = spec.get("clusterIP") == "None"
+    if not spec.get("ports") and not headless and spec.get("type", "ClusterIP") != "ExternalName":
+        return [required("spec.ports")]
+    return []
 
 
 def _namespace_mismatch(involved: str) -> Cause:
@@ -127,6 +141,10 @@ def builtin_causes(kind: str, obj: dict[str, Any]) -> list[Cause]:
         return pod_causes(obj)
     if kind == "ConfigMap":
         return config_map_causes(obj)
+    if kind == "Service":
+        return service_causes(obj)
+    if kind == "CustomResourceDefinition":
+        return crd_checks.crd_causes(obj)
     if kind == "Event" and obj.get("apiVersion", "v1") == "v1":
         return event_causes(obj)
     return []

@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tandem.localcluster import errors
+from tandem.localcluster import errors, garbage
 from tandem.localcluster.resources import GroupResource, ResourceType
 from tandem.localcluster.selectors import FieldRequirement, Requirement, match_fields, match_labels
 
 Obj = dict[str, Any]
 Key = tuple[GroupResource, str | None, str]
 HISTORY = 20_000  # watch events kept for resuming; older resourceVersions get 410 Gone
+NAMESPACES = GroupResource("", "namespaces")
 
 
 def now_iso(clock: Callable[[], datetime.datetime] | None = None) -> str:
@@ -74,6 +75,17 @@ def as_written(rt: ResourceType, current: Obj, new: Obj, subresource: str | None
     return {**kept, "status": current["status"]} if "status" in current else kept
 
 
+def _finished(key: Key, obj: Obj) -> bool:
+    """Whether an object being deleted may go now (the registry's ShouldDeleteDuringUpdate): no
+    finalizer left and its grace period over (a pod still in its grace period, a kubelet stopping it or
+    a dead node's pod hanging in Terminating, keeps taking status writes); a namespace also needs its
+    spec.finalizers gone (the namespace registry's own rule)."""
+    meta = obj["metadata"]
+    if not meta.get("deletionTimestamp") or meta.get("finalizers") or meta.get("deletionGracePeriodSeconds"):
+        return False
+    return key[0] != NAMESPACES or not (obj.get("spec") or {}).get("finalizers")
+
+
 def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
@@ -83,8 +95,11 @@ class Store:
         self.objects: dict[Key, Obj] = {}
         self.rv = 0
         self.history: deque[Event] = deque(maxlen=history)
-        self._uids: set[str] = set()
+        self._uids: dict[str, Key] = {}
         self._subscribers: set[asyncio.Queue[Event]] = set()
+        # Called with (key, object) after an object left the store, whatever removed it: the API
+        # finishes a terminating namespace or CustomResourceDefinition when its last content goes.
+        self.on_removed: list[Callable[[Key, Obj], None]] = []
 
     # --- reads -------------------------------------------------------------------------------
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
@@ -95,6 +110,9 @@ class Store:
 
     def find(self, resource: GroupResource, namespace: str | None, name: str) -> Obj | None:
         return self.objects.get((resource, namespace, name))
+
+    def key_of(self, uid: str) -> Key | None:
+        return self._uids.get(uid)
 
     def list(self, rt: ResourceType, flt: Filter) -> list[Obj]:
         items = [o for (gr, _, _), o in self.objects.items() if gr == rt.group_resource and flt.matches(o)]
@@ -127,11 +145,10 @@ class Store:
             meta.pop(transient, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_iso(), generation=1, resourceVersion=self._next_rv())
         self.objects[key] = obj
-        self._uids.add(meta["uid"])
+        self._uids[meta["uid"]] = key
         self._emit(rt.group_resource, "ADDED", obj, None)
-        owners = meta.get("ownerReferences") or []
-        if owners and all(ref.get("uid") not in self._uids for ref in owners):
-            self._remove(key)  # its owner is gone already: the garbage collector removes it at once
+        if meta.get("ownerReferences"):
+            garbage.attempt_delete(self, key)  # an owner gone already: the garbage collector acts at once
         return obj
 
     def update(self, rt: ResourceType, current: Obj, new: Obj, subresource: str | None) -> Obj:
@@ -165,25 +182,63 @@ class Store:
         key = (rt.group_resource, old_meta.get("namespace"), old_meta["name"])
         self.objects[key] = new
         self._emit(rt.group_resource, "MODIFIED", new, current)
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not meta.get("deletionGracePeriodSeconds"):
-            # As the API server's ShouldDeleteDuringUpdate: the last finalizer gone ends a deletion
-            # whose grace period is over; a pod still in its grace period (a kubelet stopping it, or
-            # a dead node's pod hanging in Terminating) keeps taking status writes.
+        if _finished(key, new):
             return self._remove(key)
+        garbage.after_change(self, current, new)
         return new
 
-    def delete(self, rt: ResourceType, current: Obj, orphan: bool = False) -> Obj:
+    def delete(self, rt: ResourceType, current: Obj, policy: str = garbage.BACKGROUND) -> Obj:
+        """Delete with a propagation policy (Background, Foreground or Orphan; see garbage.py)."""
         meta = current["metadata"]
-        key = (rt.group_resource, meta.get("namespace"), meta["name"])
-        if meta.get("finalizers"):
-            if meta.get("deletionTimestamp"):
-                return current
-            marked = {**current, "metadata": {**meta, "deletionTimestamp": now_iso(), "deletionGracePeriodSeconds": 0,
-                                              "resourceVersion": self._next_rv()}}
-            self.objects[key] = marked
-            self._emit(rt.group_resource, "MODIFIED", marked, current)
-            return marked
-        return self._remove(key, orphan=orphan)
+        return garbage.delete(self, (rt.group_resource, meta.get("namespace"), meta["name"]), policy)
+
+    def replace(self, key: Key, new: Obj) -> Obj:
+        """Store what the API server's own registries and controllers write (a MODIFIED event); the
+        object goes instead when that write ends its deletion (ShouldDeleteDuringUpdate: only
+        DELETED is seen then)."""
+        current = self.objects[key]
+        if _finished(key, new):
+            self.objects[key] = new
+            return self._remove(key)
+        new["metadata"]["resourceVersion"] = self._next_rv()
+        self.objects[key] = new
+        self._emit(key[0], "MODIFIED", new, current)
+        garbage.after_change(self, current, new)
+        return new
+
+    def mark_deleting(self, key: Key, finalizer: str | None) -> Obj:
+        """Set the deletionTimestamp of an object that finalizers keep (adding `finalizer`, one the
+        garbage collector or a registry puts on for its own work); a pending one stays as it is."""
+        current = self.objects[key]
+        meta = {**current["metadata"]}
+        finalizers = list(meta.get("finalizers") or [])
+        if finalizer is not None and finalizer not in finalizers:
+            finalizers.append(finalizer)
+        meta.update(finalizers=finalizers, deletionTimestamp=meta.get("deletionTimestamp") or now_iso(),
+                    deletionGracePeriodSeconds=meta.get("deletionGracePeriodSeconds") or 0)
+        return self.replace(key, {**current, "metadata": meta})
+
+    def release(self, key: Key, finalizer: str) -> Obj | None:
+        """Remove one finalizer, as its controller does once its work is done."""
+        current = self.objects.get(key)
+        if current is None or finalizer not in (current["metadata"].get("finalizers") or []):
+            return current
+        meta = {**current["metadata"], "finalizers": [f for f in current["metadata"]["finalizers"] if f != finalizer]}
+        if not meta["finalizers"]:
+            del meta["finalizers"]
+        return self.replace(key, {**current, "metadata": meta})
+
+    def strip_owners(self, key: Key, uids: set[str]) -> Obj:
+        """Drop the ownerReferences to these owners (the garbage collector's orphaning patch)."""
+        current = self.objects[key]
+        owners = [ref for ref in current["metadata"].get("ownerReferences") or [] if ref.get("uid") not in uids]
+        meta = {k: v for k, v in current["metadata"].items() if k != "ownerReferences"}
+        if owners:
+            meta["ownerReferences"] = owners
+        return self.replace(key, {**current, "metadata": meta})
+
+    def remove_now(self, key: Key) -> Obj:
+        return self._remove(key)
 
     def mark_terminating(self, key: Key, grace_seconds: int) -> Obj:
         """Graceful deletion (pods on a node): the kubelet removes the object once it has stopped.
@@ -199,32 +254,18 @@ class Store:
         self._emit(key[0], "MODIFIED", marked, current)
         return marked
 
-    def _remove(self, key: Key, orphan: bool = False) -> Obj:
+    def _remove(self, key: Key) -> Obj:
         current = self.objects.pop(key)
-        self._uids.discard(current["metadata"]["uid"])
+        self._uids.pop(current["metadata"]["uid"], None)
         gone = {**current, "metadata": {**current["metadata"], "resourceVersion": self._next_rv()}}
         self._emit(key[0], "DELETED", gone, current)
-        if not orphan:
-            self.collect_garbage(current["metadata"]["uid"])
+        garbage.after_removal(self, current)
+        for listener in list(self.on_removed):
+            listener(key, current)
         return gone
 
     def remove(self, key: Key) -> Obj | None:
         return self._remove(key) if key in self.objects else None
-
-    def collect_garbage(self, owner_uid: str) -> None:
-        """Delete the dependents whose every owner is gone (the background propagation policy)."""
-        live_uids = self._uids
-        for key, obj in list(self.objects.items()):
-            owners = obj["metadata"].get("ownerReferences") or []
-            if not any(ref.get("uid") == owner_uid for ref in owners):
-                continue
-            if all(ref.get("uid") not in live_uids for ref in owners) and key in self.objects:
-                if obj["metadata"].get("finalizers"):
-                    self.objects[key] = {**obj, "metadata": {**obj["metadata"], "deletionTimestamp": now_iso(),
-                                                             "resourceVersion": self._next_rv()}}
-                    self._emit(key[0], "MODIFIED", self.objects[key], obj)
-                else:
-                    self._remove(key)
 
     # --- watches -----------------------------------------------------------------------------
     async def watch(self, resource: GroupResource, flt: Filter, since: int | None) -> AsyncIterator[tuple[str, Obj]]:

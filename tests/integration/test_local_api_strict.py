@@ -40,7 +40,8 @@ def test_a_service_name_must_be_a_dns1035_label(core: Any) -> None:
     assert body["message"] == f'Service "1bad" is invalid: metadata.name: Invalid value: "1bad": {DNS1035}'
     assert _causes(body) == ["metadata.name"]
     long = "s" * 64
-    body = _refused(lambda: core.create_namespaced_service("default", {"metadata": {"name": long}, "spec": {}}))
+    body = _refused(lambda: core.create_namespaced_service("default", {"metadata": {"name": long},
+                                                                       "spec": {"ports": [{"port": 80}]}}))
     assert body["message"].endswith(f'metadata.name: Invalid value: "{long}": must be no more than 63 characters')
 
 
@@ -74,7 +75,8 @@ def test_generate_name_gives_valid_names_and_events_keep_their_own_rule(core: An
         name = core.create_namespaced_service("default", {"metadata": {"generateName": "job-"},
                                                           "spec": {"clusterIP": "None"}}).metadata.name
         assert re.fullmatch(r"job-[a-z0-9]{5}", name)
-    body = _refused(lambda: core.create_namespaced_service("default", {"metadata": {"generateName": "s" * 64}}))
+    body = _refused(lambda: core.create_namespaced_service("default", {"metadata": {"generateName": "s" * 64},
+                                                                       "spec": {"ports": [{"port": 80}]}}))
     assert _causes(body) == ["metadata.generateName"]  # a Service's prefix is a DNS-1035 label on its own
     event = {"involvedObject": {"kind": "Pod", "name": "x", "namespace": "default"}, "reason": "Test", "message": "m"}
     assert core.create_namespaced_event("default", {**event, "metadata": {"name": "job.17a2b3c"}}).metadata.name

@@ -144,13 +144,9 @@ CASES = [
     ("command-not-found", "/bin/sh: 1: torchrun: not found", "https://github.com/hiyouga/LlamaFactory/issues/5217",
      ("user", "CommandNotFound", 1, "command-not-found")),
     # --- round 3 (development texts): entries added for them --------------------------------------------------------
-    ("eio-from-os-makedirs-on-the-volume",
+    ("a-bare-eio-names-no-volume",
      "[rank3]:     mkdir(name, mode)\n[rank3]: OSError: [Errno 5] Input/output error: '/app/naifu555'",
-     "https://github.com/Mikubill/naifu/issues/35", ("storage", "VolumeIOError", 1, "volume-io-error")),
-    ("eio-in-megatrons-async-checkpoint-writer",
-     "ERROR: megatron.core.dist_checkpointing.strategies.filesystem_async: Local process 0 encountered an error: "
-     "[Errno 5] Input/output error", "https://github.com/THUDM/slime/issues/326",
-     ("storage", "VolumeIOError", 1, "volume-io-error")),
+     "https://github.com/Mikubill/naifu/issues/35", ("unknown", "OSError", 5, None)),
     ("dataloader-bus-error-from-a-small-shm",
      "ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).",
      "https://github.com/codalab/codalab-worksheets/pull/1961", ("user", "ShmTooSmall", 1, "shared-memory-too-small")),

@@ -110,10 +110,12 @@ def test_process_env_puts_this_environment_first_and_keeps_host_secrets_out() ->
     assert "KUBECONFIG" not in env and env["HOME"] == "/root" and env["HOSTNAME"] == "p" and env["A"] == "1"
 
 
-def test_argv_needs_a_command_and_expands_variables() -> None:
+def test_argv_needs_a_command_or_args_and_expands_variables() -> None:
+    """Every image counts as one without an ENTRYPOINT (busybox-like): args alone are the process."""
     assert argv({"name": "c", "command": ["run", "$(X)"], "args": ["--y=$(X)"]}, {"X": "1"}) == ["run", "1", "--y=1"]
+    assert argv({"name": "c", "args": ["sleep", "$(X)"]}, {"X": "1"}) == ["sleep", "1"]
     with pytest.raises(StartError, match="has no command"):
-        argv({"name": "c", "args": ["x"]}, {})
+        argv({"name": "c"}, {})
 
 
 def test_exit_codes_of_signals() -> None:
