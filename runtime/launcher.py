@@ -30,7 +30,7 @@ from tandem.runtime.faults import termination_message as make_message
 from tandem.runtime.fence import Fence
 from tandem.runtime.inject import parse_inject
 from tandem.runtime.plan import batch_plan
-from tandem.runtime.watchdog import collective_timeouts
+from tandem.runtime.timeouts import for_environment
 from tandem.runtime.worker import report_path
 
 log = structlog.get_logger("tandem.launcher")
@@ -105,7 +105,7 @@ def worker_env(contract: Contract, env: Mapping[str, str], local_rank: int) -> d
     rank = contract.node_rank * contract.devices_per_node + local_rank
     return {
         **env,
-        **collective_timeouts(contract.accelerator, contract.training.watchdog_seconds, env),
+        **for_environment(contract.accelerator, contract.training.watchdog_seconds, env).env,
         "RANK": str(rank),
         "LOCAL_RANK": str(local_rank),
         "WORLD_SIZE": str(contract.world_size),

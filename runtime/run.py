@@ -35,7 +35,7 @@ from tandem.runtime.faults import Fault, FaultError, classify_exit, dumps, exit_
 from tandem.runtime.fence import Fence
 from tandem.runtime.inject_site import INJECT_SITE, PROGRESS_REGEX_ENV
 from tandem.runtime.resume_point import LAYOUTS, ResumePoint, find_resume_point
-from tandem.runtime.watchdog import collective_timeouts
+from tandem.runtime.timeouts import for_environment
 from tandem.sdk import FAULT_DIR_ENV, PROGRESS_FILE_ENV
 
 # What a training loop prints as it goes: `step 12`, `step=12`, `step: 12`, Megatron's `iteration 12/ 1000`, and the
@@ -244,7 +244,7 @@ def run(options: Options, env: Mapping[str, str]) -> int:
         child["PYTHONPATH"] = os.pathsep.join(p for p in (str(INJECT_SITE), env.get("PYTHONPATH", "")) if p)
         child[PROGRESS_REGEX_ENV] = options.progress.pattern
     if options.progress_timeout:  # the vendors' own timeouts stay behind the supervisor's deadline
-        child.update(collective_timeouts(env.get("TANDEM_ACCELERATOR", "cpu"), options.progress_timeout, env))
+        child.update(for_environment(env.get("TANDEM_ACCELERATOR", "cpu"), options.progress_timeout, env).env)
     stream = Stream(progress=options.progress)
     server = serve_metrics(stream, options.metrics_port) if options.metrics_port is not None else None
     try:

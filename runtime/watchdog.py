@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 
 @dataclass(frozen=True)
@@ -63,31 +62,3 @@ class Watchdog:
             if beat is not None and overdue(beat, self.clock(), self.timeout):
                 self.on_hang(beat, self.clock() - beat.at)
                 return
-
-
-# HCCL's documented ranges for its timeouts (seconds); values outside are rejected by HCCL itself.
-HCCL_CONNECT_RANGE = (120, 7200)
-HCCL_EXEC_RANGE = (1, 17340)
-
-
-def collective_timeouts(accelerator: str, watchdog_seconds: float, env: Mapping[str, str]) -> dict[str, str]:
-    """Vendor timeout variables that follow `watchdogSeconds` (values the pool already set win).
-
-    The vendors' own timeouts are set a little beyond the watchdog so the runtime's watchdog, which
-    knows the step and writes a precise report, fires first; they remain the backstop.
-    """
-    seconds = int(watchdog_seconds) + 30
-    out: dict[str, str] = {}
-    if accelerator == "npu":
-        lo, hi = HCCL_CONNECT_RANGE
-        out["HCCL_CONNECT_TIMEOUT"] = str(min(max(seconds, lo), hi))
-        lo, hi = HCCL_EXEC_RANGE
-        out["HCCL_EXEC_TIMEOUT"] = str(min(max(seconds, lo), hi))
-        out["HCCL_ASYNC_ERROR_HANDLING"] = "1"
-    elif accelerator == "gpu":
-        out["TORCH_NCCL_ASYNC_ERROR_HANDLING"] = "1"
-    return {k: v for k, v in out.items() if k not in env}
-
-
-def process_group_timeout(watchdog_seconds: float) -> timedelta:
-    return timedelta(seconds=watchdog_seconds + 30)

@@ -16,7 +16,7 @@ import torch.distributed as dist
 from tandem.backends import effective_backend
 from tandem.runtime.device import DeviceLayer, load_device_layer
 from tandem.runtime.faults import FaultError
-from tandem.runtime.watchdog import process_group_timeout
+from tandem.runtime.timeouts import for_environment
 from tandem.sdk import ResumePoint, resume_point
 
 # Before tandem-run's own deadline: a collective that waits longer ends in the library's error, not a silent hang.
@@ -77,5 +77,5 @@ def init(env: Mapping[str, str] | None = None, *, mixed_precision: bool | None =
     launched = "WORLD_SIZE" in env  # by torchrun or another launcher: a process group even for a world of 1
     if (world > 1 or launched) and not dist.is_initialized():
         seconds = timeout_seconds or float(env.get("TANDEM_PROGRESS_TIMEOUT_SECONDS") or DEFAULT_PROGRESS_TIMEOUT)
-        _join(backend, rank, world, env, process_group_timeout(seconds))
+        _join(backend, rank, world, env, for_environment(accelerator, seconds, env).process_group)
     return Context(rank, world, local_rank, local_world, backend, layer.device, layer, resume_point())

@@ -18,7 +18,7 @@ from tandem.runtime.device import load_device_layer
 from tandem.runtime.faults import FaultError
 from tandem.runtime.metrics import Metrics, step_stats
 from tandem.runtime.model import Decoder, parameter_count
-from tandem.runtime.watchdog import Beat, Watchdog, collective_timeouts, overdue
+from tandem.runtime.watchdog import Beat, Watchdog, overdue
 
 
 class FakeNpu:
@@ -53,10 +53,6 @@ def test_npu_path_uses_hccl_npu_devices_and_torch_npu_through_the_seam() -> None
     layer.seed(5)
     assert layer.memory_stats() == {"allocated_gib": 1.0, "max_allocated_gib": 2.0}
     assert fake.npu.calls[:3] == [("set_device", (3,)), ("synchronize", ()), ("manual_seed_all", (5,))]
-    timeouts = collective_timeouts("npu", 300, {})
-    assert timeouts["HCCL_CONNECT_TIMEOUT"] == "330" and timeouts["HCCL_EXEC_TIMEOUT"] == "330"
-    assert collective_timeouts("npu", 10, {})["HCCL_CONNECT_TIMEOUT"] == "120"  # HCCL's minimum
-    assert "HCCL_EXEC_TIMEOUT" not in collective_timeouts("npu", 300, {"HCCL_EXEC_TIMEOUT": "60"})
 
 
 def test_missing_torch_npu_is_a_user_fault_not_a_traceback() -> None:

@@ -76,7 +76,8 @@ def test_worker_env_numbers_ranks_across_pods() -> None:
                                   "TANDEM_ACCELERATOR": "npu", "MASTER_ADDR": "job-0.job"})  # fmt: skip
     env = worker_env(contract, {"PATH": "/bin"}, local_rank=2)
     assert (env["RANK"], env["LOCAL_RANK"], env["WORLD_SIZE"], env["LOCAL_WORLD_SIZE"]) == ("6", "2", "8", "4")
-    assert env["MASTER_ADDR"] == "job-0.job" and env["HCCL_EXEC_TIMEOUT"] == "330"
+    # watchdogSeconds 300 + 30, as a multiple of 68 s for a generation the pool does not name (runtime/timeouts.py)
+    assert env["MASTER_ADDR"] == "job-0.job" and env["HCCL_EXEC_TIMEOUT"] == "340"
 
 
 def test_prometheus_endpoint_serves_the_metrics(rt: Any) -> None:

@@ -129,7 +129,7 @@ def test_the_built_in_trainer_is_a_client_of_the_sdk_with_no_private_path() -> N
                 for alias in node.names}
     private = {"tandem.runtime.checkpoint.Checkpointer", "tandem.runtime.ckpt_layout", "tandem.runtime.recovery",
                "tandem.runtime.fence", "tandem.runtime.device.load_device_layer", "tandem.runtime.plan.batch_plan",
-               "tandem.runtime.watchdog.process_group_timeout"}
+               "tandem.runtime.timeouts"}
     assert not {name for name in imported if any(name.startswith(p) for p in private)}
     called = {node.func.attr for node in ast.walk(tree)
               if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
