@@ -59,6 +59,7 @@ from tandem.operator.api_types import (  # noqa: F401  (re-exported: the API in 
     MAX_NODES,
     MAX_POOLS,
     POOL_BACKEND_RULE,
+    POOL_CHIP_GENERATION_RULE,
     POOL_DEVICE_RESOURCE_RULE,
     POOLS_UNIQUE_RULE,
     VERSION,
@@ -68,6 +69,7 @@ from tandem.operator.api_types import (  # noqa: F401  (re-exported: the API in 
     Backend,
     CelRule,
     CheckpointVolumeType,
+    ChipGeneration,
     Condition,
     Conditions,
     ConditionStatus,
@@ -94,7 +96,8 @@ from tandem.operator.api_types import (  # noqa: F401  (re-exported: the API in 
 class AcceleratorPoolSpec(_Wire):
     """A set of nodes with one kind of accelerator, and how training pods run on them."""
 
-    model_config = ConfigDict(json_schema_extra=_validations(POOL_DEVICE_RESOURCE_RULE, POOL_BACKEND_RULE))
+    model_config = ConfigDict(json_schema_extra=_validations(POOL_DEVICE_RESOURCE_RULE, POOL_BACKEND_RULE,
+                                                             POOL_CHIP_GENERATION_RULE))
 
     accelerator: Accelerator = Field(description="The accelerator on every node of the pool: npu, gpu or cpu.")
     device_resource: str | None = Field(
@@ -119,6 +122,15 @@ class AcceleratorPoolSpec(_Wire):
     backend: Backend | None = Field(
         None,
         description="torch.distributed backend: hccl, nccl or gloo. Absent: hccl for npu, nccl for gpu, gloo for cpu.",
+        json_schema_extra=_NOT_NULL,
+    )
+    chip_generation: ChipGeneration | None = Field(
+        None,
+        description="npu pools: the Ascend chip generation of the nodes (ascend910: Atlas training series, 910A;"
+        " ascend910b: Atlas A2; ascend910c: Atlas A3), as the Ascend device plugin's node label"
+        " node.kubernetes.io/npu.chip.name shows it (910ProB, 910B3, ...). It decides HCCL's timeout ranges and the"
+        " fused ops the runtime uses. Absent: the runtime reads it from torch_npu's device name, and until then"
+        " uses the strictest timeouts.",
         json_schema_extra=_NOT_NULL,
     )
     env: list[EnvVar] = Field(
@@ -150,6 +162,13 @@ class AcceleratorPoolSpec(_Wire):
             return value
         if DEFAULT_BACKEND[accelerator] != value:
             raise ValueError(POOL_BACKEND_RULE.message)
+        return value
+
+    @field_validator("chip_generation")
+    @classmethod
+    def _chip_generation_on_npu(cls, value: ChipGeneration | None, info: ValidationInfo) -> ChipGeneration | None:
+        if value is not None and info.data.get("accelerator") not in (None, Accelerator.NPU):
+            raise ValueError(POOL_CHIP_GENERATION_RULE.message)
         return value
 
     def effective_backend(self) -> Backend:

@@ -48,6 +48,7 @@ CONTRACT_ENV = (
     "TANDEM_NODES", "TANDEM_NODE_RANK", "TANDEM_DEVICES_PER_NODE", "MASTER_ADDR", "MASTER_PORT",
     "TANDEM_CHECKPOINT_DIR", "TANDEM_CHECKPOINT_INTERVAL_STEPS", "TANDEM_CHECKPOINT_KEEP", "TANDEM_TRAINING_CONFIG",
     "TANDEM_JOB_UID", "TANDEM_ATTEMPT_TOKEN", "TANDEM_PROGRESS_TIMEOUT_SECONDS", "TANDEM_STARTUP_TIMEOUT_SECONDS",
+    "TANDEM_CHIP_GENERATION",
     # What people's launchers read (torchrun's PET_*, Megatron/MindSpeed shell launchers): the attempt's pool.
     "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE", "PET_MASTER_ADDR", "PET_MASTER_PORT",
     "NNODES", "NODE_RANK", "NPROC_PER_NODE", "WORLD_SIZE",
@@ -62,6 +63,15 @@ class Accelerator(StrEnum):
     NPU = "npu"
     GPU = "gpu"
     CPU = "cpu"
+
+
+class ChipGeneration(StrEnum):
+    """The Ascend chip generation of an npu pool's nodes: HCCL's timeout ranges and torch_npu's fused ops differ
+    by generation (runtime/README.md#timeouts, kernels/README.md)."""
+
+    ASCEND910 = "ascend910"  # Atlas training series (910A, 910 Pro, 910 Premium)
+    ASCEND910B = "ascend910b"  # Atlas A2
+    ASCEND910C = "ascend910c"  # Atlas A3
 
 
 class Backend(StrEnum):
@@ -155,6 +165,11 @@ POOL_DEVICE_RESOURCE_RULE = CelRule(
     rule="self.accelerator == 'cpu' || has(self.deviceResource)",
     message="deviceResource is required unless accelerator is cpu",
     field_path=".deviceResource",
+)
+POOL_CHIP_GENERATION_RULE = CelRule(
+    rule="!has(self.chipGeneration) || self.accelerator == 'npu'",
+    message="chipGeneration names an Ascend chip generation: only an npu pool has one",
+    field_path=".chipGeneration",
 )
 POOL_BACKEND_RULE = CelRule(
     rule=(

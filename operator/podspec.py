@@ -101,6 +101,8 @@ def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: in
         "TANDEM_STARTUP_TIMEOUT_SECONDS": str(spec.fault_policy.startup_timeout_seconds),
         **launch_env(spec.nodes, rank, pool.spec.devices_per_node, master_addr(job, attempt)),
     }
+    if pool.spec.chip_generation is not None:  # HCCL's timeout ranges and torch_npu's fused ops depend on it
+        values["TANDEM_CHIP_GENERATION"] = pool.spec.chip_generation.value
     return [{"name": key, "value": value} for key, value in values.items()]
 
 

@@ -134,7 +134,8 @@ def derive(accelerator: str, deadline: float, env: Mapping[str, str], generation
     return Timeouts(deadline, pg, _unset(out, env), hccl_exec, connect, tuple(notes))
 
 
-# Until pools name their chip generation, a pool's `env` may: `TANDEM_CHIP_GENERATION: ascend910b`.
+# The pool's `chipGeneration` in the pod contract; the device layer sets it from torch_npu's device name when the
+# pool names none (after the supervisor has exported the HCCL timeouts: those then used the strictest ranges).
 GENERATION_ENV = "TANDEM_CHIP_GENERATION"
 
 

@@ -14,6 +14,7 @@ from tandem.operator.api import (
     AcceleratorPool,
     AcceleratorPoolSpec,
     Backend,
+    ChipGeneration,
     Condition,
     ConditionStatus,
     Fault,
@@ -108,9 +109,20 @@ def test_gloo_runs_on_any_accelerator_and_overrides_the_default() -> None:
     assert pool.effective_backend() is Backend.GLOO
 
 
+def test_a_chip_generation_belongs_to_an_npu_pool() -> None:
+    npu = {"accelerator": "npu", "deviceResource": "huawei.com/Ascend910"}
+    assert AcceleratorPoolSpec.model_validate({**npu, "chipGeneration": "ascend910b"}).chip_generation == "ascend910b"
+    with pytest.raises(ValueError, match="only an npu pool has one"):
+        AcceleratorPoolSpec.model_validate({"accelerator": "gpu", "deviceResource": "nvidia.com/gpu",
+                                            "chipGeneration": "ascend910b"})
+    with pytest.raises(ValueError, match="chipGeneration"):
+        AcceleratorPoolSpec.model_validate({**npu, "chipGeneration": "ascend950"})
+
+
 def test_enum_values_are_the_contract() -> None:
     assert [a.value for a in Accelerator] == ["npu", "gpu", "cpu"]
     assert [b.value for b in Backend] == ["hccl", "nccl", "gloo"]
+    assert [g.value for g in ChipGeneration] == ["ascend910", "ascend910b", "ascend910c"]
     assert [p.value for p in JobPhase] == ["Pending", "Starting", "Running", "Restarting", "Succeeded", "Failed"]
     assert [c.value for c in FaultClass] == ["interconnect", "device", "node", "oom", "storage", "user",
                                                   "unknown"]

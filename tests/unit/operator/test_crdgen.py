@@ -223,6 +223,7 @@ def test_cel_rules_are_emitted_where_the_models_declare_them() -> None:
     assert pool["x-kubernetes-validations"] == [
         api.POOL_DEVICE_RESOURCE_RULE.to_schema(),
         api.POOL_BACKEND_RULE.to_schema(),
+        api.POOL_CHIP_GENERATION_RULE.to_schema(),
     ]
 
 

@@ -15,7 +15,7 @@ CONTRACT = {"TANDEM_JOB", "TANDEM_NAMESPACE", "TANDEM_ATTEMPT", "TANDEM_POOL", "
             "TANDEM_NODES", "TANDEM_NODE_RANK", "TANDEM_DEVICES_PER_NODE", "MASTER_ADDR", "MASTER_PORT",
             "TANDEM_CHECKPOINT_DIR", "TANDEM_CHECKPOINT_INTERVAL_STEPS", "TANDEM_CHECKPOINT_KEEP",
             "TANDEM_TRAINING_CONFIG", "TANDEM_JOB_UID", "TANDEM_ATTEMPT_TOKEN", "TANDEM_PROGRESS_TIMEOUT_SECONDS",
-            "TANDEM_STARTUP_TIMEOUT_SECONDS",
+            "TANDEM_STARTUP_TIMEOUT_SECONDS", "TANDEM_CHIP_GENERATION",
             "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE", "PET_MASTER_ADDR", "PET_MASTER_PORT",
             "NNODES", "NODE_RANK", "NPROC_PER_NODE", "WORLD_SIZE"}
 
@@ -39,7 +39,11 @@ def test_pod_carries_names_labels_owner_and_the_contract() -> None:
                               "tandem.dev/rank": "1", "tandem.dev/pool": "ascend-910b"}
     assert meta["ownerReferences"][0]["uid"] == "uid-job" and meta["ownerReferences"][0]["controller"] is True
     env = _env(pod)
-    assert set(env) >= CONTRACT
+    assert set(env) >= CONTRACT - {"TANDEM_CHIP_GENERATION"}  # a pool that names no chip generation
+    assert "TANDEM_CHIP_GENERATION" not in env
+    pool_env = [{"name": "HCCL_CONNECT_TIMEOUT", "value": "600"}]
+    named = _env(attempt_pod(job, make_pool(env=pool_env, chipGeneration="ascend910b"), attempt=3, rank=1))
+    assert named == {**env, "TANDEM_CHIP_GENERATION": "ascend910b"}
     assert env["MASTER_ADDR"] == "llama-a3-0.llama.ml.svc" and env["MASTER_PORT"] == "29500"
     assert (env["TANDEM_ACCELERATOR"], env["TANDEM_BACKEND"], env["TANDEM_DEVICES_PER_NODE"]) == ("npu", "hccl", "8")
     assert (env["TANDEM_NODES"], env["TANDEM_NODE_RANK"], env["TANDEM_ATTEMPT"]) == ("2", "1", "3")
