@@ -2,9 +2,10 @@
 
 ``auto`` (default): CUDA tensors -> Triton kernels, NPU tensors -> torch_npu fused ops, anything
 else -> the plain-torch path. ``reference`` / ``triton`` / ``npu`` force one implementation.
-When the wanted implementation cannot run (not installed, wrong device, unsupported shape), the
-call falls back to the plain-torch path and says so once per (op, implementation, reason): a
-silent fallback would hide a 2x slowdown, a log line per call would drown the training log.
+When the wanted implementation cannot run (not installed, wrong device, an op the chip generation
+does not document, an argument past a documented limit), the call falls back to the plain-torch
+path and says so once per (op, implementation, reason): a silent fallback would hide a 2x
+slowdown, a log line per call would drown the training log.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import structlog
 import torch
 
-from tandem.kernels import _npu, _triton
+from tandem.kernels import _npu, _triton, capabilities
 
 MODES = ("auto", "reference", "triton", "npu")
 
@@ -95,6 +96,13 @@ def _unavailable(
     missing = [name for name in op.npu_requires if not hasattr(torch_npu, name)]
     if missing:
         return f"this torch_npu has no {', '.join(missing)}"
+    # The function existing says nothing about the chip: one torch_npu build serves every SoC, so an op the
+    # chip's generation is not documented for is found only when it fails on the device (kernels/capabilities.py).
+    generation = capabilities.chip_generation()
+    for name in op.npu_requires:
+        reason = capabilities.unsupported_reason(name, generation)
+        if reason is not None:
+            return reason
     return op.npu_check(*args, **kwargs) if op.npu_check and args else None
 
 

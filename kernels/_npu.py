@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import Any
 
 _override: ModuleType | None = None
 
@@ -19,6 +20,19 @@ def torch_npu() -> ModuleType:
     if _override is not None:
         return _override
     return importlib.import_module("torch_npu")
+
+
+def argument_names(function: Any) -> tuple[str, ...] | None:
+    """The schema's argument names of a torch_npu function, None where it has no schema to read.
+
+    torch_npu's ``npu_*`` functions are ``torch.ops.npu`` packets (Ascend/pytorch@v7.1.0-pytorch2.6.0:
+    torch_npu/__init__.py), so an argument a release added (``rotary_mode``, op-plugin 7.0.0) can be looked up
+    instead of crashing an older release with an unknown keyword.
+    """
+    try:
+        return tuple(argument.name for argument in function.default._schema.arguments)
+    except AttributeError:
+        return None
 
 
 @contextmanager

@@ -58,8 +58,19 @@ def sdpa_attention(
 
 # --- torch_npu ------------------------------------------------------------------------------
 
-# sparse_mode 2 (leftUpCausal) takes this compressed 2048 x 2048 mask (True = masked) whatever
-# the sequence lengths; building it once per device keeps a 4 MiB allocation off every step.
+# Ascend/op-plugin@7.1.0:docs/context/torch_npu-npu_fusion_attention.md, 约束说明 (constraints), for the
+# non-varlen layouts: N of query 1..256 and a multiple of key/value's N; D 1..768 with Dq = Dk >= Dv; S 1..1M;
+# B 1..2M; query/key/value of one dtype among float16, bfloat16, float32. "1M" and "2M" are read as 10^6 and
+# 2 * 10^6, the smaller reading.
+MAX_HEADS = 256
+MAX_HEAD_DIM = 768
+MAX_SEQ = 1_000_000
+MAX_BATCH = 2_000_000
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+# sparse_mode 2 (leftUpCausal) takes "the optimised compressed lower-triangular matrix (2048*2048)" as atten_mask
+# (same doc, 参考资源): one fixed 2048 x 2048 tensor (True = masked) for any sequence length, 2048 tokens or 200k.
+# Built once per device: 4 MiB off every step.
 _CAUSAL_MASK_SIZE = 2048
 _masks: dict[torch.device, torch.Tensor] = {}
 
@@ -77,16 +88,17 @@ def _causal_mask(device: torch.device) -> torch.Tensor:
 def npu_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True, scale: float | None = None
 ) -> torch.Tensor:
-    # torch_npu.npu_fusion_attention(query, key, value, head_num, input_layout, pse=None,
-    #   padding_mask=None, atten_mask=None, scale=1., keep_prob=1., pre_tockens=2147483647,
-    #   next_tockens=2147483647, inner_precise=0, prefix=None, actual_seq_qlen=None,
-    #   actual_seq_kvlen=None, sparse_mode=0, gen_mask_parallel=True, sync=False)
-    #   -> (attention_out, softmax_max, softmax_sum, softmax_out, seed, offset, numels).
-    # input_layout "BSND" is our layout as is; head_num counts query heads and kv heads may be a
-    # factor of it (GQA). atten_mask is True where masked; sparse_mode=2 is leftUpCausal with the
-    # compressed 2048x2048 upper-triangular mask, i.e. SDPA's top-left causal alignment.
+    # torch_npu.npu_fusion_attention(Tensor query, Tensor key, Tensor value, int head_num, str input_layout,
+    #   Tensor? pse=None, Tensor? padding_mask=None, Tensor? atten_mask=None, float scale=1., float keep_prob=1.,
+    #   int pre_tockens=2147483647, int next_tockens=2147483647, int inner_precise=0, int[]? prefix=None,
+    #   int[]? actual_seq_qlen=None, int[]? actual_seq_kvlen=None, int sparse_mode=0, bool gen_mask_parallel=True,
+    #   bool sync=False) -> (Tensor, Tensor, Tensor, Tensor, int, int, int)
+    #   (Ascend/op-plugin@7.1.0:op_plugin/config/op_plugin_functions.yaml); output 0 is attention_out.
+    # input_layout "BSND" is our layout as is; head_num counts query heads and kv heads may divide it (GQA).
+    # atten_mask is True where masked; sparse_mode=2 is leftUpCausal, SDPA's top-left causal alignment; with
+    # atten_mask None the op computes every position (sparse_mode ignored), which is the non-causal case.
     # scale defaults to 1 there, not 1/sqrt(D), so it is always passed. The backward is torch_npu's.
-    # https://hiascend.com/document/detail/zh/Pytorch/600/apiref/apilist/ptaoplist_000850.html
+    # Ascend/op-plugin@7.1.0:docs/context/torch_npu-npu_fusion_attention.md
     outputs = _npu.torch_npu().npu_fusion_attention(
         q,
         k,
@@ -104,11 +116,16 @@ def npu_attention(
 def npu_check(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True, scale: float | None = None
 ) -> str | None:
-    dim = q.shape[-1]
-    if dim % 16 or dim > 512:
-        return f"npu_fusion_attention needs head_dim a multiple of 16 up to 512, got {dim}"
-    if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        return f"npu_fusion_attention does not take {q.dtype}"
+    """Why npu_fusion_attention would refuse these (validate() already holds), or None."""
+    batch, seq_q, heads, dim = q.shape
+    if heads > MAX_HEADS:
+        return f"npu_fusion_attention takes at most {MAX_HEADS} query heads, got {heads}"
+    if not 1 <= dim <= MAX_HEAD_DIM:
+        return f"npu_fusion_attention takes head_dim 1..{MAX_HEAD_DIM}, got {dim}"
+    if max(seq_q, k.shape[1]) > MAX_SEQ or batch > MAX_BATCH:
+        return f"npu_fusion_attention takes sequences up to {MAX_SEQ} and batches up to {MAX_BATCH}"
+    if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
+        return f"npu_fusion_attention takes q, k, v of one float dtype, got {q.dtype}, {k.dtype}, {v.dtype}"
     return None
 
 

@@ -185,26 +185,31 @@ def _triton_step(
     return loss
 
 
-def _npu_step(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    ignore_index: int,
-    label_smoothing: float,
-    z_loss: float,
-    need_grad: bool,
+# Ascend/op-plugin@7.1.0:docs/context/torch_npu-npu_cross_entropy_loss.md, 约束说明 and 参数说明: N in
+# (0, 200000] rows per call; target int64 in [0, C); ignore_index < C, a negative one ignores nothing;
+# label_smoothing in [0.0, 1.0); lse_square_scale_for_zloss and return_zloss "not yet enabled".
+NPU_MAX_ROWS = 200_000
+NPU_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def _npu_rows(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, label_smoothing: float, need_grad: bool
 ) -> torch.Tensor:
-    # torch_npu.npu_cross_entropy_loss(input [N, C], target [N] int64, weight=None, reduction="mean",
-    #   ignore_index=-100, label_smoothing=0.0, lse_square_scale_for_zloss=0.0, return_zloss=False)
-    #   -> (loss, log_prob [N, C], zloss, lse_for_zloss).
-    # A negative ignore_index means "ignore nothing" there, and targets must lie in [0, C): ignored
-    # rows get target 0 and are masked here. Its z-loss is documented as not yet supported, so
-    # z_loss > 0 takes the plain-torch step. N is at most 200000 per call: chunks are far below.
-    # https://www.hiascend.com/document/detail/zh/Pytorch/700/apiref/apilist/ptaoplist_000146.html
-    if z_loss:
-        return _torch_step(logits, target, ignore_index, label_smoothing, z_loss, need_grad)
+    """One npu_cross_entropy_loss call on at most NPU_MAX_ROWS rows; the _torch_step contract without z-loss."""
+    # torch_npu.npu_cross_entropy_loss(Tensor input, Tensor target, Tensor? weight=None, str reduction='mean',
+    #   int ignore_index=-100, float label_smoothing=0.0, float lse_square_scale_for_zloss=0.0,
+    #   bool return_zloss=False) -> (Tensor, Tensor, Tensor, Tensor)
+    #   (Ascend/op-plugin@7.1.0:op_plugin/config/op_plugin_functions.yaml) returns (loss, log_prob, zloss,
+    #   lse_for_zloss): loss [N] in input's dtype for reduction "none" ([1] otherwise), log_prob [N, C]; zloss and
+    #   lse_for_zloss are empty unless z-loss is asked for, which is not enabled yet.
+    # reduction "none" keeps the per-row losses: ignored rows are masked here and the driver divides the sum by the
+    # valid rows once over all chunks, so the mean is weighted by valid tokens however the rows are split. Ignored
+    # rows get target 0 (targets must lie in [0, C)) and ignore_index=-1 ignores nothing in the op. The logits here
+    # never require grad (autograd.Function.forward), so the doc's limits on non-default arguments with
+    # input.requires_grad=True do not apply; the gradient is finished from log_prob below.
     valid = target != ignore_index
     safe_target = torch.where(valid, target, 0).long()
-    loss, log_prob, _, _ = _npu.torch_npu().npu_cross_entropy_loss(
+    loss, log_prob, _zloss, _lse = _npu.torch_npu().npu_cross_entropy_loss(
         logits, safe_target, reduction="none", ignore_index=-1, label_smoothing=label_smoothing
     )
     if need_grad:
@@ -218,6 +223,33 @@ def _npu_step(
         )
         logits.copy_(grad.mul_(valid[:, None]))
     return loss.float() * valid
+
+
+def _npu_step(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int,
+    label_smoothing: float,
+    z_loss: float,
+    need_grad: bool,
+) -> torch.Tensor:
+    # The op's z-loss is documented as not yet enabled, so z_loss > 0 takes the plain-torch step.
+    if z_loss:
+        return _torch_step(logits, target, ignore_index, label_smoothing, z_loss, need_grad)
+    # A chunk can exceed the op's 200000 rows (chunk_rows given, or a vocabulary no larger than hidden): split it.
+    # Each slice is a view, so the gradient is written into the chunk's logits in place.
+    return torch.cat(
+        [
+            _npu_rows(
+                logits[start : start + NPU_MAX_ROWS],
+                target[start : start + NPU_MAX_ROWS],
+                ignore_index,
+                label_smoothing,
+                need_grad,
+            )
+            for start in range(0, logits.shape[0], NPU_MAX_ROWS)
+        ]
+    )
 
 
 def default_chunk_rows(rows: int, hidden: int, vocab: int) -> int:
@@ -334,10 +366,20 @@ def triton_check(
 
 
 def npu_check(
-    hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, *args: Any, **kwargs: Any
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    chunk_rows: int | None = None,
 ) -> str | None:
-    if hidden.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+    """Why npu_cross_entropy_loss would refuse the chunks (more than 200000 rows are split, not refused)."""
+    if hidden.dtype not in NPU_DTYPES:
         return f"npu_cross_entropy_loss does not take {hidden.dtype}"
+    if not 0.0 <= label_smoothing < 1.0:
+        return f"npu_cross_entropy_loss takes label_smoothing in [0, 1), got {label_smoothing}"
     return "empty input" if hidden.numel() == 0 or weight.numel() == 0 else None
 
 

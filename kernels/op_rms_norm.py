@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from tandem.kernels import _npu, _triton
+from tandem.kernels import _npu, _triton, capabilities
 from tandem.kernels._dispatch import KernelOp
 
 tl: Any = None  # bound to triton.language when a kernel first launches (see _triton.LazyKernel)
@@ -167,20 +167,36 @@ def triton_check(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> st
 
 # --- torch_npu ------------------------------------------------------------------------------
 
+# Ascend/op-plugin@7.1.0:docs/context/（beta）torch_npu-npu_rms_norm.md  # noqa: RUF003
+# ("(beta)" in full-width parentheses in the file name): self float16, bfloat16 or float32 with 2 to 8 dims;
+# gamma of self's dtype. The 7.2.0 page adds the per-product dtype table: the Atlas training series (ascend910)
+# takes float16 and float32 only, no bfloat16.
+NPU_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+NPU_DTYPES_910 = (torch.float16, torch.float32)
+
 
 def npu_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    # torch_npu.npu_rms_norm(Tensor self, Tensor gamma, float epsilon=1e-06) -> (Tensor y, Tensor rstd);
-    # gamma must have self's dtype; fp16/bf16/fp32; the backward (RmsNormGrad) is registered by torch_npu.
-    # https://www.hiascend.com/document/detail/zh/Pytorch/700/apiref/apilist/ptaoplist_000860.html
+    # torch_npu.npu_rms_norm(Tensor self, Tensor gamma, float epsilon=1e-06) -> (Tensor, Tensor)
+    # (Ascend/op-plugin@7.1.0:op_plugin/config/op_plugin_functions.yaml): (y, rstd), rstd float32. The op
+    # normalises over all of gamma's dims (rstd keeps self's leading dims, op_plugin/utils/KernelNpuOutputSize.cpp
+    # rms_norm_npu_output_size), so gamma must be [hidden] for a last-dim norm; npu_check holds it to that.
+    # The backward (npu_rms_norm_backward) is registered by torch_npu.
     y, _rstd = _npu.torch_npu().npu_rms_norm(x, weight.to(x.dtype), epsilon=eps)
     return y
 
 
 def npu_check(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> str | None:
-    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        return f"npu_rms_norm does not take {x.dtype}"
-    if not 1 <= x.dim() <= 8:
-        return "npu_rms_norm takes 1 to 8 dims"
+    """Why npu_rms_norm would refuse these or compute something else, or None."""
+    allowed = NPU_DTYPES
+    if capabilities.ASCEND910 in capabilities.possible(capabilities.chip_generation()):
+        allowed = NPU_DTYPES_910
+    if x.dtype not in allowed:
+        return f"npu_rms_norm does not take {x.dtype} on this chip generation (takes {allowed})"
+    if not 2 <= x.dim() <= 8:
+        return f"npu_rms_norm takes 2 to 8 dims, got {x.dim()}"
+    if weight.shape != (x.shape[-1],):
+        # A broadcasting or multi-dim weight would change which dims the op normalises over.
+        return f"weight shape {tuple(weight.shape)} is not ({x.shape[-1]},)"
     return None
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tandem.kernels import _npu, _triton
+from tandem.kernels import _npu, _triton, capabilities
 from tandem.kernels._dispatch import KernelOp
 
 tl: Any = None  # bound to triton.language when a kernel first launches (see _triton.LazyKernel)
@@ -186,28 +186,60 @@ def triton_check(
 
 # --- torch_npu ------------------------------------------------------------------------------
 
+# Ascend/op-plugin@7.1.0:docs/context/torch_npu-npu_rotary_mul.md, 约束说明, half mode:
+# - jit_compile=False (Atlas A2, A3): x in BSND takes r1/r2 as 1S1D, BS1D or BSND; D < 896 and even; B, N < 1000;
+#   when cos/sin need gradients, B * N <= 1024; r1/r2 values in [-1, 1].
+# - jit_compile=True (the Atlas training series; op_plugin/ops/opapi/RotaryMulKernelNpuOpApi.cpp sends SoCs before
+#   Ascend910B1 to the aclop kernel): half mode only, D == 128, B and N <= 1000, and the broadcast axes together
+#   at most 1024 elements.
+# float16, bfloat16, float32 for input, r1 and r2. The [-1, 1] range is not checked: it would need a device sync
+# per call, and cos/sin tables hold it by construction.
+NPU_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_HEAD_DIM = 896  # exclusive
+MAX_BATCH_OR_HEADS = 1000  # exclusive on A2/A3, inclusive on the Atlas training series
+MAX_BN_WITH_TABLE_GRADS = 1024
+HEAD_DIM_910 = 128
+MAX_BROADCAST_910 = 1024
+
 
 def npu_apply_rope(
     x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position_offset: Offset = 0
 ) -> torch.Tensor:
-    # torch_npu.npu_rotary_mul(Tensor input, Tensor r1, Tensor r2, str rotary_mode='half') -> Tensor:
-    # half mode is out = r1 * x + r2 * cat(-x2, x1), our rotate-half layout. 4-D tensors; for x in
-    # BSND layout r1/r2 are 1S1D, BS1D or BSND; D even and < 896, B and N < 1000. rotary_mode is
-    # left at its default because older torch_npu releases take only (x, r1, r2).
-    # https://www.hiascend.com/document/detail/zh/Pytorch/700/apiref/apilist/ptaoplist_000141.html
+    # torch_npu.npu_rotary_mul(Tensor self, Tensor r1, Tensor r2, str rotary_mode='half') -> Tensor
+    # (Ascend/op-plugin@7.1.0:op_plugin/config/op_plugin_functions.yaml). half mode is out = r1 * x + r2 *
+    # cat(-x2, x1), our rotate-half layout. rotary_mode entered the schema in op-plugin 7.0.0 (before, half was the
+    # only mode): it is passed by name where the schema has it, so a change of default cannot switch us to the
+    # interleaved layout, and an older release is not sent a keyword it refuses. x is BSND, r1/r2 1S1D (one offset)
+    # or BS1D (per-sequence offsets). Gradients reach cos/sin through the indexing in _rows.
+    rotary_mul = _npu.torch_npu().npu_rotary_mul
+    mode = {"rotary_mode": "half"} if "rotary_mode" in (_npu.argument_names(rotary_mul) or ()) else {}
     r1 = _rows(cos, x, position_offset).to(x.dtype)
     r2 = _rows(sin, x, position_offset).to(x.dtype)
-    return _npu.torch_npu().npu_rotary_mul(x.contiguous(), r1, r2)
+    return rotary_mul(x.contiguous(), r1, r2, **mode)
+
+
+def _broadcast_elements(x: torch.Tensor, position_offset: Offset) -> int:
+    """Elements of x's broadcast axes for our r1/r2: B and N for 1S1D, N for BS1D."""
+    batch, _, heads, _ = x.shape
+    return heads if isinstance(position_offset, torch.Tensor) else batch * heads
 
 
 def npu_check(
     x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, position_offset: Offset = 0
 ) -> str | None:
+    """Why npu_rotary_mul would refuse these on the chip generation in use, or None."""
     batch, _, heads, dim = x.shape
-    if dim >= 896 or batch >= 1000 or heads >= 1000:
-        return "npu_rotary_mul needs head_dim < 896 and batch, heads < 1000"
-    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+    if x.dtype not in NPU_DTYPES:
         return f"npu_rotary_mul does not take {x.dtype}"
+    if dim >= MAX_HEAD_DIM or batch >= MAX_BATCH_OR_HEADS or heads >= MAX_BATCH_OR_HEADS:
+        return f"npu_rotary_mul needs head_dim < {MAX_HEAD_DIM} and batch, heads < {MAX_BATCH_OR_HEADS}"
+    if (cos.requires_grad or sin.requires_grad) and batch * heads > MAX_BN_WITH_TABLE_GRADS:
+        return f"npu_rotary_mul takes batch * heads <= {MAX_BN_WITH_TABLE_GRADS} when cos/sin need gradients"
+    if capabilities.ASCEND910 in capabilities.possible(capabilities.chip_generation()):
+        if dim != HEAD_DIM_910:
+            return f"npu_rotary_mul on ascend910 takes head_dim {HEAD_DIM_910} only, got {dim}"
+        if _broadcast_elements(x, position_offset) > MAX_BROADCAST_910:
+            return f"npu_rotary_mul on ascend910 takes at most {MAX_BROADCAST_910} elements on broadcast axes"
     return None
 
 

@@ -114,20 +114,28 @@ def triton_check(gate: torch.Tensor, up: torch.Tensor) -> str | None:
 
 # --- torch_npu ------------------------------------------------------------------------------
 
+# Ascend/op-plugin@7.1.0:docs/context/（beta）torch_npu-npu_swiglu.md  # noqa: RUF003
+# ("(beta)" in full-width parentheses in the file name): input of 1 to 8 dims, even along dim, contiguous,
+# not empty, float32, float16 or bfloat16.
+NPU_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
 
 def npu_swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    # torch_npu.npu_swiglu(Tensor input, int dim=-1) -> Tensor: input is split in halves along dim,
-    # A (first half) the gate, B the up projection: out = silu(A) * B. Contiguous input only, so
-    # the halves are concatenated here; the backward (SwiGluGrad) is registered by torch_npu.
-    # https://hiascend.com/document/detail/zh/Pytorch/600/apiref/apilist/ptaoplist_000834.html
+    # torch_npu.npu_swiglu(Tensor self, int dim=-1) -> Tensor
+    # (Ascend/op-plugin@7.1.0:op_plugin/config/op_plugin_functions.yaml): self is split in halves along dim,
+    # A (first half) the gate, B the up projection: out = silu(A) * B. Contiguous input only, so the halves are
+    # concatenated here; the backward (npu_swiglu_backward) is registered by torch_npu.
     return _npu.torch_npu().npu_swiglu(torch.cat((gate, up), dim=-1), dim=-1)
 
 
 def npu_check(gate: torch.Tensor, up: torch.Tensor) -> str | None:
+    """Why npu_swiglu would refuse cat(gate, up), or None."""
     if gate.shape != up.shape or gate.dtype != up.dtype:
         return "gate and up differ in shape or dtype"
     if gate.numel() == 0 or not 1 <= gate.dim() <= 8:
         return "npu_swiglu takes non-empty 1 to 8 dim tensors"
+    if gate.dtype not in NPU_DTYPES:
+        return f"npu_swiglu does not take {gate.dtype}"
     return None
 
 

@@ -17,9 +17,13 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import structlog
 import torch
 
 from tandem.runtime.faults import FaultError
+from tandem.runtime.timeouts import GENERATION_ENV, generation_of
+
+log = structlog.get_logger("tandem.device")
 
 # Peak dense bf16 FLOP/s per device for the MFU estimate (vendor data sheets).
 PEAK_FLOPS = {"npu": 313e12, "gpu": 989e12}
@@ -72,10 +76,24 @@ class DeviceLayer:
     def setup(self) -> None:
         if self._module is not None:
             self._module.set_device(self.local_rank)
+            if self.accelerator == "npu":
+                self._note_chip_generation()
         else:
             # One intra-op thread per rank and core: ranks oversubscribing the cores slow each other down,
             # and a fixed thread count keeps CPU results reproducible from run to run.
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.local_world))
+
+    def _note_chip_generation(self) -> None:
+        """The chip generation torch_npu reports (`Ascend910B3` is ascend910b), where the kernels look for it
+        (TANDEM_CHIP_GENERATION); a pool that names another one is told in the log (the device is right)."""
+        found = generation_of(str(self._module.get_device_name(self.local_rank)))
+        named = os.environ.get(GENERATION_ENV)
+        if found == "unknown":
+            return
+        if named and generation_of(named) != found:
+            log.warning("chip_generation_mismatch", pool=named, device=found,
+                        detail="the pool's chipGeneration differs from the device; the kernels follow the device")
+        os.environ[GENERATION_ENV] = found
 
     def synchronize(self) -> None:
         if self._module is not None:

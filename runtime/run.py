@@ -139,12 +139,14 @@ def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
 def _hang(stream: Stream, options: Options, started: float, now: float) -> str | None:
     with stream.lock:
         step, last = stream.last_step, stream.last_progress
+        said = f"; its last line: {stream.tail[-1][:200]!r}" if stream.tail else "; it printed nothing"
     if step is None:
         if options.startup_timeout and now - started > options.startup_timeout:
-            return f"no training step within {options.startup_timeout:.0f} s of the start (set-up, checkpoint loading)"
+            return (f"no training step within {options.startup_timeout:.0f} s of the start (set-up, checkpoint "
+                    f"loading){said}")
         return None
     if options.progress_timeout and last is not None and now - last > options.progress_timeout:
-        return f"no progress for {options.progress_timeout:.0f} s after step {step}"
+        return f"no progress for {options.progress_timeout:.0f} s after step {step}{said}"
     return None
 
 

@@ -72,7 +72,7 @@ def assert_restarted_then_failed_over(core: Any, wait_for: Any, name: str, statu
     """Two faults on npu-two (`faults`: class, reason, the newest checkpoint then), a restart there from the
     first's checkpoint, a failover to gpu-one from the second's, and the last checkpoint at step 9."""
     assert [(f["class"], f["reason"], f["checkpointStep"], f["pool"]) for f in status["faults"]] == [
-        (*fault, "npu-two") for fault in faults]
+        (*fault, "npu-two") for fault in faults], [f["message"] for f in status["faults"]]
     assert (status["attempt"], status["pool"], status["failovers"], status["lastCheckpoint"]["step"]) == (
         3, "gpu-one", 1, 9)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import structlog
 import torch
 
 import tandem.kernels as K
@@ -73,21 +72,13 @@ def test_npu_binding_layout_and_values(fake_npu, causal: bool) -> None:  # type:
         lambda q, k, v: op_attention.reference(q, k, v, causal),
         _leaves("gqa", torch.bfloat16),
     )
-    name, (_, k, _, head_num, layout), kwargs = fake_npu.calls[0]
-    assert name == "npu_fusion_attention" and layout == "BSND" and head_num == 4
-    assert k.shape[2] == 2  # kv heads passed as they are: the op does the grouping
-    assert kwargs["scale"] == pytest.approx(1 / math.sqrt(16)) and kwargs["keep_prob"] == 1.0
-    assert kwargs["sparse_mode"] == (2 if causal else 0)
-    assert (kwargs["atten_mask"] is not None) == causal
-
-
-def test_npu_declines_head_dim_not_multiple_of_16(fake_npu) -> None:  # type: ignore[no-untyped-def]
-    q, k, v = _leaves("head-dim-24")
-    with structlog.testing.capture_logs() as logs:
-        out = K.attention(q, k, v)
-    assert fake_npu.calls == []
-    torch.testing.assert_close(out, op_attention.reference(q, k, v))
-    assert [e["using"] for e in logs if e["event"] == "kernel_fallback"] == ["plain"]
+    call = fake_npu.calls[0]
+    args = call.arguments
+    assert call.name == "npu_fusion_attention" and args["input_layout"] == "BSND" and args["head_num"] == 4
+    assert args["key"].shape[2] == 2  # kv heads passed as they are: the op does the grouping
+    assert args["scale"] == pytest.approx(1 / math.sqrt(16)) and args["keep_prob"] == 1.0
+    assert args["sparse_mode"] == (2 if causal else 0)
+    assert (args["atten_mask"] is not None) == causal
 
 
 def test_public_function_on_cpu_uses_sdpa() -> None:

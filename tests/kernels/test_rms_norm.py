@@ -80,16 +80,15 @@ def test_npu_binding_layout_and_values(fake_npu, dtype: torch.dtype) -> None:  #
         lambda x, w: op_rms_norm.reference(x, w, 1e-5),
         _leaves((2, 3, 64), 64, dtype),
     )
-    name, (x, gamma), kwargs = fake_npu.calls[0]
-    assert name == "npu_rms_norm" and kwargs == {"epsilon": 1e-5}
-    assert gamma.dtype == x.dtype == dtype
+    call = fake_npu.calls[0]
+    assert call.name == "npu_rms_norm" and call.arguments["epsilon"] == 1e-5
+    assert call.arguments["gamma"].dtype == call.arguments["self"].dtype == dtype
 
 
 def test_npu_binding_casts_float32_weight_to_x_dtype(fake_npu) -> None:  # type: ignore[no-untyped-def]
     x, w = torch.randn(4, 32, dtype=torch.bfloat16), torch.randn(32)
     K.rms_norm(x, w)
-    _, (_, gamma), _ = fake_npu.calls[0]
-    assert gamma.dtype == torch.bfloat16
+    assert fake_npu.calls[0].arguments["gamma"].dtype == torch.bfloat16
 
 
 def test_triton_declines_mismatched_weight() -> None:

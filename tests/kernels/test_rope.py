@@ -102,7 +102,9 @@ def test_npu_binding_layout_and_values(fake_npu, offset: int | list[int]) -> Non
     off = torch.tensor(offset) if isinstance(offset, list) else offset
     x = torch.randn(2, 5, 3, 16, dtype=torch.bfloat16, requires_grad=True)
     compare(lambda x: K.apply_rope(x, cos, sin, position_offset=off), _reference(off, cos, sin), [x])
-    name, (xx, r1, r2), _ = fake_npu.calls[0]
-    assert name == "npu_rotary_mul"
+    call = fake_npu.calls[0]
+    args = call.arguments
+    assert call.name == "npu_rotary_mul" and args["rotary_mode"] == "half"
     expected = (1, 5, 1, 16) if isinstance(offset, int) else (2, 5, 1, 16)  # 1S1D / BS1D for BSND x
-    assert r1.shape == r2.shape == expected and r1.dtype == xx.dtype == torch.bfloat16
+    assert args["r1"].shape == args["r2"].shape == expected
+    assert args["r1"].dtype == args["self"].dtype == torch.bfloat16

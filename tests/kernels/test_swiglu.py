@@ -69,6 +69,6 @@ def test_npu_binding_layout_and_values(fake_npu, dtype: torch.dtype) -> None:  #
     torch.manual_seed(2)
     leaves = [torch.randn(2, 3, 2 * 24).to(dtype).requires_grad_()]
     compare(K.swiglu, op_swiglu.reference, leaves, _halves)
-    name, (x,), kwargs = fake_npu.calls[0]
-    assert name == "npu_swiglu" and kwargs == {"dim": -1}
-    assert x.shape == (2, 3, 48) and x.is_contiguous()
+    call = fake_npu.calls[0]
+    assert call.name == "npu_swiglu" and call.arguments["dim"] == -1
+    assert call.arguments["self"].shape == (2, 3, 48) and call.arguments["self"].is_contiguous()

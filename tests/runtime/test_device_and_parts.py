@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import types
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 import torch
 from waiting import wait_for
 
@@ -21,21 +24,74 @@ from tandem.runtime.model import Decoder, parameter_count
 from tandem.runtime.watchdog import Beat, Watchdog, overdue
 
 
-class FakeNpu:
-    """Records the calls the runtime makes on `torch_npu.npu`; it runs nothing."""
+class FakeNpu(types.ModuleType):
+    """`torch_npu.npu` as far as the runtime uses it (runtime/device.py), with torch_npu 2.6.0's signatures
+    (Ascend/pytorch@v7.1.0-pytorch2.6.0: torch_npu/npu/utils.py, random.py, memory.py, __init__.py). A module with
+    these functions and no catch-all: a misspelt or unreal function is an AttributeError, a wrong argument a
+    TypeError. It runs nothing; `calls` records (name, the arguments given) for the assertions."""
 
-    def __init__(self) -> None:
+    def __init__(self, device_name: str = "Ascend910B3", device_count: int = 8) -> None:
+        super().__init__("torch_npu.npu")
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self._device_name = device_name  # what torch_npu._C._npu_getDeviceName() answers, e.g. an Atlas A2 SoC
+        self._device_count = device_count
 
-    def __getattr__(self, name: str) -> Any:
-        def record(*args: Any) -> Any:
-            self.calls.append((name, args))
-            return {"memory_allocated": 2**30, "max_memory_allocated": 2**31}.get(name, b"rng")
+    def _record(self, name: str, *given: Any) -> None:
+        self.calls.append((name, tuple(value for value in given if value is not None)))
 
-        return record
+    def _index(self, device: int | str | torch.device | None) -> int:
+        """torch_npu's _get_device_index(device, optional=True): None is the current device (0 here)."""
+        if device is None:
+            return 0
+        if isinstance(device, torch.device):
+            return device.index or 0
+        if isinstance(device, str):
+            kind, _, index = device.partition(":")
+            if kind != "npu" or not (index.isdigit() or index == ""):
+                raise ValueError(f"Expected a npu device, but got: {device}")
+            return int(index or 0)
+        if isinstance(device, int) and not isinstance(device, bool):
+            return device
+        raise TypeError(f"device must be an int, str or torch.device, not {type(device).__name__}")
+
+    def set_device(self, device: int | str | torch.device) -> None:  # utils.py: set_device(device)
+        self._index(device)
+        self._record("set_device", device)
+
+    def synchronize(self, device: int | str | torch.device | None = None) -> None:  # utils.py
+        self._index(device)
+        self._record("synchronize", device)
+
+    def get_device_name(self, device_name: int | str | torch.device | None = None) -> str:  # __init__.py
+        if not 0 <= self._index(device_name) < self._device_count:
+            raise AssertionError("Invalid device id")
+        self._record("get_device_name", device_name)
+        return self._device_name
+
+    def manual_seed_all(self, seed: int) -> None:  # random.py: manual_seed_all(seed), seed = int(seed)
+        self._record("manual_seed_all", int(seed))
+
+    def get_rng_state(self, device: int | str | torch.device = "npu") -> torch.Tensor:  # random.py -> ByteTensor
+        self._index(device)
+        self._record("get_rng_state", None if device == "npu" else device)
+        return torch.zeros(16, dtype=torch.uint8)
+
+    def set_rng_state(self, new_state: torch.Tensor, device: int | str | torch.device = "npu") -> None:  # random.py
+        if not isinstance(new_state, torch.Tensor) or new_state.dtype != torch.uint8:
+            raise TypeError("set_rng_state takes the ByteTensor get_rng_state returned")
+        self._record("set_rng_state", new_state, None if device == "npu" else device)
+
+    def memory_allocated(self, device: int | str | torch.device | None = None) -> int:  # memory.py, bytes
+        self._record("memory_allocated", device)
+        return 2**30
+
+    def max_memory_allocated(self, device: int | str | torch.device | None = None) -> int:  # memory.py, bytes
+        self._record("max_memory_allocated", device)
+        return 2**31
 
 
-def test_npu_path_uses_hccl_npu_devices_and_torch_npu_through_the_seam() -> None:
+def test_npu_path_uses_hccl_npu_devices_and_torch_npu_through_the_seam(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TANDEM_CHIP_GENERATION", raising=False)
     fake = types.SimpleNamespace(npu=FakeNpu())
     imported: list[str] = []
 
@@ -52,7 +108,21 @@ def test_npu_path_uses_hccl_npu_devices_and_torch_npu_through_the_seam() -> None
     layer.synchronize()
     layer.seed(5)
     assert layer.memory_stats() == {"allocated_gib": 1.0, "max_allocated_gib": 2.0}
-    assert fake.npu.calls[:3] == [("set_device", (3,)), ("synchronize", ()), ("manual_seed_all", (5,))]
+    assert fake.npu.calls[:4] == [("set_device", (3,)), ("get_device_name", (3,)), ("synchronize", ()),
+                                  ("manual_seed_all", (5,))]
+    # The pool named no generation: the device's name (Ascend910B3) tells the kernels.
+    assert os.environ["TANDEM_CHIP_GENERATION"] == "ascend910b"
+
+
+def test_a_pool_that_names_another_generation_is_told_and_the_device_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_CHIP_GENERATION", "ascend910")
+    fake = types.SimpleNamespace(npu=FakeNpu())
+    layer = load_device_layer("npu", "hccl", local_rank=0, local_world=8, import_module=lambda name: fake)
+    with structlog.testing.capture_logs() as logs:
+        layer.setup()
+    assert os.environ["TANDEM_CHIP_GENERATION"] == "ascend910b"
+    assert [(e["event"], e["pool"], e["device"]) for e in logs] == [
+        ("chip_generation_mismatch", "ascend910", "ascend910b")]
 
 
 def test_missing_torch_npu_is_a_user_fault_not_a_traceback() -> None:

@@ -98,7 +98,7 @@ def test_a_hang_is_ended_and_reported_with_the_last_step(tmp_path: Path) -> None
     assert time.monotonic() - started < 60  # ended by the supervisor, not by the command
     message = _message(tmp_path)
     assert (message["class"], message["reason"], message["step"]) == ("unknown", "NoProgress", 2)
-    assert message["message"] == "no progress for 1 s after step 2"
+    assert message["message"] == "no progress for 1 s after step 2; its last line: 'step 2'"
 
 
 def test_no_first_step_within_the_startup_timeout_is_a_hang_too(tmp_path: Path) -> None:
