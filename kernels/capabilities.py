@@ -16,17 +16,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
 
-Generation = Literal["ascend910", "ascend910b", "ascend910c", "unknown"]
+from tandem.chips import ASCEND910, ASCEND910B, ASCEND910C, KNOWN, UNKNOWN, Generation, named_generation
+from tandem.chips import GENERATION_ENV as ENV
 
-ASCEND910: Generation = "ascend910"  # Atlas training series (Atlas 训练系列产品): 910A, 910 Pro, 910 Premium
-ASCEND910B: Generation = "ascend910b"  # Atlas A2 training series (Atlas A2 训练系列产品)
-ASCEND910C: Generation = "ascend910c"  # Atlas A3 training series (Atlas A3 训练系列产品)
-UNKNOWN: Generation = "unknown"
-KNOWN: tuple[Generation, ...] = (ASCEND910, ASCEND910B, ASCEND910C)
-
-ENV = "TANDEM_CHIP_GENERATION"  # the same variable runtime/timeouts.py reads for HCCL's timeout ranges
+__all__ = ["ASCEND910", "ASCEND910B", "ASCEND910C", "ENV", "KNOWN", "UNKNOWN", "Generation"]
 
 _DOCS = "Ascend/op-plugin@7.1.0:docs/context/"
 _BETA = "\uff08beta\uff09"  # the beta pages' names open with full-width parentheses: "（beta）"  # noqa: RUF003
@@ -88,11 +82,7 @@ BINDINGS: dict[str, Binding] = {
 
 def chip_generation() -> Generation:
     """The generation ``TANDEM_CHIP_GENERATION`` names, exactly one of KNOWN; anything else is ``unknown``."""
-    value = os.environ.get(ENV, "")
-    for generation in KNOWN:
-        if value == generation:
-            return generation
-    return UNKNOWN
+    return named_generation(os.environ.get(ENV))
 
 
 def possible(generation: Generation) -> tuple[Generation, ...]:

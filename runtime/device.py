@@ -20,8 +20,8 @@ import numpy as np
 import structlog
 import torch
 
+from tandem.chips import GENERATION_ENV, generation_of
 from tandem.runtime.faults import FaultError
-from tandem.runtime.timeouts import GENERATION_ENV, generation_of
 
 log = structlog.get_logger("tandem.device")
 

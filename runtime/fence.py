@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,11 @@ class Fence:
 def check(fence: Fence | None, action: str) -> None:
     if fence is not None:
         fence.check(action)
+
+
+def fence_from_env(root: str | Path, env: Mapping[str, str] = os.environ) -> Fence:
+    """The attempt fence the pod contract names (TANDEM_ATTEMPT, TANDEM_ATTEMPT_TOKEN, TANDEM_JOB_UID), as
+    tandem-run claims it and tandem.sdk's Checkpointer checks it; attempt 1 without a token outside a Tandem pod."""
+    attempt = env.get("TANDEM_ATTEMPT", "")
+    return Fence(root, int(attempt) if attempt.isdigit() else 1, env.get("TANDEM_ATTEMPT_TOKEN", ""),
+                 env.get("TANDEM_JOB_UID", ""))

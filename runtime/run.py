@@ -32,7 +32,7 @@ from tandem.faults import read_log
 from tandem.faults.signatures import matching
 from tandem.runtime import recovery
 from tandem.runtime.faults import Fault, FaultError, classify_exit, dumps, exit_code, termination_message
-from tandem.runtime.fence import Fence
+from tandem.runtime.fence import fence_from_env
 from tandem.runtime.inject_site import INJECT_SITE, PROGRESS_REGEX_ENV
 from tandem.runtime.resume_point import LAYOUTS, ResumePoint, find_resume_point
 from tandem.runtime.timeouts import for_environment
@@ -44,6 +44,12 @@ DEFAULT_PROGRESS = re.compile(r"\bstep[ =:]\s*(\d+)|\biteration\s+(\d+)\s*/|\|\s
 TAIL_LINES = 5000  # the end of the stream, kept whole
 EARLY_EVIDENCE = 2000  # lines before that which name a fault (a table entry, a Python exception) are kept too
 _EXCEPTION = re.compile(r"^\s*(?:\[rank\d+\]:\s*)?(?:Traceback \(most recent call last\)|[\w.]*(?:Error|Exception):)")
+
+
+def progress_step(pattern: re.Pattern[str], line: str) -> int | None:
+    """The step a progress line names (the pattern's first group that matched), else None."""
+    match = pattern.search(line)
+    return next((int(g) for g in match.groups() if g is not None), None) if match else None
 
 
 @dataclass
@@ -65,11 +71,9 @@ class Stream:
                 if matching(dropped) or _EXCEPTION.match(dropped):
                     self.early.append(dropped)
             self.tail.append(line)
-            match = self.progress.search(line)
-            if match:
-                step = next((int(g) for g in match.groups() if g is not None), None)
-                if step is not None:
-                    self.last_step, self.last_progress = step, now
+            step = progress_step(self.progress, line)
+            if step is not None:
+                self.last_step, self.last_progress = step, now
 
     def heartbeat(self, path: str, now: float) -> None:
         """Read the SDK's heartbeat file (tandem.sdk.progress): a new step there is progress, like a line."""
@@ -228,7 +232,7 @@ def claim_volume(root: str | None, env: Mapping[str, str]) -> None:
     attempt = env.get("TANDEM_ATTEMPT", "")
     if not root or not attempt.isdigit() or env.get("TANDEM_NODE_RANK", "0") != "0" or not Path(root).is_dir():
         return
-    guard = Fence(root, int(attempt), env.get("TANDEM_ATTEMPT_TOKEN", ""), env.get("TANDEM_JOB_UID", ""))
+    guard = fence_from_env(root, env)
     guard.acquire()
     recovery.sweep_partials(Path(root), guard)
 

@@ -30,10 +30,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
 
-Generation = Literal["ascend910", "ascend910b", "ascend910c", "unknown"]
-GENERATIONS: tuple[Generation, ...] = ("ascend910", "ascend910b", "ascend910c", "unknown")
+from tandem.chips import GENERATION_ENV, Generation, generation_of
 
 EXEC_MARGIN = 30  # seconds between Tandem's deadline and HCCL's execution timeout
 PG_MARGIN = 60  # seconds between the later HCCL timeout and the process group's
@@ -56,18 +54,6 @@ class Timeouts:
     hccl_exec: int | None = None  # the execution timeout HCCL will really apply (None: never, or not an NPU)
     hccl_connect: int | None = None
     notes: tuple[str, ...] = ()  # where the order could not be kept, and why
-
-
-def generation_of(text: str | None) -> Generation:
-    """The chip generation a pool or a node label names (`ascend910b`, `Ascend910B3`, `910C`...), else unknown."""
-    name = (text or "").lower().replace("ascend", "").replace("-", "").strip()
-    if name.startswith("910b"):
-        return "ascend910b"
-    if name.startswith(("910c", "910_93")):
-        return "ascend910c"
-    if name in ("910", "910a", "910pro", "910proa", "910prob", "910premiuma"):
-        return "ascend910"
-    return "unknown"
 
 
 def _int(value: str | None) -> int | None:
@@ -132,11 +118,6 @@ def derive(accelerator: str, deadline: float, env: Mapping[str, str], generation
         notes.append("HCCL_EXEC_TIMEOUT=0: HCCL never times out a task; the process group follows Tandem's deadline")
     pg = _process_group(max(later, deadline) + PG_MARGIN)
     return Timeouts(deadline, pg, _unset(out, env), hccl_exec, connect, tuple(notes))
-
-
-# The pool's `chipGeneration` in the pod contract; the device layer sets it from torch_npu's device name when the
-# pool names none (after the supervisor has exported the HCCL timeouts: those then used the strictest ranges).
-GENERATION_ENV = "TANDEM_CHIP_GENERATION"
 
 
 def for_environment(accelerator: str, deadline: float, env: Mapping[str, str]) -> Timeouts:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 
@@ -13,15 +14,14 @@ class _Watched:
     """A text stream that passes every write through, then, once a progress line is complete (its newline
     written, so the supervisor reads it whole), fires the injected faults of its step."""
 
-    def __init__(self, inner: TextIO, pattern: re.Pattern[str], fire: Any) -> None:
-        self._inner, self._pattern, self._fire, self._line = inner, pattern, fire, ""
+    def __init__(self, inner: TextIO, step_of: Callable[[str], int | None], fire: Callable[[int], None]) -> None:
+        self._inner, self._step_of, self._fire, self._line = inner, step_of, fire, ""
 
     def write(self, text: str) -> int:
         written = self._inner.write(text)
         *complete, self._line = (self._line + text).split("\n")
         for line in complete:
-            match = self._pattern.search(line)
-            step = next((int(g) for g in match.groups() if g is not None), None) if match else None
+            step = self._step_of(line)
             if step is not None:
                 self._inner.flush()
                 self._fire(step)
@@ -36,7 +36,7 @@ def _install() -> None:
     if not text:
         return
     from tandem.runtime.inject_site import PROGRESS_REGEX_ENV
-    from tandem.runtime.run import DEFAULT_PROGRESS
+    from tandem.runtime.run import DEFAULT_PROGRESS, progress_step
     from tandem.sdk import _inject
 
     pattern = re.compile(os.environ[PROGRESS_REGEX_ENV]) if os.environ.get(PROGRESS_REGEX_ENV) else DEFAULT_PROGRESS
@@ -46,8 +46,11 @@ def _install() -> None:
             return  # torchrun's agent: only its workers train
         _inject(step)
 
-    sys.stdout = _Watched(sys.stdout, pattern, fire)  # type: ignore[assignment]
-    sys.stderr = _Watched(sys.stderr, pattern, fire)  # type: ignore[assignment]
+    def step_of(line: str) -> int | None:
+        return progress_step(pattern, line)
+
+    sys.stdout = _Watched(sys.stdout, step_of, fire)  # type: ignore[assignment]
+    sys.stderr = _Watched(sys.stderr, step_of, fire)  # type: ignore[assignment]
 
 
 _install()

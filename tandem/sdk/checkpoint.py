@@ -22,7 +22,7 @@ from tandem.runtime import ckpt_layout, recovery
 from tandem.runtime.checkpoint import Checkpointer as _RuntimeCheckpointer
 from tandem.runtime.config import OnUnreadable
 from tandem.runtime.faults import FaultError
-from tandem.runtime.fence import Fence
+from tandem.runtime.fence import fence_from_env
 from tandem.sdk import _checkpointers
 from tandem.sdk.distributed import Context
 
@@ -55,14 +55,6 @@ def transient(exc: CheckpointException) -> bool:
     failures = getattr(exc, "failures", {}) or {}
     errors = [f[0] if isinstance(f, tuple) else f for f in failures.values()]
     return any(isinstance(e, OSError) and not isinstance(e, FileNotFoundError) for e in errors)
-
-
-def fence_from_env(root: Path) -> Fence:
-    """The attempt fence of the pod contract (TANDEM_ATTEMPT, TANDEM_ATTEMPT_TOKEN, TANDEM_JOB_UID), which
-    tandem-run and tandem-train claim before the script starts; attempt 1 without a token outside a Tandem pod."""
-    attempt = os.environ.get("TANDEM_ATTEMPT", "")
-    return Fence(root, int(attempt) if attempt.isdigit() else 1, os.environ.get("TANDEM_ATTEMPT_TOKEN", ""),
-                 os.environ.get("TANDEM_JOB_UID", ""))
 
 
 def _state_of(manifest: dict[str, Any]) -> dict[str, Any]:

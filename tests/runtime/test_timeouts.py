@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from tandem.runtime.timeouts import Timeouts, derive, effective_exec, for_environment, generation_of
+from tandem.chips import generation_of
+from tandem.runtime.timeouts import Timeouts, derive, effective_exec, for_environment
 
 ASYNC = {"HCCL_ASYNC_ERROR_HANDLING": "1", "TORCH_HCCL_ASYNC_ERROR_HANDLING": "1"}
 
