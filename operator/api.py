@@ -36,6 +36,7 @@ from tandem.operator.api_status import (  # noqa: F401  (re-exported: the API in
     AcceleratorPoolStatus,
     Exclusion,
     Fault,
+    InPlaceRestart,
     LastCheckpoint,
     PendingEvent,
     TrainingJobStatus,
@@ -325,6 +326,20 @@ class FaultPolicy(_Wire):
         True, description="New pods avoid nodes that faulted (node anti-affinity on status.excludedNodes)."
     )
     fail_back: StrictBool = Field(False, description="Return to a more preferred pool when it is healthy again.")
+    in_place_restart: StrictBool = Field(
+        True, description="After a fault that leaves a node usable (an interconnect fault, a hang, an unknown crash),"
+        " restart the workers inside the pods that may stay instead of recreating the gang; pods that must move"
+        " are replaced. Needs a Tandem launcher (tandem-train or tandem-run) as the command."
+    )
+    in_place_restart_deadline_seconds: StrictInt = Field(
+        300, ge=1, le=DAY_SECONDS,
+        description="An in-place restart whose every rank has not reached its first step this long after the"
+        " operator asked for it becomes a full restart.",
+    )
+    in_place_restart_window_seconds: StrictInt = Field(
+        600, ge=0, le=WEEK_SECONDS,
+        description="A fault this soon after an in-place restart began is answered with a full restart.",
+    )
 
     @field_validator("max_backoff_seconds")
     @classmethod

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
+from tandem.in_place import POD_INFO_DIR, SUPERVISOR_DIR
 from tandem.operator.api_types import (
     _NOT_NULL,
     CelRule,
@@ -25,7 +26,10 @@ CONTAINER = "trainer"
 CHECKPOINT_VOLUME = "checkpoint"
 SHM_VOLUME = "dshm"
 SHM_PATH = "/dev/shm"
-RESERVED_VOLUMES = (CHECKPOINT_VOLUME, SHM_VOLUME)
+# In-place restart (tandem.in_place): the pod's labels as files, and the supervisor's ready file.
+POD_INFO_VOLUME, SUPERVISOR_VOLUME = "tandem-pod-info", "tandem-supervisor"
+RESERVED_VOLUMES = (CHECKPOINT_VOLUME, SHM_VOLUME, POD_INFO_VOLUME, SUPERVISOR_VOLUME)
+RESERVED_PATHS = (SHM_PATH, POD_INFO_DIR, SUPERVISOR_DIR)
 # Bounds that let the API server cost the CEL rules over these lists (an unbounded list makes a rule too costly).
 MAX_VOLUMES = 64
 MAX_SIDECARS = 16
@@ -34,22 +38,24 @@ MAX_RESOURCES = 32  # resource names in requests or limits
 ACCELERATOR_RESOURCE_PREFIXES = ("nvidia.com/", "huawei.com/", "amd.com/")
 
 _RESERVED = "[" + ", ".join(f"'{name}'" for name in RESERVED_VOLUMES) + "]"
+_RESERVED_PATHS = "[" + ", ".join(f"'{path}'" for path in RESERVED_PATHS) + "]"
 RESOURCES_NO_ACCELERATOR_RULE = CelRule(
     rule="self.all(k, " + " && ".join(f"!k.startsWith('{p}')" for p in ACCELERATOR_RESOURCE_PREFIXES) + ")",
     message="the accelerator request is the pool's (its deviceResource x devicesPerNode); a job cannot set it",
 )
 VOLUMES_RULE = CelRule(
     rule=f"self.all(v, has(v.name) && !(v.name in {_RESERVED}))",
-    message="every volume needs a name, and checkpoint and dshm are the operator's (the checkpoint volume and"
-    " /dev/shm)",
+    message="every volume needs a name, and checkpoint, dshm, tandem-pod-info and tandem-supervisor are the"
+    " operator's (the checkpoint volume, /dev/shm, and in-place restart's)",
 )
 SIDECARS_RULE = CelRule(
     rule=f"self.all(c, has(c.name) && c.name != '{CONTAINER}')",
     message=f"every container needs a name, and {CONTAINER} is the training container's (spec.container)",
 )
 MOUNTS_RULE = CelRule(
-    rule=f"self.all(m, !(m.name in {_RESERVED}) && m.mountPath != '{SHM_PATH}')",
-    message="checkpoint and dshm are mounted by the operator (at checkpoint.path and /dev/shm)",
+    rule=f"self.all(m, !(m.name in {_RESERVED}) && !(m.mountPath in {_RESERVED_PATHS}))",
+    message=f"checkpoint, dshm, tandem-pod-info and tandem-supervisor are mounted by the operator (at"
+    f" checkpoint.path, {', '.join(RESERVED_PATHS)})",
 )
 
 
@@ -234,7 +240,7 @@ class Container(_Wire):
     @field_validator("volume_mounts")
     @classmethod
     def _mounts(cls, mounts: list[VolumeMount]) -> list[VolumeMount]:
-        if any(m.name in RESERVED_VOLUMES or m.mount_path == SHM_PATH for m in mounts):
+        if any(m.name in RESERVED_VOLUMES or m.mount_path in RESERVED_PATHS for m in mounts):
             raise ValueError(MOUNTS_RULE.message)
         return mounts
 

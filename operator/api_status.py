@@ -64,6 +64,17 @@ class Exclusion(_Lenient):
     reason: str = Field("", description="The fault that excluded it.")
 
 
+class InPlaceRestart(_Lenient):
+    """The newest in-place restart: the attempt it started inside the pods that stayed, and how it went."""
+
+    attempt: StrictInt = Field(ge=1, description="The attempt the restart started.")
+    requested_at: datetime = Field(description="When the operator asked the pods' supervisors to restart.")
+    pods: list[str] = Field(default=[], description="The pods that stayed: their label moves to the new attempt.")
+    completed_at: datetime | None = Field(
+        None, description="When every rank of the new attempt had passed its first step; absent while in progress."
+    )
+
+
 class PendingEvent(_Lenient):
     """An Event decided but not yet posted: written with the status, so a crash or an API error between the
     two loses nothing (the next reconcile posts it)."""
@@ -116,6 +127,9 @@ class TrainingJobStatus(_Lenient):
     )
     restart_delay_seconds: StrictInt | None = Field(
         None, ge=0, description="While Restarting: the backoff, counted from when the previous attempt's pods stopped."
+    )
+    in_place_restart: InPlaceRestart | None = Field(
+        None, description="The newest in-place restart (faultPolicy.inPlaceRestart), while it runs and after."
     )
     start_time: datetime | None = Field(None, description="When the first attempt started.")
     completion_time: datetime | None = Field(None, description="When the job Succeeded or Failed.")

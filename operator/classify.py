@@ -175,6 +175,17 @@ def _from_report(report: Obj) -> Classification | None:
                           "termination-message")
 
 
+def classify_waiting(pod: Obj, fault: Obj) -> Classification | None:
+    """A running pod whose supervisor kept it after its workers faulted (tandem.in_place): the fault it reported,
+    read as its termination message would be. None for a class this operator does not know."""
+    found = _from_report(fault)
+    if found is None:
+        return None
+    node = str(_dict(_dict(pod).get("spec")).get("nodeName") or "") or None
+    return replace(found, step=_count(fault.get("step")), checkpoint_step=_count(fault.get("checkpointStep")),
+                   resumed_from=_count(fault.get("resumedFrom")), node=node)
+
+
 def _exit_code(terminated: Obj) -> int | None:
     code = terminated.get("exitCode")
     if isinstance(code, int) and not isinstance(code, bool):

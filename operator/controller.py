@@ -18,11 +18,13 @@ import structlog
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from tandem.in_place import SupervisorReport, last_report
+from tandem.operator import restart_in_place as in_place
 from tandem.operator.api import AcceleratorPool, JobPhase, PendingEvent, TrainingJob, TrainingJobStatus
 from tandem.operator.cluster_view import ClusterView
 from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
-from tandem.operator.metrics import FAILOVERS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
-from tandem.operator.observe import is_finished
+from tandem.operator.metrics import FAILOVERS, IN_PLACE_RESTARTS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
+from tandem.operator.observe import is_finished, phase_of
 from tandem.operator.peering import PeeringGate
 from tandem.operator.podspec import owned_by, pod_name
 from tandem.operator.pools import pool_status
@@ -38,6 +40,7 @@ RESYNC_RETRY_SECONDS = 5.0
 ERROR_RETRY_SECONDS, ERROR_RETRY_MAX_SECONDS = 10.0, 300.0
 RESYNC_DELAY_SECONDS = 0.5
 DEVICE_REPORT_POLL_SECONDS = 5.0
+SUPERVISOR_LOG_LINES = 200  # a supervisor's report is its last line once its workers stopped or stepped
 
 
 def utcnow() -> datetime:
@@ -190,6 +193,7 @@ class Controller:
         pods = self.kube.list_job_pods(namespace, name, uid)
         logged = self._rank_zero_log(job, pods)
         return Observation(
+            supervisors=self._supervisor_reports(job, pods),
             logged_checkpoint=committed_in_log(logged) if logged else None,
             foreign_checkpoint=foreign_in_log(logged) if logged else None,
             quarantined=quarantined_in_log(logged) if logged else (),
@@ -241,6 +245,30 @@ class Controller:
             return None
         return text
 
+    def _supervisor_reports(self, job: TrainingJob, pods: Sequence[Obj]) -> dict[str, SupervisorReport]:
+        """What the supervisors said last (tandem.in_place), read from the log of each pod that takes part and is
+        running but not Ready (its workers faulted, or have not stepped yet), or stays through an in-place restart
+        that runs. A log that cannot be read says nothing: the deadline covers a supervisor nobody hears."""
+        status = job.status
+        restart = status.in_place_restart
+        staying = set(restart.pods) if restart is not None and in_place.in_progress(status) else set()
+        reports = {}
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            if not in_place.takes_part(pod) or phase_of(pod) != "Running":
+                continue
+            if in_place.is_ready(pod) and name not in staying:
+                continue
+            try:
+                text = self.kube.read_log_tail(job.metadata["namespace"], name, lines=SUPERVISOR_LOG_LINES)
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+                log.debug("supervisor_log_unreadable", namespace=job.metadata["namespace"], pod=name,
+                          error=str(exc)[:200])
+                continue
+            if (report := last_report(text)) is not None:
+                reports[name] = report
+        return reports
+
     def _write(self, raw: Obj, status: TrainingJobStatus) -> Obj:
         """Write the whole status, guarded by the resourceVersion it was decided on; the job as it now is."""
         meta = raw["metadata"]
@@ -276,6 +304,8 @@ class Controller:
         uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in pods}
         for pod in decision.delete:
             self.kube.delete_pod(namespace, pod, uid=uids.get(pod))
+        for pod in decision.relabel:  # the supervisors restart when they see it (tandem.in_place)
+            self.kube.label_pod_attempt(namespace, pod, uids.get(pod), decision.status.attempt)
         for pod in decision.force_delete:
             log.warning("pod_force_deleted", namespace=namespace, job=name, pod=pod,
                         reason="Terminating on a node that no longer answers")
@@ -342,6 +372,8 @@ class Controller:
             FAILOVERS.labels(from_pool=decision.failed_over[0], to_pool=decision.failed_over[1]).inc()
         if decision.recovered_after is not None:
             RECOVERY_SECONDS.observe(decision.recovered_after)
+        if decision.in_place is not None:
+            IN_PLACE_RESTARTS.labels(pool=decision.status.pool or "", outcome=decision.in_place).inc()
 
     def _reject(self, raw: Obj, error: pydantic.ValidationError) -> None:
         """A spec the API server let through but the operator cannot run (e.g. stored before the CRD's

@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 
 from tandem.faults.precedence import WEIGHT
 from tandem.faults.taxonomy import MESSAGE_LIMIT, PEER_DIED, cause_rank
+from tandem.in_place import SupervisorReport
 from tandem.operator.api import Fault, FaultClass, TrainingJob
 from tandem.operator.classify import (
     START_GRACE_SECONDS,
     Classification,
     classify_node,
     classify_pod,
+    classify_waiting,
     node_reports,
     runs_launcher,
     start_failure,
@@ -164,10 +166,20 @@ def _runs_launcher(job: TrainingJob, pod: Obj) -> bool:
     return not custom_command(job) if launcher is None else launcher
 
 
+def _waiting(job: TrainingJob, pod: Obj, reports: Mapping[str, SupervisorReport]) -> _Candidate | None:
+    """A rank whose supervisor kept its pod after its workers faulted in this attempt and waits for the operator."""
+    report = reports.get(pod["metadata"]["name"])
+    if report is None or report.state != "faulted" or report.attempt != job.status.attempt or report.fault is None:
+        return None
+    found = classify_waiting(pod, report.fault)
+    return _Candidate(pod, found) if found is not None else None
+
+
 def _candidates(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
-                device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime) -> list[_Candidate]:
-    """Every failed rank, every rank still running on a node that died or reports a fault, and every rank whose
-    container cannot start."""
+                device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime,
+                reports: Mapping[str, SupervisorReport]) -> list[_Candidate]:
+    """Every failed rank, every rank still running on a node that died or reports a fault or whose supervisor
+    reports its workers' fault, and every rank whose container cannot start."""
     candidates: list[_Candidate] = []
     for pod in pods:
         node = nodes_by_name.get(node_name(pod) or "")
@@ -177,7 +189,7 @@ def _candidates(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[st
             candidates.append(_Candidate(pod, found))
         elif not is_finished(pod):
             found = _on_faulty_node(job, pod, node, device_faults, now) if node_name(pod) else None
-            if found := found or _not_started(pod, now):
+            if found := found or _waiting(job, pod, reports) or _not_started(pod, now):
                 candidates.append(found)
     return candidates
 
@@ -204,12 +216,12 @@ def attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[
 
 
 def find_attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
-                       device_faults: Mapping[str, Sequence[DeviceFault]],
-                       now: datetime) -> AttemptFault | float | None:
+                       device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime,
+                       reports: Mapping[str, SupervisorReport] | None = None) -> AttemptFault | float | None:
     """The fault that ends the attempt, if any, and the evidence behind it (see `_evidence_key`). A number
     instead: seconds to wait, when the only failure so far is a symptom and another rank may still say why, or
     when every candidate is still in its grace (a NotReady node, an image pull)."""
-    candidates = _candidates(job, pods, nodes_by_name, device_faults, now)
+    candidates = _candidates(job, pods, nodes_by_name, device_faults, now, reports or {})
     if not candidates:
         return None
     if all(c.wait > 0 for c in candidates):

@@ -13,7 +13,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from tandem.operator.api import GROUP, VERSION, AcceleratorPool, PendingEvent, TrainingJob
-from tandem.operator.podspec import JOB_LABEL, POOL_LABEL, owned_by
+from tandem.operator.podspec import ATTEMPT_LABEL, JOB_LABEL, POOL_LABEL, owned_by
 
 Obj = dict[str, Any]
 COMPONENT = "tandem-operator"
@@ -195,6 +195,20 @@ class Kube:
         try:
             return _unless(404, lambda: self.core.delete_namespaced_pod(
                 name, namespace, grace_period_seconds=0 if force else None, body=body, **CALL)) is not None
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"pod {namespace}/{name}: {_message(exc)}") from exc
+            raise
+
+    def label_pod_attempt(self, namespace: str, name: str, uid: str | None, attempt: int) -> bool:
+        """Move a pod to another attempt (an in-place restart: its supervisor reads the label). The uid in the patch
+        is a precondition the API server checks: never a pod that took the name since. False: the pod is gone."""
+        meta: Obj = {"labels": {ATTEMPT_LABEL: str(attempt)}}
+        if uid:
+            meta["uid"] = uid
+        try:
+            return _unless(404, lambda: self.core.patch_namespaced_pod(name, namespace, {"metadata": meta},
+                                                                       **CALL)) is not None
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"pod {namespace}/{name}: {_message(exc)}") from exc

@@ -17,6 +17,11 @@ RECONCILE_SECONDS = Histogram(
 
 RESTARTS = Counter("tandem_restarts_total", "Restarts of TrainingJobs after a fault.", ["pool", "class"])
 FAILOVERS = Counter("tandem_failovers_total", "TrainingJobs moved from one pool to another.", ["from_pool", "to_pool"])
+IN_PLACE_RESTARTS = Counter(
+    "tandem_in_place_restarts_total",
+    "In-place restarts begun (outcome=restarted) and those that became full restarts (outcome=escalated).",
+    ["pool", "outcome"],
+)
 RECOVERY_SECONDS = Histogram(
     "tandem_recovery_seconds", "From a fault seen to every pod of the next attempt Running.",
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),

@@ -3,14 +3,25 @@ pod contract of docs/design.md#pod-contract (labels, environment, volume, securi
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
+from tandem.in_place import ATTEMPT_LABEL as IN_PLACE_ATTEMPT_LABEL
+from tandem.in_place import (
+    IN_PLACE_ANNOTATION,
+    POD_INFO_DIR,
+    POD_LABELS_ENV,
+    READY_FILE_ENV,
+    SUPERVISOR_DIR,
+    WAIT_ENV,
+    attempt_token,
+)
 from tandem.operator.api import AcceleratorPool, EnvVar, Toleration, TrainingJob
-from tandem.operator.api_podtemplate import CHECKPOINT_VOLUME, CONTAINER
+from tandem.operator.api_podtemplate import CHECKPOINT_VOLUME, CONTAINER, POD_INFO_VOLUME, SUPERVISOR_VOLUME
 from tandem.operator.podtemplate import (
+    LAUNCHERS,
     RUNTIME_COMMAND,
     TrainingContainer,
     apply_template,
@@ -19,7 +30,7 @@ from tandem.operator.podtemplate import (
 )
 
 JOB_LABEL = "tandem.dev/job"
-ATTEMPT_LABEL = "tandem.dev/attempt"
+ATTEMPT_LABEL = IN_PLACE_ATTEMPT_LABEL  # the supervisor reads it too (tandem.in_place)
 RANK_LABEL = "tandem.dev/rank"
 POOL_LABEL = "tandem.dev/pool"
 # The job's uid: a job deleted and created again under the same name never adopts the old one's pods.
@@ -35,7 +46,8 @@ def pod_name(job: str, attempt: int, rank: int) -> str:
 
 
 def master_addr(job: TrainingJob, attempt: int) -> str:
-    """Rank 0's stable DNS name: its hostname under the job's headless Service."""
+    """Rank 0's stable DNS name: its hostname under the job's headless Service. `attempt` is the one rank 0's
+    pod was created for (after an in-place restart, the pods that stayed keep their names)."""
     return f"{pod_name(_name(job), attempt, 0)}.{_name(job)}.{_namespace(job)}.svc"
 
 
@@ -72,9 +84,12 @@ def headless_service(job: TrainingJob) -> dict[str, Any]:
     }
 
 
-def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int) -> list[dict[str, str]]:
-    """The environment the runtime reads, and nothing else (docs/design.md#pod-contract)."""
+def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int,
+                 master_attempt: int | None = None) -> list[dict[str, str]]:
+    """The environment the runtime reads, and nothing else (docs/design.md#pod-contract). `master_attempt`: the
+    attempt rank 0's pod was created for, when rank 0 stayed through an in-place restart."""
     spec, checkpoint = job.spec, job.spec.checkpoint
+    master = master_addr(job, master_attempt or attempt)
     values = {
         "TANDEM_JOB": _name(job),
         "TANDEM_NAMESPACE": _namespace(job),
@@ -85,7 +100,7 @@ def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: in
         "TANDEM_NODES": str(spec.nodes),
         "TANDEM_NODE_RANK": str(rank),
         "TANDEM_DEVICES_PER_NODE": str(pool.spec.devices_per_node),
-        "MASTER_ADDR": master_addr(job, attempt),
+        "MASTER_ADDR": master,
         "MASTER_PORT": str(MASTER_PORT),
         "TANDEM_CHECKPOINT_DIR": checkpoint.path,
         "TANDEM_CHECKPOINT_INTERVAL_STEPS": str(checkpoint.interval_steps),
@@ -99,10 +114,13 @@ def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: in
         # tandem-run's deadlines (the built-in trainer has its own watchdog, training.watchdogSeconds).
         "TANDEM_PROGRESS_TIMEOUT_SECONDS": str(spec.fault_policy.progress_timeout_seconds),
         "TANDEM_STARTUP_TIMEOUT_SECONDS": str(spec.fault_policy.startup_timeout_seconds),
-        **launch_env(spec.nodes, rank, pool.spec.devices_per_node, master_addr(job, attempt)),
+        **launch_env(spec.nodes, rank, pool.spec.devices_per_node, master),
     }
     if pool.spec.chip_generation is not None:  # HCCL's timeout ranges and torch_npu's fused ops depend on it
         values["TANDEM_CHIP_GENERATION"] = pool.spec.chip_generation.value
+    if restarts_in_place(job, pool):
+        values |= {POD_LABELS_ENV: f"{POD_INFO_DIR}/labels", READY_FILE_ENV: f"{SUPERVISOR_DIR}/ready",
+                   WAIT_ENV: str(spec.fault_policy.in_place_restart_deadline_seconds)}
     return [{"name": key, "value": value} for key, value in values.items()]
 
 
@@ -114,8 +132,26 @@ def launch_env(nodes: int, node_rank: int, devices: int, addr: str) -> dict[str,
     return {**{f"PET_{key}": value for key, value in gang.items()}, **gang, "WORLD_SIZE": str(nodes * devices)}
 
 
-def attempt_token(uid: str, attempt: int) -> str:
-    return hashlib.sha256(f"{uid}/{attempt}".encode()).hexdigest()[:32]
+def restarts_in_place(job: TrainingJob, pool: AcceleratorPool) -> bool:
+    """Whether the job's pods on `pool` take part in in-place restarts: the policy allows it and the command is
+    a Tandem launcher, the supervisor that can restart its workers (a bare command has nobody to ask)."""
+    command = training_container(job, pool).command
+    return job.spec.fault_policy.in_place_restart and bool(command) and PurePosixPath(command[0]).name in LAUNCHERS
+
+
+def _in_place_parts(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    """The supervisor's two channels (tandem.in_place): the pod's labels as a file it polls, and the ready file an
+    exec probe reads, so that its faults and first steps update the pod and wake the operator."""
+    pod["metadata"]["annotations"] = {IN_PLACE_ANNOTATION: "true"}
+    pod["spec"]["volumes"] += [
+        {"name": POD_INFO_VOLUME, "downwardAPI": {"items": [{"path": "labels",
+                                                            "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+        {"name": SUPERVISOR_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+    ]
+    container["volumeMounts"] += [{"name": POD_INFO_VOLUME, "mountPath": POD_INFO_DIR, "readOnly": True},
+                                  {"name": SUPERVISOR_VOLUME, "mountPath": SUPERVISOR_DIR}]
+    container["readinessProbe"] = {"exec": {"command": ["cat", f"{SUPERVISOR_DIR}/ready"]}, "periodSeconds": 1,
+                                   "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 1}
 
 
 def _as_dicts(items: Sequence[EnvVar | Toleration]) -> list[dict[str, Any]]:
@@ -147,7 +183,7 @@ def image_for(job: TrainingJob, pool: AcceleratorPool) -> str | None:
 
 
 def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int,
-                excluded_nodes: list[str] | None = None) -> dict[str, Any]:
+                excluded_nodes: list[str] | None = None, master_attempt: int | None = None) -> dict[str, Any]:
     name, pool_name = pod_name(_name(job), attempt, rank), str(pool.metadata["name"])
     trainer = training_container(job, pool)
     container: dict[str, Any] = {
@@ -157,7 +193,8 @@ def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int
         "args": trainer.args,
         # The pool's env is the cluster admin's and may adjust the contract (the local demo's CPU path); the
         # job's may not (the API refuses contract names there, and training_container drops them all the same).
-        "env": merged_env(contract_env(job, pool, attempt, rank), _as_dicts(pool.spec.env), trainer.env),
+        "env": merged_env(contract_env(job, pool, attempt, rank, master_attempt), _as_dicts(pool.spec.env),
+                          trainer.env),
         "resources": _resources(trainer, pool),
         "volumeMounts": [{"name": CHECKPOINT_VOLUME, "mountPath": job.spec.checkpoint.path}],
         "ports": [{"name": "rendezvous", "containerPort": MASTER_PORT}],
@@ -182,7 +219,7 @@ def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int
         spec["hostNetwork"] = True
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
     spec["affinity"] = _affinity(job, attempt, excluded_nodes or [])
-    return apply_template({
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -193,4 +230,7 @@ def attempt_pod(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: int
             "ownerReferences": [owner_reference(job)],
         },
         "spec": spec,
-    }, job)
+    }
+    if restarts_in_place(job, pool):
+        _in_place_parts(pod, container)
+    return apply_template(pod, job)

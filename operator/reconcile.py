@@ -7,11 +7,13 @@ Events. Every decision is idempotent: reconciling the same state twice changes n
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from tandem.faults.taxonomy import short
+from tandem.operator import restart_in_place as in_place
 from tandem.operator.api import (
     MAX_ATTEMPT,
     MAX_FAULTS,
@@ -76,7 +78,7 @@ def reconcile(obs: Observation) -> Decision:
                      "does not own (an earlier job's, being deleted, or someone else's): waiting for it to go")
     if status.attempt == 0:
         return _start_first_attempt(step)
-    if status.phase == JobPhase.RESTARTING:
+    if status.phase == JobPhase.RESTARTING and not in_place.in_progress(status):
         return _restart_when_due(step)
     return _follow_attempt(step)
 
@@ -228,6 +230,7 @@ def _follow_attempt(step: Step) -> Decision:
     pool = obs.pools.get(status.pool or "")
     current = [p for p in obs.pods if attempt_of(p) == status.attempt]
     earlier = [p for p in obs.pods if attempt_of(p) != status.attempt]
+    current, earlier = in_place.adopt(step, current, earlier)
     step.delete_unfinished(earlier)
     step.force_delete_stuck(earlier)
     step.note_checkpoint(current)
@@ -236,7 +239,7 @@ def _follow_attempt(step: Step) -> Decision:
     if obs.quarantined:
         _warn_quarantined(step, obs.quarantined)
 
-    found = find_attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now)
+    found = find_attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now, obs.supervisors)
     if isinstance(found, float):
         step.decision.requeue(found)  # a symptom or a grace so far: let the other ranks finish and tell why
         return step.decision
@@ -260,12 +263,33 @@ def _follow_attempt(step: Step) -> Decision:
     else:
         if not obs.service_exists:
             step.decision.create.append(headless_service(step.job))
+        leaving = {rank_of(p) for p in earlier if not is_finished(p)}  # a rank's old pod goes before its new one
+        master = _master_attempt(current, status.attempt)
         for rank in missing:
-            step.decision.create.append(attempt_pod(step.job, pool, status.attempt, rank, status.excluded_nodes))
+            if rank not in leaving:
+                step.decision.create.append(attempt_pod(step.job, pool, status.attempt, rank, status.excluded_nodes,
+                                                        master_attempt=master))
         if not missing and _pending_too_long(step, current):
             return step.decision
+    if in_place.in_progress(status):
+        late = in_place.follow(step, current, missing, PROGRESS_SECONDS)
+        return _recover(step, current, late, excludes_node=False) if late is not None else step.decision
     _follow_pods(step, current, missing)
+    if in_place.supervisor_silent(current):
+        step.decision.requeue(in_place.SUPERVISOR_RECHECK_SECONDS)
     return step.decision
+
+
+def _master_attempt(current: Sequence[Obj], attempt: int) -> int:
+    """The attempt rank 0's pod was created for (its name and hostname carry it): an older one when rank 0
+    stayed through an in-place restart, and the MASTER_ADDR of a replaced rank must name that pod."""
+    for pod in current:
+        if rank_of(pod) == 0:
+            prefix, _, rest = pod["metadata"]["name"].rpartition("-a")
+            number = rest.rpartition("-")[0]
+            if prefix and number.isdigit():
+                return int(number)
+    return attempt
 
 
 def _warn_foreign_checkpoint(step: Step, notice: str) -> None:
@@ -302,7 +326,6 @@ def _recover(step: Step, current: list[Obj], fault: Fault, excludes_node: bool) 
                f"{fault.fault_class.value}/{fault.reason}: {fault.message}{volume}")
     if spec.fault_policy.exclude_faulty_nodes and fault.node and excludes_node:
         _exclude(step, fault.node, f"{fault.fault_class.value}/{fault.reason}")
-    step.delete_unfinished(current)
     current_pool = status.pool or spec.pools[0]
     plan = plan_after_fault(spec, status.faults, status.restarts, current_pool, step.capacity(),
                             pool_faults=status.pool_faults, failovers=status.failovers)
@@ -310,6 +333,16 @@ def _recover(step: Step, current: list[Obj], fault: Fault, excludes_node: bool) 
         return step.fail(plan.reason, plan.message)
     step.decision.restarted = (status.pool or "", fault.fault_class.value)
     status.restarts += 1
+    summary = (f"{fault.fault_class.value} fault {fault.reason}: restart {status.restarts} of "
+               f"{spec.fault_policy.max_restarts}")
+    pods = in_place.split(step, current, fault, excludes_node) if plan.outcome == "restart" else None
+    if isinstance(pods, tuple):
+        in_place.start(step, *pods, summary)
+        return step.decision
+    if pods is not None and pods.escalates:
+        step.decision.in_place = "escalated"
+        plan = dataclasses.replace(plan, message=f"{plan.message}; a full restart: {pods.why}")
+    step.delete_unfinished(current)
     return _schedule_next_attempt(step, plan)
 
 

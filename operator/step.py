@@ -10,6 +10,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Literal
 
+from tandem.in_place import SupervisorReport
 from tandem.operator.api import (
     AcceleratorPool,
     AcceleratorPoolStatus,
@@ -43,6 +44,9 @@ class Observation:
     quarantined: tuple[str, ...] = ()  # rank 0's log: checkpoints this attempt set aside, each "step N (reason)"
     device_faults: Mapping[str, Sequence[DeviceFault]] = field(default_factory=dict)  # by node name
     force_delete_after: float = 30.0  # seconds a pod may stay Terminating on a dead node
+    # What each pod's supervisor last said in its log (tandem.in_place), by pod name: the pods that take part in
+    # in-place restarts, read while one is not Ready or an in-place restart runs.
+    supervisors: Mapping[str, SupervisorReport] = field(default_factory=dict)
 
     @cached_property
     def nodes_by_name(self) -> dict[str, Obj]:
@@ -70,18 +74,23 @@ class Decision:
     create: list[Obj] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)  # pod names
     force_delete: list[str] = field(default_factory=list)  # pods stuck Terminating on a dead node
+    # Pods that stay through an in-place restart: their attempt label moves to status.attempt, which is what
+    # tells their supervisors to restart (tandem.in_place).
+    relabel: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
     # For the metrics: what this decision did, so the shell can count it once it is applied.
     restarted: tuple[str, str] | None = None  # (pool, fault class)
     failed_over: tuple[str, str] | None = None  # (from pool, to pool)
     recovered_after: float | None = None  # seconds from the fault to every pod of the next attempt Running
+    in_place: Literal["restarted", "escalated"] | None = None  # an in-place restart began, or became a full one
     # Creates the pods of a new attempt: the shell admits one attempt at a time, on a fresh view of the
     # other jobs' pods, so that two jobs never both count the same free nodes.
     starts_attempt: bool = False
 
     def changes(self, before: TrainingJobStatus) -> bool:
-        return bool(self.create or self.delete or self.force_delete or self.events or self.status != before)
+        return bool(self.create or self.delete or self.force_delete or self.relabel or self.events
+                    or self.status != before)
 
     def requeue(self, seconds: float) -> None:
         self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)

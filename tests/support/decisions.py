@@ -17,19 +17,22 @@ def summary(decision: Decision) -> dict[str, Any]:
         "create": [f"{m['kind']}/{m['metadata']['name']}" for m in decision.create],
         "delete": list(decision.delete),
         "force_delete": list(decision.force_delete),
+        "relabel": list(decision.relabel),
         "events": [(e.type, e.reason, e.message) for e in decision.events],
         "requeue_after": decision.requeue_after,
         "restarted": decision.restarted,
         "failed_over": decision.failed_over,
         "recovered_after": decision.recovered_after,
         "starts_attempt": decision.starts_attempt,
+        "in_place": decision.in_place,
     }
 
 
 def nothing(status: dict[str, Any], **actions: Any) -> dict[str, Any]:
     """The expected summary: `status` in full, and no action but those named."""
-    return {"status": status, "create": [], "delete": [], "force_delete": [], "events": [], "requeue_after": None,
-            "restarted": None, "failed_over": None, "recovered_after": None, "starts_attempt": False, **actions}
+    return {"status": status, "create": [], "delete": [], "force_delete": [], "relabel": [], "events": [],
+            "requeue_after": None, "restarted": None, "failed_over": None, "recovered_after": None,
+            "starts_attempt": False, "in_place": None, **actions}
 
 
 def zulu(when: datetime) -> str:

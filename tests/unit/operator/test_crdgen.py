@@ -158,6 +158,9 @@ def test_defaults_enums_and_bounds_reach_the_crd() -> None:
         "maxBackoffSeconds": 300,
         "failoverAfterFaults": 2,
         "pendingTimeoutSeconds": 600,
+        "inPlaceRestart": True,
+        "inPlaceRestartDeadlineSeconds": 300,
+        "inPlaceRestartWindowSeconds": 600,
         "excludeFaultyNodes": True,
         "failBack": False,
         "maxFailovers": 10,
@@ -177,6 +180,8 @@ def test_defaults_enums_and_bounds_reach_the_crd() -> None:
         "nodeNotReadyGraceSeconds": 0,
         "progressTimeoutSeconds": 1,
         "startupTimeoutSeconds": 1,
+        "inPlaceRestartDeadlineSeconds": 1,
+        "inPlaceRestartWindowSeconds": 0,
     }
     # Every number a user writes is bounded: no value can overflow the operator's arithmetic.
     assert {name: field.get("maximum") for name, field in policy.items() if field["type"] == "integer"} == {
@@ -190,6 +195,8 @@ def test_defaults_enums_and_bounds_reach_the_crd() -> None:
         "nodeNotReadyGraceSeconds": api.DAY_SECONDS,
         "progressTimeoutSeconds": api.WEEK_SECONDS,
         "startupTimeoutSeconds": api.WEEK_SECONDS,
+        "inPlaceRestartDeadlineSeconds": api.DAY_SECONDS,
+        "inPlaceRestartWindowSeconds": api.WEEK_SECONDS,
     }
     assert props["nodes"]["maximum"] == api.MAX_NODES
     checkpoint = props["checkpoint"]["properties"]

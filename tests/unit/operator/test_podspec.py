@@ -15,7 +15,8 @@ CONTRACT = {"TANDEM_JOB", "TANDEM_NAMESPACE", "TANDEM_ATTEMPT", "TANDEM_POOL", "
             "TANDEM_NODES", "TANDEM_NODE_RANK", "TANDEM_DEVICES_PER_NODE", "MASTER_ADDR", "MASTER_PORT",
             "TANDEM_CHECKPOINT_DIR", "TANDEM_CHECKPOINT_INTERVAL_STEPS", "TANDEM_CHECKPOINT_KEEP",
             "TANDEM_TRAINING_CONFIG", "TANDEM_JOB_UID", "TANDEM_ATTEMPT_TOKEN", "TANDEM_PROGRESS_TIMEOUT_SECONDS",
-            "TANDEM_STARTUP_TIMEOUT_SECONDS", "TANDEM_CHIP_GENERATION",
+            "TANDEM_STARTUP_TIMEOUT_SECONDS", "TANDEM_CHIP_GENERATION", "TANDEM_POD_LABELS", "TANDEM_READY_FILE",
+            "TANDEM_IN_PLACE_WAIT_SECONDS",
             "PET_NNODES", "PET_NODE_RANK", "PET_NPROC_PER_NODE", "PET_MASTER_ADDR", "PET_MASTER_PORT",
             "NNODES", "NODE_RANK", "NPROC_PER_NODE", "WORLD_SIZE"}
 
@@ -71,8 +72,48 @@ def test_pod_lands_on_the_pool_with_its_accelerators() -> None:
     assert container["resources"] == {"requests": {"cpu": "16", "memory": "128Gi", "huawei.com/Ascend910": "8"},
                                       "limits": {"huawei.com/Ascend910": "8"}}
     claim = {"claimName": "ckpt", "readOnly": False}
-    assert spec["volumes"] == [{"name": "checkpoint", "persistentVolumeClaim": claim}]
-    assert container["volumeMounts"] == [{"name": "checkpoint", "mountPath": "/checkpoints"}]
+    assert spec["volumes"] == [{"name": "checkpoint", "persistentVolumeClaim": claim}, *IN_PLACE_VOLUMES]
+    assert container["volumeMounts"] == [{"name": "checkpoint", "mountPath": "/checkpoints"}, *IN_PLACE_MOUNTS]
+
+
+# A Tandem launcher with faultPolicy.inPlaceRestart (the default): the supervisor's two channels (tandem.in_place).
+IN_PLACE_VOLUMES = [
+    {"name": "tandem-pod-info", "downwardAPI": {"items": [{"path": "labels",
+                                                           "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+    {"name": "tandem-supervisor", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+]
+IN_PLACE_MOUNTS = [{"name": "tandem-pod-info", "mountPath": "/etc/tandem/pod", "readOnly": True},
+                   {"name": "tandem-supervisor", "mountPath": "/var/run/tandem"}]
+IN_PLACE_PROBE = {"exec": {"command": ["cat", "/var/run/tandem/ready"]}, "periodSeconds": 1, "timeoutSeconds": 1,
+                  "successThreshold": 1, "failureThreshold": 1}
+
+
+@pytest.mark.parametrize(("container", "policy", "takes_part"), [
+    ({}, {}, True),  # tandem-train
+    ({"command": ["/usr/local/bin/tandem-run", "--", "torchrun", "train.py"]}, {}, True),
+    ({"command": ["torchrun", "train.py"]}, {}, False),  # nobody in the pod to ask
+    ({}, {"inPlaceRestart": False}, False),
+])
+def test_pods_of_a_launcher_take_part_in_in_place_restarts(container: dict[str, Any], policy: dict[str, Any],
+                                                           takes_part: bool) -> None:
+    job = make_job(container=container, faultPolicy=policy)
+    pod = attempt_pod(job, make_pool(), 2, 1)
+    trainer, env = pod["spec"]["containers"][0], _env(pod)
+    parts = (pod["metadata"].get("annotations"), pod["spec"]["volumes"][1:], trainer["volumeMounts"][1:],
+             trainer.get("readinessProbe"), {k: env.get(k) for k in ("TANDEM_POD_LABELS", "TANDEM_READY_FILE",
+                                                                     "TANDEM_IN_PLACE_WAIT_SECONDS")})
+    assert parts == ((({"tandem.dev/in-place-restart": "true"}, IN_PLACE_VOLUMES, IN_PLACE_MOUNTS, IN_PLACE_PROBE,
+                       {"TANDEM_POD_LABELS": "/etc/tandem/pod/labels", "TANDEM_READY_FILE": "/var/run/tandem/ready",
+                        "TANDEM_IN_PLACE_WAIT_SECONDS": "300"}))
+                     if takes_part else (None, [], [], None, dict.fromkeys(("TANDEM_POD_LABELS", "TANDEM_READY_FILE",
+                                                                            "TANDEM_IN_PLACE_WAIT_SECONDS"))))
+
+
+def test_a_replaced_rank_names_the_rank_zero_that_stayed() -> None:
+    """After an in-place restart that replaced rank 1, rank 0 still runs in its attempt-2 pod: MASTER_ADDR."""
+    env = _env(attempt_pod(make_job(), make_pool(), 3, 1, master_attempt=2))
+    assert (env["TANDEM_ATTEMPT"], env["MASTER_ADDR"], env["PET_MASTER_ADDR"]) == (
+        "3", "llama-a2-0.llama.ml.svc", "llama-a2-0.llama.ml.svc")
 
 
 def test_the_job_container_overrides_the_pool() -> None:

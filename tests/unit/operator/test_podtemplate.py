@@ -116,10 +116,13 @@ def test_the_pod_template_is_merged_into_the_contract() -> None:
     pod = _valid(attempt_pod(make_job(container=container, podTemplate=TEMPLATE), NPU, attempt=1, rank=0))
     meta, spec, trainer = pod["metadata"], pod["spec"], _trainer(pod)
     assert meta["labels"]["team"] == "llm" and meta["labels"]["tandem.dev/job"] == "llama"  # the contract's win
-    assert meta["annotations"] == {"cost-center": "42"}
-    assert [v["name"] for v in spec["volumes"]] == ["checkpoint", "data", "hf-cache", "dshm"]
+    assert meta["annotations"] == {"cost-center": "42", "tandem.dev/in-place-restart": "true"}
+    assert [v["name"] for v in spec["volumes"]] == ["checkpoint", "tandem-pod-info", "tandem-supervisor", "data",
+                                                    "hf-cache", "dshm"]
     assert spec["volumes"][-1] == {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}
     assert trainer["volumeMounts"] == [{"name": "checkpoint", "mountPath": "/checkpoints"},
+                                       {"name": "tandem-pod-info", "mountPath": "/etc/tandem/pod", "readOnly": True},
+                                       {"name": "tandem-supervisor", "mountPath": "/var/run/tandem"},
                                        {"name": "data", "mountPath": "/data", "readOnly": True},
                                        {"name": "dshm", "mountPath": "/dev/shm"}]
     assert [c["name"] for c in spec["initContainers"]] == ["stage"]
@@ -139,12 +142,14 @@ def test_the_pod_template_is_merged_into_the_contract() -> None:
 def test_without_a_template_the_pod_is_restricted_and_mounts_no_token() -> None:
     spec = _valid(attempt_pod(make_job(), NPU, 1, 0))["spec"]
     assert spec["automountServiceAccountToken"] is False and "serviceAccountName" not in spec
-    assert spec["securityContext"]["runAsNonRoot"] is True and [v["name"] for v in spec["volumes"]] == ["checkpoint"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert [v["name"] for v in spec["volumes"]] == ["checkpoint", "tandem-pod-info", "tandem-supervisor"]
 
 
 # (field, value, a piece of the error): what would break the pod contract is refused, naming the field.
 REFUSED = [
-    ("podTemplate", {"spec": {"volumes": [{"name": "checkpoint", "emptyDir": {}}]}}, "checkpoint and dshm"),
+    ("podTemplate", {"spec": {"volumes": [{"name": "checkpoint", "emptyDir": {}}]}}, "checkpoint, dshm"),
+    ("podTemplate", {"spec": {"volumes": [{"name": "tandem-pod-info", "emptyDir": {}}]}}, "tandem-pod-info"),
     ("podTemplate", {"spec": {"volumes": [{"emptyDir": {}}]}}, "every volume needs a name"),
     ("podTemplate", {"spec": {"containers": [{"name": "trainer", "image": "x"}]}}, "trainer is the training"),
     ("podTemplate", {"spec": {"initContainers": [{"image": "x"}]}}, "every container needs a name"),
@@ -153,6 +158,7 @@ REFUSED = [
     ("podTemplate", {"spec": {"subdomain": "x"}}, "subdomain"),
     ("container", {"volumeMounts": [{"name": "dshm", "mountPath": "/x"}]}, "mounted by the operator"),
     ("container", {"volumeMounts": [{"name": "data", "mountPath": "/dev/shm"}]}, "mounted by the operator"),
+    ("container", {"volumeMounts": [{"name": "data", "mountPath": "/etc/tandem/pod"}]}, "mounted by the operator"),
     ("container", {"volumeMounts": [{"name": "nowhere", "mountPath": "/x"}]}, "must each name a volume"),
     ("container", {"resources": {"limits": {"nvidia.com/gpu": 8}}}, "accelerator request is the pool's"),
     ("container", {"byAccelerator": {"npu": {"resources": {"requests": {"huawei.com/Ascend910": 8}}}}},
