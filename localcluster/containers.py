@@ -170,16 +170,32 @@ def _container_status(container: Obj, state: Obj, ready: bool, container_id: str
     return status
 
 
-def running_status(pod: Obj, pod_ip: str, container_id: str, started_at: str, now: str) -> Obj:
+def _readiness(ready: bool) -> list[tuple[str, str, str | None]]:
+    value, reason = ("True", None) if ready else ("False", "ContainersNotReady")
+    return [("Ready", value, reason), ("ContainersReady", value, reason)]
+
+
+def running_status(pod: Obj, pod_ip: str, container_id: str, started_at: str, now: str, ready: bool = True) -> Obj:
+    """`ready`: False for a container with a readiness probe, until the probe passes."""
     status = pod.get("status") or {}
     container = pod["spec"]["containers"][0]
     return {**status, "phase": "Running", "hostIP": HOST_IP, "hostIPs": [{"ip": HOST_IP}], "podIP": pod_ip,
             "podIPs": [{"ip": pod_ip}], "startTime": status.get("startTime", started_at),
             "conditions": _conditions(status, [("PodReadyToStartContainers", "True", None),
-                                               ("Initialized", "True", None), ("Ready", "True", None),
-                                               ("ContainersReady", "True", None)], now),
+                                               ("Initialized", "True", None), *_readiness(ready)], now),
             "containerStatuses": [_container_status(container, {"running": {"startedAt": started_at}},
-                                                    True, container_id)]}
+                                                    ready, container_id)]}
+
+
+def readiness_status(pod: Obj, ready: bool, now: str) -> Obj:
+    """A running container's readiness probe flipped; any other state is left as it is."""
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    if status.get("phase") != "Running" or not containers or "running" not in (containers[0].get("state") or {}):
+        return status
+    moved = {c["type"]: c for c in _conditions(status, _readiness(ready), now)}
+    return {**status, "conditions": [moved.get(c.get("type"), c) for c in status.get("conditions") or []],
+            "containerStatuses": [{**containers[0], "ready": ready}, *containers[1:]]}
 
 
 def waiting_status(pod: Obj, message: str | None) -> Obj:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tandem.localcluster import errors
+from tandem.localcluster import downward, errors
 from tandem.localcluster.addresses import PodAddresses
 from tandem.localcluster.containers import (
     HOST_IP,
@@ -42,6 +42,7 @@ from tandem.localcluster.containers import (
     lost_status,
     mounts,
     process_env,
+    readiness_status,
     rejected_status,
     rewrite_path,
     running_status,
@@ -53,6 +54,7 @@ from tandem.localcluster.containers import (
 from tandem.localcluster.node_lifecycle import event, is_down
 from tandem.localcluster.pod_guard import KUBELET_ERROR, contained, pod_name
 from tandem.localcluster.pod_runs import PodRun, signal_group
+from tandem.localcluster.probes import exec_probe, follow_readiness
 from tandem.localcluster.resources import GroupResource
 from tandem.localcluster.store import Key, Obj, now_iso
 from tandem.localcluster.volumes import MountError, claim_folder, create_folders, host_folder, volume_folders
@@ -182,6 +184,8 @@ class Kubelet:
             if run is not None and run.alive:
                 self._stop(run, int(meta.get("deletionGracePeriodSeconds") or 0))
             return
+        if run is not None and run.alive:
+            downward.refresh(pod, run.folders)  # labels and annotations move: their files follow
         if run is not None or not spec.get("nodeName") or (pod.get("status") or {}).get("phase") not in NOT_STARTED:
             return
         assert self.api is not None
@@ -284,12 +288,18 @@ class Kubelet:
         run = self._begin(key, pod, pod_dir)
         create_folders(pod, folders, table, run.termination_file,
                        lambda name: self.api.store.find(CONFIG_MAPS, meta["namespace"], name) if self.api else None)
+        run.folders = folders
+        downward.refresh(pod, folders)
         # A workingDir inside a mount is honoured; any other would name the image's filesystem.
         workdir = rewrite_path(container.get("workingDir") or "", table)
         cwd = Path(workdir) if workdir != (container.get("workingDir") or "") else pod_dir
         if cwd.is_relative_to(self.state_dir):
             cwd.mkdir(parents=True, exist_ok=True)
         self._spawn(self._launch(run, command, process_env(pod, env, os.environ), cwd))
+        if (probe := exec_probe(container)) is not None:
+            self._spawn(follow_readiness(probe, table, process_env(pod, env, os.environ), cwd,
+                                         lambda: run.alive and not run.lost, lambda ready: self._write(
+                                             run.key, run.uid, lambda p: readiness_status(p, ready, now_iso()))))
 
     def _begin(self, key: Key, pod: Obj, pod_dir: Path) -> PodRun:
         pod_dir.mkdir(parents=True, exist_ok=True)
@@ -352,8 +362,9 @@ class Kubelet:
         if run.lost:  # its node went down while it was starting
             signal_group(process.pid, signal.SIGKILL)
         elif run.stop_grace is None:
+            ready = exec_probe(self._container(run)) is None  # a probed container is ready once its probe passes
             self._write(run.key, run.uid, lambda p: running_status(
-                p, self.addresses.ip(run.uid), str(run.container_id), str(run.started_at), now_iso()))
+                p, self.addresses.ip(run.uid), str(run.container_id), str(run.started_at), now_iso(), ready))
         else:
             self._spawn(self._terminate(run, run.stop_grace))  # deleted while it was starting
         returncode = await process.wait()
@@ -365,6 +376,11 @@ class Kubelet:
             return
         code, signal_number = exit_code(returncode)
         self._write(run.key, run.uid, lambda p: self._exited(p, code, signal_number, None, run.reason, run))
+
+    def _container(self, run: PodRun) -> Obj:
+        assert self.api is not None
+        pod = self.api.store.objects.get(run.key) or {}
+        return next(iter((pod.get("spec") or {}).get("containers") or []), {})
 
     def _exited(self, pod: Obj, code: int, signal_number: int | None, message: str | None, reason: str | None,
                 run: PodRun | None = None) -> Obj:

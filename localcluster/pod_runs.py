@@ -30,6 +30,7 @@ class PodRun:
     stop_grace: int | None = None  # set once the pod is being deleted
     reason: str | None = None  # a termination reason forced by fault injection (e.g. OOMKilled)
     lost: bool = False  # killed with its node: reported ContainerStatusUnknown once the node is back
+    folders: dict[str, Path] = field(default_factory=dict)  # volume name -> its folder here (downwardAPI refresh)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property

@@ -15,10 +15,12 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -28,10 +30,13 @@ from tandem.runtime.data import build_token_file
 from tandem.runtime.faults import Fault, FaultError, classify_exception, classify_exit, dumps, exit_code, root_cause
 from tandem.runtime.faults import termination_message as make_message
 from tandem.runtime.fence import Fence
+from tandem.runtime.generations import Generations
 from tandem.runtime.inject import parse_inject
 from tandem.runtime.plan import batch_plan
 from tandem.runtime.timeouts import for_environment
+from tandem.runtime.warm import WORKER, WarmPool
 from tandem.runtime.worker import report_path
+from tandem.sdk import PROGRESS_FILE_ENV
 
 log = structlog.get_logger("tandem.launcher")
 
@@ -116,24 +121,36 @@ def worker_env(contract: Contract, env: Mapping[str, str], local_rank: int) -> d
     }
 
 
+@dataclass
+class Generation:
+    """What one generation of workers in this pod did: every worker's exit, and the newer attempt the operator
+    asked for while it ran (its workers were then stopped, not failed)."""
+
+    exits: list[Exit]
+    moved_to: int | None = None
+
+
+def _start_worker(local: int, args: list[str], env: dict[str, str], warm: WarmPool | None) -> subprocess.Popen[bytes]:
+    proc = warm.start(local, args, env) if warm is not None else None
+    return proc or subprocess.Popen([*WORKER, *args], env=env)
+
+
 def supervise(
-    contract: Contract, env: Mapping[str, str], token_file: Path, resume: int | None, report_dir: Path
-) -> list[Exit]:
-    """Run the workers until all exited; the first failure stops the rest at once (SIGKILL)."""
+    contract: Contract, env: Mapping[str, str], token_file: Path, resume: int | None, report_dir: Path,
+    gens: Generations | None = None, warm: WarmPool | None = None,
+) -> Generation:
+    """Run the workers until all exited; the first failure stops the rest at once (SIGKILL). In a pod that takes
+    part in in-place restarts (`gens`), also: past the first step, Ready and a `stepping` report, and standbys for
+    the next generation; a newer attempt on the pod's label stops the workers (they belong to an attempt that is
+    over)."""
+    progress = report_dir / "progress.json"  # tandem.sdk.progress, from every rank
+    progress.unlink(missing_ok=True)
+    args = ["--report-dir", str(report_dir), "--token-file", str(token_file),
+            "--resume-step", str(-1 if resume is None else resume)]
     procs: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
     for local in range(contract.devices_per_node):
-        cmd = [
-            sys.executable,
-            "-m",
-            "tandem.runtime.worker",
-            "--report-dir",
-            str(report_dir),
-            "--token-file",
-            str(token_file),
-            "--resume-step",
-            str(-1 if resume is None else resume),
-        ]
-        proc = subprocess.Popen(cmd, env=worker_env(contract, env, local))
+        worker = {**worker_env(contract, env, local), PROGRESS_FILE_ENV: str(progress)}
+        proc = _start_worker(local, args, worker, warm)
         procs[proc.pid] = (local, proc)
     terminating = False
 
@@ -146,34 +163,65 @@ def supervise(
                 proc.send_signal(signal.SIGTERM)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
-    exits: list[Exit] = []
+    generation = Generation([])
     killed: set[int] = set()
+    stepped = gens is None
+
+    def stop_all() -> None:
+        for other_pid, (_, other) in procs.items():
+            if other.returncode is None and other_pid not in killed:
+                killed.add(other_pid)
+                other.kill()
+
     try:
-        while len(exits) < len(procs):
+        while len(generation.exits) < len(procs):
             try:
-                pid, status = os.wait()
+                pid, status = os.waitpid(-1, os.WNOHANG if gens is not None else 0)
             except ChildProcessError:
                 # No child left to wait for though some were never seen exit (a CI run once got ECHILD here after
                 # the attempt was stopped and continued): take what the Popen objects know, and stop waiting.
-                exits += _unseen_exits(procs, exits, contract, killed)
+                generation.exits += _unseen_exits(procs, generation.exits, contract, killed)
                 break
+            if pid == 0:  # only with gens: nothing exited yet
+                if not stepped and (step := _first_step(progress, resume)) is not None:
+                    stepped = True
+                    gens.stepping(step)  # type: ignore[union-attr]
+                    if warm is not None:
+                        warm.prepare(range(contract.devices_per_node), lambda lr: worker_env(contract, env, lr))
+                if generation.moved_to is None and (asked := gens.moved_on()) is not None:  # type: ignore[union-attr]
+                    generation.moved_to = asked
+                    log.warning("workers_stopped_for_new_attempt", attempt=asked)
+                    stop_all()
+                time.sleep(GENERATION_POLL_SECONDS)
+                continue
             if pid not in procs:
+                if warm is not None:
+                    warm.forget(pid)
                 continue
             local, proc = procs[pid]
             proc.returncode = os.waitstatus_to_exitcode(status)
             rank = contract.node_rank * contract.devices_per_node + local
-            exits.append(Exit(local, rank, proc.returncode, time.time(), pid in killed))
+            generation.exits.append(Exit(local, rank, proc.returncode, time.time(), pid in killed))
             if proc.returncode != 0 and not terminating:
-                for other_pid, (_, other) in procs.items():
-                    if other.returncode is None and other_pid not in killed:
-                        killed.add(other_pid)
-                        other.kill()
+                stop_all()
                 if killed:
                     log.warning("workers_stopped", after_rank=rank, returncode=proc.returncode, stopped=len(killed))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    return exits
+    return generation
+
+
+GENERATION_POLL_SECONDS = 0.05
+
+
+def _first_step(progress: Path, resume: int | None) -> int | None:
+    """The step a worker reported through tandem.sdk.progress, once it is past where the generation resumed."""
+    try:
+        step = int(json.loads(progress.read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return step if step > (resume or 0) else None
 
 
 # The pod's memory cgroup: cgroup v2 counts OOM kills in memory.events, v1 in memory.oom_control.
@@ -254,28 +302,24 @@ def run(env: Mapping[str, str]) -> int:
     term_path = env.get("TANDEM_TERMINATION_LOG") or "/dev/termination-log"
     contract: Contract | None = None
     resume: int | None = None
+    gens = Generations.from_env(env)
+    warm = WarmPool() if gens is not None else None
 
     def interrupted(signum: int, frame: object) -> None:
         raise FaultError("node", "Terminated", f"launcher received {signal.Signals(signum).name} before training")
 
     signal.signal(signal.SIGTERM, interrupted)
+    attempt_env = dict(env)
     try:
-        contract = contract_from_env(env)
-        term_path = contract.termination_log
-        token_file, resume = prepare(contract, env.get("TANDEM_ATTEMPT_TOKEN", ""))
-        with tempfile.TemporaryDirectory(prefix="tandem-reports-") as tmp:
-            kills_before = oom_kills()
-            exits = supervise(contract, env, token_file, resume, Path(tmp))
-            kills_after = oom_kills()
-            oom_killed = kills_before is not None and kills_after is not None and kills_after > kills_before
-            faults, step, resumed, finished = collect(exits, Path(tmp), resume, oom_killed)
-        message = make_message(
-            root_cause(faults),
-            step=step,
-            checkpoint_step=ckpt_layout.newest_complete_step(contract.checkpoint_dir),
-            resumed_from=resumed,
-            finished=finished,
-        )
+        while True:  # one generation of workers per attempt this pod takes part in (tandem.in_place)
+            contract = contract_from_env(attempt_env)
+            term_path = contract.termination_log
+            message, moved_to, resume = _generation(contract, attempt_env, gens, warm)
+            if moved_to is None and gens is not None and message["class"] != "none":
+                moved_to = _wait_in_place(gens, message)
+            if moved_to is None or gens is None:
+                break
+            attempt_env = gens.begin(moved_to, env)
     except BaseException as exc:  # the launcher itself failed: still exactly one message
         cls, reason, text = classify_exception(exc, contract.checkpoint_dir if contract else None)
         if not isinstance(exc, Exception):
@@ -284,8 +328,43 @@ def run(env: Mapping[str, str]) -> int:
         message = make_message(
             Fault(cls, reason, text), step=None, checkpoint_step=checkpoint, resumed_from=resume, finished=False
         )
+    finally:
+        if warm is not None:
+            warm.close()
     write_termination(term_path, message)
     return exit_code(message)
+
+
+def _generation(contract: Contract, env: Mapping[str, str], gens: Generations | None,
+                warm: WarmPool | None) -> tuple[dict[str, Any], int | None, int | None]:
+    """One attempt's workers in this pod: (the termination message they would leave, the newer attempt the
+    operator asked for meanwhile, the checkpoint they resumed from)."""
+    token_file, resume = prepare(contract, env.get("TANDEM_ATTEMPT_TOKEN", ""))
+    with tempfile.TemporaryDirectory(prefix="tandem-reports-") as tmp:
+        kills_before = oom_kills()
+        generation = supervise(contract, env, token_file, resume, Path(tmp), gens, warm)
+        kills_after = oom_kills()
+        oom_killed = kills_before is not None and kills_after is not None and kills_after > kills_before
+        faults, step, resumed, finished = collect(generation.exits, Path(tmp), resume, oom_killed)
+    message = make_message(
+        root_cause(faults),
+        step=step,
+        checkpoint_step=ckpt_layout.newest_complete_step(contract.checkpoint_dir),
+        resumed_from=resumed,
+        finished=finished,
+    )
+    return message, generation.moved_to, resumed
+
+
+def _wait_in_place(gens: Generations, message: dict[str, Any]) -> int | None:
+    """The workers faulted: wait (Ready off, the fault reported) for the operator to restart this pod in place. A
+    SIGTERM meanwhile (the operator chose a full restart) ends the wait; the fault is then the pod's message."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        return gens.wait_for_restart(message, stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main() -> None:

@@ -123,5 +123,24 @@ def main(argv: list[str] | None = None) -> None:
         _exit(EXIT_CODES.get(cls, EXIT_CODES["unknown"]))
 
 
+def standby() -> None:
+    """A warm worker (tandem.runtime.warm): import what every worker imports, then wait for the launcher's order."""
+    import tandem.runtime.config
+    import tandem.runtime.train  # noqa: F401  (torch, the model, the kernels: the start-up a standby saves)
+    from tandem.runtime.warm import wait_for_orders
+
+    order = wait_for_orders()
+    if order is None:
+        _exit(0)
+        return
+    argv, env = order
+    os.environ.clear()
+    os.environ.update(env)
+    main(argv)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--standby"]:
+        standby()
+    else:
+        main()
