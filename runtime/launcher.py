@@ -175,37 +175,31 @@ def supervise(
 
     try:
         while len(generation.exits) < len(procs):
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG if gens is not None else 0)
-            except ChildProcessError:
-                # No child left to wait for though some were never seen exit (a CI run once got ECHILD here after
-                # the attempt was stopped and continued): take what the Popen objects know, and stop waiting.
-                generation.exits += _unseen_exits(procs, generation.exits, contract, killed)
-                break
-            if pid == 0:  # only with gens: nothing exited yet
+            # Each worker's own Popen is polled (never a wait for any child: the standbys are children too, and a
+            # Popen reaps its process itself when it is signalled).
+            seen = {e.local_rank for e in generation.exits}
+            ended = [(pid, local, proc) for pid, (local, proc) in procs.items()
+                     if local not in seen and proc.poll() is not None]
+            for pid, local, proc in ended:
+                rank = contract.node_rank * contract.devices_per_node + local
+                generation.exits.append(Exit(local, rank, int(proc.returncode), time.time(), pid in killed))
+                if proc.returncode != 0 and not terminating:
+                    stop_all()
+                    if killed:
+                        log.warning("workers_stopped", after_rank=rank, returncode=proc.returncode,
+                                    stopped=len(killed))
+            if gens is not None:
                 if not stepped and (step := _first_step(progress, resume)) is not None:
                     stepped = True
-                    gens.stepping(step)  # type: ignore[union-attr]
+                    gens.stepping(step)
                     if warm is not None:
                         warm.prepare(range(contract.devices_per_node), lambda lr: worker_env(contract, env, lr))
-                if generation.moved_to is None and (asked := gens.moved_on()) is not None:  # type: ignore[union-attr]
+                if generation.moved_to is None and (asked := gens.moved_on()) is not None:
                     generation.moved_to = asked
                     log.warning("workers_stopped_for_new_attempt", attempt=asked)
                     stop_all()
+            if not ended:
                 time.sleep(GENERATION_POLL_SECONDS)
-                continue
-            if pid not in procs:
-                if warm is not None:
-                    warm.forget(pid)
-                continue
-            local, proc = procs[pid]
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            rank = contract.node_rank * contract.devices_per_node + local
-            generation.exits.append(Exit(local, rank, proc.returncode, time.time(), pid in killed))
-            if proc.returncode != 0 and not terminating:
-                stop_all()
-                if killed:
-                    log.warning("workers_stopped", after_rank=rank, returncode=proc.returncode, stopped=len(killed))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -241,21 +235,6 @@ def oom_kills(root: Path = CGROUP_ROOT) -> int | None:
             if key == "oom_kill" and value.strip().isdigit():
                 return int(value)
     return None
-
-
-def _unseen_exits(procs: dict[int, tuple[int, subprocess.Popen[bytes]]], exits: list[Exit], contract: Contract,
-                  killed: set[int]) -> list[Exit]:
-    """Exits of the workers os.wait() never reported: their Popen's return code, -1 when it is not known (the
-    workers' own reports, written before they exit, still say why)."""
-    seen = {e.local_rank for e in exits}
-    unseen = []
-    for pid, (local, proc) in procs.items():
-        if local in seen:
-            continue
-        code = proc.poll() if proc.returncode is None else proc.returncode
-        rank = contract.node_rank * contract.devices_per_node + local
-        unseen.append(Exit(local, rank, code if code is not None else -1, time.time(), pid in killed))
-    return unseen
 
 
 def collect(

@@ -26,13 +26,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tandem.faults import read_log
 from tandem.faults.signatures import matching
 from tandem.runtime import recovery
 from tandem.runtime.faults import Fault, FaultError, classify_exit, dumps, exit_code, termination_message
 from tandem.runtime.fence import fence_from_env
+from tandem.runtime.generations import Generations
 from tandem.runtime.inject_site import INJECT_SITE, PROGRESS_REGEX_ENV
 from tandem.runtime.resume_point import LAYOUTS, ResumePoint, find_resume_point
 from tandem.runtime.timeouts import for_environment
@@ -121,6 +122,7 @@ class Outcome:
     returncode: int
     hang: str | None = None  # why the supervisor ended the command
     terminated: bool = False  # the pod was told to stop (SIGTERM)
+    moved_to: int | None = None  # the operator asked for a newer attempt in this pod: the command was stopped
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
@@ -154,7 +156,24 @@ def _hang(stream: Stream, options: Options, started: float, now: float) -> str |
     return None
 
 
-def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: float = 0.2) -> Outcome:
+def _follow_generation(gens: Generations, stream: Stream, outcome: Outcome, proc: subprocess.Popen[bytes],
+                       stepped: bool) -> bool:
+    """In a pod that takes part in in-place restarts: Ready once the command makes progress; a newer attempt on
+    the pod's label stops it (quickly: its gang is being restarted). Returns whether it has stepped."""
+    if not stepped and stream.last_step is not None:
+        gens.stepping(stream.last_step)
+        stepped = True
+    if outcome.moved_to is None and (asked := gens.moved_on()) is not None:
+        outcome.moved_to = asked
+        threading.Thread(target=_stop, args=(proc, STOP_FOR_RESTART_SECONDS), daemon=True).start()
+    return stepped
+
+
+STOP_FOR_RESTART_SECONDS = 3.0  # the grace of a command stopped for an in-place restart (its collectives are stuck)
+
+
+def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: float = 0.2,
+              gens: Generations | None = None) -> Outcome:
     heartbeat = env.get(PROGRESS_FILE_ENV, "")
     proc = subprocess.Popen(options.command, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -169,12 +188,14 @@ def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: fl
         threading.Thread(target=_stop, args=(proc, options.grace), daemon=True).start()
 
     previous = signal.signal(signal.SIGTERM, terminate)
-    started = time.monotonic()
+    started, stepped = time.monotonic(), False
     try:
         while proc.poll() is None:
             if heartbeat:
                 stream.heartbeat(heartbeat, time.monotonic())
-            hang = None if outcome.terminated else _hang(stream, options, started, time.monotonic())
+            if gens is not None:
+                stepped = _follow_generation(gens, stream, outcome, proc, stepped)
+            hang = None if outcome.terminated or outcome.moved_to else _hang(stream, options, started, time.monotonic())
             if hang:
                 outcome.hang = hang
                 _stop(proc, options.grace)
@@ -185,6 +206,8 @@ def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: fl
         signal.signal(signal.SIGTERM, previous)
     for pump in pumps:
         pump.join(timeout=5)
+    if gens is not None:  # a command quicker than one poll: its progress and the label are read once more
+        _follow_generation(gens, stream, outcome, proc, stepped)
     return outcome
 
 
@@ -238,11 +261,27 @@ def claim_volume(root: str | None, env: Mapping[str, str]) -> None:
 
 
 def run(options: Options, env: Mapping[str, str]) -> int:
+    """Supervise the command; in a pod that takes part in in-place restarts (tandem.in_place), once per attempt the
+    operator starts in it: after an interconnect or unknown fault the pod stays and waits to be asked."""
+    gens = Generations.from_env(env)
+    attempt_env = dict(env)
+    while True:
+        fault, step, start, moved_to = _attempt(options, attempt_env, gens)
+        if moved_to is None and gens is not None and fault is not None:
+            moved_to = _wait_in_place(gens, _message(fault, step, start, options, attempt_env))
+        if moved_to is None or gens is None:
+            return _report(fault, step, start, options, attempt_env)
+        attempt_env = gens.begin(moved_to, env)
+
+
+def _attempt(options: Options, env: Mapping[str, str],
+             gens: Generations | None) -> tuple[Fault | None, int | None, ResumePoint | None, int | None]:
+    """One run of the command: (its fault, its last step, where it resumed, the newer attempt asked for)."""
     root = env.get("TANDEM_CHECKPOINT_DIR")
     try:
         claim_volume(root, env)
     except FaultError as error:
-        return _report(Fault(error.cls, error.reason, str(error)), None, None, root, options, env)
+        return Fault(error.cls, error.reason, str(error)), None, None, None
     start = find_resume_point(root, options.checkpoint_layout)
     child = {**env, "TANDEM_RESUME_STEP": str(start.step) if start else "",
              "TANDEM_RESUME_PATH": start.path if start else ""}
@@ -258,22 +297,38 @@ def run(options: Options, env: Mapping[str, str]) -> int:
             child[PROGRESS_FILE_ENV] = os.path.join(folder, "progress.json")  # tandem.sdk.progress writes it
             child[FAULT_DIR_ENV] = os.path.join(folder, "faults")  # and its excepthook a rank's Tandem fault
             os.mkdir(child[FAULT_DIR_ENV])
-            outcome = supervise(options, child, stream)
+            outcome = supervise(options, child, stream, gens=gens)
             stream.heartbeat(child[PROGRESS_FILE_ENV], time.monotonic())
             reported = sdk_faults(Path(child[FAULT_DIR_ENV]))
     finally:
         if server is not None:
             server.shutdown()
             server.server_close()
-    return _report(fault_of(outcome, stream, reported), stream.last_step, start, root, options, env)
+    return fault_of(outcome, stream, reported), stream.last_step, start, outcome.moved_to
 
 
-def _report(fault: Fault | None, step: int | None, start: ResumePoint | None, root: str | None,
-            options: Options, env: Mapping[str, str]) -> int:
+def _wait_in_place(gens: Generations, message: dict[str, Any]) -> int | None:
+    """Wait for the operator to restart this pod in place; a SIGTERM meanwhile (a full restart) ends the wait."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        return gens.wait_for_restart(message, stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _message(fault: Fault | None, step: int | None, start: ResumePoint | None, options: Options,
+             env: Mapping[str, str]) -> dict[str, Any]:
+    """The pod contract's termination message for this run of the command."""
+    newest = find_resume_point(env.get("TANDEM_CHECKPOINT_DIR"), options.checkpoint_layout)
+    return termination_message(fault, step=step, checkpoint_step=newest.step if newest else None,
+                               resumed_from=start.step if start else None, finished=fault is None)
+
+
+def _report(fault: Fault | None, step: int | None, start: ResumePoint | None, options: Options,
+            env: Mapping[str, str]) -> int:
     """Write the termination message of the pod contract; return the exit code that goes with it."""
-    newest = find_resume_point(root, options.checkpoint_layout)
-    message = termination_message(fault, step=step, checkpoint_step=newest.step if newest else None,
-                                  resumed_from=start.step if start else None, finished=fault is None)
+    message = _message(fault, step, start, options, env)
     path = env.get("TANDEM_TERMINATION_LOG") or "/dev/termination-log"
     try:
         with open(path, "w") as out:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 WORKER = [sys.executable, "-m", "tandem.runtime.worker"]
 
@@ -23,16 +23,13 @@ class WarmPool:
     def __init__(self) -> None:
         self._standby: dict[int, subprocess.Popen[bytes]] = {}
 
-    def prepare(self, local_ranks: range, env_of: callable) -> None:  # type: ignore[valid-type]
+    def prepare(self, local_ranks: range, env_of: Callable[[int], Mapping[str, str]]) -> None:
         """A standby for each local rank that has none (one that died meanwhile is replaced)."""
         for local in local_ranks:
             proc = self._standby.get(local)
             if proc is None or proc.poll() is not None:
                 self._standby[local] = subprocess.Popen([*WORKER, "--standby"], stdin=subprocess.PIPE,
-                                                        env=env_of(local))
-
-    def pids(self) -> set[int]:
-        return {p.pid for p in self._standby.values()}
+                                                        env=dict(env_of(local)))
 
     def start(self, local: int, args: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes] | None:
         """The standby of `local`, now running the worker with `args` and `env`; None when there is none (the
@@ -46,12 +43,6 @@ class WarmPool:
         except OSError:  # it died between the check and the write
             return None
         return proc
-
-    def forget(self, pid: int) -> None:
-        """A standby the launcher reaped (it exited while waiting): not used again."""
-        for local, proc in list(self._standby.items()):
-            if proc.pid == pid:
-                del self._standby[local]
 
     def close(self) -> None:
         for proc in self._standby.values():

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 from processes import free_port
 
 from tandem.runtime.config import contract_from_env
@@ -118,18 +119,24 @@ def test_the_launcher_never_imports_torch() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_workers_that_os_wait_never_reported_are_taken_from_their_popen() -> None:
-    """ECHILD with workers unseen (a CI run once hit it): their exit codes come from Popen, -1 when unknown."""
-    from types import SimpleNamespace
+def test_every_worker_exit_is_seen_while_a_standby_child_lives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers that fail at once, the second reaped by the Popen that stops it (Popen.kill polls first), and a
+    standby worker alive beside them: the launcher takes each exit from its worker's own Popen and returns; a wait
+    for any child would wait for the standby for ever."""
+    import subprocess
+    import sys
 
-    from tandem.runtime.launcher import _unseen_exits
+    from tandem.runtime import launcher
 
-    contract = contract_from_env({"TANDEM_NODES": "2", "TANDEM_NODE_RANK": "1", "TANDEM_DEVICES_PER_NODE": "3",
-                                  "TANDEM_ACCELERATOR": "cpu", "MASTER_ADDR": "job-0.job"})
-    procs = {11: (0, SimpleNamespace(returncode=0, poll=lambda: 0)),
-             12: (1, SimpleNamespace(returncode=1, poll=lambda: 1)),
-             13: (2, SimpleNamespace(returncode=None, poll=lambda: None))}
-    seen = [Exit(0, 3, 0, 1.0, False)]
-    unseen = _unseen_exits(procs, seen, contract, killed={13})  # type: ignore[arg-type]
-    assert [(e.local_rank, e.rank, e.returncode, e.killed_by_us) for e in unseen] == [(1, 4, 1, False),
-                                                                                      (2, 5, -1, True)]
+    standby = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    codes = iter([2, 3])
+    monkeypatch.setattr(launcher, "_start_worker", lambda local, args, env, warm: subprocess.Popen(
+        [sys.executable, "-c", f"import sys; sys.exit({next(codes)})"]))
+    contract = contract_from_env({"TANDEM_NODES": "1", "TANDEM_NODE_RANK": "0", "TANDEM_DEVICES_PER_NODE": "2",
+                                  "TANDEM_ACCELERATOR": "cpu", "MASTER_ADDR": "127.0.0.1"})
+    try:
+        generation = launcher.supervise(contract, {}, tmp_path / "tokens", None, tmp_path)
+    finally:
+        standby.kill()
+    assert sorted((e.local_rank, e.returncode) for e in generation.exits) == [(0, 2), (1, 3)]
+    assert generation.moved_to is None
