@@ -120,7 +120,7 @@ def contract_env(job: TrainingJob, pool: AcceleratorPool, attempt: int, rank: in
         values["TANDEM_CHIP_GENERATION"] = pool.spec.chip_generation.value
     if restarts_in_place(job, pool):
         values |= {POD_LABELS_ENV: f"{POD_INFO_DIR}/labels", READY_FILE_ENV: f"{SUPERVISOR_DIR}/ready",
-                   WAIT_ENV: str(spec.fault_policy.in_place_restart_deadline_seconds)}
+                   WAIT_ENV: str(spec.fault_policy.in_place_restart_deadline_seconds + IN_PLACE_WAIT_MARGIN_SECONDS)}
     return [{"name": key, "value": value} for key, value in values.items()]
 
 
@@ -130,6 +130,11 @@ def launch_env(nodes: int, node_rank: int, devices: int, addr: str) -> dict[str,
     gang = {"NNODES": str(nodes), "NODE_RANK": str(node_rank), "NPROC_PER_NODE": str(devices),
             "MASTER_ADDR": addr, "MASTER_PORT": str(MASTER_PORT)}
     return {**{f"PET_{key}": value for key, value in gang.items()}, **gang, "WORLD_SIZE": str(nodes * devices)}
+
+
+# A supervisor whose workers faulted waits this much longer than the operator's deadline: normally the operator
+# decides (in place, or a full restart that deletes the pod); the supervisor's own exit covers an absent operator.
+IN_PLACE_WAIT_MARGIN_SECONDS = 30
 
 
 def restarts_in_place(job: TrainingJob, pool: AcceleratorPool) -> bool:

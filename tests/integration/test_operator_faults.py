@@ -15,6 +15,7 @@ from typing import Any
 import clusters
 import operator_jobs
 import pytest
+from manifests import ascend_fault_report
 from operator_jobs import event_reasons
 from operator_process import OperatorProcess
 
@@ -168,21 +169,6 @@ def test_a_node_going_not_ready_restarts_the_job_elsewhere(custom: Any, core: An
         core.patch_node_status(node, {"status": {"conditions": [
             {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "back"}]}})
         custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "lost-node")
-
-
-def ascend_fault_report(node: str, chip: str = "Ascend910-3", level: str = "RestartNPU") -> dict[str, Any]:
-    """The Ascend device plugin's per-node ConfigMap (format: Ascend/mind-cluster,
-    docs/en/scheduling/api/ascend_device_plugin.md), with one chip in a fault that needs a restart."""
-    faults = [{"fault_type": "CardUnhealthy", "npu_name": chip, "fault_level": level, "fault_handling": level,
-               "fault_code": "80E01801"}]
-    device_list = {"huawei.com/Ascend910": "Ascend910-0,Ascend910-1", "huawei.com/Ascend910-Fault": json.dumps(faults),
-                   "huawei.com/Ascend910-NetworkUnhealthy": "", "huawei.com/Ascend910-Unhealthy": chip}
-    info = {"DeviceInfo": {"DeviceList": device_list, "UpdateTime": 1744182144}, "SuperPodID": -2,
-            "ServerIndex": -2, "CheckCode": "local"}
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": f"mindx-dl-deviceinfo-{node}", "namespace": "kube-system",
-                         "labels": {"mx-consumer-cim": "true"}},  # the plugin's label: the operator lists by it
-            "data": {"DeviceInfoCfg": json.dumps(info)}}
 
 
 def test_an_ascend_device_fault_report_excludes_the_node_and_marks_the_pool(

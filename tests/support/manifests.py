@@ -3,6 +3,7 @@ pools the operator tests run on."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,18 @@ def simulated_pools() -> list[dict[str, Any]]:
 
     return [pool("ascend-910b", "npu", "huawei.com/Ascend910", "example.org/tandem-runtime:npu"),
             pool("h20", "gpu", "nvidia.com/gpu", "example.org/tandem-runtime:cuda")]
+
+
+def ascend_fault_report(node: str, chip: str = "Ascend910-3", level: str = "RestartNPU") -> dict[str, Any]:
+    """The Ascend device plugin's per-node ConfigMap (format: Ascend/mind-cluster,
+    docs/en/scheduling/api/ascend_device_plugin.md), with one chip in a fault that needs a restart."""
+    faults = [{"fault_type": "CardUnhealthy", "npu_name": chip, "fault_level": level, "fault_handling": level,
+               "fault_code": "80E01801"}]
+    device_list = {"huawei.com/Ascend910": "Ascend910-0,Ascend910-1", "huawei.com/Ascend910-Fault": json.dumps(faults),
+                   "huawei.com/Ascend910-NetworkUnhealthy": "", "huawei.com/Ascend910-Unhealthy": chip}
+    info = {"DeviceInfo": {"DeviceList": device_list, "UpdateTime": 1744182144}, "SuperPodID": -2,
+            "ServerIndex": -2, "CheckCode": "local"}
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"mindx-dl-deviceinfo-{node}", "namespace": "kube-system",
+                         "labels": {"mx-consumer-cim": "true"}},  # the plugin's label: the operator lists by it
+            "data": {"DeviceInfoCfg": json.dumps(info)}}

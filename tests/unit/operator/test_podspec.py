@@ -104,7 +104,7 @@ def test_pods_of_a_launcher_take_part_in_in_place_restarts(container: dict[str, 
                                                                      "TANDEM_IN_PLACE_WAIT_SECONDS")})
     assert parts == ((({"tandem.dev/in-place-restart": "true"}, IN_PLACE_VOLUMES, IN_PLACE_MOUNTS, IN_PLACE_PROBE,
                        {"TANDEM_POD_LABELS": "/etc/tandem/pod/labels", "TANDEM_READY_FILE": "/var/run/tandem/ready",
-                        "TANDEM_IN_PLACE_WAIT_SECONDS": "300"}))
+                        "TANDEM_IN_PLACE_WAIT_SECONDS": "330"}))
                      if takes_part else (None, [], [], None, dict.fromkeys(("TANDEM_POD_LABELS", "TANDEM_READY_FILE",
                                                                             "TANDEM_IN_PLACE_WAIT_SECONDS"))))
 
