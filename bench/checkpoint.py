@@ -1,19 +1,35 @@
-"""Checkpoint benchmark: the training loop's stall per checkpoint, restore time and write bandwidth.
+"""Checkpoint benchmark: the whole cost of a checkpoint to the training loop, how soon it is durable, restore, write.
 
-For each size of model+optimizer state (fp32 parameters + two AdamW moments), in one process and one
-run, it measures against baselines taken in the same run:
-  stall    ours (runtime Checkpointer: host copy overlapped with the next forward/backward), the same through
-           tandem.sdk (a team's script), vs torch.save, vs torch.distributed.checkpoint.save (sync) and DCP async_save;
-           and the whole step with a checkpoint against one without
-  restore  ours (DCP load into the live model and optimizer) vs torch.load + load_state_dict
-  write    bytes/s of our complete save vs a plain file copy of the same size (the disk's limit)
+For each size of model+optimizer state (fp32 parameters + two AdamW moments), in one process and one run, it
+trains a stack of square layers with three ways to checkpoint, each against steps without checkpoints taken
+right before it:
+  ours            runtime/checkpoint.py's Checkpointer: the host copy runs behind the next forward/backward
+                  (`wait_staged` before its optimizer step), the write, checksums and commit in a thread
+  torch.save      model and optimizer state dicts to a file, fsync'd and renamed into place (blocking)
+  dcp.async_save  torch.distributed.checkpoint.async_save (its default stager: a fresh host copy per checkpoint,
+                  taken before it returns; the write in a thread)
 
-    .venv/bin/python bench/checkpoint.py --sizes 100MB 1GB [--repeats 3] [--dir /tmp/tandem-bench]
+Per method: `--repeats` intervals of `--interval` steps, a checkpoint at the start of each (after one warm-up
+checkpoint that is not measured); a save waits for the previous one to be durable, and the last one is waited
+for inside the measured time, so the background write's competition for the CPU is counted.
+  without    median seconds of a training step without checkpoints
+  with       mean seconds of a step across the intervals with checkpoints
+  overhead   what one checkpoint costs, in steps: (with - without) * interval / without
+  durable    seconds from the save call until the checkpoint is on storage and committed (ours: the thread's
+             commit; torch.save: its blocking time; async_save: until its future resolves)
+  stall      seconds the loop is blocked per checkpoint (save call + wait before the next optimizer step): the
+             visible slice of the overhead only
+Then one blocking save of ours against a plain fsync'd file copy of the same size (write bandwidth), and restore:
+ours (DCP load into the live model and optimizer) against torch.load + load_state_dict.
+Each size prints the ratios, then `RESULT <size> <json>` with every number.
+
+    .venv/bin/python -P bench/checkpoint.py --sizes 100MB 1GB --repeats 3 [--interval 10] [--dir /tmp/tandem-bench]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -21,7 +37,10 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed.checkpoint as dcp
@@ -31,10 +50,9 @@ from tandem.runtime import logs
 from tandem.runtime.checkpoint import Checkpointer
 from tandem.runtime.ckpt_layout import inspect, step_dir
 from tandem.runtime.device import load_device_layer
-from tandem.sdk import init
-from tandem.sdk.checkpoint import Checkpointer as SdkCheckpointer
 
 UNITS = {"MB": 10**6, "GB": 10**9}
+METHODS = ("ours", "torch.save", "dcp.async_save")
 
 
 def parse_size(text: str) -> int:
@@ -57,8 +75,10 @@ def forward_backward(model: torch.nn.Module) -> None:
     model(x).square().mean().backward()
 
 
-def train_step(model: torch.nn.Module, optim: torch.optim.Optimizer) -> None:
+def train_step(model: torch.nn.Module, optim: torch.optim.Optimizer,
+               before_optimizer_step: Callable[[], Any] = lambda: 0) -> None:
     forward_backward(model)
+    before_optimizer_step()
     optim.step()
     optim.zero_grad(set_to_none=True)
 
@@ -69,106 +89,126 @@ def state_nbytes(model: torch.nn.Module, optim: torch.optim.Optimizer) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
 
 
-def loop_stall(
-    name: str,
-    repeats: int,
-    model: torch.nn.Module,
-    optim: torch.optim.Optimizer,
-    save: Callable[[int], None],
-    before_optimizer_step: Callable[[], None] = lambda: None,
-    finish: Callable[[], None] = lambda: None,
-) -> float:
-    """Median seconds the loop is blocked per checkpoint (save call + wait before the next step)."""
-    stalls = []
-    for i in range(repeats):
+@dataclass
+class Method:
+    """One way to checkpoint, as a training loop drives it: one checkpoint in flight at a time."""
+
+    name: str
+    start: Callable[[int], None]  # start checkpoint `step`; returns when the loop may go on
+    wait_durable: Callable[[], None] = lambda: None  # block until the pending checkpoint is durable
+    durable: Callable[[], float] = lambda: 0.0  # of the latest durable one: seconds from its save call
+    before_optimizer_step: Callable[[], Any] = lambda: 0  # what the next optimizer step must wait for
+    pending: bool = False
+    durables: list[float] = field(default_factory=list)
+
+    def save(self, step: int) -> None:
+        self.finish()
+        self.start(step)
+        self.pending = True
+
+    def finish(self) -> None:
+        if self.pending:
+            self.wait_durable()
+            self.durables.append(self.durable())
+            self.pending = False
+
+
+def methods(model: torch.nn.Module, optim: torch.optim.Optimizer, root: Path, ckpt: Checkpointer) -> list[Method]:
+    rng = ckpt.device.rng_state()
+    ours = Method("ours", lambda n: ckpt.save(n, model, optim, train={"samplesConsumed": n}, rng=rng, blocking=False),
+                  ckpt.wait, lambda: ckpt.durable_seconds, before_optimizer_step=ckpt.wait_staged)
+
+    blocked = [0.0]
+
+    def torch_save(n: int) -> None:
+        started = time.perf_counter()
+        with open(root / "torch.pt.tmp", "wb") as f:
+            torch.save({"model": model.state_dict(), "optim": optim.state_dict()}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(root / "torch.pt.tmp", root / "torch.pt")
+        blocked[0] = time.perf_counter() - started
+
+    futures: list[Future[Any]] = []
+    called, done = [0.0], [0.0]
+
+    def async_save(n: int) -> None:
+        model_sd, optim_sd = get_state_dict(model, optim)
+        called[0] = time.perf_counter()
+        future = dcp.async_save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(root / f"dcp-{n % 2}"))
+        assert isinstance(future, Future)
+        future.add_done_callback(lambda _: done.__setitem__(0, time.perf_counter()))
+        futures.append(future)
+
+    return [
+        ours,
+        Method("torch.save", torch_save, durable=lambda: blocked[0]),
+        Method("dcp.async_save", async_save, lambda: futures.pop().result() and None, lambda: done[0] - called[0]),
+    ]
+
+
+def plain_steps(model: torch.nn.Module, optim: torch.optim.Optimizer, steps: int) -> list[float]:
+    times = []
+    for _ in range(steps):
         t0 = time.perf_counter()
-        save(i)
-        stall = time.perf_counter() - t0
-        forward_backward(model)  # the next step's compute: overlaps an asynchronous copy
-        t1 = time.perf_counter()
-        before_optimizer_step()
-        stall += time.perf_counter() - t1
-        optim.step()
-        optim.zero_grad(set_to_none=True)
-        finish()
+        train_step(model, optim)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def checkpointed_interval(method: Method, model: torch.nn.Module, optim: torch.optim.Optimizer, interval: int,
+                          step: int) -> tuple[float, float]:
+    """Seconds for a checkpoint and the `interval` steps after it, until it is durable; and the loop's stall."""
+    t0 = time.perf_counter()
+    method.save(step)
+    stall = time.perf_counter() - t0
+    forward_backward(model)  # the next step's compute: an asynchronous host copy runs behind it
+    t1 = time.perf_counter()
+    method.before_optimizer_step()
+    stall += time.perf_counter() - t1
+    optim.step()
+    optim.zero_grad(set_to_none=True)
+    for _ in range(interval - 1):
+        train_step(model, optim, method.before_optimizer_step)
+    method.finish()  # what is left of the write: the next save would wait for it
+    return time.perf_counter() - t0, stall
+
+
+def measure(method: Method, model: torch.nn.Module, optim: torch.optim.Optimizer, interval: int, intervals: int,
+            first: int) -> dict[str, float]:
+    """The method's numbers over `intervals` intervals of `interval` steps with a checkpoint at the start of each,
+    each after `interval` steps without one (both then see the same allocator and page-cache state)."""
+    checkpointed_interval(method, model, optim, interval, first)  # warm-up: one-time allocations, threads, folders
+    method.durables.clear()
+    plain: list[float] = []
+    spans, stalls = [], []
+    for k in range(1, intervals + 1):
+        plain += plain_steps(model, optim, interval)
+        span, stall = checkpointed_interval(method, model, optim, interval, first + k)
+        spans.append(span)
         stalls.append(stall)
-        print(f"  {name:<16} checkpoint {i + 1}/{repeats}: loop stalled {stall:.3f} s", flush=True)
-    return statistics.median(stalls)
+    without, with_ = statistics.median(plain), sum(spans) / (intervals * interval)
+    out = {"without": without, "without_mean": statistics.mean(plain), "with": with_,
+           "overhead_steps": (with_ - without) * interval / without,
+           "durable": statistics.median(method.durables), "stall": statistics.median(stalls)}
+    print(f"  {method.name:<15} step {without:.4f} s without, {with_:.4f} s with a checkpoint every {interval} "
+          f"steps: {out['overhead_steps']:+.2f} steps per checkpoint, durable after {out['durable']:.3f} s "
+          f"(loop stalled {out['stall']:.4f} s)", flush=True)
+    return out
 
 
-def run_steps(model: torch.nn.Module, optim: torch.optim.Optimizer, steps: int, every: int,
-              save: Callable[[int], None] | None, before_optimizer_step: Callable[[], None] = lambda: None,
-              finish: Callable[[], None] = lambda: None) -> float:
-    """Wall seconds for `steps` training steps with a checkpoint after every `every`-th (none when `save` is None),
-    the last write waited for: the whole cost, the background write's competition for the CPU included."""
-    started = time.perf_counter()
-    for step in range(1, steps + 1):
-        forward_backward(model)
-        before_optimizer_step()
-        optim.step()
-        optim.zero_grad(set_to_none=True)
-        if save is not None and step % every == 0:
-            save(step)
-    finish()
-    return time.perf_counter() - started
-
-
-def bench_size(size: int, repeats: int, root: Path) -> dict[str, float]:
+def bench_size(size: int, repeats: int, interval: int, root: Path) -> dict[str, Any]:
     model, optim = build(size)
     nbytes = state_nbytes(model, optim)
-    print(
-        f"== state {nbytes / 1e6:.0f} MB ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params)", flush=True
-    )
-    out: dict[str, float] = {"bytes": nbytes}
-
-    def torch_save(i: int) -> None:
-        torch.save({"model": model.state_dict(), "optim": optim.state_dict()}, root / "torch.pt")
-
-    out["torch.save"] = loop_stall("torch.save", repeats, model, optim, torch_save)
-
-    def dcp_sync(i: int) -> None:
-        model_sd, optim_sd = get_state_dict(model, optim)
-        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(root / f"dcp-{i}"))
-
-    out["dcp.save"] = loop_stall("dcp.save", repeats, model, optim, dcp_sync)
-
-    pending: list = []
-
-    def dcp_async(i: int) -> None:
-        model_sd, optim_sd = get_state_dict(model, optim)
-        pending.append(dcp.async_save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(root / f"adcp-{i}")))
-
-    def async_wait() -> None:
-        while pending:
-            pending.pop().result()  # the write finishes before the next checkpoint in every method
-
-    out["dcp.async_save"] = loop_stall("dcp.async_save", repeats, model, optim, dcp_async, finish=async_wait)
-
+    params = sum(p.numel() for p in model.parameters())
+    print(f"== state {nbytes / 1e6:.0f} MB ({params / 1e6:.1f} M params)", flush=True)
+    out: dict[str, Any] = {"bytes": nbytes, "interval": interval, "checkpoints": repeats}
     device = load_device_layer("cpu", "gloo", 0, 1)
-    ckpt = Checkpointer(
-        root / "ours", rank=0, keep=2, device=device, process_group=None, manifest_extra={"worldSize": 1}
-    )
-    copies: list[float] = []
-    out["ours"] = loop_stall(
-        "ours", repeats, model, optim,
-        lambda i: ckpt.save(i + 1, model, optim, train={"samplesConsumed": 0}, rng=device.rng_state(),
-                            blocking=False),
-        before_optimizer_step=ckpt.wait_staged, finish=lambda: (ckpt.wait(), copies.append(ckpt.copy_seconds)),
-    )  # fmt: skip
-    out["ours_copy"] = statistics.median(copies)
-
-    # The same Checkpointer as a team's script reaches it (tandem.sdk.checkpoint, with its data position).
-    sdk = SdkCheckpointer(init({"TANDEM_ACCELERATOR": "cpu"}), root / "sdk", keep=2)
-    out["sdk"] = loop_stall(
-        "sdk", repeats, model, optim, lambda i: sdk.save(i + 1, model, optim, {"sample": 256 * (i + 1)}),
-        before_optimizer_step=sdk.wait_staged, finish=sdk.wait,
-    )
-    # Whole cost over 20 steps with a checkpoint every 5th, against the same 20 steps without one.
-    out["steps_plain"] = run_steps(model, optim, 20, 5, None)
-    out["steps_sdk"] = run_steps(model, optim, 20, 5, lambda n: sdk.save(1000 + n, model, optim, {"sample": n}),
-                                 before_optimizer_step=sdk.wait_staged, finish=sdk.wait)
-    out["steps_torch.save"] = run_steps(model, optim, 20, 5, lambda n: torch_save(n))
-    out["steps_dcp.async_save"] = run_steps(model, optim, 20, 5, lambda n: dcp_async(100 + n), finish=async_wait)
+    ckpt = Checkpointer(root / "ours", rank=0, keep=2, device=device, process_group=None,
+                        manifest_extra={"worldSize": 1})
+    for i, method in enumerate(methods(model, optim, root, ckpt)):
+        out[method.name] = measure(method, model, optim, interval, repeats, first=1000 * (i + 1))
+    out["ours"]["copy"] = ckpt.copy_seconds  # the host copy that ran behind a forward/backward
     windows = []
     for _ in range(3):
         t0 = time.perf_counter()
@@ -177,30 +217,29 @@ def bench_size(size: int, repeats: int, root: Path) -> dict[str, float]:
     optim.zero_grad(set_to_none=True)
     out["fwd_bwd"] = statistics.median(windows)
 
-    # Write bandwidth: one complete save of ours (copy + write + manifest) against a plain file copy.
+    # Write bandwidth: one complete blocking save of ours (copy + write + checksums + commit) vs a file copy.
+    step = 10**6
     t0 = time.perf_counter()
-    ckpt.save(100, model, optim, train={"samplesConsumed": 0}, rng=device.rng_state(), blocking=True)
+    ckpt.save(step, model, optim, train={"samplesConsumed": 0}, rng=device.rng_state(), blocking=True)
     ours_write = time.perf_counter() - t0
-    written = sum(f.stat().st_size for f in step_dir(root / "ours", 100).iterdir())
+    written = sum(f.stat().st_size for f in step_dir(root / "ours", step).iterdir())
     t0 = time.perf_counter()
     shutil.copyfile(root / "torch.pt", root / "copy.pt")
     with open(root / "copy.pt", "rb+") as f:
         os.fsync(f.fileno())
     copy_seconds = time.perf_counter() - t0
-    out["ours_MBps"] = written / ours_write / 1e6
-    out["copy_MBps"] = (root / "copy.pt").stat().st_size / copy_seconds / 1e6
+    out["write_MBps"] = {"ours": written / ours_write / 1e6,
+                         "file_copy": (root / "copy.pt").stat().st_size / copy_seconds / 1e6}
 
     # Restore: DCP into the live objects (any world size) against torch.load + load_state_dict.
     t0 = time.perf_counter()
-    ckpt.load(inspect(step_dir(root / "ours", 100), 100), model, optim)
-    out["restore_ours"] = time.perf_counter() - t0
+    ckpt.load(inspect(step_dir(root / "ours", step), step), model, optim)
+    restore_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
     saved = torch.load(root / "torch.pt", weights_only=True)
     model.load_state_dict(saved["model"])
     optim.load_state_dict(saved["optim"])
-    out["restore_torch.load"] = time.perf_counter() - t0
-    del saved
-    print(f"  restore: ours {out['restore_ours']:.3f} s, torch.load {out['restore_torch.load']:.3f} s", flush=True)
+    out["restore"] = {"ours": restore_ours, "torch.load": time.perf_counter() - t0}
     return out
 
 
@@ -209,33 +248,37 @@ def mem_available() -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable"))
 
 
-def report(size: str, r: dict[str, float]) -> None:
+def times(value: float, ours: float) -> str:
+    return f"{value / ours:.1f}x ours" if ours > 0 else "ours <= 0"
+
+
+def report(size: str, r: dict[str, Any]) -> None:
     ours = r["ours"]
-    print(
-        f"RESULT {size}: state {r['bytes'] / 1e6:.0f} MB | loop stall per checkpoint: ours {ours:.3f} s, "
-        f"torch.save {r['torch.save']:.3f} s ({r['torch.save'] / ours:.1f}x ours), "
-        f"dcp.save {r['dcp.save']:.3f} s ({r['dcp.save'] / ours:.1f}x), "
-        f"dcp.async_save {r['dcp.async_save']:.3f} s ({r['dcp.async_save'] / ours:.1f}x), "
-        f"tandem.sdk {r['sdk']:.3f} s ({r['sdk'] / ours:.1f}x) "
-        f"(our host copy {r['ours_copy']:.3f} s ran behind a {r['fwd_bwd']:.3f} s forward/backward) "
-        f"| restore: ours {r['restore_ours']:.3f} s vs torch.load {r['restore_torch.load']:.3f} s "
-        f"({r['restore_ours'] / r['restore_torch.load']:.2f}x) "
-        f"| write {r['ours_MBps']:.0f} MB/s vs file copy {r['copy_MBps']:.0f} MB/s "
-        f"({r['ours_MBps'] / r['copy_MBps']:.2f}x of the disk)",
-        flush=True,
-    )
-    plain = r["steps_plain"]
-    costs = ", ".join(f"{name} {r[f'steps_{name}']:.2f} s ({r[f'steps_{name}'] / plain:.2f}x)"
-                      for name in ("sdk", "torch.save", "dcp.async_save"))
-    print(f"RESULT {size}: 20 steps with a checkpoint every 5th vs without ({plain:.2f} s): {costs}", flush=True)
+    parts = [f"ours {ours['overhead_steps']:+.2f} steps, durable after {ours['durable']:.3f} s"]
+    for name in METHODS[1:]:
+        m = r[name]
+        parts.append(f"{name} {m['overhead_steps']:+.2f} steps ({times(m['overhead_steps'], ours['overhead_steps'])})"
+                     f", durable after {m['durable']:.3f} s ({times(m['durable'], ours['durable'])})")
+    print(f"{size}: state {r['bytes'] / 1e6:.0f} MB, a step {ours['without']:.4f} s; what one checkpoint every "
+          f"{r['interval']} steps costs: " + "; ".join(parts), flush=True)
+    stalls = ", ".join(f"{name} {r[name]['stall']:.4f} s" for name in METHODS)
+    restore, write = r["restore"], r["write_MBps"]
+    print(f"{size}: loop stall per checkpoint (a slice of the cost only): {stalls} (our host copy "
+          f"{ours['copy']:.3f} s ran behind a {r['fwd_bwd']:.3f} s forward/backward) | restore: ours "
+          f"{restore['ours']:.3f} s vs torch.load {restore['torch.load']:.3f} s "
+          f"({restore['ours'] / restore['torch.load']:.2f}x) | write {write['ours']:.0f} MB/s vs file copy "
+          f"{write['file_copy']:.0f} MB/s ({write['ours'] / write['file_copy']:.2f}x of the disk)", flush=True)
+    print(f"RESULT {size} {json.dumps(r, sort_keys=True)}", flush=True)
 
 
-def setup(doc: str | None, sizes: list[str]) -> argparse.Namespace:
+def setup(doc: str | None, sizes: list[str],
+          configure: Callable[[argparse.ArgumentParser], None] = lambda parser: None) -> argparse.Namespace:
     """The checkpoint benchmarks' common command line (--sizes, --repeats, --dir) and process set-up."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=sizes)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary folder)")
+    configure(parser)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     warnings.filterwarnings("ignore", message="torch.distributed is disabled")
@@ -244,7 +287,8 @@ def setup(doc: str | None, sizes: list[str]) -> argparse.Namespace:
 
 
 def main() -> None:
-    args = setup(__doc__, ["100MB", "1GB", "4GB"])
+    args = setup(__doc__, ["100MB", "1GB", "4GB"],
+                 lambda parser: parser.add_argument("--interval", type=int, default=10, help="steps per checkpoint"))
     for size in args.sizes:
         nbytes = parse_size(size)
         available = mem_available()
@@ -253,7 +297,7 @@ def main() -> None:
             print(f"SKIP {size}: needs ~{5 * nbytes / 1e9:.0f} GB of memory, {available / 1e9:.0f} GB available")
             continue
         with tempfile.TemporaryDirectory(dir=args.dir, prefix="tandem-bench-") as tmp:
-            report(size, bench_size(nbytes, args.repeats, Path(tmp)))
+            report(size, bench_size(nbytes, args.repeats, args.interval, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,15 @@
 Why not DCP's own `async_save`: it copies the state to host memory *before* it returns, so the loop
 stalls for the whole copy. Parameters and optimizer state only change at the optimizer step, so here
 the copy runs in a background thread while the next forward/backward runs, and the loop waits for it
-only right before that step's `optimizer.step()` (`wait_staged`). The write to storage follows in the
-same thread, on a dedicated gloo process group so it never interleaves with the training collectives.
-Every rank writes into a folder private to its attempt (`step-N.attempt-A.partial`) and checksums the
-files it wrote (verify.py) in that thread; rank 0 gathers the checksums, writes the manifest last
-(ckpt_layout.write_manifest) and commits by renaming the folder to `step-N`, fenced (recovery.commit).
+only right before that step's `optimizer.step()` (`wait_staged`). The host buffers of that copy are
+allocated once and reused by every later checkpoint whose tensors have the same names, shapes, dtypes
+and placement (a fresh allocation pays its page faults again on every copy); they are pinned when the
+state lives on an accelerator, and a save waits for the previous write before it overwrites them.
+The write to storage follows in the same thread, on a dedicated gloo process group so it never
+interleaves with the training collectives. Every rank writes into a folder private to its attempt
+(`step-N.attempt-A.partial`) and checksums the files it wrote (verify.py) in that thread; rank 0
+gathers the checksums, writes the manifest last (ckpt_layout.write_manifest) and commits by renaming
+the folder to `step-N`, fenced (recovery.commit).
 """
 
 from __future__ import annotations
@@ -32,6 +36,38 @@ from tandem.runtime.fence import Fence, fenced_error
 log = structlog.get_logger("tandem.checkpoint")
 
 
+def _staging_layout(obj: Any) -> Any:
+    """What host buffers staged for the state dict `obj` must match to take its next copy: the same keys, and
+    tensors of the same shape, dtype and device (for a DTensor: the same local shard, placements and mesh)."""
+    if isinstance(obj, torch.Tensor):
+        local = getattr(obj, "_local_tensor", obj)  # a DTensor's shard on this rank
+        mesh = getattr(obj, "device_mesh", None)
+        return (
+            type(obj),
+            tuple(obj.shape),
+            obj.dtype,
+            obj.device.type,
+            tuple(local.shape),
+            repr(getattr(obj, "placements", None)),
+            mesh,
+        )
+    if isinstance(obj, dict):
+        return {key: _staging_layout(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_staging_layout(value) for value in obj]
+    return type(obj)  # values are taken from the state itself, not from the buffers
+
+
+def _on_accelerator(obj: Any) -> bool:
+    if isinstance(obj, torch.Tensor):
+        return obj.device.type != "cpu"
+    if isinstance(obj, dict):
+        return any(_on_accelerator(value) for value in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_on_accelerator(value) for value in obj)
+    return False
+
+
 class Checkpointer:
     def __init__(
         self,
@@ -52,12 +88,14 @@ class Checkpointer:
         self.manifest_extra = manifest_extra
         self.fence = fence
         self.attempt = fence.attempt if fence else int(manifest_extra.get("attempt", 0))
-        self._buffers: dict[str, Any] | None = None
+        self._buffers: dict[str, Any] | None = None  # the host copy's tensors, reused while the layout holds
+        self._layout: Any = None
         self._thread: threading.Thread | None = None
         self._staged = threading.Event()
         self._error: BaseException | None = None
         self.stall_seconds = 0.0  # of the latest checkpoint: what the training loop waited for it
         self.copy_seconds = 0.0  # of the latest checkpoint: the host copy, overlapped with compute
+        self.durable_seconds = 0.0  # of the latest committed checkpoint: from its save call until committed
         self.saved_steps: list[int] = []
 
     # -- saving ---------------------------------------------------------------------------------
@@ -76,12 +114,14 @@ class Checkpointer:
         self.wait()  # the staging buffers are reused: the previous write must be done
         model_sd, optim_sd = get_state_dict(model, optim)
         state = {"model": model_sd, "optim": optim_sd}
-        if self._buffers is None:
-            self._buffers = _create_cpu_state_dict(state, pin_memory=self.device.accelerator != "cpu")
+        buffers = self._staging_buffers(state)  # after the wait: no write reads them any more
         self._staged = threading.Event()
         self._error = None
         self._thread = threading.Thread(
-            target=self._write, args=(step, state, dict(train), rng), name=f"checkpoint-{step}", daemon=True
+            target=self._write,
+            args=(step, state, buffers, dict(train), rng, started),
+            name=f"checkpoint-{step}",
+            daemon=True,
         )
         self._thread.start()
         self.stall_seconds = time.perf_counter() - started
@@ -112,11 +152,18 @@ class Checkpointer:
             error, self._error = self._error, None
             raise error
 
-    def _write(self, step: int, state: dict[str, Any], train: dict[str, Any], rng: dict[str, Any]) -> None:
+    def _write(
+        self,
+        step: int,
+        state: dict[str, Any],
+        buffers: dict[str, Any],
+        train: dict[str, Any],
+        rng: dict[str, Any],
+        started: float,
+    ) -> None:
         try:
-            assert self._buffers is not None
             copy_started = time.perf_counter()
-            staged = _copy_state_dict(state, self._buffers)
+            staged = _copy_state_dict(state, buffers)
             self.device.synchronize()
             copy_seconds = self.copy_seconds = time.perf_counter() - copy_started
             self._staged.set()
@@ -135,9 +182,21 @@ class Checkpointer:
             if self.rank == 0:
                 self._commit(step, path, train, checksums, copy_seconds, write_started)
             self.saved_steps.append(step)
+            self.durable_seconds = time.perf_counter() - started
         except BaseException as exc:  # surfaced to the training loop at its next wait
             self._error = self._explain(exc)
             self._staged.set()
+
+    def _staging_buffers(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Host tensors to copy `state` into: those of the previous checkpoint when every tensor still has the
+        same name, shape, dtype and placement, fresh ones otherwise (the first checkpoint; a model cast to
+        another dtype; an optimizer over other parameters). Only once the previous write is done."""
+        layout = _staging_layout(state)
+        if self._buffers is None or layout != self._layout:
+            self._buffers = None  # the old ones go before the new ones are allocated
+            pin = self.device.accelerator != "cpu" and _on_accelerator(state)  # pinned: only for a D2H copy
+            self._buffers, self._layout = _create_cpu_state_dict(state, pin_memory=pin), layout
+        return self._buffers
 
     def _own_checksums(self, path: Path) -> dict[str, str]:
         """Checksums of the files this rank wrote (its shards, its RNG state), read back in this thread."""

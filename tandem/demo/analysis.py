@@ -51,7 +51,7 @@ class Recovery:
     fault: int  # index into status.faults
     attempt: int
     next_attempt: int
-    kind: str  # restart | failover
+    kind: str  # restart | failover | in place
     pool: str
     next_pool: str
     fault_class: str
@@ -121,8 +121,9 @@ def split_phases(start: float | None, marks: list[tuple[str, float | None, str]]
     return phases
 
 
-def _first(story: Story, pod: str, event: str) -> float | None:
-    return next((r.time for r in story.logs.get(pod, []) if r.event == event), None)
+def _first_of(story: Story, pod: str, attempt: int, event: str) -> float | None:
+    """When `pod` first logged `event` in `attempt`."""
+    return next((r.time for r in story.attempt_logs.get((pod, attempt), []) if r.event == event), None)
 
 
 def recovery(story: Story, index: int) -> Recovery:
@@ -138,20 +139,33 @@ def recovery(story: Story, index: int) -> Recovery:
     resumed_next = next((r for r in resumes(story) if r.attempt == following), None)
     nranks = resumed_next.world if resumed_next else 0
     resumed_at = max(r.time for r in resumed_lines) if resumed_lines and len(resumed_lines) >= nranks else None
-    phases = split_phases(fault_at, [
-        ("detection", story.fault_seen[index] if index < len(story.fault_seen) else None,
-         "the fault appears in the job's status"),
-        # The operator deletes the attempt's running pods and keeps the failed ones (for `kubectl logs`).
-        ("teardown", _latest([p.finished or p.deleted for p in old]), "every pod of the attempt has stopped"),
-        ("backoff", min((p.created for p in new if p.created), default=None),
-         "the first pod of the next attempt exists"),
-        ("scheduling", _latest([p.scheduled for p in new]), "every new pod is bound to a node"),
-        ("container start", _latest([_first(story, p.name, "resume_choice") for p in new]),
-         "every pod's launcher chose the checkpoint (`resume_choice`)"),
-        ("worker start-up", story.load_started.get(following),
-         "the first read of the checkpoint (its .metadata file's access time)"),
-        ("checkpoint load", resumed_at, "every rank logged `resumed`"),
-    ])
+    detected = ("detection", story.fault_seen[index] if index < len(story.fault_seen) else None,
+                "the fault appears in the job's status")
+    tail = [("worker start-up", story.load_started.get(following),
+             "the first read of the checkpoint (its .metadata file's access time)"),
+            ("checkpoint load", resumed_at, "every rank logged `resumed`")]
+    stayed = story.stayed(following)
+    if stayed:  # an in-place restart: no pod to stop, create, schedule or start
+        phases = split_phases(fault_at, [
+            detected,
+            ("signal", _latest([p.moved.get(following) for p in stayed]),
+             "every pod that stays carries the new attempt's label"),
+            ("supervisor", _latest([_first_of(story, p.name, following, "resume_choice") for p in stayed]),
+             "every supervisor saw the label, stopped its workers, claimed the fence and chose the checkpoint"),
+            *tail,
+        ])
+    else:
+        phases = split_phases(fault_at, [
+            detected,
+            # The operator deletes the attempt's running pods and keeps the failed ones (for `kubectl logs`).
+            ("teardown", _latest([p.finished or p.deleted for p in old]), "every pod of the attempt has stopped"),
+            ("backoff", min((p.created for p in new if p.created), default=None),
+             "the first pod of the next attempt exists"),
+            ("scheduling", _latest([p.scheduled for p in new]), "every new pod is bound to a node"),
+            ("container start", _latest([_first_of(story, p.name, following, "resume_choice") for p in new]),
+             "every pod's launcher chose the checkpoint (`resume_choice`)"),
+            *tail,
+        ])
     steps_old = [r.step for r in story.records(attempt, "step") if r.step is not None]
     resumed_step = resumed_next.resumed_from if resumed_next else None
     if steps_old and resumed_step is not None:
@@ -163,8 +177,8 @@ def recovery(story: Story, index: int) -> Recovery:
     pools = {p.pool for p in new} or {story.status.get("pool") or ""}
     next_pool = sorted(pools)[0]
     total = None if fault_at is None or resumed_at is None else resumed_at - fault_at
-    return Recovery(fault=index, attempt=attempt, next_attempt=following,
-                    kind="restart" if next_pool == fault.get("pool") else "failover", pool=str(fault.get("pool")),
+    kind = "in place" if stayed else "restart" if next_pool == fault.get("pool") else "failover"
+    return Recovery(fault=index, attempt=attempt, next_attempt=following, kind=kind, pool=str(fault.get("pool")),
                     next_pool=next_pool, fault_class=str(fault.get("class")), reason=str(fault.get("reason")),
                     root_cause=root, fault_step=fault.get("step"), checkpoint_step=fault.get("checkpointStep"),
                     resumed_step=resumed_step, steps_lost=lost, phases=phases, total=total)
@@ -222,6 +236,9 @@ def story_checks(status: dict[str, Any], pools: list[str], steps: int, points: l
         Check("restart on the first pool", len(faults) >= 1 and faults[0].get("pool") == pools[0]
               and len(faults) >= 2 and faults[1].get("pool") == pools[0] and faults[1].get("attempt") == 2,
               f"faults on {[f.get('pool') for f in faults]} in attempts {[f.get('attempt') for f in faults]}"),
+        Check("the first fault restarted in place", (status.get("inPlaceRestart") or {}).get("attempt") == 2
+              and bool((status.get("inPlaceRestart") or {}).get("completedAt")),
+              f"status.inPlaceRestart: {status.get('inPlaceRestart')}"),
         Check("failover to the second pool", status.get("pool") == pools[-1] and status.get("failovers") == 1
               and status.get("restarts") == 2 and status.get("attempt") == 3,
               f"pool {status.get('pool')}, attempt {status.get('attempt')}, restarts {status.get('restarts')},"

@@ -28,6 +28,13 @@ class PodSeen:
     deleted: float | None = None  # the DELETED event
     exit_reason: str | None = None
     exit_code: int | None = None
+    # In-place restarts: each later attempt the pod was moved to (its label), and when the demo saw the move.
+    moved: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def attempts(self) -> list[int]:
+        """Every attempt the pod ran: the one it was created for, then those it stayed through."""
+        return [self.attempt, *sorted(self.moved)]
 
 
 @dataclass
@@ -53,19 +60,26 @@ class Story:
     event_names: set[str] = field(default_factory=set)
     logs: dict[str, list[LogRecord]] = field(default_factory=dict)
     load_started: dict[int, float] = field(default_factory=dict)  # attempt -> atime of the checkpoint's .metadata
+    # The log records of each (pod, attempt): a pod that stayed through an in-place restart logs several attempts,
+    # split where its launcher logged `in_place_restart`.
+    attempt_logs: dict[tuple[str, int], list[LogRecord]] = field(default_factory=dict)
 
     # -- derived views --------------------------------------------------------------------------
     def attempts(self) -> list[int]:
         """The attempts the demo saw pods of, in order."""
-        return sorted({p.attempt for p in self.pods.values()})
+        return sorted({a for p in self.pods.values() for a in p.attempts})
 
     def attempt_pods(self, attempt: int) -> list[PodSeen]:
-        return sorted((p for p in self.pods.values() if p.attempt == attempt), key=lambda p: p.rank)
+        return sorted((p for p in self.pods.values() if attempt in p.attempts), key=lambda p: p.rank)
 
     def records(self, attempt: int, event: str | None = None) -> list[LogRecord]:
-        found = [r for pod in self.attempt_pods(attempt) for r in self.logs.get(pod.name, [])
+        found = [r for pod in self.attempt_pods(attempt) for r in self.attempt_logs.get((pod.name, attempt), [])
                  if event is None or r.event == event]
         return sorted(found, key=lambda r: r.time)
+
+    def stayed(self, attempt: int) -> list[PodSeen]:
+        """The pods an in-place restart moved to `attempt` (none for an attempt of new pods)."""
+        return [p for p in self.attempt_pods(attempt) if attempt in p.moved]
 
 
 def one_line(text: str) -> str:
@@ -90,6 +104,8 @@ def observe_pod(story: Story, kind: str, pod: dict[str, Any], at: float) -> PodS
         seen = story.pods[meta["name"]] = PodSeen(
             name=meta["name"], attempt=int(labels[ATTEMPT_LABEL]), rank=int(labels.get(RANK_LABEL, 0)),
             pool=labels.get(POOL_LABEL, ""), created=at)
+    elif str(labels[ATTEMPT_LABEL]).isdigit() and int(labels[ATTEMPT_LABEL]) > seen.attempts[-1]:
+        seen.moved[int(labels[ATTEMPT_LABEL])] = at  # an in-place restart: the operator moved the label
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
         seen.node = node
@@ -132,4 +148,19 @@ def observe_event(story: Story, event: dict[str, Any], at: float) -> EventSeen |
 
 
 def observe_logs(story: Story, pod: str, records: list[LogRecord]) -> None:
-    story.logs.setdefault(pod, []).extend(records)
+    """A pod's new log records, each given to the attempt it belongs to (the launcher logs `in_place_restart`
+    before a new attempt's workers start in the same pod)."""
+    known = story.logs.setdefault(pod, [])
+    seen = story.pods.get(pod)
+    attempt = seen.attempt if seen is not None else 0
+    for earlier in known:
+        attempt = _attempt_after(earlier, attempt)
+    known.extend(records)
+    for record in records:
+        attempt = _attempt_after(record, attempt)
+        story.attempt_logs.setdefault((pod, attempt), []).append(record)
+
+
+def _attempt_after(record: LogRecord, attempt: int) -> int:
+    value = record.fields.get("attempt") if record.event == "in_place_restart" else None
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else attempt

@@ -124,17 +124,26 @@ class Observer:
         """When an attempt first says `resumed`, the access time of its checkpoint's `.metadata` (read first
         by the load, never by the launcher; relatime updates it on that first read) marks the load's start."""
         seen = self.story.pods.get(pod)
-        resumed = [r for r in records if r.event == "resumed" and r.step is not None]
-        if seen is None or not resumed or seen.attempt in self.story.load_started or self.claim_dir is None:
+        if seen is None or self.claim_dir is None:
             return
+        new = {id(r) for r in records}
+        for attempt in seen.attempts:
+            mine = self.story.attempt_logs.get((pod, attempt), [])
+            resumed = [r for r in mine if id(r) in new and r.event == "resumed" and r.step is not None]
+            if resumed and attempt not in self.story.load_started:
+                self._load_started(attempt, resumed[0])
+
+    def _load_started(self, attempt: int, resumed: Any) -> None:
         try:
-            atime = (step_dir(self.claim_dir, resumed[0].step) / ".metadata").stat().st_atime
+            atime = (step_dir(self.claim_dir, resumed.step) / ".metadata").stat().st_atime
         except OSError:
             return
-        scheduled = [p.scheduled for p in self.story.attempt_pods(seen.attempt) if p.scheduled]
+        # The attempt began when its last pod was bound, or (in place) when the last pod that stayed was moved.
+        began = [p.moved.get(attempt) or p.scheduled for p in self.story.attempt_pods(attempt)]
+        began = [t for t in began if t]
         # An access time older than the attempt (noatime, or no read since it was written) marks nothing.
-        if scheduled and max(scheduled) <= atime <= resumed[0].time:
-            self.story.load_started[seen.attempt] = atime
+        if began and max(began) <= atime <= resumed.time:
+            self.story.load_started[attempt] = atime
 
     def take_events(self) -> list[Any]:
         with self.lock:

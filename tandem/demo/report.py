@@ -75,7 +75,10 @@ def recovery_markdown(recovered: list[Recovery]) -> str:
              "- `backoff`: the operator's policy wait (`backoffSeconds`, counted on its 1 s clock), not work;",
              "- `container start`: the kubelet starts the pod's process, the launcher chooses the checkpoint;",
              "- `worker start-up`: one Python process per rank, importing torch, the gloo rendezvous, building the"
-             " model.", ""]
+             " model (after an in-place restart the standby workers have imported torch already);",
+             "- in place (no new pods): `signal` ends when the operator has moved the label of every pod that stays,"
+             " `supervisor` when every pod's supervisor has seen it, stopped its workers and chosen the checkpoint.",
+             ""]
     for rec in recovered:
         lines += [f"### Fault {rec.fault + 1}: {rec.fault_class}/{rec.reason}, attempt {rec.attempt} on {rec.pool}"
                   f" -> {rec.kind} to attempt {rec.next_attempt} on {rec.next_pool}", "",

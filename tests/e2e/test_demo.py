@@ -34,7 +34,7 @@ def test_demo_plays_the_story(demo: tuple[subprocess.CompletedProcess[str], Path
     faults = status["faults"]
     assert [f["class"] for f in faults] == ["interconnect", "interconnect"]
     assert [(f["attempt"], f["pool"]) for f in faults] == [(1, "ascend-910b"), (2, "ascend-910b")]
-    # One restart on Ascend (attempt 2), then one failover to NVIDIA (attempt 3).
+    # One restart on Ascend (attempt 2, in place: in the same pods), then one failover to NVIDIA (attempt 3).
     assert (status["attempt"], status["pool"], status["restarts"], status["failovers"]) == (3, "h20", 2, 1)
     assert "Traceback" not in (report / "operator.log").read_text()
 
@@ -78,7 +78,7 @@ def test_report_has_recoveries_and_a_loss_curve(demo: tuple[subprocess.Completed
     facts = json.loads((report / "report.json").read_text())
     assert facts["ok"] and all(c["ok"] for c in facts["checks"])
     recoveries = facts["recoveries"]
-    assert [r["kind"] for r in recoveries] == ["restart", "failover"]
+    assert [r["kind"] for r in recoveries] == ["in place", "failover"]
     for rec in recoveries:
         assert rec["steps_lost"] >= 1
         assert rec["total"] > 0
@@ -92,5 +92,5 @@ def test_report_has_recoveries_and_a_loss_curve(demo: tuple[subprocess.Completed
         assert image.size[0] >= 400 and image.size[1] >= 200
     timeline = json.loads((report / "timeline.json").read_text())
     reasons = [row["reason"] for row in timeline if row["kind"] == "event"]
-    assert {"FaultDetected", "Restarting", "FailedOver", "Succeeded"} <= set(reasons)
+    assert {"FaultDetected", "InPlace", "FailedOver", "Succeeded"} <= set(reasons)
     assert (report / "report.md").exists() and (report / "timeline.md").exists()

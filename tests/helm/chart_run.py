@@ -163,13 +163,14 @@ class ChartRun:
             obj = self.custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
         return obj.get("status") or {}
 
-    def submit(self, namespace: str, name: str, code: str, nodes: int = 2) -> None:
+    def submit(self, namespace: str, name: str, code: str, nodes: int = 2, launcher: list[str] | None = None) -> None:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", {
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": name},
             # A team's own code the way issue 16 lets them write it (the command per accelerator, a scratch volume,
             # shm, labels): the RBAC tests then cover what the operator does for such a job.
             "spec": {"nodes": nodes, "pools": ["ascend-910b", "h20"],
-                     "container": {"byAccelerator": {kind: {"command": [sys.executable, "-P", "-c", code]}
+                     "container": {"byAccelerator": {kind: {"command": [*(launcher or []), sys.executable, "-P",
+                                                                        "-c", code]}
                                                      for kind in ("npu", "gpu")},
                                    "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
                                    "shmSize": "64Mi"},

@@ -15,7 +15,15 @@ from chart_run import ChartRun, chart_run, http_text
 from helm_support import REPO, Call, Obj, Rendered, allowed, code_calls, full_values, granted, render
 from waiting import wait_for
 
-OK = "import os, time; time.sleep(0.5); print('rank', os.environ['TANDEM_NODE_RANK'], 'done')"
+# Under tandem-run, rank 1's first attempt dies with HCCL's EI0006 (vllm-project/vllm-ascend#486): the operator
+# restarts both ranks in place (rank 0 still runs), which moves the pods' attempt label (the chart must allow that
+# patch).
+OK = ("import os, sys, time\n"
+      "if os.environ['TANDEM_ATTEMPT'] == '1' and os.environ['TANDEM_NODE_RANK'] == '1':\n"
+      "    print('EI0006: Getting socket times out. Reason: Remote Rank did not send the data in time.',"
+      " file=sys.stderr)\n"
+      "    sys.exit(1)\n"
+      "time.sleep(3); print('rank', os.environ['TANDEM_NODE_RANK'], 'done')\n")
 BAD = ("import os, time\n"
        "if os.environ['TANDEM_NODE_RANK'] == '1':\n"
        "    raise ValueError('boom on rank 1')\n"
@@ -61,7 +69,7 @@ def play(run: ChartRun, values: Obj, name: str, tmp: Any) -> Outcome:
     outcome = Outcome(rendered, [], set())
     outcome.probes = {f"{kind}-{i}": r.probe(kind) for i, r in enumerate(replicas)
                       for kind in ("livenessProbe", "readinessProbe")}
-    run.submit(first, "ok", OK)
+    run.submit(first, "ok", OK, launcher=["tandem-run", "--"])
     run.submit(last, "bad", BAD)
     run.wait_phase(first, "ok", "Succeeded")
     run.wait_phase(last, "bad", "Failed")
@@ -102,7 +110,7 @@ def mode(outcome: Outcome) -> str:
 
 def test_jobs_run_to_their_end(outcome: Outcome) -> None:
     assert outcome.phases["ok"] == "Succeeded" and outcome.phases["bad"] == "Failed"
-    assert outcome.pods == {"ok": ["ok-a1-0", "ok-a1-1"], "bad": ["bad-a1-1"]}
+    assert outcome.pods == {"ok": ["ok-a1-0", "ok-a1-1"], "bad": ["bad-a1-1"]}  # ok restarted in its pods
 
 
 def test_probes_and_metrics_answer(outcome: Outcome) -> None:

@@ -117,8 +117,8 @@ def test_kubectl_apply_names_the_refused_field(kubectl: Any) -> None:
     job["spec"]["podTemplate"] = {"spec": {"volumes": [{"name": "checkpoint", "emptyDir": {}}]}}
     refused = kubectl("apply", "-f", "-", stdin=yaml.safe_dump(job), check=False)
     assert refused.returncode != 0
-    assert "spec.podTemplate.spec.volumes" in refused.stderr and "checkpoint and dshm are the operator's" in \
-        refused.stderr
+    assert "spec.podTemplate.spec.volumes" in refused.stderr
+    assert "checkpoint, dshm, tandem-pod-info and tandem-supervisor are the operator's" in refused.stderr
     job["spec"]["podTemplate"] = {"spec": {"restartPolicy": "Always"}}
     unknown = kubectl("apply", "-f", "-", stdin=yaml.safe_dump(job), check=False)
     assert unknown.returncode != 0 and 'unknown field "spec.podTemplate.spec.restartPolicy"' in unknown.stderr

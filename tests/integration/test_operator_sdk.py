@@ -1,8 +1,8 @@
 """The three examples of examples/byo/, run as they are by the real operator on the local cluster (issue 17): the DDP
 script on tandem.sdk, the Hugging Face Trainer script on tandem.sdk.hf and the plain DDP script that uses nothing of
 Tandem, each with torchrun under tandem-run on an Ascend-like pool of 2 devices per pod. A real HCCL error text is
-injected (and, for the plain script, first a hang): the job restarts there from the newest checkpoint, then fails
-over to a GPU-like pool of 1 device per pod and resumes from the same step with the same global batch and the same
+injected (and, for the plain script, first a hang): the job restarts there from the newest checkpoint (in place:
+tandem-run runs the script again in its pod), then, at the second fault, fails over to a GPU-like pool of 1 device per pod and resumes from the same step with the same global batch and the same
 next samples, to Succeeded; status.lastCheckpoint follows the script's checkpoints throughout.
 
 "The same" is checked against the same example trained without a fault, on one rank, outside the cluster: every
@@ -69,8 +69,8 @@ def run_example(custom: Any, core: Any, wait_for: Any, name: str, script: str, t
 
 def assert_restarted_then_failed_over(core: Any, wait_for: Any, name: str, status: dict[str, Any],
                                       faults: list[tuple[str, str, int]]) -> None:
-    """Two faults on npu-two (`faults`: class, reason, the newest checkpoint then), a restart there from the
-    first's checkpoint, a failover to gpu-one from the second's, and the last checkpoint at step 9."""
+    """Two faults on npu-two (`faults`: class, reason, the newest checkpoint then), a restart there (in place) from
+    the first's checkpoint, a failover to gpu-one from the second's, and the last checkpoint at step 9."""
     assert [(f["class"], f["reason"], f["checkpointStep"], f["pool"]) for f in status["faults"]] == [
         (*fault, "npu-two") for fault in faults], [f["message"] for f in status["faults"]]
     assert (status["attempt"], status["pool"], status["failovers"], status["lastCheckpoint"]["step"]) == (
@@ -78,16 +78,19 @@ def assert_restarted_then_failed_over(core: Any, wait_for: Any, name: str, statu
 
     def started() -> list[str] | None:  # Events are posted after the status
         events = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
-        said = [e.message for e in sorted(events, key=lambda e: int(e.metadata.resource_version))
-                if e.reason == "AttemptStarted"]
+        said = [(e.reason, e.message) for e in sorted(events, key=lambda e: int(e.metadata.resource_version))
+                if e.reason in ("AttemptStarted", "InPlace")]
         return said if len(said) == 3 else None
 
-    first, second, third = wait_for(started, timeout=30, what=f"{name}'s three AttemptStarted Events")
-    assert first.startswith("attempt 1 on pool npu-two: 1 pod(s) of 2 device(s); image")
-    assert second.startswith(f"attempt 2 on pool npu-two: 1 pod(s) of 2 device(s), resuming from checkpoint step "
-                             f"{faults[0][2]}")
-    assert third.startswith(f"attempt 3 on pool gpu-one: 1 pod(s) of 1 device(s), resuming from checkpoint step "
-                            f"{faults[1][2]}")
+    first, second, third = wait_for(started, timeout=30, what=f"{name}'s three attempts' Events")
+    assert first[0] == "AttemptStarted" and first[1].startswith("attempt 1 on pool npu-two: 1 pod(s) of 2 device(s); "
+                                                                  "image")
+    # The first fault restarts the script inside its pod (tandem-run is its supervisor); the second, within
+    # inPlaceRestartWindowSeconds of it, restarts in full, on the other pool.
+    assert second[0] == "InPlace" and second[1].endswith(
+        f"attempt 2 restarts in place from checkpoint step {faults[0][2]}: 1 pod(s) stay")
+    assert third[0] == "AttemptStarted" and third[1].startswith(
+        f"attempt 3 on pool gpu-one: 1 pod(s) of 1 device(s), resuming from checkpoint step {faults[1][2]}")
 
 
 def reference(script: str, tmp_path: Path) -> tuple[str, Path]:

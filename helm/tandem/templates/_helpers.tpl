@@ -77,10 +77,11 @@ makes against the local cluster and fails when a rule is missing or unused.
   resources: [trainingjobs/status]
   verbs: [patch]
 # Each attempt's pods: watched (label tandem.dev/job), created, and deleted on gang teardown; read when a
-# create answers 409 (is the pod of that name ours, or a deleted job's?).
+# create answers 409 (is the pod of that name ours, or a deleted job's?); patched to move a pod that stays
+# through an in-place restart to the new attempt (its tandem.dev/attempt label, nothing else).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Rank 0's log tail: the checkpoints a healthy run commits (status.lastCheckpoint).
 - apiGroups: [""]
   resources: [pods/log]

@@ -1,6 +1,6 @@
 """Fixtures: a synthetic story for the demo's pure functions: what the watches and logs of a real run look like,
-with round numbers (attempt 1 on ascend 4 ranks faults at step 11 with checkpoint 8, attempt 2 faults at
-step 15 with checkpoint 12, attempt 3 on h20 with 2 ranks finishes step 24)."""
+with round numbers (attempt 1 on ascend 4 ranks faults at step 11 with checkpoint 8, attempt 2 restarts in the
+same pods and faults at step 15 with checkpoint 12, attempt 3 on h20 with 2 ranks finishes step 24)."""
 
 from __future__ import annotations
 
@@ -37,26 +37,37 @@ def loss(step: int) -> float:
 
 
 def build_story() -> Story:
+    """Attempt 2 restarts in place: the operator moves attempt 1's pods to attempt 2 at +31.5, each launcher logs
+    `in_place_restart` at +31.7; attempt 3 is a full restart (a failover) into new pods."""
     story = Story(started=T0)
-    # (attempt, pool, ranks per pod, created, fault or end time, first step, last step, resumed from)
+    # (attempt, pool, ranks per pod, created (in place: the supervisors start it), fault or end time, first step,
+    # last step, resumed from)
     plan = [(1, "ascend-910b", 2, 1.0, 30.0, 1, 10, None), (2, "ascend-910b", 2, 32.0, 60.0, 9, 14, 8),
             (3, "h20", 1, 62.0, 90.0, 13, 24, 12)]
     for attempt, pool, per_pod, created, end, first, last, resumed in plan:
         world = 2 * per_pod
+        in_place = attempt == 2
         for r in range(2):
-            name = f"llama-demo-a{attempt}-{r}"
-            node = f"{pool}-node-{r + attempt - 1}"
-            observe_pod(story, "ADDED", pod(name, attempt, r, pool), T0 + created)
-            observe_pod(story, "MODIFIED", pod(name, attempt, r, pool, node), T0 + created + 0.2)
-            observe_pod(story, "MODIFIED", pod(name, attempt, r, pool, node, {"running": {}}, "Running"),
-                        T0 + created + 0.3)
-            ended = {"terminated": {"reason": "Error" if attempt < 3 else "Completed",
-                                    "exitCode": 3 if attempt < 3 else 0}}
-            observe_pod(story, "MODIFIED", pod(name, attempt, r, pool, node, ended,
-                                               "Failed" if attempt < 3 else "Succeeded"), T0 + end + 0.5 + r * 0.1)
+            name = f"llama-demo-a{1 if in_place else attempt}-{r}"
+            node = f"{pool}-node-{r + (0 if in_place else attempt - 1)}"
+            if in_place:  # the label moves; the pod runs on
+                observe_pod(story, "MODIFIED", pod(name, 2, r, pool, node, {"running": {}}, "Running"), T0 + 31.5)
+            else:
+                observe_pod(story, "ADDED", pod(name, attempt, r, pool), T0 + created)
+                observe_pod(story, "MODIFIED", pod(name, attempt, r, pool, node), T0 + created + 0.2)
+                observe_pod(story, "MODIFIED", pod(name, attempt, r, pool, node, {"running": {}}, "Running"),
+                            T0 + created + 0.3)
+            if attempt > 1:
+                ended = {"terminated": {"reason": "Error" if attempt < 3 else "Completed",
+                                        "exitCode": 3 if attempt < 3 else 0}}
+                observe_pod(story, "MODIFIED", pod(name, attempt, r, pool, node, ended,
+                                                   "Failed" if attempt < 3 else "Succeeded"),
+                            T0 + end + 0.5 + r * 0.1)
             records = [rec(created + 5.0, "training_start", rank, start_step=resumed or 0, world=world,
                            micro_batch=2, accumulation=8 // world // 2, global_batch=8, resumed_from=resumed)
                        for rank in range(r * per_pod, (r + 1) * per_pod)]
+            if in_place:
+                records.append(rec(31.7, "in_place_restart", None, attempt=2))
             records.append(rec(created + 1.0, "resume_choice", None, step=resumed))  # the launcher: no rank
             if resumed:
                 records += [rec(created + 4.9, "resumed", rank, step=resumed)
@@ -74,8 +85,11 @@ def build_story() -> Story:
         if attempt < 3:
             observe_job(story, {"phase": "Restarting", "attempt": attempt, "pool": pool,
                                 "faults": [fault(1, 11, 8), fault(2, 15, 12)][:attempt]}, T0 + end + 1.0)
+    in_place = {"attempt": 2, "requestedAt": "2023-11-14T22:13:51Z", "pods": ["llama-demo-a1-0", "llama-demo-a1-1"],
+                "completedAt": "2023-11-14T22:13:59Z"}
     observe_job(story, {"phase": "Succeeded", "attempt": 3, "pool": "h20", "restarts": 2, "failovers": 1,
-                        "faults": [fault(1, 11, 8), fault(2, 15, 12)], "lastCheckpoint": {"step": 24}}, T0 + 91.0)
+                        "faults": [fault(1, 11, 8), fault(2, 15, 12)], "lastCheckpoint": {"step": 24},
+                        "inPlaceRestart": in_place}, T0 + 91.0)
     return story
 
 

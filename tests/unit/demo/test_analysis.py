@@ -38,17 +38,23 @@ def test_resumes(story: Story) -> None:
 
 def test_recovery_phases_from_the_observed_moments(story: Story) -> None:
     first, second = analysis.recoveries(story)
-    assert (first.kind, first.next_pool, second.kind, second.next_pool) == ("restart", "ascend-910b", "failover", "h20")
+    assert (first.kind, first.next_pool, second.kind, second.next_pool) == ("in place", "ascend-910b", "failover",
+                                                                            "h20")
     assert first.root_cause == "HcclSocketTimeout on rank 1 (llama-demo-a1-0)"
     # attempt 1 logged up to step 10, attempt 2 resumed at 8: steps 9 and 10 are trained again.
     assert (first.steps_lost, first.resumed_step, second.steps_lost) == (2, 8, 2)
     seconds = {p.name: round(p.seconds, 3) for p in first.phases if p.seconds is not None}
-    # fault (log) at +30, in the status at +31, pods stopped at +30.6, next pod at +32, bound at +32.2,
-    # launchers' resume_choice at +33, load start at +36, resumed at +36.9
-    assert seconds == {"detection": 1.0, "teardown": 0.0, "backoff": 1.0, "scheduling": 0.2,
-                       "container start": 0.8, "worker start-up": 3.0, "checkpoint load": 0.9}
+    # In place: fault (log) at +30, in the status at +31, labels moved at +31.5, the supervisors' resume_choice at
+    # +33, load start at +36, resumed at +36.9; no teardown, backoff, scheduling or container start.
+    assert seconds == {"detection": 1.0, "signal": 0.5, "supervisor": 1.5, "worker start-up": 3.0,
+                       "checkpoint load": 0.9}
     assert abs(first.total - 6.9) < 1e-6
     assert abs(sum(p.seconds for p in first.phases if p.seconds) - first.total) < 1e-6
+    # The failover: attempt 2's pods (attempt 1's, moved) stop at +60.6, new pods at +62, bound at +62.2, launchers
+    # at +63, load start at +66, resumed at +66.9.
+    seconds = {p.name: round(p.seconds, 3) for p in second.phases if p.seconds is not None}
+    assert seconds == {"detection": 1.0, "teardown": 0.0, "backoff": 1.0, "scheduling": 0.2,
+                       "container start": 0.8, "worker start-up": 3.0, "checkpoint load": 0.9}
 
 
 def test_recovery_without_the_checkpoint_read_merges_start_up_and_load(story: Story) -> None:
@@ -98,7 +104,7 @@ def test_replayed_steps_compare_the_same_step_of_two_attempts(story: Story) -> N
 
 
 def test_story_checks_catch_a_replay_that_differs(story: Story) -> None:
-    for record in story.logs["llama-demo-a2-0"]:
+    for record in story.attempt_logs[("llama-demo-a1-0", 2)]:  # attempt 2 ran in attempt 1's pods (in place)
         if record.event == "step" and record.step == 9:
             record.fields["loss"] = repr(4.0)
     checks = {c.name: c.ok for c in analysis.story_checks(story.status, POOLS, 24, analysis.loss_points(story),
