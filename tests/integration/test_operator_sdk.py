@@ -2,8 +2,9 @@
 script on tandem.sdk, the Hugging Face Trainer script on tandem.sdk.hf and the plain DDP script that uses nothing of
 Tandem, each with torchrun under tandem-run on an Ascend-like pool of 2 devices per pod. A real HCCL error text is
 injected (and, for the plain script, first a hang): the job restarts there from the newest checkpoint (in place:
-tandem-run runs the script again in its pod), then, at the second fault, fails over to a GPU-like pool of 1 device per pod and resumes from the same step with the same global batch and the same
-next samples, to Succeeded; status.lastCheckpoint follows the script's checkpoints throughout.
+tandem-run runs the script again in its pod), then, at the second fault, fails over to a GPU-like pool of 1 device
+per pod and resumes from the same step with the same global batch and the same next samples, to Succeeded;
+status.lastCheckpoint follows the script's checkpoints throughout.
 
 "The same" is checked against the same example trained without a fault, on one rank, outside the cluster: every
 step's loss after the resume must be that run's (the same weights, samples and batch give the same loss; another
