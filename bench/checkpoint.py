@@ -9,9 +9,10 @@ right before it:
   dcp.async_save  torch.distributed.checkpoint.async_save (its default stager: a fresh host copy per checkpoint,
                   taken before it returns; the write in a thread)
 
-Per method: `--repeats` intervals of `--interval` steps, a checkpoint at the start of each (after one warm-up
-checkpoint that is not measured); a save waits for the previous one to be durable, and the last one is waited
-for inside the measured time, so the background write's competition for the CPU is counted.
+Per method: `--repeats` intervals of `--interval` steps with a checkpoint at the start of each, each interval
+after `--interval` steps without one, the methods taking turns interval by interval (after one warm-up interval
+each, not measured). Each interval's time runs until its checkpoint is durable (what the next save would wait
+for), so the background write's competition for the CPU is counted.
   without    median seconds of a training step without checkpoints
   with       mean seconds of a step across the intervals with checkpoints
   overhead   what one checkpoint costs, in steps: (with - without) * interval / without
@@ -122,10 +123,12 @@ def methods(model: torch.nn.Module, optim: torch.optim.Optimizer, root: Path, ck
 
     def torch_save(n: int) -> None:
         started = time.perf_counter()
-        with open(root / "torch.pt.tmp", "wb") as f:
-            torch.save({"model": model.state_dict(), "optim": optim.state_dict()}, f)
-            f.flush()
-            os.fsync(f.fileno())
+        torch.save({"model": model.state_dict(), "optim": optim.state_dict()}, root / "torch.pt.tmp")
+        fd = os.open(root / "torch.pt.tmp", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(root / "torch.pt.tmp", root / "torch.pt")
         blocked[0] = time.perf_counter() - started
 
@@ -133,8 +136,8 @@ def methods(model: torch.nn.Module, optim: torch.optim.Optimizer, root: Path, ck
     called, done = [0.0], [0.0]
 
     def async_save(n: int) -> None:
-        model_sd, optim_sd = get_state_dict(model, optim)
         called[0] = time.perf_counter()
+        model_sd, optim_sd = get_state_dict(model, optim)
         future = dcp.async_save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(root / f"dcp-{n % 2}"))
         assert isinstance(future, Future)
         future.add_done_callback(lambda _: done.__setitem__(0, time.perf_counter()))
@@ -174,26 +177,37 @@ def checkpointed_interval(method: Method, model: torch.nn.Module, optim: torch.o
     return time.perf_counter() - t0, stall
 
 
-def measure(method: Method, model: torch.nn.Module, optim: torch.optim.Optimizer, interval: int, intervals: int,
-            first: int) -> dict[str, float]:
-    """The method's numbers over `intervals` intervals of `interval` steps with a checkpoint at the start of each,
-    each after `interval` steps without one (both then see the same allocator and page-cache state)."""
-    checkpointed_interval(method, model, optim, interval, first)  # warm-up: one-time allocations, threads, folders
-    method.durables.clear()
-    plain: list[float] = []
-    spans, stalls = [], []
-    for k in range(1, intervals + 1):
-        plain += plain_steps(model, optim, interval)
-        span, stall = checkpointed_interval(method, model, optim, interval, first + k)
-        spans.append(span)
-        stalls.append(stall)
-    without, with_ = statistics.median(plain), sum(spans) / (intervals * interval)
-    out = {"without": without, "without_mean": statistics.mean(plain), "with": with_,
-           "overhead_steps": (with_ - without) * interval / without,
-           "durable": statistics.median(method.durables), "stall": statistics.median(stalls)}
-    print(f"  {method.name:<15} step {without:.4f} s without, {with_:.4f} s with a checkpoint every {interval} "
-          f"steps: {out['overhead_steps']:+.2f} steps per checkpoint, durable after {out['durable']:.3f} s "
-          f"(loop stalled {out['stall']:.4f} s)", flush=True)
+def measure(methods: list[Method], model: torch.nn.Module, optim: torch.optim.Optimizer, interval: int,
+            intervals: int) -> dict[str, dict[str, float]]:
+    """Each method's numbers over `intervals` intervals of `interval` steps with a checkpoint at the start of each,
+    each after `interval` steps without one; the methods take turns, interval by interval, so that all of them see
+    the same machine (other load, page cache, the allocator's state: a fresh host copy freed by one changes how fast
+    the next steps of every method allocate)."""
+    step = 0
+    for method in methods:  # warm-up: one-time allocations, threads, folders
+        step += 1
+        checkpointed_interval(method, model, optim, interval, step)
+        method.durables.clear()
+    plain: dict[str, list[float]] = {method.name: [] for method in methods}
+    spans: dict[str, list[float]] = {method.name: [] for method in methods}
+    stalls: dict[str, list[float]] = {method.name: [] for method in methods}
+    for _ in range(intervals):
+        for method in methods:
+            step += 1
+            plain[method.name] += plain_steps(model, optim, interval)
+            span, stall = checkpointed_interval(method, model, optim, interval, step)
+            spans[method.name].append(span)
+            stalls[method.name].append(stall)
+    out = {}
+    for method in methods:
+        without, with_ = statistics.median(plain[method.name]), sum(spans[method.name]) / (intervals * interval)
+        out[method.name] = {
+            "without": without, "without_mean": statistics.mean(plain[method.name]), "with": with_,
+            "overhead_steps": (with_ - without) * interval / without, "durable": statistics.median(method.durables),
+            "stall": statistics.median(stalls[method.name])}
+        print(f"  {method.name:<15} step {without:.4f} s without, {with_:.4f} s with a checkpoint every {interval} "
+              f"steps: {out[method.name]['overhead_steps']:+.2f} steps per checkpoint, durable after "
+              f"{out[method.name]['durable']:.3f} s (loop stalled {out[method.name]['stall']:.4f} s)", flush=True)
     return out
 
 
@@ -206,8 +220,7 @@ def bench_size(size: int, repeats: int, interval: int, root: Path) -> dict[str, 
     device = load_device_layer("cpu", "gloo", 0, 1)
     ckpt = Checkpointer(root / "ours", rank=0, keep=2, device=device, process_group=None,
                         manifest_extra={"worldSize": 1})
-    for i, method in enumerate(methods(model, optim, root, ckpt)):
-        out[method.name] = measure(method, model, optim, interval, repeats, first=1000 * (i + 1))
+    out.update(measure(methods(model, optim, root, ckpt), model, optim, interval, repeats))
     out["ours"]["copy"] = ckpt.copy_seconds  # the host copy that ran behind a forward/backward
     windows = []
     for _ in range(3):

@@ -148,10 +148,13 @@ def supervise(
     args = ["--report-dir", str(report_dir), "--token-file", str(token_file),
             "--resume-step", str(-1 if resume is None else resume)]
     procs: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
+    warmed = 0
     for local in range(contract.devices_per_node):
         worker = {**worker_env(contract, env, local), PROGRESS_FILE_ENV: str(progress)}
         proc = _start_worker(local, args, worker, warm)
+        warmed += proc.args[-1] == "--standby"  # a standby's own command line: it imported torch already
         procs[proc.pid] = (local, proc)
+    log.info("workers_started", attempt=contract.attempt, workers=len(procs), warm=warmed)
     terminating = False
 
     def forward(signum: int, frame: object) -> None:

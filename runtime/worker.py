@@ -125,10 +125,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def standby() -> None:
     """A warm worker (tandem.runtime.warm): import what every worker imports, then wait for the launcher's order."""
-    import tandem.runtime.config
-    import tandem.runtime.train  # noqa: F401  (torch, the model, the kernels: the start-up a standby saves)
-    from tandem.runtime.warm import wait_for_orders
+    from tandem.runtime.warm import wait_for_orders, warm_up
 
+    warm_up()
     order = wait_for_orders()
     if order is None:
         _exit(0)
