@@ -37,7 +37,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from tandem.demo import run_demo
 
-    return run_demo(Path(args.report), fast=args.fast)
+    return run_demo(Path(args.report), fast=args.fast, in_place=not args.full_restarts)
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", metavar="DIR", default="demo-report",
                       help="where the report goes: loss curve, timeline, recovery times, logs (default: demo-report)")
     demo.add_argument("--fast", action="store_true", help="the same story, shorter (for the tests)")
+    demo.add_argument("--full-restarts", action="store_true",
+                      help="faultPolicy.inPlaceRestart: false: every restart recreates the pods (to compare)")
     demo.set_defaults(func=_demo)
     classify = sub.add_parser("classify", help="why did a pod fail? classify a log or a Pod object")
     source = classify.add_mutually_exclusive_group()

@@ -30,10 +30,12 @@ FULL = StoryPlan(steps=150, interval=10, faults=((1, 47), (2, 86)))
 FAST = StoryPlan(steps=24, interval=4, faults=((1, 11), (2, 15)))
 
 
-def demo_job(base: dict[str, Any], plan: StoryPlan) -> dict[str, Any]:
-    """The TrainingJob of examples/demo/ with the plan's steps, checkpoint interval and injected faults."""
+def demo_job(base: dict[str, Any], plan: StoryPlan, in_place: bool = True) -> dict[str, Any]:
+    """The TrainingJob of examples/demo/ with the plan's steps, checkpoint interval and injected faults; with
+    `in_place` false every restart recreates the pods (to compare the two on the same fault)."""
     job = copy.deepcopy(base)
     spec = job["spec"]
+    spec.setdefault("faultPolicy", {})["inPlaceRestart"] = in_place
     spec["training"]["steps"] = plan.steps
     # Every step is logged: the loss curve of the report has a point per step.
     spec["training"].setdefault("metrics", {})["logEverySteps"] = 1

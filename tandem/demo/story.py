@@ -71,7 +71,7 @@ def _start_operator(kubeconfig: Path, log: Path) -> tuple[subprocess.Popen[bytes
     return process, handle
 
 
-def run_demo(report: Path, fast: bool = False, timeout: float | None = None) -> int:
+def run_demo(report: Path, fast: bool = False, timeout: float | None = None, in_place: bool = True) -> int:
     plan = FAST if fast else FULL
     problems = validate(plan)
     if problems:
@@ -86,7 +86,7 @@ def run_demo(report: Path, fast: bool = False, timeout: float | None = None) -> 
                   f" ({plan.steps} steps; HCCL faults injected at {faults})")
     with LocalCluster(config) as cluster:
         kubeconfig = cluster.write_kubeconfig(report.resolve() / "kubeconfig")
-        job = demo_job(_load(EXAMPLES / "trainingjob.yaml")[0], plan)
+        job = demo_job(_load(EXAMPLES / "trainingjob.yaml")[0], plan, in_place)
         commands = kubectl_commands(kubeconfig, job["metadata"]["name"])
         console.print(f"API {cluster.url}; in another terminal, while it runs:")
         for line in commands:
@@ -130,7 +130,8 @@ def _play(cluster: LocalCluster, job: dict[str, Any], plan: StoryPlan, report: P
     (report / "trainingjob.yaml").write_text(yaml.safe_dump(final, sort_keys=False))
     points, resumed = analysis.loss_points(story), analysis.resumes(story)
     recovered = analysis.recoveries(story)
-    checks = analysis.story_checks(story.status, list(job["spec"]["pools"]), plan.steps, points, resumed)
+    checks = analysis.story_checks(story.status, list(job["spec"]["pools"]), plan.steps, points, resumed,
+                                   in_place=job["spec"]["faultPolicy"]["inPlaceRestart"])
     if not finished:
         checks.insert(0, analysis.Check("finished in time", False, f"not Succeeded or Failed after {timeout:.0f}s"))
     write_report(report, story, final, events, checks, points, resumed, recovered, duration)
