@@ -53,7 +53,8 @@ from tandem.runtime.ckpt_layout import inspect, step_dir
 from tandem.runtime.device import load_device_layer
 
 UNITS = {"MB": 10**6, "GB": 10**9}
-METHODS = ("ours", "torch.save", "dcp.async_save")
+# "ours, writer not niced": the same Checkpointer with writer_nice=0, to show what the nicer writer thread changes.
+METHODS = ("ours", "ours, writer not niced", "torch.save", "dcp.async_save")
 
 
 def parse_size(text: str) -> int:
@@ -114,10 +115,15 @@ class Method:
             self.pending = False
 
 
-def methods(model: torch.nn.Module, optim: torch.optim.Optimizer, root: Path, ckpt: Checkpointer) -> list[Method]:
+def ours(name: str, model: torch.nn.Module, optim: torch.optim.Optimizer, ckpt: Checkpointer) -> Method:
     rng = ckpt.device.rng_state()
-    ours = Method("ours", lambda n: ckpt.save(n, model, optim, train={"samplesConsumed": n}, rng=rng, blocking=False),
+    return Method(name, lambda n: ckpt.save(n, model, optim, train={"samplesConsumed": n}, rng=rng, blocking=False),
                   ckpt.wait, lambda: ckpt.durable_seconds, before_optimizer_step=ckpt.wait_staged)
+
+
+def methods(model: torch.nn.Module, optim: torch.optim.Optimizer, root: Path, ckpt: Checkpointer) -> list[Method]:
+    normal = Checkpointer(root / "ours-normal", rank=0, keep=2, device=ckpt.device, process_group=None,
+                          manifest_extra={"worldSize": 1}, writer_nice=0)
 
     blocked = [0.0]
 
@@ -144,7 +150,8 @@ def methods(model: torch.nn.Module, optim: torch.optim.Optimizer, root: Path, ck
         futures.append(future)
 
     return [
-        ours,
+        ours("ours", model, optim, ckpt),
+        ours("ours, writer not niced", model, optim, normal),
         Method("torch.save", torch_save, durable=lambda: blocked[0]),
         Method("dcp.async_save", async_save, lambda: futures.pop().result() and None, lambda: done[0] - called[0]),
     ]

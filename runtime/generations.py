@@ -8,7 +8,7 @@ attempt, so a worker of an older generation elsewhere can neither join it nor co
 
 from __future__ import annotations
 
-import os
+import signal
 import sys
 import threading
 import time
@@ -100,6 +100,16 @@ class Generations:
         log.warning("in_place_wait_over", attempt=self.attempt, waited_s=self.wait_seconds)
         return None
 
+    def wait_in_place(self, message: Mapping[str, object]) -> int | None:
+        """`wait_for_restart` in the supervisor's main thread: a SIGTERM meanwhile (the operator chose a full
+        restart and deletes the pod) ends the wait, and the pod then ends with the fault."""
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        try:
+            return self.wait_for_restart(message, stop)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
     def begin(self, attempt: int, env: Mapping[str, str]) -> dict[str, str]:
         """The next generation: its attempt, fence token and rendezvous id; reported as `restarting`."""
         self.attempt = attempt
@@ -117,21 +127,3 @@ def next_env(env: Mapping[str, str], attempt: int, job_uid: str) -> dict[str, st
     out["TANDEM_ATTEMPT_TOKEN"] = attempt_token(job_uid, attempt)
     out["PET_RDZV_ID"] = f"{env.get('TANDEM_JOB', 'job')}-a{attempt}"
     return out
-
-
-def stop_group(pid: int, grace: float) -> None:
-    """SIGTERM a worker's process group, SIGKILL after `grace`; returns once nothing of it is left."""
-    import signal
-
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        end = time.monotonic() + wait
-        while time.monotonic() < end:
-            try:
-                os.killpg(pid, 0)
-            except (ProcessLookupError, PermissionError):
-                return
-            time.sleep(0.05)

@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -298,7 +297,7 @@ def run(env: Mapping[str, str]) -> int:
             term_path = contract.termination_log
             message, moved_to, resume = _generation(contract, attempt_env, gens, warm)
             if moved_to is None and gens is not None and message["class"] != "none":
-                moved_to = _wait_in_place(gens, message)
+                moved_to = gens.wait_in_place(message)
             if moved_to is None or gens is None:
                 break
             attempt_env = gens.begin(moved_to, env)
@@ -336,17 +335,6 @@ def _generation(contract: Contract, env: Mapping[str, str], gens: Generations | 
         finished=finished,
     )
     return message, generation.moved_to, resumed
-
-
-def _wait_in_place(gens: Generations, message: dict[str, Any]) -> int | None:
-    """The workers faulted: wait (Ready off, the fault reported) for the operator to restart this pod in place. A
-    SIGTERM meanwhile (the operator chose a full restart) ends the wait; the fault is then the pod's message."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    try:
-        return gens.wait_for_restart(message, stop)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main() -> None:

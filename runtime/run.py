@@ -24,7 +24,6 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +35,7 @@ from tandem.runtime.fence import fence_from_env
 from tandem.runtime.generations import Generations
 from tandem.runtime.inject_site import INJECT_SITE, PROGRESS_REGEX_ENV
 from tandem.runtime.resume_point import LAYOUTS, ResumePoint, find_resume_point
+from tandem.runtime.run_metrics import serve_metrics
 from tandem.runtime.timeouts import for_environment
 from tandem.sdk import FAULT_DIR_ENV, PROGRESS_FILE_ENV
 
@@ -268,7 +268,7 @@ def run(options: Options, env: Mapping[str, str]) -> int:
     while True:
         fault, step, start, moved_to = _attempt(options, attempt_env, gens)
         if moved_to is None and gens is not None and fault is not None:
-            moved_to = _wait_in_place(gens, _message(fault, step, start, options, attempt_env))
+            moved_to = gens.wait_in_place(_message(fault, step, start, options, attempt_env))
         if moved_to is None or gens is None:
             return _report(fault, step, start, options, attempt_env)
         attempt_env = gens.begin(moved_to, env)
@@ -307,16 +307,6 @@ def _attempt(options: Options, env: Mapping[str, str],
     return fault_of(outcome, stream, reported), stream.last_step, start, outcome.moved_to
 
 
-def _wait_in_place(gens: Generations, message: dict[str, Any]) -> int | None:
-    """Wait for the operator to restart this pod in place; a SIGTERM meanwhile (a full restart) ends the wait."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    try:
-        return gens.wait_for_restart(message, stop)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _message(fault: Fault | None, step: int | None, start: ResumePoint | None, options: Options,
              env: Mapping[str, str]) -> dict[str, Any]:
     """The pod contract's termination message for this run of the command."""
@@ -336,46 +326,6 @@ def _report(fault: Fault | None, step: int | None, start: ResumePoint | None, op
     except OSError as error:
         print(f"tandem-run: cannot write the termination message to {path}: {error}", file=sys.stderr)
     return exit_code(message) if fault is not None else 0
-
-
-def metrics_text(stream: Stream) -> str:
-    """The progress in Prometheus' text format: the last step, seconds since progress, the SDK's numbers."""
-    with stream.lock:
-        step, last, numbers = stream.last_step, stream.last_progress, dict(stream.metrics)
-    lines = ["# HELP tandem_run_step Last training step seen (a progress line or tandem.sdk.progress)",
-             "# TYPE tandem_run_step gauge", f"tandem_run_step {step if step is not None else 'NaN'}",
-             "# HELP tandem_run_seconds_since_progress Seconds since the last progress",
-             "# TYPE tandem_run_seconds_since_progress gauge",
-             f"tandem_run_seconds_since_progress {time.monotonic() - last if last is not None else 'NaN'}",
-             "# HELP tandem_run_metric A number the script reported with tandem.sdk.progress",
-             "# TYPE tandem_run_metric gauge"]
-    for name, value in sorted(numbers.items()):
-        label = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-        lines.append(f'tandem_run_metric{{name="{label}"}} {value}')
-    return "\n".join(lines) + "\n"
-
-
-def serve_metrics(stream: Stream, port: int) -> ThreadingHTTPServer:
-    """GET /metrics on `port` (all addresses), in a daemon thread."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # the standard library names it
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404)
-                return
-            body = metrics_text(stream).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:  # the command's output stays the command's
-            return
-
-    server = ThreadingHTTPServer(("", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def _regex(value: str) -> re.Pattern[str]:

@@ -135,7 +135,7 @@ def plot_loss(points: list[Point], recovered: list[Recovery], resumed: list[Resu
                         color="red", arrowprops={"arrowstyle": "-", "color": "red", "linewidth": 0.8}, zorder=20)
         if rec.resumed_step is not None:
             ax.axvline(rec.resumed_step, linestyle="--", color="gray", linewidth=1)
-            what = "restart" if rec.kind == "restart" else f"failover to {rec.next_pool}"
+            what = {"restart": "restart", "in place": "restart in place"}.get(rec.kind, f"failover to {rec.next_pool}")
             ax.annotate(f"{what}\nfrom step {rec.resumed_step}", (rec.resumed_step, top), textcoords="offset points",
                         xytext=(-4, -26), fontsize=8, ha="right", color="dimgray")
     ax.set_xlabel("optimizer step")
@@ -152,7 +152,7 @@ def write_report(folder: Path, story: Story, job: dict[str, Any], api_events: li
                  checks: list[Check], points: list[Point], resumed: list[Resume], recovered: list[Recovery],
                  duration: float) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    pools = {p.attempt: p.pool for p in story.pods.values()}
+    pools = {attempt: p.pool for p in story.pods.values() for attempt in p.attempts}  # in place: the same pool
     plot_loss(points, recovered, resumed, pools, folder / "loss.png")
     rows = timeline(story)
     (folder / "timeline.json").write_text(json.dumps(rows, indent=1))
