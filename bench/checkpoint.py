@@ -53,8 +53,7 @@ from tandem.runtime.ckpt_layout import inspect, step_dir
 from tandem.runtime.device import load_device_layer
 
 UNITS = {"MB": 10**6, "GB": 10**9}
-# "ours, writer not niced": the same Checkpointer with writer_nice=0, to show what the nicer writer thread changes.
-METHODS = ("ours", "ours, writer not niced", "torch.save", "dcp.async_save")
+METHODS = ("ours", "torch.save", "dcp.async_save")
 
 
 def parse_size(text: str) -> int:
@@ -122,8 +121,6 @@ def ours(name: str, model: torch.nn.Module, optim: torch.optim.Optimizer, ckpt: 
 
 
 def methods(model: torch.nn.Module, optim: torch.optim.Optimizer, root: Path, ckpt: Checkpointer) -> list[Method]:
-    normal = Checkpointer(root / "ours-normal", rank=0, keep=2, device=ckpt.device, process_group=None,
-                          manifest_extra={"worldSize": 1}, writer_nice=0)
 
     blocked = [0.0]
 
@@ -151,7 +148,6 @@ def methods(model: torch.nn.Module, optim: torch.optim.Optimizer, root: Path, ck
 
     return [
         ours("ours", model, optim, ckpt),
-        ours("ours, writer not niced", model, optim, normal),
         Method("torch.save", torch_save, durable=lambda: blocked[0]),
         Method("dcp.async_save", async_save, lambda: futures.pop().result() and None, lambda: done[0] - called[0]),
     ]

@@ -34,20 +34,6 @@ from tandem.runtime.device import DeviceLayer
 from tandem.runtime.fence import Fence, fenced_error
 
 log = structlog.get_logger("tandem.checkpoint")
-# The writer thread runs this much nicer than the training loop (Linux applies nice per thread): where the write and
-# the step compete for the same cores, the step keeps them, and the checkpoint becomes durable a little later.
-WRITER_NICE = 10
-
-
-def _yield_to_training(nice: int) -> None:
-    """Lower the calling thread's priority by `nice`; where that is not possible, nothing changes."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + nice, 19))
-    except OSError as exc:
-        log.debug("writer_priority_unchanged", error=str(exc))
 
 
 def _staging_layout(obj: Any) -> Any:
@@ -93,10 +79,8 @@ class Checkpointer:
         process_group: dist.ProcessGroup | None,
         manifest_extra: dict[str, Any],
         fence: Fence | None = None,
-        writer_nice: int = WRITER_NICE,
     ) -> None:
         self.root = Path(root)
-        self.writer_nice = writer_nice
         self.rank = rank
         self.keep = keep
         self.device = device
@@ -177,7 +161,6 @@ class Checkpointer:
         rng: dict[str, Any],
         started: float,
     ) -> None:
-        _yield_to_training(self.writer_nice)
         try:
             copy_started = time.perf_counter()
             staged = _copy_state_dict(state, buffers)

@@ -143,32 +143,3 @@ def test_a_state_on_the_cpu_is_not_pinned_on_an_accelerator_node(tmp_path: Path)
     loaded = _loaded(tmp_path, 1, fresh, torch.optim.SGD(fresh.parameters(), lr=0.1))
     assert torch.equal(loaded["weight"], model.weight.detach())
 
-
-def test_the_writer_thread_runs_nicer_than_the_training_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The copy and the write yield the cores to the step (nice +10 on the writer thread only); the loop's own
-    thread keeps its priority."""
-    import os
-    import threading
-
-    import tandem.runtime.checkpoint as checkpoint
-
-    seen: list[tuple[int, int]] = []
-    real_copy = checkpoint._copy_state_dict
-
-    def copy_and_look(*args: Any, **kwargs: Any) -> Any:  # runs in the writer thread, after its priority changed
-        seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
-        return real_copy(*args, **kwargs)
-
-    monkeypatch.setattr(checkpoint, "_copy_state_dict", copy_and_look)
-    loop = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    model = torch.nn.Linear(4, 4)
-    optim = torch.optim.AdamW(model.parameters())
-    _train(model, optim)
-    _save(_checkpointer(tmp_path / "nice"), 1, model, optim)
-    normal = Checkpointer(tmp_path / "normal", rank=0, keep=10, device=load_device_layer("cpu", "gloo", 0, 1),
-                          process_group=None, manifest_extra={"worldSize": 1}, writer_nice=0)
-    _save(normal, 1, model, optim)
-    (writer, niced), (_, not_niced) = seen
-    assert writer != threading.get_native_id()
-    assert (niced, not_niced, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) == (min(loop + 10, 19), loop,
-                                                                                              loop)
