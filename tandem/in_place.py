@@ -4,8 +4,8 @@
 Operator -> supervisor: the pod's `tandem.dev/attempt` label. The operator restarts a gang in place by
 patching the label of every pod that stays to the new attempt; the kubelet writes the pod's labels into a
 downward API volume (`TANDEM_POD_LABELS`), and the supervisor, which polls that file, stops its workers and
-starts the new attempt's from the newest checkpoint. No new RBAC, no network path into the pod, no token:
-whoever may patch the pod may already delete it.
+starts the new attempt's from the newest checkpoint. One verb more for the operator (patch on pods), no network
+path into the pod, no token, no API access for the pod: whoever may patch the pod may already delete it.
 
 Supervisor -> operator: one JSON line on the container's output, `tandem-supervisor: {...}` (the operator
 already reads pod logs), and the container's readiness (an exec probe on `TANDEM_READY_FILE`), which makes
