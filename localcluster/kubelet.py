@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tandem.localcluster import downward, errors
+from tandem.localcluster import downward, errors, simulated
 from tandem.localcluster.addresses import PodAddresses
 from tandem.localcluster.containers import (
     HOST_IP,
@@ -235,7 +235,9 @@ class Kubelet:
         for run in self._runs.values():
             if run.node == name and run.alive:
                 run.lost = True
-                if run.process is not None:  # one still starting is killed by _launch
+                if run.simulation is not None:
+                    simulated.power_off(run)
+                elif run.process is not None:  # one still starting is killed by _launch
                     signal_group(run.process.pid, signal.SIGKILL)
 
     def _power_on(self, name: str) -> None:
@@ -264,6 +266,9 @@ class Kubelet:
         meta = pod["metadata"]
         container = pod["spec"]["containers"][0]
         pod_dir = self.state_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+        assert self.api is not None
+        if simulated.start(self, key, pod, self.api.store.find(NODES, None, pod["spec"]["nodeName"]), pod_dir):
+            return  # a simulated node's pod: a script, no process
         ip = self.addresses.ip(meta["uid"])
         try:
             folders = volume_folders(pod, self.state_dir, pod_dir)
@@ -417,6 +422,9 @@ class Kubelet:
         if run.stop_grace is not None and grace >= run.stop_grace:
             return  # already stopping, no sooner than this (a later deletion may only shorten it)
         run.stop_grace = grace
+        if run.simulation is not None:
+            simulated.stop(self, run)
+            return
         if run.process is not None:  # else _launch stops it once the process exists
             self._spawn(self._terminate(run, grace))
 

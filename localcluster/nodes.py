@@ -8,6 +8,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from tandem.localcluster.simulated import NODE_ANNOTATION, PodScript
+
 POOL_LABEL = "tandem.dev/pool"
 DEVICE_RESOURCES = {"npu": "huawei.com/Ascend910", "gpu": "nvidia.com/gpu"}
 
@@ -24,6 +26,8 @@ class SimulatedPool(BaseModel):
     memory: str = "512Gi"
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[dict[str, str]] = Field(default_factory=list)
+    # Pods on these nodes run no process but this script (KWOK-style, for scale tests): simulated.py.
+    simulated_pods: PodScript | None = Field(default=None, alias="simulatedPods")
 
     def resource(self) -> str | None:
         return self.device_resource or DEVICE_RESOURCES.get(self.accelerator)
@@ -62,7 +66,8 @@ def node_manifests(config: ClusterConfig) -> list[dict[str, Any]]:
                 "metadata": {"name": name, "labels": {
                     POOL_LABEL: pool.name, "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                     "kubernetes.io/arch": "amd64", **pool.labels,
-                }},
+                }, **({"annotations": {NODE_ANNOTATION: pool.simulated_pods.to_json()}}
+                      if pool.simulated_pods is not None else {})},
                 "spec": {"taints": pool.taints} if pool.taints else {},
                 "status": {
                     "capacity": capacity,

@@ -31,6 +31,7 @@ class PodRun:
     reason: str | None = None  # a termination reason forced by fault injection (e.g. OOMKilled)
     lost: bool = False  # killed with its node: reported ContainerStatusUnknown once the node is back
     folders: dict[str, Path] = field(default_factory=dict)  # volume name -> its folder here (downwardAPI refresh)
+    simulation: asyncio.Task[None] | None = None  # a simulated pod's script (simulated.py): no process at all
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
