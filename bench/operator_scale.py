@@ -1,15 +1,17 @@
 """How the operator scales: N TrainingJobs of M pods created at once against the local cluster
-(scheduler and kubelet on, each pod's command a `sleep`).
+(scheduler and kubelet on) of `--nodes` nodes whose pods are simulated (no process: they run until deleted,
+localcluster/simulated.py), so that the operator, not thousands of local processes, sets the pace.
 
 Also the recovery latency: one job faulting 100 times with backoff 0, fault seen -> the next
 attempt's pods created -> Running (p50/p99).
 
 Measured per N: time until every pod exists and until every job is Running, reconcile latency
-p50/p99 from the operator's own `tandem_reconcile_seconds`, and the operator's peak RSS. The
-baseline, in the same run: a plain client creating the same N*M pods straight through the API,
-one after another (what the operator's pod creation costs at the least).
+p50/p99 from the operator's own `tandem_reconcile_seconds`, the operator's API requests (reads and writes, watches
+apart) per reconcile, counted by the local API, and the operator's peak RSS. The baseline, in the same run: a plain
+client creating the same N*M pods straight through the API, one after another (what the operator's pod creation
+costs at the least).
 
-    .venv/bin/python -P bench/operator_scale.py --jobs 10,100,500 --pods 8
+    .venv/bin/python -P bench/operator_scale.py --nodes 1000 --jobs 500 --pods 8 --recovery 0
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import kubernetes
 
 from tandem.localcluster.cluster import LocalCluster
 from tandem.localcluster.nodes import ClusterConfig, SimulatedPool
+from tandem.localcluster.simulated import PodScript
 from tandem.operator.api import JobPhase
 
 GROUP, VERSION = "tandem.dev", "v1alpha1"
@@ -93,10 +96,33 @@ def _progress(label: str, done: int, total: int, started: float) -> None:
     print(f"  {label}: {done}/{total}  {rate:7.1f}/s  elapsed {elapsed:6.1f}s  eta {eta:6.1f}s", flush=True)
 
 
-def _cluster(jobs: int, pods: int) -> LocalCluster:
-    nodes = math.ceil(jobs * pods / 8)
-    return LocalCluster(ClusterConfig(pools=[SimulatedPool(name="bench", accelerator="npu", nodes=nodes,
-                                                            devices_per_node=8, cpu="512", memory="4096Gi")]))
+BENCH_AGENT = "tandem-bench"  # the bench's own client: its requests are not the operator's
+
+
+def _cluster(jobs: int, pods: int, nodes: int = 0, simulated: bool = True) -> LocalCluster:
+    """`nodes` simulated nodes (0: just enough, 8 pods a node) whose pods run until deleted."""
+    script = PodScript(start_seconds=0.2) if simulated else None
+    return LocalCluster(ClusterConfig(pools=[SimulatedPool(
+        name="bench", accelerator="npu", nodes=nodes or math.ceil(jobs * pods / 8), devices_per_node=8, cpu="512",
+        memory="4096Gi", simulated_pods=script)]))
+
+
+class Requests:
+    """The operator's API requests as the local API saw them: reads and writes, watches apart."""
+
+    def __init__(self) -> None:
+        self.reads = self.writes = self.watches = 0
+
+    def __call__(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> None:
+        agent = next((v for k, v in headers.items() if k.lower() == "user-agent"), "")
+        if agent.startswith(BENCH_AGENT):
+            return
+        if query.get("watch") in ("true", "1"):
+            self.watches += 1
+        elif method == "GET":
+            self.reads += 1
+        else:
+            self.writes += 1
 
 
 def _stop(operator: subprocess.Popen[bytes]) -> None:
@@ -113,12 +139,13 @@ def _apis(cluster: LocalCluster) -> tuple[kubernetes.client.CustomObjectsApi, ku
     configuration = kubernetes.client.Configuration()
     configuration.host = cluster.url
     client = kubernetes.client.ApiClient(configuration)
+    client.user_agent = BENCH_AGENT
     return kubernetes.client.CustomObjectsApi(client), kubernetes.client.CoreV1Api(client)
 
 
-def baseline(jobs: int, pods: int) -> float:
+def baseline(jobs: int, pods: int, nodes: int) -> float:
     """Seconds for one client to create N*M pods directly, on an otherwise identical cluster."""
-    with _cluster(jobs, pods) as cluster:
+    with _cluster(jobs, pods, nodes) as cluster:
         _, core = _apis(cluster)
         started = time.monotonic()
         for index in range(jobs * pods):
@@ -130,8 +157,10 @@ def baseline(jobs: int, pods: int) -> float:
         return time.monotonic() - started
 
 
-def measure(jobs: int, pods: int, log_dir: Path) -> dict[str, Any]:
-    with _cluster(jobs, pods) as cluster:
+def measure(jobs: int, pods: int, nodes: int, log_dir: Path) -> dict[str, Any]:
+    with _cluster(jobs, pods, nodes) as cluster:
+        requests = Requests()
+        cluster.api.on_request = requests
         operator, metrics_port = _operator(cluster, log_dir, str(jobs))
         try:
             custom, core = _apis(cluster)
@@ -153,10 +182,14 @@ def measure(jobs: int, pods: int, log_dir: Path) -> dict[str, Any]:
                 else:
                     time.sleep(1.0)
             buckets = _buckets(metrics_port, "tandem_reconcile_seconds_bucket")
+            reconciles = int(buckets[-1][1])
             return {
-                "jobs": jobs, "pods_per_job": pods, "all_pods_s": all_pods, "all_running_s": all_running,
-                "reconcile_p50_ms": 1000 * _quantile(buckets, 0.5), "reconcile_p99_ms": 1000 * _quantile(buckets, 0.99),
-                "reconciles": int(buckets[-1][1]), "operator_peak_rss_mib": _peak_rss_mib(operator.pid),
+                "jobs": jobs, "pods_per_job": pods, "nodes": len(core.list_node().items), "all_pods_s": all_pods,
+                "all_running_s": all_running, "reconcile_p50_ms": 1000 * _quantile(buckets, 0.5),
+                "reconcile_p99_ms": 1000 * _quantile(buckets, 0.99), "reconciles": reconciles,
+                "reads_per_reconcile": requests.reads / max(reconciles, 1),
+                "writes_per_reconcile": requests.writes / max(reconciles, 1),
+                "operator_peak_rss_mib": _peak_rss_mib(operator.pid),
             }
         finally:
             _stop(operator)
@@ -188,7 +221,7 @@ def recovery(faults: int, log_dir: Path) -> dict[str, Any]:
     """One 2-pod job whose rank 1 fails 0.3 s into every attempt, backoff 0: per fault, the time from
     the failed pod seen (through a watch, as the operator sees it) to every pod of the next attempt
     created, and to every pod Running."""
-    with _cluster(1, 4) as cluster:
+    with _cluster(1, 4, simulated=False) as cluster:
         operator, metrics_port = _operator(cluster, log_dir, "recovery")
         try:
             custom, core = _apis(cluster)
@@ -242,6 +275,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", default="10,100,500", help="comma-separated N")
     parser.add_argument("--pods", type=int, default=8, help="M, pods per job")
+    parser.add_argument("--nodes", type=int, default=0, help="simulated nodes (0: 8 pods a node)")
     parser.add_argument("--log-dir", default="/tmp/tandem-bench", help="operator logs and kubeconfigs")
     parser.add_argument("--recovery", type=int, default=100, help="faults for the recovery-latency run (0: skip)")
     args = parser.parse_args()
@@ -263,20 +297,26 @@ def main() -> None:
     rows = []
     for jobs in (int(n) for n in args.jobs.split(",") if n):
         print(f"N={jobs} M={args.pods}: baseline (a client creating {jobs * args.pods} pods directly)", flush=True)
-        direct = baseline(jobs, args.pods)
+        direct = baseline(jobs, args.pods, args.nodes)
         print(f"N={jobs} M={args.pods}: the operator", flush=True)
-        row = measure(jobs, args.pods, log_dir)
+        row = measure(jobs, args.pods, args.nodes, log_dir)
         row["direct_create_s"] = direct
         row["ratio_all_pods_vs_direct"] = (row["all_pods_s"] or float("nan")) / direct
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| N jobs | M pods | direct create (s) | all pods exist (s) | ratio | all Running (s) "
-          "| reconcile p50 (ms) | p99 (ms) | reconciles | operator peak RSS (MiB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| nodes | N jobs | M pods | direct create (s) | all pods exist (s) | ratio | all Running (s) "
+          "| reconcile p50 (ms) | p99 (ms) | reconciles | reads / writes per reconcile | operator peak RSS (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['jobs']} | {r['pods_per_job']} | {r['direct_create_s']:.1f} | {r['all_pods_s']:.1f} "
-              f"| {r['ratio_all_pods_vs_direct']:.2f} | {r['all_running_s']:.1f} | {r['reconcile_p50_ms']:.1f} "
-              f"| {r['reconcile_p99_ms']:.1f} | {r['reconciles']} | {r['operator_peak_rss_mib']:.0f} |")
+        print(f"| {r['nodes']} | {r['jobs']} | {r['pods_per_job']} | {r['direct_create_s']:.1f} "
+              f"| {_s(r['all_pods_s'])} | {r['ratio_all_pods_vs_direct']:.2f} | {_s(r['all_running_s'])} "
+              f"| {r['reconcile_p50_ms']:.1f} | {r['reconcile_p99_ms']:.1f} | {r['reconciles']} "
+              f"| {r['reads_per_reconcile']:.1f} / {r['writes_per_reconcile']:.1f} "
+              f"| {r['operator_peak_rss_mib']:.0f} |")
+
+
+def _s(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.1f}"
 
 
 if __name__ == "__main__":
