@@ -26,6 +26,7 @@ from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, IN_PLACE_RESTARTS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
 from tandem.operator.observe import is_finished, phase_of
 from tandem.operator.peering import PeeringGate
+from tandem.operator.pod_index import PodIndex
 from tandem.operator.podspec import owned_by, pod_name
 from tandem.operator.pools import pool_status
 from tandem.operator.reconcile import PROGRESS_SECONDS, TERMINAL, Decision, Observation, reconcile, set_condition
@@ -84,6 +85,8 @@ class Controller:
         # When each job's rank 0 log was last read, and the finished rank 0 pod it was read after (if any).
         self._progress_read: dict[tuple[str, str], tuple[float, str]] = {}
         self._waiting: set[tuple[str, str]] = set()  # jobs without room now (derived: rebuilt by the rechecks)
+        # Every pool pod, from the pod watch (seeded at start-up): what an admission counts as held by others.
+        self.pods = PodIndex()
 
     def forget(self, namespace: str, name: str) -> None:
         JOBS.forget(namespace, name)
@@ -178,7 +181,9 @@ class Controller:
         if decision.starts_attempt:
             with self._admission:  # held until the pods exist: the next admission counts them
                 uid = job.metadata["uid"]
-                others = [p for p in self.kube.list_pool_pods(self.namespaces) if not owned_by(p, uid)]
+                if self.pods.due():  # at start-up, and once a minute: the whole list (it drops missed deletions)
+                    self.pods.seed(self.kube.list_pool_pods(self.namespaces))
+                others = [p for p in self.pods.pods(self.namespaces) if not owned_by(p, uid)]
                 decision = reconcile(dataclasses.replace(observation, others=others))
                 self._apply(raw, job, decision, observation.pods)
         else:
@@ -316,6 +321,8 @@ class Controller:
             else:
                 for manifest in decision.create:
                     self.kube.create(manifest)
+                    if manifest.get("kind") == "Pod":
+                        self.pods.expect(manifest)  # counted by the next admission before the watch brings it
                 self._failures.pop((namespace, name), None)  # the backoff of refusals and errors starts over
                 self._refused_until.pop((namespace, name), None)
         except (Refused, Foreign) as refused:

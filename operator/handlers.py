@@ -29,6 +29,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
     @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT}, registry=registry)
     def job_pod_changed(type: str | None, body: kopf.Body, labels: dict[str, str], namespace: str,
                         **_: Any) -> None:
+        controller.pods.observe(type, dict(body))  # before the reconcile: its admission counts this pod
         controller.reconcile_job(namespace, labels[JOB_LABEL])
         if type == "DELETED" or (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             controller.room_freed()  # jobs waiting for room look again now, not at their next recheck

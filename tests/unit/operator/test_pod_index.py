@@ -1,0 +1,62 @@
+"""The pod index an admission counts (issue 19): the watch's versions win over older ones, a pod just created counts
+until the watch brings it, a deletion removes only the pod it names, and a full list drops what a missed deletion
+left but keeps the pods just created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tandem.operator import pod_index
+from tandem.operator.pod_index import PodIndex
+
+
+def pod(name: str, uid: str | None, version: str, namespace: str = "ml", node: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "resourceVersion": version}
+    if uid:
+        meta["uid"] = uid
+    return {"metadata": meta, "spec": {"nodeName": node} if node else {}}
+
+
+def names(index: PodIndex, *namespaces: str) -> list[tuple[str, str | None]]:
+    return sorted((p["metadata"]["name"], p["spec"].get("nodeName")) for p in index.pods(list(namespaces)))
+
+
+def test_the_watch_keeps_the_newest_version_of_each_pod() -> None:
+    index = PodIndex()
+    index.observe("ADDED", pod("a", "u1", "5"))
+    index.observe("MODIFIED", pod("a", "u1", "7", node="n1"))
+    index.observe(None, pod("a", "u1", "6"))  # an older version delivered late (a replayed listing)
+    index.observe("ADDED", pod("b", "u2", "8", namespace="other"))
+    assert names(index) == [("a", "n1"), ("b", None)]
+    assert names(index, "ml") == [("a", "n1")]
+
+
+def test_a_pod_just_created_counts_until_the_watch_brings_it() -> None:
+    index = PodIndex()
+    index.expect(pod("new", None, ""))
+    assert names(index) == [("new", None)]
+    index.observe("ADDED", pod("new", "u3", "9", node="n2"))
+    assert [p["metadata"].get("uid") for p in index.pods([])] == ["u3"]
+
+
+def test_a_deletion_removes_only_the_pod_it_names() -> None:
+    index = PodIndex()
+    index.observe("ADDED", pod("a", "u1", "5"))
+    index.observe("DELETED", pod("a", "u0", "4"))  # an earlier pod of the same name: not this one
+    assert names(index) == [("a", None)]
+    index.observe("DELETED", pod("a", "u1", "6"))
+    assert names(index) == []
+
+
+def test_a_full_list_replaces_the_index_but_keeps_expected_pods(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([100.0, 100.0, 170.0])
+    monkeypatch.setattr(pod_index.time, "monotonic", lambda: next(clock))
+    index = PodIndex()
+    assert index.due()
+    index.observe("ADDED", pod("gone", "u1", "5"))  # deleted before the watch started: no DELETED event will come
+    index.expect(pod("fresh", None, ""))
+    index.seed([pod("kept", "u2", "7")])
+    assert names(index) == [("fresh", None), ("kept", None)]
+    assert not index.due() and index.due()  # 0 s after the list, then 70 s after it
