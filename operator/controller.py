@@ -18,18 +18,16 @@ import structlog
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from tandem.in_place import SupervisorReport, last_report
-from tandem.operator import restart_in_place as in_place
 from tandem.operator.api import AcceleratorPool, JobPhase, PendingEvent, TrainingJob, TrainingJobStatus
 from tandem.operator.cluster_view import ClusterView
 from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, IN_PLACE_RESTARTS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
-from tandem.operator.observe import is_finished, phase_of
 from tandem.operator.peering import PeeringGate
 from tandem.operator.pod_index import PodIndex
-from tandem.operator.podspec import owned_by, pod_name
+from tandem.operator.pod_logs import PodLogs
+from tandem.operator.podspec import owned_by
 from tandem.operator.pools import pool_status
-from tandem.operator.reconcile import PROGRESS_SECONDS, TERMINAL, Decision, Observation, reconcile, set_condition
+from tandem.operator.reconcile import TERMINAL, Decision, Observation, reconcile, set_condition
 from tandem.operator.requeue import STANDBY_RECHECK_SECONDS, Requeue  # noqa: F401  (its constant, re-exported)
 from tandem.runtime.ckpt_layout import committed_in_log, foreign_in_log, quarantined_in_log
 
@@ -41,7 +39,6 @@ RESYNC_RETRY_SECONDS = 5.0
 ERROR_RETRY_SECONDS, ERROR_RETRY_MAX_SECONDS = 10.0, 300.0
 RESYNC_DELAY_SECONDS = 0.5
 DEVICE_REPORT_POLL_SECONDS = 5.0
-SUPERVISOR_LOG_LINES = 200  # a supervisor's report is its last line once its workers stopped or stepped
 
 
 def utcnow() -> datetime:
@@ -83,7 +80,7 @@ class Controller:
         # trigger (its own status write, its other pods starting) must not retry ahead of the backoff.
         self._refused_until: dict[tuple[str, str], float] = {}
         # When each job's rank 0 log was last read, and the finished rank 0 pod it was read after (if any).
-        self._progress_read: dict[tuple[str, str], tuple[float, str]] = {}
+        self.logs = PodLogs(kube)  # rank 0's checkpoints, the supervisors' reports
         self._waiting: set[tuple[str, str]] = set()  # jobs without room now (derived: rebuilt by the rechecks)
         # Every pool pod, from the pod watch (seeded at start-up): what an admission counts as held by others.
         self.pods = PodIndex()
@@ -91,7 +88,7 @@ class Controller:
     def forget(self, namespace: str, name: str) -> None:
         JOBS.forget(namespace, name)
         self._locks.pop((namespace, name), None)
-        self._progress_read.pop((namespace, name), None)
+        self.logs.forget(namespace, name)
         self._waiting.discard((namespace, name))
         self._failures.pop((namespace, name), None)
         self._refused_until.pop((namespace, name), None)
@@ -196,9 +193,9 @@ class Controller:
         view = self.view.refresh()
         service = self.kube.get_service(namespace, name)
         pods = self.kube.list_job_pods(namespace, name, uid)
-        logged = self._rank_zero_log(job, pods)
+        logged = self.logs.rank_zero(job, pods)
         return Observation(
-            supervisors=self._supervisor_reports(job, pods),
+            supervisors=self.logs.supervisors(job, pods),
             logged_checkpoint=committed_in_log(logged) if logged else None,
             foreign_checkpoint=foreign_in_log(logged) if logged else None,
             quarantined=quarantined_in_log(logged) if logged else (),
@@ -228,51 +225,6 @@ class Controller:
             waiting = list(self._waiting)
         for namespace, name in waiting:
             self.requeue.after(namespace, name, RESYNC_DELAY_SECONDS)
-
-    def _rank_zero_log(self, job: TrainingJob, pods: Sequence[Obj]) -> str | None:
-        """While an attempt runs, the tail of rank 0's log (the checkpoints it committed, the checkpoint it
-        resumed, the ones it set aside): at most every PROGRESS_SECONDS per job (pod events would otherwise read
-        it many times a second), and once more when rank 0 has finished (a short run may end between reads)."""
-        meta, status = job.metadata, job.status
-        if status.phase != JobPhase.RUNNING:
-            return None
-        key, rank_zero = (meta["namespace"], meta["name"]), pod_name(meta["name"], status.attempt, 0)
-        ended = any(p["metadata"]["name"] == rank_zero and is_finished(p) for p in pods)
-        last = self._progress_read.get(key)
-        due = last is None or time.monotonic() - last[0] >= PROGRESS_SECONDS
-        if not (due or (ended and last[1] != rank_zero)):
-            return None
-        self._progress_read[key] = (time.monotonic(), rank_zero if ended else "")
-        try:
-            text = self.kube.read_log_tail(meta["namespace"], rank_zero)
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:  # progress is optional; faults are not
-            log.debug("progress_unreadable", namespace=meta["namespace"], job=meta["name"], error=str(exc)[:200])
-            return None
-        return text
-
-    def _supervisor_reports(self, job: TrainingJob, pods: Sequence[Obj]) -> dict[str, SupervisorReport]:
-        """What the supervisors said last (tandem.in_place), read from the log of each pod that takes part and is
-        running but not Ready (its workers faulted, or have not stepped yet), or stays through an in-place restart
-        that runs. A log that cannot be read says nothing: the deadline covers a supervisor nobody hears."""
-        status = job.status
-        restart = status.in_place_restart
-        staying = set(restart.pods) if restart is not None and in_place.in_progress(status) else set()
-        reports = {}
-        for pod in pods:
-            name = pod["metadata"]["name"]
-            if not in_place.takes_part(pod) or phase_of(pod) != "Running":
-                continue
-            if in_place.is_ready(pod) and name not in staying:
-                continue
-            try:
-                text = self.kube.read_log_tail(job.metadata["namespace"], name, lines=SUPERVISOR_LOG_LINES)
-            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-                log.debug("supervisor_log_unreadable", namespace=job.metadata["namespace"], pod=name,
-                          error=str(exc)[:200])
-                continue
-            if (report := last_report(text)) is not None:
-                reports[name] = report
-        return reports
 
     def _write(self, raw: Obj, status: TrainingJobStatus) -> Obj:
         """Write the whole status, guarded by the resourceVersion it was decided on; the job as it now is."""
