@@ -134,9 +134,12 @@ def test_a_second_fault_within_the_window_restarts_in_full(custom: Any, core: An
                                                                         (2, "HcclSocketTimeout")]
     assert (status["attempt"], status["restarts"]) == (3, 2)
     assert {"twice-a3-0", "twice-a3-1"} <= set(uids(core, "twice"))  # the full restart's new pods
-    assert "a full restart: a fault within inPlaceRestartWindowSeconds" in next(
-        e.message for e in core.list_namespaced_event(NS, field_selector="involvedObject.name=twice").items
-        if e.reason == "Restarting")
+    # The second fault hit either before the operator saw every rank step (the in-place restart did not hold) or
+    # after (within the window): a full restart in both cases, which the Event says.
+    said = next(e.message for e in core.list_namespaced_event(NS, field_selector="involvedObject.name=twice").items
+                if e.reason == "Restarting")
+    assert ("a full restart: a fault within inPlaceRestartWindowSeconds" in said
+            or "a full restart: the in-place restart of attempt 2 did not hold" in said), said
 
 
 def test_a_supervisor_that_never_hears_the_operator_ends_in_a_full_restart(
