@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import PurePosixPath
 from typing import Any
 
 from tandem.faults import read_log
@@ -39,7 +38,7 @@ from tandem.operator.container_start import START_GRACE_SECONDS, StartFailure, s
 from tandem.operator.device_reports import DeviceFault, nvidia_faults
 from tandem.operator.observe import parse_report
 from tandem.operator.podspec import CONTAINER
-from tandem.operator.podtemplate import LAUNCHERS
+from tandem.operator.podtemplate import is_launcher
 
 __all__ = [
     "NODE_CLASSES", "START_GRACE_SECONDS", "SYMPTOM_REASONS", "Classification", "Obj", "Source", "StartFailure",
@@ -205,7 +204,7 @@ def runs_launcher(pod: Obj) -> bool | None:
     command = trainer.get("command")
     if not isinstance(command, list) or not command or not isinstance(command[0], str):
         return False  # the image's own entrypoint: not one the operator chose
-    return PurePosixPath(command[0]).name in LAUNCHERS
+    return is_launcher(command)
 
 
 def _from_container(name: str, terminated: Obj, runtime_codes: bool = True) -> tuple[Classification | None, bool]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 from typing import Any
 
 from tandem.in_place import ATTEMPT_LABEL as IN_PLACE_ATTEMPT_LABEL
@@ -21,10 +20,10 @@ from tandem.in_place import (
 from tandem.operator.api import AcceleratorPool, EnvVar, Toleration, TrainingJob
 from tandem.operator.api_podtemplate import CHECKPOINT_VOLUME, CONTAINER, POD_INFO_VOLUME, SUPERVISOR_VOLUME
 from tandem.operator.podtemplate import (
-    LAUNCHERS,
     RUNTIME_COMMAND,
     TrainingContainer,
     apply_template,
+    is_launcher,
     merged_env,
     training_container,
 )
@@ -141,7 +140,7 @@ def restarts_in_place(job: TrainingJob, pool: AcceleratorPool) -> bool:
     """Whether the job's pods on `pool` take part in in-place restarts: the policy allows it and the command is
     a Tandem launcher, the supervisor that can restart its workers (a bare command has nobody to ask)."""
     command = training_container(job, pool).command
-    return job.spec.fault_policy.in_place_restart and bool(command) and PurePosixPath(command[0]).name in LAUNCHERS
+    return job.spec.fault_policy.in_place_restart and is_launcher(command)
 
 
 def _in_place_parts(pod: dict[str, Any], container: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ pool's keys win) and tolerations (after the pool's)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -75,12 +76,17 @@ def training_container(job: TrainingJob, pool: AcceleratorPool) -> TrainingConta
     )
 
 
+def is_launcher(command: Sequence[str]) -> bool:
+    """Does `command` start one of Tandem's launchers (by its program's name, wherever it is installed)?"""
+    return bool(command) and PurePosixPath(command[0]).name in LAUNCHERS
+
+
 def custom_command(job: TrainingJob) -> bool:
     """Does the job run a command of its own, not one of Tandem's launchers, on any pool (so its exit codes are not
     the launcher's)?"""
     by = job.spec.container.by_accelerator
     commands = [job.spec.container.command, *(o.command for o in (by.npu, by.gpu, by.cpu) if o is not None)]
-    return any(c and PurePosixPath(c[0]).name not in LAUNCHERS for c in commands)
+    return any(c and not is_launcher(c) for c in commands)
 
 
 def _merged(defaults: dict[str, Any], asked: dict[str, Any]) -> dict[str, Any]:
