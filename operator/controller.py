@@ -1,8 +1,10 @@
 """The imperative shell around the core: observe a job, call `reconcile`, apply the Decision.
 
-Nothing here is remembered between calls except per-job locks, the requeue timers and the
-metrics: everything a reconcile needs is read from the API each time, so a restarted operator
-carries on where the last one stopped."""
+What a reconcile observes comes from the watches' caches (the job, its pods and Service, pools, nodes: no API read
+in the steady state); a decision that would delete or move a pod is taken again on the API's fresh view first, and
+every write is guarded (the job's resourceVersion, the pod's uid and resourceVersion). Nothing else is remembered
+between calls but derived state (locks, timers, metrics), so a restarted operator carries on where the last one
+stopped."""
 
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from tandem.operator.podspec import owned_by
 from tandem.operator.pools import pool_status
 from tandem.operator.reconcile import TERMINAL, Decision, Observation, reconcile, set_condition
 from tandem.operator.requeue import STANDBY_RECHECK_SECONDS, Requeue  # noqa: F401  (its constant, re-exported)
+from tandem.operator.watched import Watched
+from tandem.operator.workqueue import WorkQueue
 from tandem.runtime.ckpt_layout import committed_in_log, foreign_in_log, quarantined_in_log
 
 log = structlog.get_logger("tandem.operator")
@@ -39,6 +43,10 @@ RESYNC_RETRY_SECONDS = 5.0
 ERROR_RETRY_SECONDS, ERROR_RETRY_MAX_SECONDS = 10.0, 300.0
 RESYNC_DELAY_SECONDS = 0.5
 DEVICE_REPORT_POLL_SECONDS = 5.0
+
+
+class _ReadFresh(Exception):
+    """The caches' view led to a destructive decision: observe from the API before taking it."""
 
 
 def utcnow() -> datetime:
@@ -64,8 +72,10 @@ class Controller:
         self.force_delete_after = force_delete_after
         self.view = ClusterView(kube, device_info_namespace)
         self._locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        # Events and timers queue a job; a bounded set of workers reconciles them, each job once at a time.
+        self.queue = WorkQueue(self.reconcile_job)
         # The operator's own timers act only on the working replica (kopf pauses its handlers on the others).
-        self.requeue = Requeue(self.reconcile_job, gate)
+        self.requeue = Requeue(self.queue.add, gate)
         # One key: a burst of node or device-report changes (kopf reports every node at start-up) resyncs once.
         self._resyncs = Requeue(lambda *_: self._resync(), gate)
         self._health_lock = threading.Lock()
@@ -82,8 +92,11 @@ class Controller:
         # When each job's rank 0 log was last read, and the finished rank 0 pod it was read after (if any).
         self.logs = PodLogs(kube)  # rank 0's checkpoints, the supervisors' reports
         self._waiting: set[tuple[str, str]] = set()  # jobs without room now (derived: rebuilt by the rechecks)
-        # Every pool pod, from the pod watch (seeded at start-up): what an admission counts as held by others.
+        # Every pool pod, from the pod watch (seeded at start-up): what an admission counts as held by others, and
+        # each job's pods. Jobs, Services and pools likewise, once `watching` (kopf's handlers feed them).
         self.pods = PodIndex()
+        self.jobs, self.services, self.pool_cache = Watched(), Watched(), Watched()
+        self.watching = False
 
     def forget(self, namespace: str, name: str) -> None:
         JOBS.forget(namespace, name)
@@ -97,20 +110,22 @@ class Controller:
         """Shutting down (SIGTERM, a rolling update): no new reconciles, no timers; the next
         operator resumes everything from the jobs' status."""
         self.stopping.set()
+        self.queue.stop()
         self.requeue.stop()
         self._resyncs.stop()
 
     def reconcile_job(self, namespace: str, name: str) -> None:
-        """Observe, decide, apply; on a stale view (409) observe again at once. An API that fails
-        (5xx, a dropped connection) is retried later: it never turns into a job failure."""
+        """Observe, decide, apply; on a stale view (409), or a destructive decision taken on the caches, observe
+        again at once from the API. An API that fails (5xx, a dropped connection) is retried later: it never turns
+        into a job failure."""
         if self.stopping.is_set():
             return
         with self._locks[(namespace, name)], RECONCILE_SECONDS.time():  # the work, not the wait for the lock
-            for _ in range(5):
+            for tries in range(5):
                 try:
-                    self._reconcile_once(namespace, name)
+                    self._reconcile_once(namespace, name, fresh=tries > 0 or not self.watching)
                     return
-                except Conflict as conflict:
+                except (Conflict, _ReadFresh) as conflict:
                     log.debug("reconcile_conflict", namespace=namespace, job=name, detail=str(conflict))
                 except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
                     log.warning("reconcile_api_error", namespace=namespace, job=name, error=str(exc)[:300],
@@ -147,8 +162,9 @@ class Controller:
         except Exception as again:
             log.warning("job_report_failed", namespace=namespace, job=name, error=str(again)[:300])
 
-    def _reconcile_once(self, namespace: str, name: str) -> None:
-        raw = self.kube.get_job(namespace, name)
+    def _reconcile_once(self, namespace: str, name: str, fresh: bool) -> None:
+        raw = None if fresh else self.jobs.get(namespace, name)
+        raw = raw if raw is not None else self.kube.get_job(namespace, name)
         if raw is None:
             JOBS.forget(namespace, name)
             return
@@ -166,8 +182,10 @@ class Controller:
         if job.status.phase in TERMINAL:  # history: the core changes nothing, so there is nothing to observe
             JOBS.observe(namespace, name, job.status.phase.value, job.status.pool or "")
             return
-        observation = self._observe(job)
+        observation = self._observe(job, fresh)
         decision = reconcile(observation)
+        if not fresh and (decision.delete or decision.force_delete or decision.relabel):
+            raise _ReadFresh("a decision that deletes or moves pods is taken on the API's view, not the caches'")
         if len(decision.status.faults) > len(job.status.faults) and not self.view.fresh():
             # A fault may rest on a node's state: never on a cached view that a node event is about
             # to correct (a node just back to Ready); decide again on what the API says now.
@@ -176,23 +194,39 @@ class Controller:
             decision = reconcile(dataclasses.replace(observation, nodes=view.nodes,
                                                      device_faults=view.device_faults))
         if decision.starts_attempt:
-            with self._admission:  # held until the pods exist: the next admission counts them
+            with self._admission:  # one admission at a time; its pods are counted (expected) before it ends
                 uid = job.metadata["uid"]
-                if self.pods.due():  # at start-up, and once a minute: the whole list (it drops missed deletions)
-                    self.pods.seed(self.kube.list_pool_pods(self.namespaces))
+                self._seed_pods()
                 others = [p for p in self.pods.pods(self.namespaces) if not owned_by(p, uid)]
                 decision = reconcile(dataclasses.replace(observation, others=others))
-                self._apply(raw, job, decision, observation.pods)
+                uncreated = [m for m in decision.create if m.get("kind") == "Pod"]
+                for manifest in uncreated:
+                    self.pods.expect(manifest)
+            try:
+                self._apply(raw, job, decision, observation.pods, fresh, uncreated)
+            finally:  # what was not created after all (a refusal, an API error): no admission counts it
+                for manifest in uncreated:
+                    self.pods.unexpect(manifest)
         else:
-            self._apply(raw, job, decision, observation.pods)
+            self._apply(raw, job, decision, observation.pods, fresh)
         JOBS.observe(namespace, name, decision.status.phase.value, decision.status.pool or "")
 
-    def _observe(self, job: TrainingJob) -> Observation:
+    def _seed_pods(self) -> None:
+        """At start-up, and once a minute: the whole list of pool pods (it drops deletions a watch missed)."""
+        if self.pods.due():
+            self.pods.seed(self.kube.list_pool_pods(self.namespaces))
+
+    def _observe(self, job: TrainingJob, fresh: bool) -> Observation:
         meta = job.metadata
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         view = self.view.refresh()
-        service = self.kube.get_service(namespace, name)
-        pods = self.kube.list_job_pods(namespace, name, uid)
+        service = None if fresh else self.services.get(namespace, name)
+        service = service if service is not None else self.kube.get_service(namespace, name)
+        if fresh:
+            pods = self.kube.list_job_pods(namespace, name, uid)
+        else:
+            self._seed_pods()
+            pods = self.pods.job_pods(namespace, name, uid)
         logged = self.logs.rank_zero(job, pods)
         return Observation(
             supervisors=self.logs.supervisors(job, pods),
@@ -211,8 +245,10 @@ class Controller:
         )
 
     def _pools(self) -> dict[str, AcceleratorPool]:
+        if self.watching and not self.pool_cache.seeded:
+            self.pool_cache.seed(self.kube.list_pools())
         pools = {}
-        for raw in self.kube.list_pools():
+        for raw in self.pool_cache.values() if self.watching else self.kube.list_pools():
             try:
                 pools[raw["metadata"]["name"]] = AcceleratorPool.model_validate(raw)
             except pydantic.ValidationError as exc:  # one bad pool must not stop the jobs on others
@@ -231,7 +267,9 @@ class Controller:
         meta = raw["metadata"]
         version = self.kube.patch_job_status(meta["namespace"], meta["name"], meta["resourceVersion"],
                                              status.to_patch())
-        return {**raw, "metadata": {**meta, "resourceVersion": version}, "status": status.to_dict()}
+        written = {**raw, "metadata": {**meta, "resourceVersion": version}, "status": status.to_dict()}
+        self.jobs.keep(written)  # the next reconcile starts from it, not from the version the watch has yet
+        return written
 
     def _post_pending(self, raw: Obj, status: TrainingJobStatus) -> Obj:
         """Post the Events the status holds, then clear them (each has a stable name: a replay posts none twice)."""
@@ -243,7 +281,9 @@ class Controller:
                      message=event.message)
         return self._write(raw, status.model_copy(update={"pending_events": []}))
 
-    def _apply(self, raw: Obj, job: TrainingJob, decision: Decision, pods: Sequence[Obj]) -> None:
+    def _apply(self, raw: Obj, job: TrainingJob, decision: Decision, pods: Sequence[Obj], fresh: bool = True,
+               uncreated: list[Obj] | None = None) -> None:
+        """`uncreated`: the pod manifests the admission counted; each leaves the list once created."""
         meta = raw["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         now = self.clock()
@@ -258,23 +298,34 @@ class Controller:
                           int(meta.get("generation", 1)))
         if status != job.status:  # the write-ahead log: the decision and its Events, before any action
             raw = self._write(raw, status)
-        uids = {p["metadata"]["name"]: p["metadata"].get("uid") for p in pods}
+        # Only the pod as it was observed (its uid and resourceVersion, preconditions the API server checks): a pod
+        # that changed since (moved to a newer attempt, say) answers 409 and the job is observed again.
+        seen = {p["metadata"]["name"]: p["metadata"] for p in pods}
+
+        def guard(pod: str) -> dict[str, str | None]:
+            meta = seen.get(pod) or {}
+            return {"uid": meta.get("uid"), "resource_version": meta.get("resourceVersion") if fresh else None}
+
         for pod in decision.delete:
-            self.kube.delete_pod(namespace, pod, uid=uids.get(pod))
+            self.kube.delete_pod(namespace, pod, **guard(pod))
         for pod in decision.relabel:  # the supervisors restart when they see it (tandem.in_place)
-            self.kube.label_pod_attempt(namespace, pod, uids.get(pod), decision.status.attempt)
+            self.kube.label_pod_attempt(namespace, pod, decision.status.attempt, **guard(pod))
         for pod in decision.force_delete:
             log.warning("pod_force_deleted", namespace=namespace, job=name, pod=pod,
                         reason="Terminating on a node that no longer answers")
-            self.kube.delete_pod(namespace, pod, uid=uids.get(pod), force=True)
+            self.kube.delete_pod(namespace, pod, force=True, **guard(pod))
         try:
             if holding:
                 self.requeue.after(namespace, name, held)
             else:
                 for manifest in decision.create:
-                    self.kube.create(manifest)
                     if manifest.get("kind") == "Pod":
                         self.pods.expect(manifest)  # counted by the next admission before the watch brings it
+                    self.kube.create(manifest)
+                    if uncreated is not None and manifest in uncreated:
+                        uncreated.remove(manifest)
+                    if manifest.get("kind") == "Service":
+                        self.services.keep(manifest)  # not created again before the watch brings it
                 self._failures.pop((namespace, name), None)  # the backoff of refusals and errors starts over
                 self._refused_until.pop((namespace, name), None)
         except (Refused, Foreign) as refused:
@@ -397,11 +448,13 @@ class Controller:
 
     def start_device_report_poll(self) -> threading.Thread:
         def poll() -> None:
-            while not self.stopping.wait(DEVICE_REPORT_POLL_SECONDS):
+            while True:  # at once, then every DEVICE_REPORT_POLL_SECONDS: reconciles read the last list
                 try:
                     self.poll_device_reports()
                 except Exception as exc:  # the API may be away for a while; keep polling
                     log.warning("device_reports_unreadable", namespace=self.view.namespace, error=str(exc)[:300])
+                if self.stopping.wait(DEVICE_REPORT_POLL_SECONDS):
+                    return
 
         thread = threading.Thread(target=poll, name="device-reports", daemon=True)
         thread.start()
@@ -409,8 +462,9 @@ class Controller:
 
     def poll_device_reports(self) -> None:
         """Resync when the device-info ConfigMaps changed since the last poll (one per pool timer)."""
-        reports = tuple(sorted((cm["metadata"]["name"], cm["metadata"].get("resourceVersion", ""))
-                               for cm in self.view.device_reports()))
+        listed = self.view.device_reports()
+        self.view.observe_reports(listed)
+        reports = tuple(sorted((cm["metadata"]["name"], cm["metadata"].get("resourceVersion", "")) for cm in listed))
         with self._health_lock:
             changed = self._device_reports is not None and reports != self._device_reports
             self._device_reports = reports
@@ -424,5 +478,5 @@ class Controller:
                 return
             if (raw.get("status") or {}).get("phase") in TERMINAL:
                 continue
-            self.reconcile_job(raw["metadata"]["namespace"], raw["metadata"]["name"])
+            self.queue.add(raw["metadata"]["namespace"], raw["metadata"]["name"])
 

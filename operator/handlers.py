@@ -16,26 +16,37 @@ POOLS = kopf.Resource(GROUP, VERSION, AcceleratorPool.PLURAL)
 
 
 def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
-    """Handlers bound to one Controller; a registry per operator keeps tests independent."""
+    """Handlers bound to one Controller; a registry per operator keeps tests independent. They feed the
+    controller's caches and queue the jobs concerned; the controller's workers reconcile them."""
+    controller.watching = True
 
     @kopf.on.event(GROUP, VERSION, TrainingJob.PLURAL, registry=registry)
-    def job_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
+    def job_changed(type: str | None, body: kopf.Body, name: str, namespace: str, **_: Any) -> None:
         """Created, resumed after an operator restart (kopf lists every job first), or updated."""
+        controller.jobs.observe(type, dict(body))
         if type == "DELETED":
             controller.forget(namespace, name)
             return
-        controller.reconcile_job(namespace, name)
+        controller.queue.add(namespace, name)
 
     @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT}, registry=registry)
     def job_pod_changed(type: str | None, body: kopf.Body, labels: dict[str, str], namespace: str,
                         **_: Any) -> None:
-        controller.pods.observe(type, dict(body))  # before the reconcile: its admission counts this pod
-        controller.reconcile_job(namespace, labels[JOB_LABEL])
+        controller.pods.observe(type, dict(body))  # before the reconcile: it reads this pod from the index
+        controller.queue.add(namespace, labels[JOB_LABEL])
         if type == "DELETED" or (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             controller.room_freed()  # jobs waiting for room look again now, not at their next recheck
 
+    @kopf.on.event("", "v1", "services", labels={JOB_LABEL: kopf.PRESENT}, registry=registry)
+    def job_service_changed(type: str | None, body: kopf.Body, labels: dict[str, str], namespace: str,
+                            **_: Any) -> None:
+        controller.services.observe(type, dict(body))
+        if type == "DELETED":  # someone removed it: rank 0's name must resolve again
+            controller.queue.add(namespace, labels[JOB_LABEL])
+
     @kopf.on.event(GROUP, VERSION, AcceleratorPool.PLURAL, registry=registry)
     def pool_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.pool_cache.observe(type, dict(body))
         if type != "DELETED":
             controller.sync_pool(dict(body))
         if type in ("ADDED", "DELETED", None):
@@ -44,6 +55,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
 
     @kopf.on.event("", "v1", "nodes", registry=registry)
     def node_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.view.observe_node(type, dict(body))
         # A node's health decides pool capacity and whether ranks on it are still alive; heartbeats that
         # change nothing of that are ignored.
         if controller.node_health_changed(dict(body), deleted=type == "DELETED"):

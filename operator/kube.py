@@ -188,10 +188,13 @@ class Kube:
                 raise Refused(kind, meta["name"], exc.status, _message(exc)) from exc
             raise
 
-    def delete_pod(self, namespace: str, name: str, uid: str | None = None, force: bool = False) -> bool:
-        """`uid`: delete only the pod we observed (a precondition the API server checks), never one that took
-        its name since. `force` removes the object at once (grace 0): for pods on a node no kubelet answers for."""
-        body = {"preconditions": {"uid": uid}} if uid else None
+    def delete_pod(self, namespace: str, name: str, uid: str | None = None, force: bool = False,
+                   resource_version: str | None = None) -> bool:
+        """`uid` (and `resource_version`): delete only the pod we observed (preconditions the API server checks),
+        never one that took its name since (or changed since: moved to a newer attempt in place). `force` removes
+        the object at once (grace 0): for pods on a node no kubelet answers for."""
+        preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+        body = {"preconditions": preconditions} if preconditions else None
         try:
             return _unless(404, lambda: self.core.delete_namespaced_pod(
                 name, namespace, grace_period_seconds=0 if force else None, body=body, **CALL)) is not None
@@ -200,12 +203,16 @@ class Kube:
                 raise Conflict(f"pod {namespace}/{name}: {_message(exc)}") from exc
             raise
 
-    def label_pod_attempt(self, namespace: str, name: str, uid: str | None, attempt: int) -> bool:
-        """Move a pod to another attempt (an in-place restart: its supervisor reads the label). The uid in the patch
-        is a precondition the API server checks: never a pod that took the name since. False: the pod is gone."""
+    def label_pod_attempt(self, namespace: str, name: str, attempt: int, uid: str | None = None,
+                          resource_version: str | None = None) -> bool:
+        """Move a pod to another attempt (an in-place restart: its supervisor reads the label). The uid (and the
+        resourceVersion) in the patch are preconditions the API server checks: never a pod that took the name, or
+        changed, since. False: the pod is gone."""
         meta: Obj = {"labels": {ATTEMPT_LABEL: str(attempt)}}
         if uid:
             meta["uid"] = uid
+        if resource_version:
+            meta["resourceVersion"] = resource_version
         try:
             return _unless(404, lambda: self.core.patch_namespaced_pod(name, namespace, {"metadata": meta},
                                                                        **CALL)) is not None

@@ -6,7 +6,10 @@ the pods the operator has just created before the watch brings them back (the "e
 controllers): an admission never counts fewer pods than exist, so two jobs never both take the same free nodes. A
 pod deleted while its DELETED event is on the way still counts for that moment: an admission may wait, never
 over-commit. The list is read again at most every RESEED_SECONDS (by the next admission after that): it drops
-what a missed event (a pod deleted before the watch started) would otherwise keep for ever."""
+what a missed event (a pod deleted before the watch started) would otherwise keep for ever.
+
+The same index answers "this job's pods" for a reconcile (by the job's label, O(its pods)): a reconcile reads no pods
+from the API unless its decision would delete or move one (operator/controller.py reads them fresh first)."""
 
 from __future__ import annotations
 
@@ -15,24 +18,27 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tandem.operator.podspec import JOB_LABEL, owned_by
+from tandem.operator.watched import Key, key_of, newer, uid_of
+
 Obj = dict[str, Any]
 RESEED_SECONDS = 60.0
 
 
-def _key(pod: Obj) -> tuple[str, str]:
-    meta = pod.get("metadata") or {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+def _key(pod: Obj) -> Key:
+    namespace, name = key_of(pod)
+    return namespace or "default", name
 
 
-def _version(pod: Obj) -> int:
-    value = str((pod.get("metadata") or {}).get("resourceVersion") or "")
-    return int(value) if value.isdigit() else -1
+def _job_key(pod: Obj) -> Key:
+    return _key(pod)[0], str(((pod.get("metadata") or {}).get("labels") or {}).get(JOB_LABEL) or "")
 
 
 class PodIndex:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pods: dict[tuple[str, str], Obj] = {}  # by (namespace, name): the newest version seen
+        self._pods: dict[Key, Obj] = {}  # by (namespace, name): the newest version seen
+        self._by_job: dict[Key, set[Key]] = {}  # (namespace, job label) -> its pods' keys
         self._seeded_at: float | None = None
 
     def due(self) -> bool:
@@ -41,37 +47,64 @@ class PodIndex:
 
     def seed(self, pods: Iterable[Obj]) -> None:
         """A full list: it replaces what the index holds, except the pods just created that it may not show yet."""
-        listed: dict[tuple[str, str], Obj] = {}
+        listed: dict[Key, Obj] = {}
         for pod in pods:
             listed[_key(pod)] = pod
         with self._lock:
-            expected = {k: p for k, p in self._pods.items() if not (p.get("metadata") or {}).get("uid")}
-            self._pods = {**expected, **listed}
+            expected = {k: p for k, p in self._pods.items() if not uid_of(p)}
+            self._pods = {}
+            self._by_job = {}
+            for key, pod in {**expected, **listed}.items():
+                self._put(key, pod)
             self._seeded_at = time.monotonic()
 
     def observe(self, event: str | None, pod: Obj) -> None:
         """A watch event of a pool pod (kopf's: None for the initial listing)."""
+        key = _key(pod)
         with self._lock:
+            known = self._pods.get(key)
             if event == "DELETED":
-                known = self._pods.get(_key(pod))
-                if known is None or (known.get("metadata") or {}).get("uid") in (None, pod["metadata"].get("uid")):
-                    self._pods.pop(_key(pod), None)
-            else:
-                self._keep(pod)
+                if known is not None and uid_of(known) in (None, uid_of(pod)):
+                    self._drop(key)
+            elif newer(pod, known):
+                self._put(key, pod)
 
     def expect(self, manifest: Obj) -> None:
-        """A pod the operator has just created: counted until the watch brings the API's version of it."""
+        """A pod the operator is about to create: counted until the watch brings the API's version of it."""
         with self._lock:
-            self._pods.setdefault(_key(manifest), manifest)
+            if _key(manifest) not in self._pods:
+                self._put(_key(manifest), manifest)
+
+    def unexpect(self, manifest: Obj) -> None:
+        """A pod expected but not created after all (its create failed): no longer counted."""
+        with self._lock:
+            known = self._pods.get(_key(manifest))
+            if known is not None and not uid_of(known):
+                self._drop(_key(manifest))
 
     def pods(self, namespaces: Sequence[str]) -> list[Obj]:
         """The pods of `namespaces` (every namespace when empty)."""
         with self._lock:
             return [p for (ns, _), p in self._pods.items() if not namespaces or ns in namespaces]
 
-    def _keep(self, pod: Obj) -> None:
-        key = _key(pod)
+    def job_pods(self, namespace: str, job: str, uid: str) -> list[Obj]:
+        """The pods of one job (its label, and owned by its uid: a job recreated under the same name never sees
+        the old one's pods), as `Kube.list_job_pods` would list them."""
+        with self._lock:
+            keys = sorted(self._by_job.get((namespace, job), ()))
+            return [self._pods[k] for k in keys if owned_by(self._pods[k], uid)]
+
+    def _put(self, key: Key, pod: Obj) -> None:
         known = self._pods.get(key)
-        same = known is not None and (known.get("metadata") or {}).get("uid") == pod["metadata"].get("uid")
-        if known is None or not same or _version(pod) >= _version(known):
-            self._pods[key] = pod
+        if known is not None:
+            self._by_job.get(_job_key(known), set()).discard(key)
+        self._pods[key] = pod
+        self._by_job.setdefault(_job_key(pod), set()).add(key)
+
+    def _drop(self, key: Key) -> None:
+        pod = self._pods.pop(key)
+        keys = self._by_job.get(_job_key(pod))
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_job[_job_key(pod)]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from helm_support import CHART, RELEASE_NAMESPACE, Rendered, can, full_values, render
 
-JOB_RESOURCES = [("", "pods", ["list", "watch", "create", "patch", "delete"]), ("", "services", ["get", "create"]),
+JOB_RESOURCES = [("", "pods", ["list", "watch", "create", "patch", "delete"]), ("", "services", ["get", "list", "watch", "create"]),
                  ("", "events", ["create"]), ("tandem.dev", "trainingjobs", ["get", "list", "watch"]),
                  ("tandem.dev", "trainingjobs/status", ["patch"])]
 POD_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]

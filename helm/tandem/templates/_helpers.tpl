@@ -86,10 +86,11 @@ makes against the local cluster and fails when a rule is missing or unused.
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
-# The headless Service that gives rank 0 a stable name.
+# The headless Service that gives rank 0 a stable name: watched (label tandem.dev/job) so that a reconcile reads
+# it from memory, read when the watch has not brought it yet, created.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create]
+  verbs: [get, list, watch, create]
 # An Event for every decision, on the TrainingJob.
 - apiGroups: [""]
   resources: [events]

@@ -62,7 +62,8 @@ class FakeKube:
             raise self.refuse.pop(0)
         return True
 
-    def delete_pod(self, namespace: str, name: str, uid: str | None = None, force: bool = False) -> bool:
+    def delete_pod(self, namespace: str, name: str, uid: str | None = None, force: bool = False,
+                   resource_version: str | None = None) -> bool:
         self.calls.append(f"delete {name}")
         return True
 
@@ -309,7 +310,8 @@ def test_one_job_that_raises_does_not_stop_the_pass_over_the_others() -> None:
 
     module.reconcile = reconcile  # type: ignore[assignment]
     try:
-        controller.reconcile_all()
+        controller.reconcile_all()  # queues every job; the workers reconcile them
+        assert controller.queue.wait_idle(30)
     finally:
         module.reconcile = original
     assert "create llama-a1-0" in kube.calls

@@ -60,3 +60,27 @@ def test_a_full_list_replaces_the_index_but_keeps_expected_pods(monkeypatch: pyt
     index.seed([pod("kept", "u2", "7")])
     assert names(index) == [("fresh", None), ("kept", None)]
     assert not index.due() and index.due()  # 0 s after the list, then 70 s after it
+
+
+def job_pod(name: str, job: str, owner: str, version: str, uid: str | None = "u") -> dict[str, Any]:
+    made = pod(name, uid and f"{uid}-{name}", version)
+    made["metadata"]["labels"] = {"tandem.dev/job": job}
+    made["metadata"]["ownerReferences"] = [{"uid": owner, "controller": True}]
+    return made
+
+
+def test_a_jobs_pods_are_those_of_its_label_and_its_uid_as_the_watch_last_saw_them() -> None:
+    index = PodIndex()
+    index.observe(None, job_pod("llama-a1-0", "llama", "job-1", "5"))
+    index.observe(None, job_pod("llama-a1-1", "llama", "job-1", "6"))
+    index.observe(None, job_pod("llama-a0-0", "llama", "deleted-job", "4"))  # a deleted job of the same name
+    index.observe(None, job_pod("other-a1-0", "other", "job-2", "7"))
+    index.observe("MODIFIED", {**job_pod("llama-a1-1", "llama", "job-1", "8"), "spec": {"nodeName": "n1"}})
+    index.observe("DELETED", job_pod("llama-a1-0", "llama", "job-1", "9"))
+    index.expect(job_pod("llama-a2-0", "llama", "job-1", "", uid=None))
+    assert [(p["metadata"]["name"], p["metadata"]["resourceVersion"]) for p in index.job_pods("ml", "llama", "job-1")
+            ] == [("llama-a1-1", "8"), ("llama-a2-0", "")]
+    index.unexpect(job_pod("llama-a2-0", "llama", "job-1", "", uid=None))  # its create failed
+    index.unexpect(job_pod("llama-a1-1", "llama", "job-1", "8"))  # created: stays
+    assert [p["metadata"]["name"] for p in index.job_pods("ml", "llama", "job-1")] == ["llama-a1-1"]
+    assert index.job_pods("other-ns", "llama", "job-1") == []

@@ -1,0 +1,78 @@
+"""What the operator's watches delivered: the newest version of each object of one kind, so that a reconcile reads
+the job, its Service and the pools from memory instead of the API (issue 19: reads per reconcile independent of the
+cluster's size; client-go's informer caches do the same for Go controllers).
+
+A cache may lag the API by the watch's delay. Whatever is decided from it is written guarded by the resourceVersion it
+was read at (a stale job's status write answers 409) and destructive decisions are taken again on a fresh read
+(operator/controller.py): a stale cache costs a retry, never a wrong delete."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+Obj = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name); "" for cluster-scoped objects
+
+
+def key_of(obj: Obj) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def version_of(obj: Obj) -> int:
+    """The resourceVersion as a number (etcd's revision; -1 when absent or opaque: any watched version wins)."""
+    value = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return int(value) if value.isdigit() else -1
+
+
+def uid_of(obj: Obj) -> str | None:
+    return (obj.get("metadata") or {}).get("uid")
+
+
+def newer(candidate: Obj, known: Obj | None) -> bool:
+    """Whether `candidate` replaces `known`: another object of the same name (a new uid), or a version not older."""
+    return known is None or uid_of(candidate) != uid_of(known) or version_of(candidate) >= version_of(known)
+
+
+class Watched:
+    """One kind's objects, fed by its watch (`observe`), by a full list (`seed`) and by the operator's own writes
+    (`keep`: the object as the API answered a write, before the watch brings it back)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[Key, Obj] = {}
+        self.seeded = False
+
+    def observe(self, event: str | None, obj: Obj) -> None:
+        """A watch event (kopf's: None for the initial listing). A deletion removes only the object it names."""
+        key = key_of(obj)
+        with self._lock:
+            known = self._objects.get(key)
+            if event == "DELETED":
+                if known is not None and uid_of(known) in (None, uid_of(obj)):
+                    del self._objects[key]
+            elif newer(obj, known):
+                self._objects[key] = obj
+
+    def keep(self, obj: Obj) -> None:
+        self.observe("MODIFIED", obj)
+
+    def seed(self, objects: Iterable[Obj]) -> None:
+        """A full list: what it shows, plus what the watch brought that is newer."""
+        listed = {key_of(o): o for o in objects}
+        with self._lock:
+            for key, known in self._objects.items():
+                if key in listed and not newer(listed[key], known):
+                    listed[key] = known
+            self._objects = listed
+            self.seeded = True
+
+    def get(self, namespace: str, name: str) -> Obj | None:
+        with self._lock:
+            return self._objects.get((namespace, name))
+
+    def values(self) -> list[Obj]:
+        with self._lock:
+            return list(self._objects.values())
