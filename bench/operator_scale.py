@@ -3,7 +3,10 @@
 localcluster/simulated.py), so that the operator, not thousands of local processes, sets the pace.
 
 Also the recovery latency: one job faulting 100 times with backoff 0, fault seen -> the next
-attempt's pods created -> Running (p50/p99).
+attempt's pods created -> Running (p50/p99); and under load (`--faulty K`): K of the N jobs fault (an HCCL
+socket timeout in their simulated pods' termination message) `--fault-every` seconds into each attempt, from the
+start; the faults after every job is up, during `--load-seconds`, are measured the same way while the other jobs
+keep running.
 
 Measured per N: time until every pod exists and until every job is Running, reconcile latency
 p50/p99 from the operator's own `tandem_reconcile_seconds`, the operator's API requests (reads and writes, watches
@@ -27,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -56,6 +60,73 @@ def _job(name: str, pods: int) -> dict[str, Any]:
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob", "metadata": {"name": name},
             "spec": {"nodes": pods, "pools": ["bench"], "container": {"command": ["sleep", "600"]},
                      "checkpoint": {"volume": {"emptyDir": {}}}}}
+
+
+HCCL = json.dumps({"class": "interconnect", "reason": "HcclSocketTimeout",
+                   "message": "EI0006: Getting socket times out", "checkpointStep": 10})
+
+
+def _faulty_job(name: str, pods: int, every: float) -> dict[str, Any]:
+    """A job whose simulated pods all end `every` seconds after they start, with an HCCL fault; backoff 0."""
+    job = _job(name, pods)
+    job["spec"]["podTemplate"] = {"metadata": {"annotations": {
+        "sim.tandem.dev/run-seconds": str(every), "sim.tandem.dev/exit-code": "3",
+        "sim.tandem.dev/termination-message": HCCL}}}
+    job["spec"]["faultPolicy"] = {"maxRestarts": 1000, "backoffSeconds": 0, "maxBackoffSeconds": 0,
+                                  "failoverAfterFaults": 1000, "excludeFaultyNodes": False}
+    return job
+
+
+class Recoveries:
+    """Per fault of the faulty jobs, seen through a pod watch (as the operator sees it): the first pod of an attempt
+    that failed, then every pod of the next attempt created, and Running."""
+
+    def __init__(self, pods: int) -> None:
+        self.pods = pods
+        self.failed: dict[tuple[str, int], float] = {}
+        self.created: dict[tuple[str, int], set[str]] = {}
+        self.running: dict[tuple[str, int], set[str]] = {}
+        self.created_at: dict[tuple[str, int], float] = {}
+        self.running_at: dict[tuple[str, int], float] = {}
+
+    def follow(self, core: Any, jobs: set[str], stop: threading.Event) -> threading.Thread:
+        """A thread that watches the pods of `jobs` until `stop` is set."""
+
+        def run() -> None:
+            while not stop.is_set():
+                watch = kubernetes.watch.Watch()
+                for event in watch.stream(core.list_namespaced_pod, NS, label_selector="tandem.dev/job",
+                                          timeout_seconds=5):
+                    pod = event["object"]
+                    if (pod.metadata.labels or {}).get("tandem.dev/job") in jobs:
+                        self.see(pod, time.monotonic())
+                    if stop.is_set():
+                        watch.stop()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def see(self, pod: Any, now: float) -> None:
+        labels = pod.metadata.labels or {}
+        key = (labels.get("tandem.dev/job", ""), int(labels.get("tandem.dev/attempt", "0")))
+        self.created.setdefault(key, set()).add(pod.metadata.name)
+        if len(self.created[key]) == self.pods:
+            self.created_at.setdefault(key, now)
+        if pod.status.phase == "Running":
+            self.running.setdefault(key, set()).add(pod.metadata.name)
+            if len(self.running[key]) == self.pods:
+                self.running_at.setdefault(key, now)
+        if pod.status.phase == "Failed":
+            self.failed.setdefault(key, now)
+
+    def latencies(self, after: float = 0.0, before: float = math.inf) -> tuple[list[float], list[float]]:
+        """(fault -> next attempt's pods created, fault -> next attempt Running), sorted, for every fault seen
+        between `after` and `before` whose next attempt got that far."""
+        nxt = {(job, attempt): (job, attempt + 1) for (job, attempt), at in self.failed.items() if after <= at < before}
+        created = sorted(self.created_at[n] - self.failed[k] for k, n in nxt.items() if n in self.created_at)
+        running = sorted(self.running_at[n] - self.failed[k] for k, n in nxt.items() if n in self.running_at)
+        return created, running
 
 
 def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
@@ -157,7 +228,12 @@ def baseline(jobs: int, pods: int, nodes: int) -> float:
         return time.monotonic() - started
 
 
-def measure(jobs: int, pods: int, nodes: int, log_dir: Path) -> dict[str, Any]:
+def _reconciles(metrics_port: int) -> int:
+    return int(_buckets(metrics_port, "tandem_reconcile_seconds_bucket")[-1][1])
+
+
+def measure(jobs: int, pods: int, nodes: int, log_dir: Path, faulty: int = 0, fault_every: float = 20.0,
+            load_seconds: float = 0.0) -> dict[str, Any]:
     with _cluster(jobs, pods, nodes) as cluster:
         requests = Requests()
         cluster.api.on_request = requests
@@ -166,8 +242,12 @@ def measure(jobs: int, pods: int, nodes: int, log_dir: Path) -> dict[str, Any]:
             custom, core = _apis(cluster)
             custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", POOL)
             started = time.monotonic()
+            recoveries, stop = Recoveries(pods), threading.Event()
+            watcher = recoveries.follow(core, {f"job-{i}" for i in range(faulty)}, stop) if faulty else None
             for index in range(jobs):
-                custom.create_namespaced_custom_object(GROUP, VERSION, NS, "trainingjobs", _job(f"job-{index}", pods))
+                manifest = _faulty_job(f"job-{index}", pods, fault_every) if index < faulty else _job(
+                    f"job-{index}", pods)
+                custom.create_namespaced_custom_object(GROUP, VERSION, NS, "trainingjobs", manifest)
             all_pods = all_running = None
             deadline = started + 1800
             while time.monotonic() < deadline and all_running is None:
@@ -175,15 +255,30 @@ def measure(jobs: int, pods: int, nodes: int, log_dir: Path) -> dict[str, Any]:
                 if all_pods is None and len(listed) >= jobs * pods:
                     all_pods = time.monotonic() - started
                 job_list = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "trainingjobs")["items"]
-                running = sum(1 for j in job_list if j.get("status", {}).get("phase") == JobPhase.RUNNING.value)
+                # Up: Running, or (a faulty job) past its first attempt: it ran and faults on its schedule.
+                running = sum(1 for j in job_list if j.get("status", {}).get("phase") == JobPhase.RUNNING.value
+                              or j.get("status", {}).get("attempt", 0) > 1)
                 _progress(f"N={jobs} pods {len(listed)}/{jobs * pods}, jobs Running", running, jobs, started)
                 if running == jobs:
                     all_running = time.monotonic() - started
                 else:
                     time.sleep(1.0)
+            up, up_reads, up_reconciles = time.monotonic(), requests.reads, _reconciles(metrics_port)
+            time.sleep(load_seconds)  # every job up; the faulty ones fault on their schedule
+            window_reads, window_reconciles = requests.reads - up_reads, _reconciles(metrics_port) - up_reconciles
+            stop.set()
+            if watcher is not None:
+                watcher.join(timeout=30)
+            created, running_after = recoveries.latencies(after=up, before=up + load_seconds - fault_every)
+            load = {"load_faults": len(created),
+                    "load_created_p50_s": statistics.median(created) if created else None,
+                    "load_created_p99_s": _p(created, 0.99) if created else None,
+                    "load_running_p50_s": statistics.median(running_after) if running_after else None,
+                    "load_running_p99_s": _p(running_after, 0.99) if running_after else None}
             buckets = _buckets(metrics_port, "tandem_reconcile_seconds_bucket")
             reconciles = int(buckets[-1][1])
             return {
+                **load, "window_s": load_seconds, "window_reads": window_reads, "window_reconciles": window_reconciles,
                 "jobs": jobs, "pods_per_job": pods, "nodes": len(core.list_node().items), "all_pods_s": all_pods,
                 "all_running_s": all_running, "reconcile_p50_ms": 1000 * _quantile(buckets, 0.5),
                 "reconcile_p99_ms": 1000 * _quantile(buckets, 0.99), "reconciles": reconciles,
@@ -278,6 +373,11 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=0, help="simulated nodes (0: 8 pods a node)")
     parser.add_argument("--log-dir", default="/tmp/tandem-bench", help="operator logs and kubeconfigs")
     parser.add_argument("--recovery", type=int, default=100, help="faults for the recovery-latency run (0: skip)")
+    parser.add_argument("--faulty", type=int, default=0,
+                        help="K of the N jobs fault on a schedule (recovery under load)")
+    parser.add_argument("--fault-every", type=float, default=20.0, help="seconds into each attempt a faulty job faults")
+    parser.add_argument("--load-seconds", type=float, default=60.0,
+                        help="once every job is up: how long to measure (reads per reconcile, faults under load)")
     args = parser.parse_args()
     # A bench stopped with SIGTERM (timeout, Ctrl-C in CI) still stops its operator and cluster.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -299,7 +399,7 @@ def main() -> None:
         print(f"N={jobs} M={args.pods}: baseline (a client creating {jobs * args.pods} pods directly)", flush=True)
         direct = baseline(jobs, args.pods, args.nodes)
         print(f"N={jobs} M={args.pods}: the operator", flush=True)
-        row = measure(jobs, args.pods, args.nodes, log_dir)
+        row = measure(jobs, args.pods, args.nodes, log_dir, args.faulty, args.fault_every, args.load_seconds)
         row["direct_create_s"] = direct
         row["ratio_all_pods_vs_direct"] = (row["all_pods_s"] or float("nan")) / direct
         rows.append(row)
@@ -313,10 +413,18 @@ def main() -> None:
               f"| {r['reconcile_p50_ms']:.1f} | {r['reconcile_p99_ms']:.1f} | {r['reconciles']} "
               f"| {r['reads_per_reconcile']:.1f} / {r['writes_per_reconcile']:.1f} "
               f"| {r['operator_peak_rss_mib']:.0f} |")
+    print("\n| nodes | N jobs | once all up, for (s) | reconciles | API reads per reconcile | faulty jobs' faults "
+          "| fault -> next pods created p50 / p99 (s) | fault -> Running p50 / p99 (s) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['nodes']} | {r['jobs']} | {r['window_s']:.0f} | {r['window_reconciles']} "
+              f"| {r['window_reads'] / max(r['window_reconciles'], 1):.2f} | {r.get('load_faults', 0)} "
+              f"| {_s(r.get('load_created_p50_s'), 2)} / {_s(r.get('load_created_p99_s'), 2)} "
+              f"| {_s(r.get('load_running_p50_s'), 2)} / {_s(r.get('load_running_p99_s'), 2)} |")
 
 
-def _s(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.1f}"
+def _s(value: float | None, digits: int = 1) -> str:
+    return "not reached" if value is None else f"{value:.{digits}f}"
 
 
 if __name__ == "__main__":

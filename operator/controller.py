@@ -21,6 +21,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from tandem.operator.api import AcceleratorPool, JobPhase, PendingEvent, TrainingJob, TrainingJobStatus
+from tandem.operator.cluster_sync import RESYNC_DELAY_SECONDS, ClusterSync
 from tandem.operator.cluster_view import ClusterView
 from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, IN_PLACE_RESTARTS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
@@ -28,7 +29,6 @@ from tandem.operator.peering import PeeringGate
 from tandem.operator.pod_index import PodIndex
 from tandem.operator.pod_logs import PodLogs
 from tandem.operator.podspec import owned_by
-from tandem.operator.pools import pool_status
 from tandem.operator.reconcile import TERMINAL, Decision, Observation, reconcile, set_condition
 from tandem.operator.requeue import STANDBY_RECHECK_SECONDS, Requeue  # noqa: F401  (its constant, re-exported)
 from tandem.operator.watched import Watched
@@ -38,11 +38,8 @@ from tandem.runtime.ckpt_layout import committed_in_log, foreign_in_log, quarant
 log = structlog.get_logger("tandem.operator")
 Clock = Callable[[], datetime]
 API_RETRY_SECONDS = 2.0
-RESYNC_RETRY_SECONDS = 5.0
 # A reconcile that raised (a bug, or a spec no schema foresaw): the job waits this long, doubling, and says why.
 ERROR_RETRY_SECONDS, ERROR_RETRY_MAX_SECONDS = 10.0, 300.0
-RESYNC_DELAY_SECONDS = 0.5
-DEVICE_REPORT_POLL_SECONDS = 5.0
 
 
 class _ReadFresh(Exception):
@@ -61,7 +58,7 @@ def _fixed_after_rejection(job: TrainingJob) -> bool:
             and (failed.observed_generation or 0) < generation)
 
 
-class Controller:
+class Controller(ClusterSync):
     def __init__(self, kube: Kube, clock: Clock = utcnow, force_delete_after: float = 30.0,
                  device_info_namespace: str = "kube-system", namespaces: list[str] | None = None,
                  gate: PeeringGate | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -402,81 +399,3 @@ class Controller:
         self.kube.patch_job_status(meta["namespace"], meta["name"], meta["resourceVersion"], status)
         self.kube.post_event(raw, PendingEvent(type="Warning", reason="InvalidSpec", message=message, time=now))
         log.warning("job_rejected", namespace=meta["namespace"], job=meta["name"], reason=message)
-
-    def sync_pool(self, raw_pool: Obj) -> None:
-        try:
-            pool = AcceleratorPool.model_validate(raw_pool)
-        except pydantic.ValidationError as exc:
-            log.warning("pool_invalid", pool=raw_pool["metadata"]["name"], error=str(exc))
-            return
-        view = self.view.refresh()
-        status = pool_status(pool, view.nodes, self.clock(), view.device_faults)
-        if status != pool.status:
-            self.kube.patch_pool_status(raw_pool["metadata"]["name"], status.to_dict())
-
-    def sync_all_pools(self) -> None:
-        for raw_pool in self.kube.list_pools():
-            self.sync_pool(raw_pool)
-
-    def node_health_changed(self, node: Obj, deleted: bool) -> bool:
-        """Remembers each node's health signature (derived, rebuilt from the watch after a restart)."""
-        name = node["metadata"]["name"]
-        signature = None if deleted else (
-            tuple(sorted((c.get("type"), c.get("status")) for c in node.get("status", {}).get("conditions") or [])),
-            tuple(sorted((t.get("key"), t.get("effect")) for t in node.get("spec", {}).get("taints") or [])),
-        )
-        with self._health_lock:
-            changed = self._node_health.get(name) != signature
-            self._node_health[name] = signature
-        return changed
-
-    def cluster_changed(self) -> None:
-        """Nodes or fault reports changed: pools report it, and every active job looks again, once
-        for a burst of changes (at start-up kopf reports every node; a rack going down, many)."""
-        self._resyncs.after("", "cluster", RESYNC_DELAY_SECONDS)
-
-    def _resync(self) -> None:
-        """Every pool's status and every active job, again. A failure (a 500, a timeout) is retried: device
-        reports and node faults are acted on only through this pass."""
-        try:
-            self.view.invalidate()
-            self.sync_all_pools()
-            self.reconcile_all()
-        except Exception:
-            log.exception("resync_failed", retry_in=RESYNC_RETRY_SECONDS)
-            self._resyncs.after("", "cluster", RESYNC_RETRY_SECONDS)
-
-    def start_device_report_poll(self) -> threading.Thread:
-        def poll() -> None:
-            while True:  # at once, then every DEVICE_REPORT_POLL_SECONDS: reconciles read the last list
-                try:
-                    self.poll_device_reports()
-                except Exception as exc:  # the API may be away for a while; keep polling
-                    log.warning("device_reports_unreadable", namespace=self.view.namespace, error=str(exc)[:300])
-                if self.stopping.wait(DEVICE_REPORT_POLL_SECONDS):
-                    return
-
-        thread = threading.Thread(target=poll, name="device-reports", daemon=True)
-        thread.start()
-        return thread
-
-    def poll_device_reports(self) -> None:
-        """Resync when the device-info ConfigMaps changed since the last poll (one per pool timer)."""
-        listed = self.view.device_reports()
-        self.view.observe_reports(listed)
-        reports = tuple(sorted((cm["metadata"]["name"], cm["metadata"].get("resourceVersion", "")) for cm in listed))
-        with self._health_lock:
-            changed = self._device_reports is not None and reports != self._device_reports
-            self._device_reports = reports
-        if changed:
-            log.info("device_reports_changed", namespace=self.view.namespace, reports=len(reports))
-            self.cluster_changed()
-
-    def reconcile_all(self) -> None:
-        for raw in self.kube.list_jobs(self.namespaces):
-            if self.stopping.is_set():
-                return
-            if (raw.get("status") or {}).get("phase") in TERMINAL:
-                continue
-            self.queue.add(raw["metadata"]["namespace"], raw["metadata"]["name"])
-

@@ -81,8 +81,8 @@ class Generations:
 
     def stepping(self, step: int) -> None:
         """The generation's workers passed their first step: Ready, and the operator is told."""
+        self.set_ready(True)  # first: whoever reads the report finds the pod Ready
         self.say("stepping", step=step)
-        self.set_ready(True)
 
     def wait_for_restart(self, message: Mapping[str, object], stop: threading.Event | None = None) -> int | None:
         """After a fault the operator may answer in place: report it, then wait for a newer attempt on the label.

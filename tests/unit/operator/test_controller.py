@@ -9,6 +9,7 @@ import pytest
 from builders import NOW, make_job, make_node, make_pool
 from kubernetes.client.exceptions import ApiException
 
+from tandem.operator import cluster_sync
 from tandem.operator.controller import Controller
 from tandem.operator.kube import Conflict
 
@@ -105,9 +106,8 @@ def test_a_conflict_observes_again_at_once() -> None:
 def test_a_burst_of_node_changes_resyncs_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import queue
 
-    from tandem.operator import controller as module
 
-    monkeypatch.setattr(module, "RESYNC_DELAY_SECONDS", 0.2)
+    monkeypatch.setattr(cluster_sync, "RESYNC_DELAY_SECONDS", 0.2)
     controller = Controller(FakeKube(_job()), clock=lambda: NOW)  # type: ignore[arg-type]
     passes: queue.Queue[int] = queue.Queue()
     controller.reconcile_all = lambda: passes.put(1)  # type: ignore[method-assign]
@@ -243,9 +243,8 @@ def test_a_failed_resync_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     """One 500 from the API during the cluster-wide pass used to drop it, and device reports with it."""
     import queue
 
-    from tandem.operator import controller as module
 
-    monkeypatch.setattr(module, "RESYNC_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(cluster_sync, "RESYNC_RETRY_SECONDS", 0.1)
     controller = Controller(FakeKube(_job()), clock=lambda: NOW)  # type: ignore[arg-type]
     passes: queue.Queue[int] = queue.Queue()
     outcomes = [ApiException(status=500, reason="Internal Server Error"), None]

@@ -43,3 +43,22 @@ def test_only_the_supervisors_not_ready_are_read() -> None:
     reports = PodLogs(kube).supervisors(job, [supervised(2, 0, 1, True), supervised(2, 1, 1, False)])  # type: ignore[arg-type]
     assert (kube.read, {k: (r.attempt, r.state) for k, r in reports.items()}) == (
         ["llama-a1-1"], {"llama-a1-1": (2, "faulted")})
+
+
+def test_a_supervisor_is_read_again_only_once_its_pod_changed_or_a_second_passed() -> None:
+    """A job's burst of pod events (each reconciles it) reads a supervisor's log once, not once per event."""
+    line = 'tandem-supervisor: {"attempt":2,"state":"faulted","fault":{"class":"unknown"}}'
+    kube = Logs({"llama-a1-1": line})
+    clock = [100.0]
+    logs = PodLogs(kube, monotonic=lambda: clock[0])  # type: ignore[arg-type]
+    job = make_job(status={"phase": "Running", "attempt": 2, "pool": "ascend-910b"}, nodes=2)
+    pods = [supervised(2, 0, 1, True), supervised(2, 1, 1, False)]
+    pods[1]["metadata"]["resourceVersion"] = "7"
+    heard = []
+    for step in ("event", "event", "a second later", "its pod changed", "event"):
+        if step == "a second later":
+            clock[0] += 1.0
+        if step == "its pod changed":
+            pods[1]["metadata"]["resourceVersion"] = "8"
+        heard.append({k: r.state for k, r in logs.supervisors(job, pods).items()})
+    assert (kube.read, heard) == (["llama-a1-1"] * 3, [{"llama-a1-1": "faulted"}] * 5)

@@ -64,6 +64,7 @@ def test_the_workers_are_bounded_and_a_noisy_job_waits_its_turn() -> None:
     for name in ("b", "c", "d"):
         queue.add("ml", name)
         queue.add("ml", "noisy")  # it keeps sending events: one place in the line, behind those already there
+    assert work.started.acquire(timeout=10)  # the second worker took "b"; "c" and "d" wait: two workers only
     work.release.set()
     assert queue.wait_idle(10)
     assert (work.most, work.overlap, sorted(work.order)) == (2, 0, ["b", "c", "d", "noisy", "noisy"])
