@@ -12,7 +12,7 @@ Measured per N: time until every pod exists and until every job is Running, reco
 p50/p99 from the operator's own `tandem_reconcile_seconds`, the operator's API requests (reads and writes, watches
 apart) per reconcile, counted by the local API, and the operator's peak RSS. The baseline, in the same run: a plain
 client creating the same N*M pods straight through the API, one after another (what the operator's pod creation
-costs at the least).
+costs at the least): the same Services and pods, built by the operator's own podspec.py.
 
     .venv/bin/python -P bench/operator_scale.py --nodes 1000 --jobs 500 --pods 8 --recovery 0
 """
@@ -41,7 +41,8 @@ import kubernetes
 from tandem.localcluster.cluster import LocalCluster
 from tandem.localcluster.nodes import ClusterConfig, SimulatedPool
 from tandem.localcluster.simulated import PodScript
-from tandem.operator.api import JobPhase
+from tandem.operator.api import AcceleratorPool, JobPhase, TrainingJob
+from tandem.operator.podspec import attempt_pod, headless_service
 
 GROUP, VERSION = "tandem.dev", "v1alpha1"
 NS = "default"
@@ -215,17 +216,75 @@ def _apis(cluster: LocalCluster) -> tuple[kubernetes.client.CustomObjectsApi, ku
 
 
 def baseline(jobs: int, pods: int, nodes: int) -> float:
-    """Seconds for one client to create N*M pods directly, on an otherwise identical cluster."""
+    """Seconds for one client to create the same objects the operator creates (each job's headless Service and
+    its pods, the manifests of operator/podspec.py for attempt 1), one after another, on an identical cluster."""
     with _cluster(jobs, pods, nodes) as cluster:
-        _, core = _apis(cluster)
+        custom, core = _apis(cluster)
+        pool = AcceleratorPool.model_validate(custom.create_cluster_custom_object(
+            GROUP, VERSION, "acceleratorpools", POOL))
+        manifests = []
+        for index in range(jobs):
+            job = TrainingJob.model_validate({**_job(f"job-{index}", pods), "metadata": {
+                "name": f"job-{index}", "namespace": NS, "uid": f"uid-{index}", "generation": 1}})
+            manifests.append(headless_service(job))
+            manifests.extend(attempt_pod(job, pool, 1, rank) for rank in range(pods))
         started = time.monotonic()
-        for index in range(jobs * pods):
-            core.create_namespaced_pod(NS, {
-                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"direct-{index}"},
-                "spec": {"restartPolicy": "Never", "containers": [
-                    {"name": "trainer", "image": "x", "command": ["sleep", "600"],
-                     "resources": {"limits": {"huawei.com/Ascend910": "1"}}}]}}, _preload_content=False)
+        for manifest in manifests:
+            if manifest["kind"] == "Pod":
+                core.create_namespaced_pod(NS, manifest, _preload_content=False)
+            else:
+                core.create_namespaced_service(NS, manifest, _preload_content=False)
         return time.monotonic() - started
+
+
+def _watch(url: str, path: str, stop: threading.Event) -> Any:
+    """The events of a watch on `path`, as dicts, read as raw JSON lines (the bench's own load on the API stays
+    small: no list of every pod each second), again after each server timeout, until `stop`."""
+    while not stop.is_set():
+        request = urllib.request.Request(f"{url}{path}?watch=1&timeoutSeconds=30",
+                                         headers={"User-Agent": BENCH_AGENT})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            for line in response:
+                if stop.is_set():
+                    return
+                yield json.loads(line)
+
+
+class Progress:
+    """From two watches: when the last of `pods` pods exists, and when every one of `jobs` jobs is up (Running,
+    or, for a faulty job, past its first attempt: it ran and faults on its schedule)."""
+
+    def __init__(self, url: str, pods: int, jobs: int, stop: threading.Event) -> None:
+        self.pods: set[str] = set()
+        self.jobs: dict[str, bool] = {}
+        self.pods_done, self.jobs_done = threading.Event(), threading.Event()
+        self.pods_at = self.jobs_at = 0.0
+        self._want_pods, self._want_jobs = pods, jobs
+        for path, see in ((f"/api/v1/namespaces/{NS}/pods", self._pod),
+                          (f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/trainingjobs", self._job)):
+            threading.Thread(target=self._follow, args=(url, path, see, stop), daemon=True).start()
+
+    def up(self) -> int:
+        return sum(self.jobs.values())
+
+    @staticmethod
+    def _follow(url: str, path: str, see: Any, stop: threading.Event) -> None:
+        for event in _watch(url, path, stop):
+            see(event["object"])
+
+    def _pod(self, pod: dict[str, Any]) -> None:
+        self.pods.add(pod["metadata"]["name"])
+        if len(self.pods) >= self._want_pods and not self.pods_done.is_set():
+            self.pods_at = time.monotonic()
+            self.pods_done.set()
+
+    def _job(self, job: dict[str, Any]) -> None:
+        status = job.get("status") or {}
+        self.jobs[job["metadata"]["name"]] = (status.get("phase") == JobPhase.RUNNING.value
+                                              or status.get("attempt", 0) > 1)
+        if len(self.jobs) >= self._want_jobs and all(self.jobs.values()) and not self.jobs_done.is_set():
+            self.jobs_at = time.monotonic()
+            self.jobs_done.set()
 
 
 def _reconciles(metrics_port: int) -> int:
@@ -248,24 +307,23 @@ def measure(jobs: int, pods: int, nodes: int, log_dir: Path, faulty: int = 0, fa
                 manifest = _faulty_job(f"job-{index}", pods, fault_every) if index < faulty else _job(
                     f"job-{index}", pods)
                 custom.create_namespaced_custom_object(GROUP, VERSION, NS, "trainingjobs", manifest)
+            seen = Progress(cluster.url, jobs * pods, jobs, stop)
             all_pods = all_running = None
             deadline = started + 1800
             while time.monotonic() < deadline and all_running is None:
-                listed = json.loads(core.list_namespaced_pod(NS, _preload_content=False).data)["items"]
-                if all_pods is None and len(listed) >= jobs * pods:
-                    all_pods = time.monotonic() - started
-                job_list = custom.list_namespaced_custom_object(GROUP, VERSION, NS, "trainingjobs")["items"]
-                # Up: Running, or (a faulty job) past its first attempt: it ran and faults on its schedule.
-                running = sum(1 for j in job_list if j.get("status", {}).get("phase") == JobPhase.RUNNING.value
-                              or j.get("status", {}).get("attempt", 0) > 1)
-                _progress(f"N={jobs} pods {len(listed)}/{jobs * pods}, jobs Running", running, jobs, started)
-                if running == jobs:
-                    all_running = time.monotonic() - started
-                else:
-                    time.sleep(1.0)
+                if all_pods is None and seen.pods_done.is_set():
+                    all_pods = seen.pods_at - started
+                if seen.jobs_done.wait(1.0):
+                    all_running = seen.jobs_at - started
+                _progress(f"N={jobs} pods {len(seen.pods)}/{jobs * pods}, jobs up", seen.up(), jobs, started)
+            if all_pods is None and seen.pods_done.is_set():
+                all_pods = seen.pods_at - started
             up, up_reads, up_reconciles = time.monotonic(), requests.reads, _reconciles(metrics_port)
+            up_buckets = _buckets(metrics_port, "tandem_reconcile_seconds_bucket")
             time.sleep(load_seconds)  # every job up; the faulty ones fault on their schedule
             window_reads, window_reconciles = requests.reads - up_reads, _reconciles(metrics_port) - up_reconciles
+            window = [(bound, count - before) for (bound, count), (_, before) in zip(
+                _buckets(metrics_port, "tandem_reconcile_seconds_bucket"), up_buckets, strict=True)]
             stop.set()
             if watcher is not None:
                 watcher.join(timeout=30)
@@ -278,7 +336,9 @@ def measure(jobs: int, pods: int, nodes: int, log_dir: Path, faulty: int = 0, fa
             buckets = _buckets(metrics_port, "tandem_reconcile_seconds_bucket")
             reconciles = int(buckets[-1][1])
             return {
-                **load, "window_s": load_seconds, "window_reads": window_reads, "window_reconciles": window_reconciles,
+                **load, "window_s": load_seconds, "window_p50_ms": 1000 * _quantile(window, 0.5),
+                "window_p99_ms": 1000 * _quantile(window, 0.99), "window_reads": window_reads,
+                "window_reconciles": window_reconciles,
                 "jobs": jobs, "pods_per_job": pods, "nodes": len(core.list_node().items), "all_pods_s": all_pods,
                 "all_running_s": all_running, "reconcile_p50_ms": 1000 * _quantile(buckets, 0.5),
                 "reconcile_p99_ms": 1000 * _quantile(buckets, 0.99), "reconciles": reconciles,
@@ -413,11 +473,12 @@ def main() -> None:
               f"| {r['reconcile_p50_ms']:.1f} | {r['reconcile_p99_ms']:.1f} | {r['reconciles']} "
               f"| {r['reads_per_reconcile']:.1f} / {r['writes_per_reconcile']:.1f} "
               f"| {r['operator_peak_rss_mib']:.0f} |")
-    print("\n| nodes | N jobs | once all up, for (s) | reconciles | API reads per reconcile | faulty jobs' faults "
-          "| fault -> next pods created p50 / p99 (s) | fault -> Running p50 / p99 (s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| nodes | N jobs | once all up, for (s) | reconciles | p50 / p99 (ms) | API reads per reconcile "
+          "| faulty jobs' faults | fault -> next pods created p50 / p99 (s) | fault -> Running p50 / p99 (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['nodes']} | {r['jobs']} | {r['window_s']:.0f} | {r['window_reconciles']} "
+              f"| {r['window_p50_ms']:.1f} / {r['window_p99_ms']:.1f} "
               f"| {r['window_reads'] / max(r['window_reconciles'], 1):.2f} | {r.get('load_faults', 0)} "
               f"| {_s(r.get('load_created_p50_s'), 2)} / {_s(r.get('load_created_p99_s'), 2)} "
               f"| {_s(r.get('load_running_p50_s'), 2)} / {_s(r.get('load_running_p99_s'), 2)} |")
