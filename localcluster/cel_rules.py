@@ -17,9 +17,10 @@ budgets, and the checks the API server makes when the CRD is created (rules that
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import celpy
@@ -88,6 +89,21 @@ def _run(expression: str, activation: dict[str, Any]) -> Any:
     return result
 
 
+@lru_cache(maxsize=16384)
+def _passes(expression: str, self_json: str, old_json: str | None) -> bool:
+    """Whether the rule holds for these values, given as canonical JSON: CEL is pure, so a rule is evaluated once
+    per distinct value (a status write leaves the spec, and most of the status, as they were; cel-python's
+    interpreter costs about a millisecond a rule). An error is raised, never remembered."""
+    activation = {"self": celpy.json_to_cel(json.loads(self_json))}
+    if old_json is not None:
+        activation["oldSelf"] = celpy.json_to_cel(json.loads(old_json))
+    return bool(_run(expression, activation))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _reason(exc: Exception) -> str:
     """cel-python's error text without the activation it appends (every variable's value)."""
     text = str(exc.args[0]) if exc.args else str(exc)
@@ -114,15 +130,15 @@ def _check(rule: dict[str, Any], node: Node, self_value: Any, old_value: Any, ou
         _, uses_old = _compiled(rule["rule"])
         if rule.get("optionalOldSelf") or (uses_old and old_value is None):
             return  # transition rules need a value to compare with; optional oldSelf is not emulated
-        activation = {"self": celpy.json_to_cel(self_value)}
-        if uses_old:
-            activation["oldSelf"] = celpy.json_to_cel(old_value)
-        passed = bool(_run(rule["rule"], activation))
+        passed = _passes(rule["rule"], _canonical(self_value), _canonical(old_value) if uses_old else None)
     except Exception as exc:  # a rule that errors refuses the object, as in the API server
         out.causes.append(_error(node.path or "<nil>", shown, f"{_reason(exc)} evaluating rule: {rule_text}", None))
         return
     if passed:
         return
+    activation = {"self": celpy.json_to_cel(self_value)}
+    if uses_old:
+        activation["oldSelf"] = celpy.json_to_cel(old_value)
     error = _error(_target(node.path, rule.get("fieldPath") or ""), shown, _message(rule, activation),
                    rule.get("reason"))
     if node.ratchet and not uses_old:

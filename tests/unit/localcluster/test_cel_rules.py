@@ -115,3 +115,22 @@ def test_a_ratcheted_rules_warning_travels_quoted_in_the_warning_header() -> Non
 
     warning = 'spec.size: Invalid value: "integer": at most 10 \\o/'
     assert _quoted(warning) == r'spec.size: Invalid value: \"integer\": at most 10 \\o/'
+
+
+def test_a_rule_runs_once_per_distinct_value_and_says_the_same_every_time(monkeypatch: Any) -> None:
+    """CEL is pure: the values a write leaves as they were are not evaluated again (cel-python costs about a
+    millisecond a rule, and every status write of a job re-validates its whole spec), and the verdicts do not
+    change: a failing value still fails, with its message, on every write."""
+    from tandem.localcluster import cel_rules
+
+    cel_rules._passes.cache_clear()
+    runs: list[str] = []
+    real = cel_rules._run
+    monkeypatch.setattr(cel_rules, "_run", lambda expression, activation: runs.append(expression) or real(
+        expression, activation))
+    old = _widget()
+    first = [_causes(_widget(replicas=3), old) for _ in range(3)]
+    evaluated = len(runs)
+    again = [_causes(_widget(replicas=3), old) for _ in range(3)]
+    assert first == again == [[("spec.replicas", 'Invalid value: "integer": replicas is immutable')]] * 3
+    assert evaluated > 0 and len(runs) == evaluated  # the second three writes evaluated nothing
