@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes_validate
 
 from tandem.localcluster import errors, names, owner_refs, pods, schema, specs, timestamps, updates
+from tandem.localcluster.builtin_schemas import validate_strict
 from tandem.localcluster.resources import ResourceType
 
 KUBERNETES_VERSION = "1.32"
@@ -67,7 +68,7 @@ class Admission:
 
 def _builtin_causes(obj: dict[str, Any]) -> list[schema.Cause]:
     try:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        validate_strict(obj, KUBERNETES_VERSION)  # kubernetes_validate.validate(strict=True), compiled once
     except kubernetes_validate.ValidationError as exc:
         path = ".".join(str(p) for p in exc.path) or "<root>"
         return [{"field": path, "reason": "FieldValueInvalid", "message": f"Invalid value: {exc.message}"}]

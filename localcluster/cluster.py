@@ -22,7 +22,7 @@ from tandem.localcluster.kubelet import Kubelet
 from tandem.localcluster.node_lifecycle import run_node_lifecycle
 from tandem.localcluster.nodes import DEFAULT_CLUSTER, ClusterConfig, node_manifests
 from tandem.localcluster.quota import run_quota_controller
-from tandem.localcluster.scheduler import run_scheduler
+from tandem.localcluster.scheduling import run_scheduler
 
 T = TypeVar("T")
 

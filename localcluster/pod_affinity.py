@@ -44,6 +44,11 @@ def _terms(pod: Obj) -> list[Obj]:
             if t.get("topologyKey") == HOSTNAME]
 
 
+def has_anti_affinity(pod: Obj) -> bool:
+    """Whether `check_pod_anti_affinity` can refuse any node for this pod."""
+    return bool(_terms(pod))
+
+
 def check_pod_anti_affinity(pod: Obj, pods_on_node: Sequence[Obj]) -> list[str]:
     terms = _terms(pod)
     if not terms:

@@ -40,7 +40,7 @@ def pods_in_use(store: Store, namespace: str) -> int:
 
 
 def quotas(store: Store, namespace: str) -> list[Obj]:
-    found = [q for (resource, ns, _), q in store.objects.items() if resource == QUOTAS and ns == namespace]
+    found = [q for q in store.of_resource(QUOTAS) if q["metadata"].get("namespace") == namespace]
     return sorted(found, key=lambda q: q["metadata"]["name"])
 
 

@@ -7,28 +7,23 @@ anti-affinity on the hostname), the first that rejects a node gives its reasons,
 and an unschedulable pod gets the scheduler's own message, e.g.
 `0/4 nodes are available: 2 Insufficient huawei.com/Ascend910, 2 node(s) didn't match Pod's node
 affinity/selector.` Among fitting nodes the least allocated wins, then the name (deterministic).
-`run_scheduler()` is the shell: on every pod or node event it retries the pending pods and writes
-bindings and PodScheduled conditions straight into the store, on the API's loop."""
+The shell, `scheduling.py`, runs on every pod or node event: it retries the pending pods, deciding as
+`schedule()` does from a snapshot it keeps in step, and writes bindings and PodScheduled conditions
+straight into the store, on the API's loop."""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 from tandem.localcluster.node_lifecycle import TAINT_FOR, ready_status
 from tandem.localcluster.pod_affinity import check_pod_anti_affinity
 from tandem.localcluster.quantities import QuantityError, parse_quantity
 from tandem.localcluster.resources import GroupResource
-from tandem.localcluster.store import Obj, now_iso
+from tandem.localcluster.store import Obj
 from tandem.localcluster.volumes import impossible_claim
-
-if TYPE_CHECKING:
-    from tandem.localcluster.api import LocalAPI
 
 SCHEDULER_NAME = "default-scheduler"
 PODS, NODES = GroupResource("", "pods"), GroupResource("", "nodes")
@@ -261,10 +256,9 @@ def with_condition(status: Obj, condition: Obj, now: str) -> Obj:
 
 
 def bound(pod: Obj, node: str, now: str) -> Obj:
-    new = copy.deepcopy(pod)
-    new["spec"]["nodeName"] = node
-    new["status"] = with_condition(new.get("status") or {}, {"type": "PodScheduled", "status": "True"}, now)
-    return new
+    """A new pod sharing what it does not change with `pod` (stored objects are never mutated in place)."""
+    status = with_condition(pod.get("status") or {}, {"type": "PodScheduled", "status": "True"}, now)
+    return {**pod, "spec": {**pod["spec"], "nodeName": node}, "status": status}
 
 
 def unschedulable(pod: Obj, message: str, now: str) -> Obj:
@@ -277,50 +271,3 @@ def wants_scheduling(pod: Obj) -> bool:
     spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
     return (not spec.get("nodeName") and not meta.get("deletionTimestamp") and occupies(pod)
             and spec.get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME)
-
-
-# --- the service ------------------------------------------------------------------------------
-def schedule_pending(api: LocalAPI) -> None:
-    """One pass over the pending pods, oldest first, each seeing the bindings made before it."""
-    objects = api.store.objects
-    nodes = sorted((o for (gr, _, _), o in objects.items() if gr == NODES), key=node_name)
-    pods = [o for (gr, _, _), o in objects.items() if gr == PODS]
-    on_nodes: dict[str, list[Obj]] = {}
-    for pod in pods:
-        if pod["spec"].get("nodeName"):
-            on_nodes.setdefault(pod["spec"]["nodeName"], []).append(pod)
-    pending = sorted((p for p in pods if wants_scheduling(p)), key=lambda p: (
-        -int(p["spec"].get("priority") or 0), p["metadata"].get("creationTimestamp", ""),
-        p["metadata"].get("namespace", ""), p["metadata"]["name"]))
-    pods_type = api.types[("", "v1", "pods")]
-    # Binding sets spec.nodeName and the PodScheduled condition in one write, as the binding
-    # subresource does; a type without the status subresource lets the store take both.
-    binding_type = dataclasses.replace(pods_type, subresources=[])
-    now = now_iso()
-    usage: dict[str, Usage] = {}  # per node, kept for the pass: only a binding changes it
-    for pod in pending:
-        try:
-            chosen, message = schedule(pod, nodes, on_nodes, usage)
-        except QuantityError as exc:
-            chosen, message = None, f"0/{len(nodes)} nodes are available: {exc}."
-        if chosen is not None:
-            written = api.store.update(binding_type, pod, bound(pod, chosen, now), None)
-            on_nodes.setdefault(chosen, []).append(written)
-            usage.pop(chosen, None)
-        else:
-            api.store.update(pods_type, pod, unschedulable(pod, message, now), "status")
-
-
-async def run_scheduler(api: LocalAPI) -> None:
-    queue = api.store.subscribe()
-    try:
-        while True:
-            schedule_pending(api)
-            event = await queue.get()
-            relevant = event.resource in (PODS, NODES)
-            while not queue.empty():  # one pass for a burst of events
-                relevant = queue.get_nowait().resource in (PODS, NODES) or relevant
-            while not relevant:
-                relevant = (await queue.get()).resource in (PODS, NODES)
-    finally:
-        api.store.unsubscribe(queue)

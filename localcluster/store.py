@@ -96,6 +96,7 @@ class Store:
         self.rv = 0
         self.history: deque[Event] = deque(maxlen=history)
         self._uids: dict[str, Key] = {}
+        self._keys: dict[GroupResource, set[Key]] = {}  # the keys of each resource's objects
         self._subscribers: set[asyncio.Queue[Event]] = set()
         # Called with (key, object) after an object left the store, whatever removed it: the API
         # finishes a terminating namespace or CustomResourceDefinition when its last content goes.
@@ -110,6 +111,10 @@ class Store:
 
     def find(self, resource: GroupResource, namespace: str | None, name: str) -> Obj | None:
         return self.objects.get((resource, namespace, name))
+
+    def of_resource(self, resource: GroupResource) -> list[Obj]:
+        """The objects of one resource, in no order, without a scan of every object."""
+        return [self.objects[key] for key in self._keys.get(resource, ())]
 
     def key_of(self, uid: str) -> Key | None:
         return self._uids.get(uid)
@@ -146,6 +151,7 @@ class Store:
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_iso(), generation=1, resourceVersion=self._next_rv())
         self.objects[key] = obj
         self._uids[meta["uid"]] = key
+        self._keys.setdefault(key[0], set()).add(key)
         self._emit(rt.group_resource, "ADDED", obj, None)
         if meta.get("ownerReferences"):
             garbage.attempt_delete(self, key)  # an owner gone already: the garbage collector acts at once
@@ -257,6 +263,7 @@ class Store:
     def _remove(self, key: Key) -> Obj:
         current = self.objects.pop(key)
         self._uids.pop(current["metadata"]["uid"], None)
+        self._keys[key[0]].discard(key)
         gone = {**current, "metadata": {**current["metadata"], "resourceVersion": self._next_rv()}}
         self._emit(key[0], "DELETED", gone, current)
         garbage.after_removal(self, current)

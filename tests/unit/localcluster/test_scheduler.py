@@ -191,7 +191,7 @@ def test_status_builders_keep_transition_times_and_are_idempotent() -> None:
 
 def test_a_pass_binds_in_one_write_and_a_second_pass_writes_nothing() -> None:
     from tandem.localcluster.api import LocalAPI
-    from tandem.localcluster.scheduler import schedule_pending
+    from tandem.localcluster.scheduling import schedule_pending
 
     api = LocalAPI()
     for manifest in node_manifests(DEFAULT_CLUSTER):
