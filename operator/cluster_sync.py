@@ -5,6 +5,7 @@ health and the device plugins' fault reports, and the pass over every job when o
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -14,6 +15,7 @@ import structlog
 from tandem.operator.api import AcceleratorPool
 from tandem.operator.cluster_view import ClusterView
 from tandem.operator.kube import Kube, Obj
+from tandem.operator.pod_index import PodIndex
 from tandem.operator.pools import pool_status
 from tandem.operator.reconcile import TERMINAL
 from tandem.operator.requeue import Requeue
@@ -31,6 +33,8 @@ class ClusterSync:
     clock: Callable[[], datetime]
     namespaces: list[str]
     queue: WorkQueue
+    pods: PodIndex
+    watching: bool
     stopping: threading.Event
     _resyncs: Requeue
     _health_lock: threading.Lock
@@ -87,12 +91,24 @@ class ClusterSync:
                     self.poll_device_reports()
                 except Exception as exc:  # the API may be away for a while; keep polling
                     log.warning("device_reports_unreadable", namespace=self.view.namespace, error=str(exc)[:300])
+                try:
+                    self.reseed_pods()
+                except Exception as exc:
+                    log.warning("pod_list_failed", error=str(exc)[:300])
                 if self.stopping.wait(DEVICE_REPORT_POLL_SECONDS):
                     return
 
         thread = threading.Thread(target=poll, name="device-reports", daemon=True)
         thread.start()
         return thread
+
+    def reseed_pods(self) -> None:
+        """Every RESEED_SECONDS, here and not in a reconcile: the whole list of pool pods (operator/pod_index.py)."""
+        if self.watching and self.pods.seeded and self.pods.due():
+            started = time.monotonic()
+            self.pods.seed(self.kube.list_pool_pods(self.namespaces))
+            log.info("pod_index_listed", pods=len(self.pods.pods(self.namespaces)),
+                     seconds=round(time.monotonic() - started, 2))
 
     def poll_device_reports(self) -> None:
         """Resync when the device-info ConfigMaps changed since the last poll (one per pool timer)."""

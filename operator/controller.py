@@ -193,7 +193,8 @@ class Controller(ClusterSync):
         if decision.starts_attempt:
             with self._admission:  # one admission at a time; its pods are counted (expected) before it ends
                 uid = job.metadata["uid"]
-                self._seed_pods()
+                if not self.watching or not self.pods.seeded:  # nothing keeps the index current: list now
+                    self.pods.seed(self.kube.list_pool_pods(self.namespaces))
                 others = [p for p in self.pods.pods(self.namespaces) if not owned_by(p, uid)]
                 decision = reconcile(dataclasses.replace(observation, others=others))
                 uncreated = [m for m in decision.create if m.get("kind") == "Pod"]
@@ -208,11 +209,6 @@ class Controller(ClusterSync):
             self._apply(raw, job, decision, observation.pods, fresh)
         JOBS.observe(namespace, name, decision.status.phase.value, decision.status.pool or "")
 
-    def _seed_pods(self) -> None:
-        """At start-up, and once a minute: the whole list of pool pods (it drops deletions a watch missed)."""
-        if self.pods.due():
-            self.pods.seed(self.kube.list_pool_pods(self.namespaces))
-
     def _observe(self, job: TrainingJob, fresh: bool) -> Observation:
         meta = job.metadata
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -221,8 +217,10 @@ class Controller(ClusterSync):
         service = service if service is not None else self.kube.get_service(namespace, name)
         if fresh:
             pods = self.kube.list_job_pods(namespace, name, uid)
+            self.pods.correct(namespace, name, uid, pods)
         else:
-            self._seed_pods()
+            if not self.pods.seeded:  # at start-up: one list of every pool pod; the pod watch keeps it since
+                self.pods.seed(self.kube.list_pool_pods(self.namespaces))
             pods = self.pods.job_pods(namespace, name, uid)
         logged = self.logs.rank_zero(job, pods)
         return Observation(

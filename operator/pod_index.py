@@ -5,8 +5,9 @@ Fed by the kopf pod handler (every event of a pod with the job label), seeded by
 the pods the operator has just created before the watch brings them back (the "expectations" of Kubernetes'
 controllers): an admission never counts fewer pods than exist, so two jobs never both take the same free nodes. A
 pod deleted while its DELETED event is on the way still counts for that moment: an admission may wait, never
-over-commit. The list is read again at most every RESEED_SECONDS (by the next admission after that): it drops
-what a missed event (a pod deleted before the watch started) would otherwise keep for ever.
+over-commit. The list is read again every RESEED_SECONDS, off the reconciles' path (operator/cluster_sync.py's
+poll: a list of every pod at a thousand nodes takes seconds): it drops what a missed event (a pod deleted while a
+watch was away) would otherwise keep; a job's own fresh read (`correct`) drops its ghosts at once.
 
 The same index answers "this job's pods" for a reconcile (by the job's label, O(its pods)): a reconcile reads no pods
 from the API unless its decision would delete or move one (operator/controller.py reads them fresh first)."""
@@ -19,10 +20,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tandem.operator.podspec import JOB_LABEL, owned_by
-from tandem.operator.watched import Key, key_of, newer, uid_of
+from tandem.operator.watched import Key, key_of, newer, slim, uid_of
 
 Obj = dict[str, Any]
-RESEED_SECONDS = 60.0
+RESEED_SECONDS = 300.0
 
 
 def _key(pod: Obj) -> Key:
@@ -45,11 +46,15 @@ class PodIndex:
         """Never listed, or listed more than RESEED_SECONDS ago."""
         return self._seeded_at is None or time.monotonic() - self._seeded_at > RESEED_SECONDS
 
+    @property
+    def seeded(self) -> bool:
+        return self._seeded_at is not None
+
     def seed(self, pods: Iterable[Obj]) -> None:
         """A full list: it replaces what the index holds, except the pods just created that it may not show yet."""
         listed: dict[Key, Obj] = {}
         for pod in pods:
-            listed[_key(pod)] = pod
+            listed[_key(pod)] = slim(pod)
         with self._lock:
             expected = {k: p for k, p in self._pods.items() if not uid_of(p)}
             self._pods = {}
@@ -60,7 +65,7 @@ class PodIndex:
 
     def observe(self, event: str | None, pod: Obj) -> None:
         """A watch event of a pool pod (kopf's: None for the initial listing)."""
-        key = _key(pod)
+        key, pod = _key(pod), slim(pod)
         with self._lock:
             known = self._pods.get(key)
             if event == "DELETED":
@@ -93,6 +98,20 @@ class PodIndex:
         with self._lock:
             keys = sorted(self._by_job.get((namespace, job), ()))
             return [self._pods[k] for k in keys if owned_by(self._pods[k], uid)]
+
+    def correct(self, namespace: str, job: str, uid: str, fresh: list[Obj]) -> None:
+        """A job's pods as a fresh read just listed them: the index's view of that job becomes the newer of the two
+        per pod, and a pod the list no longer shows (its deletion missed) leaves it. Pods just created and not yet
+        listed stay."""
+        with self._lock:
+            listed = {_key(p): slim(p) for p in fresh}
+            for key in list(self._by_job.get((namespace, job), ())):
+                known = self._pods[key]
+                if key not in listed and uid_of(known) and owned_by(known, uid):
+                    self._drop(key)
+            for key, pod in listed.items():
+                if newer(pod, self._pods.get(key)):
+                    self._put(key, pod)
 
     def _put(self, key: Key, pod: Obj) -> None:
         known = self._pods.get(key)

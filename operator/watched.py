@@ -31,6 +31,15 @@ def uid_of(obj: Obj) -> str | None:
     return (obj.get("metadata") or {}).get("uid")
 
 
+def slim(obj: Obj) -> Obj:
+    """The object without `metadata.managedFields` (server-side apply's bookkeeping, often the larger part of an
+    object and read by nothing here): what the caches keep, a thousand nodes' worth of pods in memory."""
+    meta = obj.get("metadata") or {}
+    if "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def newer(candidate: Obj, known: Obj | None) -> bool:
     """Whether `candidate` replaces `known`: another object of the same name (a new uid), or a version not older."""
     return known is None or uid_of(candidate) != uid_of(known) or version_of(candidate) >= version_of(known)
@@ -47,7 +56,7 @@ class Watched:
 
     def observe(self, event: str | None, obj: Obj) -> None:
         """A watch event (kopf's: None for the initial listing). A deletion removes only the object it names."""
-        key = key_of(obj)
+        key, obj = key_of(obj), slim(obj)
         with self._lock:
             known = self._objects.get(key)
             if event == "DELETED":
@@ -61,7 +70,7 @@ class Watched:
 
     def seed(self, objects: Iterable[Obj]) -> None:
         """A full list: what it shows, plus what the watch brought that is newer."""
-        listed = {key_of(o): o for o in objects}
+        listed = {key_of(o): slim(o) for o in objects}
         with self._lock:
             for key, known in self._objects.items():
                 if key in listed and not newer(listed[key], known):

@@ -51,7 +51,7 @@ def test_a_deletion_removes_only_the_pod_it_names() -> None:
 
 
 def test_a_full_list_replaces_the_index_but_keeps_expected_pods(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = iter([100.0, 100.0, 170.0])
+    clock = iter([100.0, 100.0, 100.0 + pod_index.RESEED_SECONDS + 10])
     monkeypatch.setattr(pod_index.time, "monotonic", lambda: next(clock))
     index = PodIndex()
     assert index.due()
@@ -59,7 +59,7 @@ def test_a_full_list_replaces_the_index_but_keeps_expected_pods(monkeypatch: pyt
     index.expect(pod("fresh", None, ""))
     index.seed([pod("kept", "u2", "7")])
     assert names(index) == [("fresh", None), ("kept", None)]
-    assert not index.due() and index.due()  # 0 s after the list, then 70 s after it
+    assert not index.due() and index.due()  # at the list, then past RESEED_SECONDS after it
 
 
 def job_pod(name: str, job: str, owner: str, version: str, uid: str | None = "u") -> dict[str, Any]:
@@ -84,3 +84,16 @@ def test_a_jobs_pods_are_those_of_its_label_and_its_uid_as_the_watch_last_saw_th
     index.unexpect(job_pod("llama-a1-1", "llama", "job-1", "8"))  # created: stays
     assert [p["metadata"]["name"] for p in index.job_pods("ml", "llama", "job-1")] == ["llama-a1-1"]
     assert index.job_pods("other-ns", "llama", "job-1") == []
+
+
+def test_a_jobs_fresh_read_corrects_its_pods_in_the_index() -> None:
+    """A deletion the watch missed leaves a ghost; the job's next fresh read (before any delete it decides) drops it,
+    keeps the newer of two versions, and keeps the pod just created that the list does not show yet."""
+    index = PodIndex()
+    index.observe(None, job_pod("llama-a1-0", "llama", "job-1", "5"))
+    index.observe(None, job_pod("llama-a1-1", "llama", "job-1", "9"))  # newer than the list below
+    index.observe(None, job_pod("llama-a0-0", "llama", "job-0", "2"))  # a deleted job's: not this one's to drop
+    index.expect(job_pod("llama-a2-0", "llama", "job-1", "", uid=None))
+    index.correct("ml", "llama", "job-1", [job_pod("llama-a1-1", "llama", "job-1", "8")])
+    assert sorted((p["metadata"]["name"], p["metadata"]["resourceVersion"]) for p in index.pods([])) == [
+        ("llama-a0-0", "2"), ("llama-a1-1", "9"), ("llama-a2-0", "")]

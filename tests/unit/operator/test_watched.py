@@ -40,3 +40,12 @@ def test_a_list_replaces_the_cache_but_not_with_older_versions() -> None:
     assert cache.seeded
     assert sorted((o["metadata"]["name"], o["metadata"]["resourceVersion"]) for o in cache.values()) == [
         ("b", "8"), ("c", "7")]
+
+
+def test_the_caches_keep_no_managed_fields() -> None:
+    cache = Watched()
+    managed = obj("a", "u1", "5")
+    managed["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    cache.observe(None, managed)
+    cache.seed([managed])
+    assert cache.values() == [obj("a", "u1", "5")] and "managedFields" in managed["metadata"]
