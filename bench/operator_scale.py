@@ -20,6 +20,7 @@ costs at the least): the same Services and pods, built by the operator's own pod
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
@@ -154,6 +155,12 @@ def _buckets(metrics_port: int, name: str) -> list[tuple[float, float]]:
     return sorted(buckets)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -184,6 +191,7 @@ class Requests:
 
     def __init__(self) -> None:
         self.reads = self.writes = self.watches = 0
+        self.kinds: collections.Counter[str] = collections.Counter()  # writes by what they write
 
     def __call__(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> None:
         agent = next((v for k, v in headers.items() if k.lower() == "user-agent"), "")
@@ -195,6 +203,9 @@ class Requests:
             self.reads += 1
         else:
             self.writes += 1
+            parts = path.rstrip("/").split("/")
+            what = "status" if parts[-1] == "status" else (parts[-1] if method == "POST" else parts[-2])
+            self.kinds[f"{method} {what}"] += 1
 
 
 def _stop(operator: subprocess.Popen[bytes]) -> None:
@@ -300,7 +311,7 @@ def measure(jobs: int, pods: int, nodes: int, log_dir: Path, faulty: int = 0, fa
         try:
             custom, core = _apis(cluster)
             custom.create_cluster_custom_object(GROUP, VERSION, "acceleratorpools", POOL)
-            started = time.monotonic()
+            started, cpu = time.monotonic(), (_cpu_seconds(operator.pid), _cpu_seconds(os.getpid()))
             recoveries, stop = Recoveries(pods), threading.Event()
             watcher = recoveries.follow(core, {f"job-{i}" for i in range(faulty)}, stop) if faulty else None
             for index in range(jobs):
@@ -319,6 +330,8 @@ def measure(jobs: int, pods: int, nodes: int, log_dir: Path, faulty: int = 0, fa
             if all_pods is None and seen.pods_done.is_set():
                 all_pods = seen.pods_at - started
             up, up_reads, up_reconciles = time.monotonic(), requests.reads, _reconciles(metrics_port)
+            setup_cpu = (_cpu_seconds(operator.pid) - cpu[0], _cpu_seconds(os.getpid()) - cpu[1])
+            setup_writes = {kind: round(count / jobs, 2) for kind, count in requests.kinds.most_common()}
             up_buckets = _buckets(metrics_port, "tandem_reconcile_seconds_bucket")
             time.sleep(load_seconds)  # every job up; the faulty ones fault on their schedule
             window_reads, window_reconciles = requests.reads - up_reads, _reconciles(metrics_port) - up_reconciles
@@ -336,7 +349,9 @@ def measure(jobs: int, pods: int, nodes: int, log_dir: Path, faulty: int = 0, fa
             buckets = _buckets(metrics_port, "tandem_reconcile_seconds_bucket")
             reconciles = int(buckets[-1][1])
             return {
-                **load, "window_s": load_seconds, "window_p50_ms": 1000 * _quantile(window, 0.5),
+                **load, "setup_operator_cpu_s": setup_cpu[0], "setup_cluster_cpu_s": setup_cpu[1],
+                "setup_writes_per_job": setup_writes, "window_s": load_seconds,
+                "window_p50_ms": 1000 * _quantile(window, 0.5),
                 "window_p99_ms": 1000 * _quantile(window, 0.99), "window_reads": window_reads,
                 "window_reconciles": window_reconciles,
                 "jobs": jobs, "pods_per_job": pods, "nodes": len(core.list_node().items), "all_pods_s": all_pods,
@@ -473,6 +488,13 @@ def main() -> None:
               f"| {r['reconcile_p50_ms']:.1f} | {r['reconcile_p99_ms']:.1f} | {r['reconciles']} "
               f"| {r['reads_per_reconcile']:.1f} / {r['writes_per_reconcile']:.1f} "
               f"| {r['operator_peak_rss_mib']:.0f} |")
+    print("\n| nodes | N jobs | until all up (s) | operator CPU (s) | local cluster + bench CPU (s) "
+          "| the operator's writes per job |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        writes = ", ".join(f"{kind} {count:g}" for kind, count in r["setup_writes_per_job"].items())
+        print(f"| {r['nodes']} | {r['jobs']} | {_s(r['all_running_s'])} | {r['setup_operator_cpu_s']:.1f} "
+              f"| {r['setup_cluster_cpu_s']:.1f} | {writes} |")
     print("\n| nodes | N jobs | once all up, for (s) | reconciles | p50 / p99 (ms) | API reads per reconcile "
           "| faulty jobs' faults | fault -> next pods created p50 / p99 (s) | fault -> Running p50 / p99 (s) |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -14,13 +14,12 @@ from the API unless its decision would delete or move one (operator/controller.p
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tandem.operator.podspec import JOB_LABEL, owned_by
-from tandem.operator.watched import Key, key_of, newer, slim, uid_of
+from tandem.operator.watched import Key, Watched, key_of, newer, slim, uid_of
 
 Obj = dict[str, Any]
 RESEED_SECONDS = 300.0
@@ -35,10 +34,11 @@ def _job_key(pod: Obj) -> Key:
     return _key(pod)[0], str(((pod.get("metadata") or {}).get("labels") or {}).get(JOB_LABEL) or "")
 
 
-class PodIndex:
+class PodIndex(Watched):
+    """The pod watch's pods (`observe`, from Watched), indexed by job too."""
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pods: dict[Key, Obj] = {}  # by (namespace, name): the newest version seen
+        super().__init__()
         self._by_job: dict[Key, set[Key]] = {}  # (namespace, job label) -> its pods' keys
         self._seeded_at: float | None = None
 
@@ -46,58 +46,43 @@ class PodIndex:
         """Never listed, or listed more than RESEED_SECONDS ago."""
         return self._seeded_at is None or time.monotonic() - self._seeded_at > RESEED_SECONDS
 
-    @property
-    def seeded(self) -> bool:
-        return self._seeded_at is not None
-
     def seed(self, pods: Iterable[Obj]) -> None:
         """A full list: it replaces what the index holds, except the pods just created that it may not show yet."""
         listed: dict[Key, Obj] = {}
         for pod in pods:
             listed[_key(pod)] = slim(pod)
         with self._lock:
-            expected = {k: p for k, p in self._pods.items() if not uid_of(p)}
-            self._pods = {}
+            expected = {k: p for k, p in self._objects.items() if not uid_of(p)}
+            self._objects = {}
             self._by_job = {}
             for key, pod in {**expected, **listed}.items():
                 self._put(key, pod)
-            self._seeded_at = time.monotonic()
-
-    def observe(self, event: str | None, pod: Obj) -> None:
-        """A watch event of a pool pod (kopf's: None for the initial listing)."""
-        key, pod = _key(pod), slim(pod)
-        with self._lock:
-            known = self._pods.get(key)
-            if event == "DELETED":
-                if known is not None and uid_of(known) in (None, uid_of(pod)):
-                    self._drop(key)
-            elif newer(pod, known):
-                self._put(key, pod)
+            self._seeded_at, self.seeded = time.monotonic(), True
 
     def expect(self, manifest: Obj) -> None:
         """A pod the operator is about to create: counted until the watch brings the API's version of it."""
         with self._lock:
-            if _key(manifest) not in self._pods:
+            if _key(manifest) not in self._objects:
                 self._put(_key(manifest), manifest)
 
     def unexpect(self, manifest: Obj) -> None:
         """A pod expected but not created after all (its create failed): no longer counted."""
         with self._lock:
-            known = self._pods.get(_key(manifest))
+            known = self._objects.get(_key(manifest))
             if known is not None and not uid_of(known):
                 self._drop(_key(manifest))
 
     def pods(self, namespaces: Sequence[str]) -> list[Obj]:
         """The pods of `namespaces` (every namespace when empty)."""
         with self._lock:
-            return [p for (ns, _), p in self._pods.items() if not namespaces or ns in namespaces]
+            return [p for (ns, _), p in self._objects.items() if not namespaces or ns in namespaces]
 
     def job_pods(self, namespace: str, job: str, uid: str) -> list[Obj]:
         """The pods of one job (its label, and owned by its uid: a job recreated under the same name never sees
         the old one's pods), as `Kube.list_job_pods` would list them."""
         with self._lock:
             keys = sorted(self._by_job.get((namespace, job), ()))
-            return [self._pods[k] for k in keys if owned_by(self._pods[k], uid)]
+            return [self._objects[k] for k in keys if owned_by(self._objects[k], uid)]
 
     def correct(self, namespace: str, job: str, uid: str, fresh: list[Obj]) -> None:
         """A job's pods as a fresh read just listed them: the index's view of that job becomes the newer of the two
@@ -106,22 +91,25 @@ class PodIndex:
         with self._lock:
             listed = {_key(p): slim(p) for p in fresh}
             for key in list(self._by_job.get((namespace, job), ())):
-                known = self._pods[key]
+                known = self._objects[key]
                 if key not in listed and uid_of(known) and owned_by(known, uid):
                     self._drop(key)
             for key, pod in listed.items():
-                if newer(pod, self._pods.get(key)):
+                if newer(pod, self._objects.get(key)):
                     self._put(key, pod)
 
+    def _key(self, obj: Obj) -> Key:
+        return _key(obj)
+
     def _put(self, key: Key, pod: Obj) -> None:
-        known = self._pods.get(key)
+        known = self._objects.get(key)
         if known is not None:
             self._by_job.get(_job_key(known), set()).discard(key)
-        self._pods[key] = pod
+        self._objects[key] = pod
         self._by_job.setdefault(_job_key(pod), set()).add(key)
 
     def _drop(self, key: Key) -> None:
-        pod = self._pods.pop(key)
+        pod = self._objects.pop(key)
         keys = self._by_job.get(_job_key(pod))
         if keys is not None:
             keys.discard(key)

@@ -56,14 +56,24 @@ class Watched:
 
     def observe(self, event: str | None, obj: Obj) -> None:
         """A watch event (kopf's: None for the initial listing). A deletion removes only the object it names."""
-        key, obj = key_of(obj), slim(obj)
+        key, obj = self._key(obj), slim(obj)
         with self._lock:
             known = self._objects.get(key)
             if event == "DELETED":
                 if known is not None and uid_of(known) in (None, uid_of(obj)):
-                    del self._objects[key]
+                    self._drop(key)
             elif newer(obj, known):
-                self._objects[key] = obj
+                self._put(key, obj)
+
+    # Where a subclass keeps an index of its own in step (called with the lock held).
+    def _key(self, obj: Obj) -> Key:
+        return key_of(obj)
+
+    def _put(self, key: Key, obj: Obj) -> None:
+        self._objects[key] = obj
+
+    def _drop(self, key: Key) -> None:
+        del self._objects[key]
 
     def keep(self, obj: Obj) -> None:
         self.observe("MODIFIED", obj)
