@@ -102,11 +102,16 @@ class ClusterSync:
         thread.start()
         return thread
 
+    def list_pods(self) -> None:
+        """Every pool pod, listed, merged into the index with what the pod watch brought meanwhile."""
+        self.pods.listing()
+        self.pods.seed(self.kube.list_pool_pods(self.namespaces), merge=self.watching)
+
     def reseed_pods(self) -> None:
         """Every RESEED_SECONDS, here and not in a reconcile: the whole list of pool pods (operator/pod_index.py)."""
         if self.watching and self.pods.seeded and self.pods.due():
             started = time.monotonic()
-            self.pods.seed(self.kube.list_pool_pods(self.namespaces))
+            self.list_pods()
             log.info("pod_index_listed", pods=len(self.pods.pods(self.namespaces)),
                      seconds=round(time.monotonic() - started, 2))
 

@@ -58,6 +58,8 @@ class ClusterView:
                     self.device_faults = faults_by_node(self.nodes, self._reports)
                     self._changed = False
             elif time.monotonic() - self._read_at > self.ttl:
+                if self._watched is not None:
+                    self._watched.listing()
                 self.nodes = self.kube.list_nodes()
                 reports = self.device_reports()
                 self.device_faults = faults_by_node(self.nodes, reports)

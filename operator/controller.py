@@ -194,7 +194,7 @@ class Controller(ClusterSync):
             with self._admission:  # one admission at a time; its pods are counted (expected) before it ends
                 uid = job.metadata["uid"]
                 if not self.watching or not self.pods.seeded:  # nothing keeps the index current: list now
-                    self.pods.seed(self.kube.list_pool_pods(self.namespaces))
+                    self.list_pods()
                 others = [p for p in self.pods.pods(self.namespaces) if not owned_by(p, uid)]
                 decision = reconcile(dataclasses.replace(observation, others=others))
                 uncreated = [m for m in decision.create if m.get("kind") == "Pod"]
@@ -220,7 +220,7 @@ class Controller(ClusterSync):
             self.pods.correct(namespace, name, uid, pods)
         else:
             if not self.pods.seeded:  # at start-up: one list of every pool pod; the pod watch keeps it since
-                self.pods.seed(self.kube.list_pool_pods(self.namespaces))
+                self.list_pods()
             pods = self.pods.job_pods(namespace, name, uid)
         logged = self.logs.rank_zero(job, pods)
         return Observation(
@@ -241,6 +241,7 @@ class Controller(ClusterSync):
 
     def _pools(self) -> dict[str, AcceleratorPool]:
         if self.watching and not self.pool_cache.seeded:
+            self.pool_cache.listing()
             self.pool_cache.seed(self.kube.list_pools())
         pools = {}
         for raw in self.pool_cache.values() if self.watching else self.kube.list_pools():

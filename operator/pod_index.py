@@ -15,7 +15,7 @@ from the API unless its decision would delete or move one (operator/controller.p
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from tandem.operator.podspec import JOB_LABEL, owned_by
@@ -46,18 +46,14 @@ class PodIndex(Watched):
         """Never listed, or listed more than RESEED_SECONDS ago."""
         return self._seeded_at is None or time.monotonic() - self._seeded_at > RESEED_SECONDS
 
-    def seed(self, pods: Iterable[Obj]) -> None:
-        """A full list: it replaces what the index holds, except the pods just created that it may not show yet."""
-        listed: dict[Key, Obj] = {}
-        for pod in pods:
-            listed[_key(pod)] = slim(pod)
-        with self._lock:
-            expected = {k: p for k, p in self._objects.items() if not uid_of(p)}
-            self._objects = {}
-            self._by_job = {}
-            for key, pod in {**expected, **listed}.items():
-                self._put(key, pod)
-            self._seeded_at, self.seeded = time.monotonic(), True
+    def _unlisted_stays(self, pod: Obj) -> bool:
+        return not uid_of(pod)  # a pod just created, expected: the list may not show it yet
+
+    def _replace(self, pods: dict[Key, Obj]) -> None:
+        self._objects, self._by_job = {}, {}
+        for key, pod in pods.items():
+            self._put(key, pod)
+        self._seeded_at = time.monotonic()
 
     def expect(self, manifest: Obj) -> None:
         """A pod the operator is about to create: counted until the watch brings the API's version of it."""

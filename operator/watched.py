@@ -52,6 +52,7 @@ class Watched:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[Key, Obj] = {}
+        self._deleted: set[tuple[Key, str | None]] | None = None  # deletions seen while a list is on its way
         self.seeded = False
 
     def observe(self, event: str | None, obj: Obj) -> None:
@@ -62,6 +63,8 @@ class Watched:
             if event == "DELETED":
                 if known is not None and uid_of(known) in (None, uid_of(obj)):
                     self._drop(key)
+                if self._deleted is not None:
+                    self._deleted.add((key, uid_of(obj)))
             elif newer(obj, known):
                 self._put(key, obj)
 
@@ -78,15 +81,41 @@ class Watched:
     def keep(self, obj: Obj) -> None:
         self.observe("MODIFIED", obj)
 
-    def seed(self, objects: Iterable[Obj]) -> None:
-        """A full list: what it shows, plus what the watch brought that is newer."""
-        listed = {key_of(o): slim(o) for o in objects}
+    def listing(self) -> None:
+        """A full list is about to be read: deletions the watch reports until `seed` must not come back with it."""
         with self._lock:
+            self._deleted = set()
+
+    def seed(self, objects: Iterable[Obj], merge: bool = True) -> None:
+        """A full list (read after `listing()`), merged with what the watch brought meanwhile, as client-go's
+        informers replace their store: per object the newer of the two; an object the list does not show stays only
+        if the watch brought it after the list was taken (a version above every listed one) or `_unlisted_stays`
+        says so; one the watch saw deleted meanwhile does not come back. A list of thousands of pods takes seconds,
+        and the pods it shows may have started running since: the list alone would undo those events. `merge=False`:
+        nothing feeds the watch (tests without kopf), the list replaces all but what `_unlisted_stays` keeps."""
+        listed: dict[Key, Obj] = {}
+        for obj in objects:
+            listed[self._key(obj)] = slim(obj)
+        with self._lock:
+            deleted, self._deleted = self._deleted or set(), None
+            listed = {k: o for k, o in listed.items() if (k, uid_of(o)) not in deleted}
+            horizon = max((version_of(o) for o in listed.values()), default=-1)
+            merged: dict[Key, Obj] = {}
             for key, known in self._objects.items():
-                if key in listed and not newer(listed[key], known):
-                    listed[key] = known
-            self._objects = listed
+                if key in listed:
+                    merged[key] = listed[key] if newer(listed[key], known) else known
+                elif (merge and version_of(known) > horizon) or self._unlisted_stays(known):
+                    merged[key] = known
+            for key, obj in listed.items():
+                merged.setdefault(key, obj)
+            self._replace(merged)
             self.seeded = True
+
+    def _unlisted_stays(self, obj: Obj) -> bool:
+        return False
+
+    def _replace(self, objects: dict[Key, Obj]) -> None:
+        self._objects = objects
 
     def get(self, namespace: str, name: str) -> Obj | None:
         with self._lock:
