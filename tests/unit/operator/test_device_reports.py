@@ -159,3 +159,27 @@ def test_is_the_node_faulty(node: dict[str, Any] | None, faults: list[DeviceFaul
     found = classify_node(node, faults)
     assert ((found.fault_class.value, found.reason, found.source) if found else None) == expected
     assert found is None or found.node in ("n1", "n2")
+
+
+def test_a_nodes_verdict_is_remembered_per_version_and_fault_reports(monkeypatch: Any) -> None:
+    """Every admission asks every node of a pool whether it is faulty: asked again about the same version of a node
+    with the same reports, the verdict is not worked out again; a new version, or a new report, is."""
+    from builders import make_node
+
+    from tandem.operator import detect
+    from tandem.operator.api import FaultClass
+    from tandem.operator.device_reports import DeviceFault
+
+    worked: list[str] = []
+    real = detect.classify_node
+    monkeypatch.setattr(detect, "classify_node", lambda node, faults: worked.append(node["metadata"]["name"]) or real(
+        node, faults))
+    monkeypatch.setattr(detect, "_VERDICTS", {})
+    ready, down = make_node("n-1", "ascend-910b"), make_node("n-1", "ascend-910b", ready=False)
+    ready["metadata"]["resourceVersion"], down["metadata"]["resourceVersion"] = "5", "6"
+    chip = DeviceFault("n-1", FaultClass.DEVICE, "ChipFault", "chip 3: 80E18005", "device-plugin")
+    verdicts = [detect.faulty_node(ready, {}), detect.faulty_node(ready, {}), detect.faulty_node(down, {}),
+                detect.faulty_node(ready, {"n-1": [chip]}), detect.faulty_node(ready, {"n-1": [chip]})]
+    assert [None if v is None else v.fault_class for v in verdicts] == [
+        None, None, FaultClass.NODE, FaultClass.DEVICE, FaultClass.DEVICE]
+    assert worked == ["n-1"] * 3
