@@ -201,12 +201,12 @@ class Controller(ClusterSync):
                 for manifest in uncreated:
                     self.pods.expect(manifest)
             try:
-                self._apply(raw, job, decision, observation.pods, fresh, uncreated)
+                self._apply(raw, job, decision, observation.pods, uncreated)
             finally:  # what was not created after all (a refusal, an API error): no admission counts it
                 for manifest in uncreated:
                     self.pods.unexpect(manifest)
         else:
-            self._apply(raw, job, decision, observation.pods, fresh)
+            self._apply(raw, job, decision, observation.pods)
         JOBS.observe(namespace, name, decision.status.phase.value, decision.status.pool or "")
 
     def _observe(self, job: TrainingJob, fresh: bool) -> Observation:
@@ -277,7 +277,7 @@ class Controller(ClusterSync):
                      message=event.message)
         return self._write(raw, status.model_copy(update={"pending_events": []}))
 
-    def _apply(self, raw: Obj, job: TrainingJob, decision: Decision, pods: Sequence[Obj], fresh: bool = True,
+    def _apply(self, raw: Obj, job: TrainingJob, decision: Decision, pods: Sequence[Obj],
                uncreated: list[Obj] | None = None) -> None:
         """`uncreated`: the pod manifests the admission counted; each leaves the list once created."""
         meta = raw["metadata"]
@@ -294,13 +294,14 @@ class Controller(ClusterSync):
                           int(meta.get("generation", 1)))
         if status != job.status:  # the write-ahead log: the decision and its Events, before any action
             raw = self._write(raw, status)
-        # Only the pod as it was observed (its uid and resourceVersion, preconditions the API server checks): a pod
-        # that changed since (moved to a newer attempt, say) answers 409 and the job is observed again.
+        # Only the pod as it was observed, on a fresh read (a decision that deletes or moves pods is never taken on
+        # the caches): its uid and resourceVersion are preconditions the API server checks; a pod that changed since
+        # (moved to a newer attempt, say) answers 409 and the job is observed again.
         seen = {p["metadata"]["name"]: p["metadata"] for p in pods}
 
         def guard(pod: str) -> dict[str, str | None]:
             meta = seen.get(pod) or {}
-            return {"uid": meta.get("uid"), "resource_version": meta.get("resourceVersion") if fresh else None}
+            return {"uid": meta.get("uid"), "resource_version": meta.get("resourceVersion")}
 
         for pod in decision.delete:
             self.kube.delete_pod(namespace, pod, **guard(pod))
