@@ -28,12 +28,16 @@ _QUIET = frozenset({"INFO", "DEBUG", "TRACE"})
 # A line that the library or the driver printed, not the user: a C++ source location (c10d's glog lines,
 # "NCCL error in: .../NCCLUtils.hpp:268", torch_npu's "OpParamMaker.cpp:281" and "compiler_depend.ts:25", CANN's
 # "[FILE:log_inner.cpp][LINE:161]"), NCCL's own words (its version, its result codes, WorkNCCL(...), NCCL WARN),
-# CANN's error codes ("EI0006: [PID: ...", "ERR00100 PTA call acl api failed", "[ERROR] HCCL(...)"), the NVIDIA
-# kernel driver ("NVRM: Xid ..."), and the trailer c10 prints under every CUDA error.
+# CANN's error codes ("EI0006: [PID: ...", "ERR00100 PTA call acl api failed") and any CANN module's plog line
+# ("[ERROR] HCCL(1234,python):", "[ERROR] TSCH(...)", "[ERROR] ROCE(...)"), the loggers of the training libraries
+# ("ERROR:torch.distributed.elastic...", "WARNING megatron.core..."), the NVIDIA kernel driver ("NVRM: Xid ..."),
+# and the trailer c10 prints under every CUDA error.
 _LIBRARY = re.compile(
     r"\.(?:cpp|cc|cu|cuh|hpp|h|c):\d+|compiler_depend\.ts:\d+|\[FILE:\w+\.\w+\]"
     r"|\bNCCL (?:WARN|INFO)\b|NCCL version \d|\bnccl[A-Z]\w+|\bWorkNCCL\("
-    r"|(?:^|\s)E[A-Z\d]\d{4}[:\[ ]|\bERR\d{5}\b|\[ERROR\] (?:HCCL|HCCP|RUNTIME|ASCENDCL|DRV)\(|\bNVRM: "
+    r"|(?:^|\s)E[A-Z\d]\d{4}[:\[ ]|\bERR\d{5}\b|\[(?:ERROR|WARNING|WARN|EVENT)\] [A-Z][A-Z_]+\(\d+,|\bNVRM: "
+    r"|(?:ERROR|WARNING|CRITICAL)[: ]+(?:torch|torch_npu|deepspeed|megatron|transformers|accelerate|vllm\w*"
+    r"|mindspeed)\.\w"
     r"|CUDA kernel errors might be asynchronously reported"
     r"|RTS_HWTS:|Exception info:TGID=|\berror code=0x[0-9a-f]+|\bTHCudaCheck FAIL"
 )
@@ -127,6 +131,19 @@ def _message_end(lines: list[Line], start: int) -> int:
                 or _FRAME_LINE.match(text) or any(marker in text for marker in _CHAINED)):
             return line.number
     return lines[-1].number + 1 if lines else start + 1
+
+
+def frames_of(lines: list[Line]) -> str:
+    """The frames of every traceback in the log and their source lines, one per line: where its errors were
+    raised ("File .../torch/serialization.py, line 328, in save" and "torch.save(state, path)")."""
+    kept = []
+    for line in lines:
+        if _FRAME_LINE.match(line.text):
+            kept.append(line.text.strip())
+            following = lines[line.number + 1].text.strip() if line.number + 1 < len(lines) else ""
+            if following and not _FRAME_LINE.match(following) and not _EXCEPTION_LINE.match(following):
+                kept.append(following)
+    return "\n".join(kept)
 
 
 def raised_in(lines: list[Line]) -> list[Raised]:

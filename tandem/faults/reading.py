@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tandem.faults.logtext import Line, Raised, library_near, lines_of, raised_in
+from tandem.faults.logtext import Line, Raised, frames_of, library_near, lines_of, raised_in
 from tandem.faults.signatures import Signature, matching
 from tandem.faults.taxonomy import (
     IMPORT_ERRORS,
@@ -115,12 +115,17 @@ def _matches(lines: list[Line], origin: Raised | None) -> list[Match]:
     """Every entry on every line of evidence, in table order, then line order."""
     start = origin.root.index if origin else 0
     found = []
+    frames: str | None = None
     for line in lines:
         if not line.evidence or (line.number < start and not line.library):
             continue
         signatures = matching(line.text)
         library = library_near(lines, line.number) if signatures else False  # once per line, not per entry
         for signature in signatures:
+            if signature.context and not signature.context.search(line.text):
+                frames = frames_of(lines) if frames is None else frames  # once per log, and only when asked
+                if not signature.context.search(frames):
+                    continue
             judged = _judged(signature, line, library)
             if judged:
                 found.append(Match(signature, line, library, *judged))

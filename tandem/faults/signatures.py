@@ -1,6 +1,7 @@
 """The fault signature table (signatures.yaml beside this file), loaded and checked once: each entry's class,
 reason, pattern, vendor, source and strength. The table is data; this module only reads it and finds the entries
-that match a line. Order in the file is precedence."""
+that match a line. Order in the file is precedence; the entry `- codes: ...` is where the error-code table
+(codes.yaml, tandem.faults.codes) takes its place in that order."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Literal
 
 import yaml
 
+from tandem.faults.codes import CodeEntry, code_table, known_codes_in
 from tandem.faults.taxonomy import FaultClass
 
 Strength = Literal["strong", "weak"]
@@ -30,6 +32,10 @@ class Signature:
     source: str
     note: str = ""
     order: int = 0  # its place in the table: lower decides first
+    code: str = ""  # an entry of the code table: the code it reads (found by tandem.faults.codes, not its pattern)
+    # Where the entry holds: a second pattern that must occur on the line or in the frames of the log's tracebacks
+    # (where the error was raised: "an I/O error inside a save"); None holds everywhere.
+    context: re.Pattern[str] | None = None
 
     @property
     def strong(self) -> bool:
@@ -47,12 +53,15 @@ def _signature(order: int, entry: object) -> Signature:
     for field in _FIELDS:
         if not isinstance(entry.get(field), str) or not entry[field].strip():
             raise SignatureTableError(f"{where}: {field} is missing or not a string")
-    unknown = set(entry) - {*_FIELDS, "note"}
+    unknown = set(entry) - {*_FIELDS, "note", "context"}
     if unknown:
         raise SignatureTableError(f"{where}: unknown fields {sorted(unknown)}")
+    if "context" in entry and (not isinstance(entry["context"], str) or not entry["context"].strip()):
+        raise SignatureTableError(f"{where}: context is not a string")
     try:
         cls = FaultClass(entry["class"])
         pattern = re.compile(entry["pattern"], re.IGNORECASE)
+        context = re.compile(entry["context"], re.IGNORECASE) if "context" in entry else None
     except (ValueError, re.error) as error:
         raise SignatureTableError(f"{where}: {error}") from error
     if entry["vendor"] not in VENDORS:
@@ -62,35 +71,66 @@ def _signature(order: int, entry: object) -> Signature:
     if not entry["source"].startswith("https://"):
         raise SignatureTableError(f"{where}: source {entry['source']!r} is not an https URL")
     return Signature(entry["id"], cls, entry["reason"], entry["vendor"], entry["strength"], pattern,
-                     entry["source"], str(entry.get("note") or ""), order)
+                     entry["source"], str(entry.get("note") or ""), order, context=context)
 
 
-def parse_table(text: str) -> tuple[Signature, ...]:
+# The code table's entries in the order they decide among themselves, as the phrase table's sections do: memory,
+# the program's own errors, storage, the device, the node, the interconnect, then what proves nothing.
+_CODE_CLASS_ORDER = ("oom", "user", "storage", "device", "node", "interconnect", "unknown")
+
+
+def _code_signatures(first: int, codes: tuple[CodeEntry, ...]) -> list[Signature]:
+    ordered = sorted(codes, key=lambda c: (_CODE_CLASS_ORDER.index(c.fault_class.value), c.code))
+    return [Signature(f"code-{c.code.replace(':', '-')}", c.fault_class, c.reason, "ascend", c.strength,  # type: ignore[arg-type]
+                      re.compile(rf"(?<![\w-]){re.escape(c.code.split(':')[-1])}(?![\w-])"), c.source,
+                      c.meaning + (f" ({c.note})" if c.note else ""), first + n, c.code)
+            for n, c in enumerate(ordered)]
+
+
+def parse_table(text: str, codes: tuple[CodeEntry, ...] = ()) -> tuple[Signature, ...]:
+    """The entries in precedence order; the code table's entries (`codes`) stand where the `- codes:` entry is."""
     data = yaml.safe_load(text)
     if not isinstance(data, list):
         raise SignatureTableError("the signature table is a list of entries")
-    table = tuple(_signature(order, entry) for order, entry in enumerate(data))
+    table: list[Signature] = []
+    for entry in data:
+        if isinstance(entry, dict) and set(entry) == {"codes"}:
+            table += _code_signatures(len(table), codes)
+        else:
+            table.append(_signature(len(table), entry))
     ids = [s.id for s in table]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise SignatureTableError(f"ids used more than once: {duplicates}")
-    return table
+    return tuple(table)
 
 
 @cache
 def table() -> tuple[Signature, ...]:
     """The shipped table (tandem/faults/signatures.yaml), in precedence order."""
-    return parse_table(resources.files("tandem.faults").joinpath("signatures.yaml").read_text(encoding="utf-8"))
+    text = resources.files("tandem.faults").joinpath("signatures.yaml").read_text(encoding="utf-8")
+    return parse_table(text, tuple(code_table().values()))
 
 
 @cache
-def _any_entry() -> re.Pattern[str]:
-    """One pattern that matches where any entry does: most lines of a long log match none, and one search tells."""
-    return re.compile("|".join(f"(?:{s.pattern.pattern})" for s in table()), re.IGNORECASE)
+def _phrases() -> tuple[Signature, ...]:
+    return tuple(s for s in table() if not s.code)
+
+
+@cache
+def _by_code() -> dict[str, Signature]:
+    return {s.code: s for s in table() if s.code}
+
+
+@cache
+def _any_phrase() -> re.Pattern[str]:
+    """One pattern that matches where any phrase does: most lines of a long log match none, and one search tells."""
+    return re.compile("|".join(f"(?:{s.pattern.pattern})" for s in _phrases()), re.IGNORECASE)
 
 
 def matching(line: str) -> list[Signature]:
-    """Every entry whose pattern occurs in the line, in precedence order."""
-    if not _any_entry().search(line):
-        return []
-    return [s for s in table() if s.pattern.search(line)]
+    """Every entry that the line matches (a phrase entry's pattern, a code entry's code), in precedence order."""
+    found = [s for s in _phrases() if s.pattern.search(line)] if _any_phrase().search(line) else []
+    by_code = _by_code()
+    found += [by_code[entry.code] for entry in known_codes_in(line)]
+    return sorted(found, key=lambda s: s.order)

@@ -75,6 +75,15 @@ CASES: list[tuple[str, Callable[[], BaseException], tuple[str, str]]] = [
     ("enospc-off-the-checkpoint-volume", lambda: OSError(errno.ENOSPC, "No space left on device", "/tmp/x"),
      ("storage", "DiskFull")),
     ("a-bare-backend-error", lambda: torch.distributed.DistBackendError("boom"), ("unknown", "DistBackendError")),
+    # Where EIO was raised decides: inside a save the volume it writes failed, in a data read it proves nothing.
+    ("eio-while-torch-saves", lambda: _raised_in(
+        "/usr/local/lib/python3.11/site-packages/torch/serialization.py",
+        "import errno\ndef save(obj, f):\n    raise OSError(errno.EIO, 'Input/output error')\n"
+        "save({}, '/ckpt/step-10/model.pt')", {}), ("storage", "VolumeIOError")),
+    ("eio-while-numpy-reads-a-sample", lambda: _raised_in(
+        "/usr/local/lib/python3.11/site-packages/numpy/lib/npyio.py",
+        "import errno\ndef load(file):\n    raise OSError(errno.EIO, 'Input/output error')\n"
+        "load('/data/train/0001.npy')", {}), ("unknown", "OSError")),
 ]
 
 

@@ -36,6 +36,21 @@ CASES = [
      "Hi, The following error occurred when I downloaded the dataset\uff1a ConnectionResetError: [Errno 104] "
      "Connection reset by peer", "https://github.com/ondyari/FaceForensics/issues/79",
      ("unknown", "PeerConnectionLost", 4, "peer-connection-lost")),
+    # --- where an error was raised: EIO inside a save is the volume's, in a data read it proves nothing -------------
+    ("eio-closing-a-torch-save",
+     '    torch.save(net.state_dict(), os.path.join(save_dir, "params.pth"))\n'
+     '  File "/anaconda/envs/x/lib/python3.7/site-packages/torch/serialization.py", line 328, in save\n'
+     "    _legacy_save(obj, opened_file, pickle_module, pickle_protocol)\n"
+     '  File "/anaconda/envs/x/lib/python3.7/site-packages/torch/serialization.py", line 196, in __exit__\n'
+     "    self.file_like.close()\nOSError: [Errno 5] Input/output error",
+     "https://github.com/pytorch/pytorch/issues/48580", ("storage", "VolumeIOError", 1, "volume-io-error-in-a-save")),
+    ("eio-reading-a-sample",
+     "Traceback (most recent call last):\n"
+     '  File "/content/drive/SEGAN/data_generator.py", line 56, in __getitem__\n'
+     "    pair = np.load(self.filepaths[idx])\n"
+     '  File "/usr/local/lib/python3.6/dist-packages/numpy/lib/npyio.py", line 404, in load\n'
+     "    magic = fid.read(N)\nOSError: [Errno 5] Input/output error",
+     "https://github.com/dansuh17/segan-pytorch/issues/19", ("unknown", "OSError", 5, None)),
     ("broken-pipe-from-a-dataloader-worker",
      "Traceback (most recent call last):\n"
      '  File "D:\\anaconda3\\envs\\yolact\\lib\\multiprocessing\\reduction.py", line 60, in dump\n'
