@@ -1,5 +1,6 @@
 """One fault taxonomy for the operator and the runtime (docs/design.md#fault-classes): the classes and their
-rules (taxonomy), the signature table (signatures.yaml, read by signatures), the line model of a log (logtext),
+rules (taxonomy), the signature table (signatures.yaml, read by signatures), the Ascend error-code table
+(codes.yaml, read by codes), the line model of a log (logtext),
 the reading of a log (reading), the Xid numbers (xid) and the precedence of evidence sources (precedence).
 Torch-free and Kubernetes-client-free: both images import it."""
 

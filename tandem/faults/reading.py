@@ -86,7 +86,8 @@ class Reading:
             "rule": self.rule,
             "entry": ({"id": sig.id, "class": sig.fault_class.value, "reason": sig.reason, "vendor": sig.vendor,
                        "strength": sig.strength, "source": sig.source, "note": sig.note,
-                       "table": "tandem/faults/signatures.yaml"} if sig else None),
+                       **({"code": sig.code, "table": "tandem/faults/codes.yaml"} if sig.code
+                          else {"table": "tandem/faults/signatures.yaml"})} if sig else None),
             "exception": ({"name": self.exception.name, "line": self.exception.index + 1,
                            "raisedByUser": self.exception.raised_by_user, "frame": self.exception.frame}
                           if self.exception else None),

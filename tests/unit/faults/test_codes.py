@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tandem.faults import read_log
 from tandem.faults.codes import FAMILIES, CodeTableError, code_table, codes_in, parse_codes
 from tandem.faults.signatures import matching, table
 from tandem.faults.taxonomy import FaultClass
@@ -84,3 +85,15 @@ def test_code_entries_stand_where_the_signature_table_places_them() -> None:
     assert ids.index("checkpoint-unreadable") < coded[0] and coded[-1] < ids.index("no-visible-devices")
     line = "RuntimeError: NPU function error: AclrtSetDevice, error code is 507033"
     assert [s.id for s in matching(line)][:2] == ["ascend-device-setup", "code-507033"]
+
+
+def test_a_code_decides_where_no_phrase_names_it_and_explain_says_which_code() -> None:
+    """A CANN message code no phrase entry names (E39009, the AI CPU scheduler lost the device: hicann/runtime's
+    error_code.json), in the format CANN prints its codes ("Exxxxx: [PID: ...] time text") under torch_npu's
+    wrapper line: the code decides, and --explain names it and its table."""
+    reading = read_log("[ERROR] 2025-01-02-03:04:05 (PID:77, Device:3, RankID:3) ERR00100 PTA call acl api failed\n"
+                       "E39009: [PID: 77] 2025-01-02-03:04:05.123.456 Failed to connect to the device.")
+    assert reading is not None
+    assert (reading.fault_class.value, reading.reason, reading.rule) == ("device", "DeviceLost", 1)
+    entry = reading.explain()["entry"]
+    assert (entry["id"], entry["code"], entry["table"]) == ("code-E39009", "E39009", "tandem/faults/codes.yaml")
