@@ -45,7 +45,7 @@ REAL_TEXTS = [
         "RuntimeError: [ERROR] HCCL error in: torch_npu/csrc/distributed/ProcessGroupHCCL.cpp:64\n[ERROR] "
         "2024-05-21-11:57:54 (PID:927000, Device:3, RankID:3) ERR02200 DIST call hccl api failed.",
         "unknown",
-        "HcclError",
+        "HcclCallFailed"  # torch_npu's ERR02200 (tandem/faults/codes.yaml),
     ),
     (
         "https://github.com/hiyouga/LlamaFactory/issues/7396",

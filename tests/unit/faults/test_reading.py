@@ -51,6 +51,33 @@ CASES = [
      '  File "/usr/local/lib/python3.6/dist-packages/numpy/lib/npyio.py", line 404, in load\n'
      "    magic = fid.read(N)\nOSError: [Errno 5] Input/output error",
      "https://github.com/dansuh17/segan-pytorch/issues/19", ("unknown", "OSError", 5, None)),
+    # --- the pod's own limits are the job's: its ephemeral storage, its /dev/shm ----------------------------------
+    ("evicted-for-its-own-ephemeral-storage-limit",
+     "  Warning  Evicted              60s                kubelet            Pod ephemeral local storage usage exceeds "
+     "the total limit of containers 100Gi.", "https://github.com/substratusai/runbooks/issues/246",
+     ("user", "EphemeralStorageLimit", 1, "ephemeral-storage-limit")),
+    ("dataloader-shared-memory-full",
+     '  File "/opt/conda/lib/python3.10/site-packages/torch/storage.py", line 374, in _share_fd_cpu_\n'
+     "    return super()._share_fd_cpu_(*args, **kwargs)\n"
+     "RuntimeError: unable to write to file </torch_8226_3581395585_0>: No space left on device (28)",
+     "https://github.com/MIC-DKFZ/nnUNet/issues/2162", ("user", "ShmTooSmall", 1, "shared-memory-too-small")),
+    # --- the references' texts (NVIDIA's, PyTorch's, the frameworks' own sources) --------------------------------
+    ("cuda-oom-in-nccls-words",
+     "node01:1234:1290 [2] include/alloc.h:114 NCCL WARN Cuda failure 'out of memory'",
+     "https://github.com/NVIDIA/nccl/blob/v2.27.7-1/src/include/checks.h (the wording); "
+     "https://github.com/NVIDIA/nccl/issues/1235", ("oom", "DeviceOOM", 1, "ref-cuda-memory-allocation")),
+    ("megatron-layers-and-pipeline",
+     "AssertionError: Number of layers should be divisible by the pipeline-model-parallel size",
+     "https://github.com/NVIDIA/Megatron-LM/blob/main/megatron/training/arguments.py",
+     ("user", "BadConfig", 1, "ref-meg-layers-pp")),
+    # --- generic words: only the library's own error line gives them a class -----------------------------------
+    ("network-words-on-nccls-own-line",
+     "node201:127799:127863 [0] transport/net_ib.cc:101 NCCL WARN NET/IB : mlx5_0:1 Got async event : local access "
+     "violation work queue error", "https://github.com/NVIDIA/nccl/issues/1710",
+     ("interconnect", "NetworkError", 4, "network-words-the-library-printed")),
+    ("network-words-the-program-printed", "ERROR: RoCE link down? retrying the batch",
+     "the program's own words (the issue's INFO/print family)",
+     ("unknown", "NetworkError", 4, "network-words-the-library-printed")),
     ("broken-pipe-from-a-dataloader-worker",
      "Traceback (most recent call last):\n"
      '  File "D:\\anaconda3\\envs\\yolact\\lib\\multiprocessing\\reduction.py", line 60, in dump\n'
@@ -211,6 +238,18 @@ def test_the_whole_decision(text: str, source: str, expected: tuple[str, str, in
                                   "[INFO] 2024-05-21 HCCL RoCE link up: rank 3 ok"])
 def test_output_without_an_error_holds_no_evidence(text: str) -> None:
     assert read_log(text) is None
+
+
+def test_a_peers_heartbeat_is_not_this_devices() -> None:
+    """HCCL's cluster heartbeat names a peer rank that went silent: the device vocabulary ("heartbeat lost") must not
+    read it as this node's device (hicann/hccl docs, fault_diagnosis: the possible reasons are the peer's process
+    or the network)."""
+    reading = read_log(
+        "[ERROR]HCCL(835695,all_reduce_test):2025-10-23-17:28:06.049.385[task_exception_handler.cc:610][835695]"
+        "Cluster Exception Location[IP/ID]:[127.10.0.1/1], Arrival Time:[Thu Oct 23 17:25:58 2025], Discoverer:"
+        "[127.10.0.1/2], ExceptionType:[Heartbeat Lost Occurred], Possible Reason:1. Process has exited, 2. Network "
+        "Disconnected")
+    assert reading is None or reading.fault_class.value != "device"
 
 
 def test_the_explanation_names_the_entry_its_source_and_the_other_matches() -> None:
