@@ -16,6 +16,7 @@ from importlib import resources
 
 import yaml
 
+from tandem.faults.entries import checked_class
 from tandem.faults.taxonomy import FaultClass
 
 FAMILIES = ("acl-runtime", "hccl-result", "cann-message", "torch-npu")
@@ -54,30 +55,14 @@ class CodeTableError(ValueError):
 
 
 def _entry(index: int, raw: object) -> CodeEntry:
-    if not isinstance(raw, dict):
-        raise CodeTableError(f"code entry {index}: not a mapping")
-    where = f"code entry {index} ({raw.get('code', '?')})"
-    for field in _FIELDS:
-        if not isinstance(raw.get(field), str) or not raw[field].strip():
-            raise CodeTableError(f"{where}: {field} is missing or not a string")
-    unknown = set(raw) - {*_FIELDS, "name", "note"}
-    if unknown:
-        raise CodeTableError(f"{where}: unknown fields {sorted(unknown)}")
-    if raw["family"] not in FAMILIES:
-        raise CodeTableError(f"{where}: family {raw['family']!r} is not one of {list(FAMILIES)}")
-    if raw["strength"] not in ("strong", "weak"):
-        raise CodeTableError(f"{where}: strength {raw['strength']!r} is not strong or weak")
-    if not raw["source"].startswith("https://"):
-        raise CodeTableError(f"{where}: source {raw['source']!r} is not an https URL")
-    try:
-        cls = FaultClass(raw["class"])
-    except ValueError as error:
-        raise CodeTableError(f"{where}: {error}") from error
-    if cls == FaultClass.UNKNOWN and raw["strength"] == "strong":
+    entry, where, cls = checked_class(raw, f"code entry {index}", "code", _FIELDS, ("name", "note"), CodeTableError)
+    if entry["family"] not in FAMILIES:
+        raise CodeTableError(f"{where}: family {entry['family']!r} is not one of {list(FAMILIES)}")
+    if cls == FaultClass.UNKNOWN and entry["strength"] == "strong":
         # A code that proves nothing must not outrank the evidence around it (the user's exception, a symptom).
         raise CodeTableError(f"{where}: an unknown code is weak (it must not hide the other evidence)")
-    return CodeEntry(raw["code"], str(raw.get("name") or ""), raw["family"], raw["meaning"], cls, raw["reason"],
-                     raw["strength"], raw["source"], str(raw.get("note") or ""))
+    return CodeEntry(entry["code"], str(entry.get("name") or ""), entry["family"], entry["meaning"], cls,
+                     entry["reason"], entry["strength"], entry["source"], str(entry.get("note") or ""))
 
 
 def parse_codes(text: str) -> tuple[CodeEntry, ...]:

@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 
 from tandem.faults.codes import CodeEntry, code_table, known_codes_in
+from tandem.faults.entries import checked_class
 from tandem.faults.taxonomy import FaultClass
 
 Strength = Literal["strong", "weak"]
@@ -46,30 +47,17 @@ class SignatureTableError(ValueError):
     """The table is malformed: the message names the entry and the field."""
 
 
-def _signature(order: int, entry: object) -> Signature:
-    if not isinstance(entry, dict):
-        raise SignatureTableError(f"entry {order}: not a mapping")
-    where = f"entry {order} ({entry.get('id', '?')})"
-    for field in _FIELDS:
-        if not isinstance(entry.get(field), str) or not entry[field].strip():
-            raise SignatureTableError(f"{where}: {field} is missing or not a string")
-    unknown = set(entry) - {*_FIELDS, "note", "context"}
-    if unknown:
-        raise SignatureTableError(f"{where}: unknown fields {sorted(unknown)}")
+def _signature(order: int, raw: object) -> Signature:
+    entry, where, cls = checked_class(raw, f"entry {order}", "id", _FIELDS, ("note", "context"), SignatureTableError)
     if "context" in entry and (not isinstance(entry["context"], str) or not entry["context"].strip()):
         raise SignatureTableError(f"{where}: context is not a string")
     try:
-        cls = FaultClass(entry["class"])
         pattern = re.compile(entry["pattern"], re.IGNORECASE)
         context = re.compile(entry["context"], re.IGNORECASE) if "context" in entry else None
-    except (ValueError, re.error) as error:
+    except re.error as error:
         raise SignatureTableError(f"{where}: {error}") from error
     if entry["vendor"] not in VENDORS:
         raise SignatureTableError(f"{where}: vendor {entry['vendor']!r} is not one of {sorted(VENDORS)}")
-    if entry["strength"] not in ("strong", "weak"):
-        raise SignatureTableError(f"{where}: strength {entry['strength']!r} is not strong or weak")
-    if not entry["source"].startswith("https://"):
-        raise SignatureTableError(f"{where}: source {entry['source']!r} is not an https URL")
     return Signature(entry["id"], cls, entry["reason"], entry["vendor"], entry["strength"], pattern,
                      entry["source"], str(entry.get("note") or ""), order, context=context)
 
