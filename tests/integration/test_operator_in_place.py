@@ -85,8 +85,11 @@ def test_a_transient_hccl_fault_restarts_both_ranks_in_their_pods(custom: Any, c
     assert uids(core, "in-place") == before == {"in-place-a1-0": before["in-place-a1-0"],
                                                  "in-place-a1-1": before["in-place-a1-1"]}
     (fault,) = status["faults"]
-    assert (fault["class"], fault["reason"], fault["pod"], fault["attempt"], fault["checkpointStep"]) == (
-        "interconnect", "HcclSocketTimeout", "in-place-a1-1", 1, 4)
+    assert (fault["class"], fault["reason"], fault["pod"], fault["attempt"]) == (
+        "interconnect", "HcclSocketTimeout", "in-place-a1-1", 1)
+    # The newest checkpoint when the operator saw the fault: step 4, or a later one rank 0 (which this script does
+    # not block on its peer) saved before that (seen once on a loaded machine: 6).
+    assert fault["checkpointStep"] >= 4
     assert (status["attempt"], status["restarts"], status["excludedNodes"]) == (2, 1, [])
     record = status["inPlaceRestart"]
     assert (record["attempt"], record["pods"]) == (2, ["in-place-a1-0", "in-place-a1-1"])
@@ -94,7 +97,7 @@ def test_a_transient_hccl_fault_restarts_both_ranks_in_their_pods(custom: Any, c
     # block on its peer, may have saved one more after the fault).
     resumed = {int(log_of(core, pod).split("attempt 2 rank ")[1].split("resumes from ")[1].split()[0])
                for pod in ("in-place-a1-0", "in-place-a1-1")}
-    assert len(resumed) == 1 and resumed.pop() >= 4
+    assert len(resumed) == 1 and resumed.pop() >= fault["checkpointStep"]
     assert {core.read_namespaced_pod(p, NS).metadata.labels["tandem.dev/attempt"] for p in before} == {"2"}
     reasons = wait_for(lambda: (r := event_reasons(core, "in-place")) and r[-1] == "Succeeded" and r, timeout=15,
                        what="the Succeeded Event")
