@@ -98,12 +98,11 @@ def test_the_bench_evaluates_the_corpus() -> None:
     bench, entries = _bench(), _corpus()
     if not entries:
         return  # not written yet: nothing to evaluate
-    for split in ("dev", "heldout", "all"):
-        part = bench.in_split(entries, split)
-        for classify in bench.CLASSIFIERS.values():
-            evaluation = bench.evaluate(part, classify)
-            assert evaluation.size == len(part)
-            assert sum(sum(row.values()) for row in bench.confusion(evaluation.results).values()) == len(part)
+    part = bench.in_split(entries, "heldout")  # one part is enough to check the arithmetic; main() runs them all
+    for classify in bench.CLASSIFIERS.values():
+        evaluation = bench.evaluate(part, classify)
+        assert evaluation.size == len(part)
+        assert sum(sum(row.values()) for row in bench.confusion(evaluation.results).values()) == len(part)
     out = io.StringIO()
     with redirect_stdout(out):
         assert bench.main(["--corpus", str(CORPUS), "--explain-misses", "--speed-lines", "1000"]) == 0
