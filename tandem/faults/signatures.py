@@ -6,6 +6,7 @@ that match a line. Order in the file is precedence; the entry `- codes: ...` is 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -86,8 +87,7 @@ def parse_table(text: str, codes: tuple[CodeEntry, ...] = ()) -> tuple[Signature
             table += _code_signatures(len(table), codes)
         else:
             table.append(_signature(len(table), entry))
-    ids = [s.id for s in table]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, n in Counter(s.id for s in table).items() if n > 1)
     if duplicates:
         raise SignatureTableError(f"ids used more than once: {duplicates}")
     return tuple(table)
