@@ -26,6 +26,11 @@ LIBRARY_RUNTIME_ERROR = (
     "RuntimeError: Dataset scripts are no longer supported\n"
 )
 
+# nvidia-smi -q of a GPU whose memory is sound (the layout of leptonai/gpud#80, no rows remapped).
+HEALTHY_REMAPPED_ROWS = ("    Remapped Rows\n        Correctable Error                 : 0\n"
+                         "        Uncorrectable Error               : 0\n"
+                         "        Pending                           : No")
+
 # (id, text, source, (class, reason, rule, entry id))
 CASES = [
     # --- the issue's false positives: words in output are not evidence ------------------------------------------
@@ -62,6 +67,25 @@ CASES = [
      "RuntimeError: unable to write to file </torch_8226_3581395585_0>: No space left on device (28)",
      "https://github.com/MIC-DKFZ/nnUNet/issues/2162", ("user", "ShmTooSmall", 1, "shared-memory-too-small")),
     # --- the references' texts (NVIDIA's, PyTorch's, the frameworks' own sources) --------------------------------
+    ("dataloader-worker-killed-by-the-oom-killer",
+     "Traceback (most recent call last):\n"
+     '  File "train.py", line 210, in <module>\n'
+     "    val_target_cpu, val_input_cpu = val_target_cpu.float().cuda(), val_input_cpu.float().cuda()\n"
+     "RuntimeError: DataLoader worker (pid 19597) is killed by signal: Killed.",
+     "https://github.com/hezhangsprinter/DCPDN/issues/12",
+     ("oom", "HostMemoryOOMKilled", 4, "dataloader-worker-sigkill")),
+    ("dataloader-workers-terminated-prove-no-class",
+     "RuntimeError: DataLoader worker (pid(s) 8102, 8103) exited unexpectedly",
+     "https://github.com/pytorch/pytorch/blob/main/torch/utils/data/dataloader.py (the wording)",
+     ("unknown", "DataLoaderWorkerDied", 4, "ref-dataloader-worker-killed")),
+    ("nvidia-smi-rows-remapped-for-uncorrectable-errors",
+     "    Remapped Rows\n        Correctable Error                 : 0\n"
+     "        Uncorrectable Error               : 4\n        Pending                           : Yes",
+     "https://github.com/leptonai/gpud/pull/80",
+     ("device", "GpuMemoryUncorrectable", 1, "gpu-remapped-rows-nvidia-smi")),
+    ("ib-plugin-completion-error",
+     "NET/IBP:Got completion from peer 7.6.13.83<36315> with status=12 opcode=32698 len=32696 vendor err 129 (Send)",
+     "https://github.com/NVIDIA/nccl/issues/1664", ("interconnect", "NcclIbCompletionError", 1, "nccl-ib-completion")),
     ("cuda-oom-in-nccls-words",
      "node01:1234:1290 [2] include/alloc.h:114 NCCL WARN Cuda failure 'out of memory'",
      "https://github.com/NVIDIA/nccl/blob/v2.27.7-1/src/include/checks.h (the wording); "
@@ -235,7 +259,7 @@ def test_the_whole_decision(text: str, source: str, expected: tuple[str, str, in
 
 
 @pytest.mark.parametrize("text", ["", "  \n", "epoch 3 loss 1.23\nepoch 4 loss 1.19", NCCL_ROCE_INFO,
-                                  "[INFO] 2024-05-21 HCCL RoCE link up: rank 3 ok"])
+                                  "[INFO] 2024-05-21 HCCL RoCE link up: rank 3 ok", HEALTHY_REMAPPED_ROWS])
 def test_output_without_an_error_holds_no_evidence(text: str) -> None:
     assert read_log(text) is None
 
