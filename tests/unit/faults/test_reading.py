@@ -57,6 +57,23 @@ CASES = [
      "    magic = fid.read(N)\nOSError: [Errno 5] Input/output error",
      "https://github.com/dansuh17/segan-pytorch/issues/19", ("unknown", "OSError", 5, None)),
     # --- the pod's own limits are the job's: its ephemeral storage, its /dev/shm ----------------------------------
+    ("read-only-file-system-at-the-root-is-a-bad-path",
+     '  File "/Users/x/opt/anaconda3/envs/sc/lib/python3.7/os.py", line 223, in makedirs\n'
+     "    mkdir(name, mode)\nOSError: [Errno 30] Read-only file system: '/u'",
+     "https://github.com/XiangLi1999/PrefixTuning/issues/27",
+     ("user", "BadOutputPath", 1, "read-only-path-at-the-root")),
+    ("read-only-file-system-inside-a-volume",
+     "OSError: [Errno 30] Read-only file system: '/checkpoints/step-300/model.pt'",
+     "https://man7.org/linux/man-pages/man3/errno.3.html (EROFS)",
+     ("storage", "ReadOnlyVolume", 1, "read-only-volume")),
+    ("tensorflow-could-not-write-its-checkpoint",
+     "InternalError (see above for traceback): Error writing (tmp) checkpoint file: /home/u/.local/share/deepspeech_wer"
+     "/checkpoint/205aed8/model.ckpt-6.tempstate97841913219", "https://github.com/mozilla/DeepSpeech/issues/374",
+     ("storage", "WriteFailed", 1, "checkpoint-write-failed")),
+    ("kubectl-shows-pods-of-a-node-that-shut-down",
+     "pod/shutdown-test-deploy-69cff7d9b7-bvzj9   0/1     Shutdown   0          4m20s   <none>        "
+     "yp-test2-worker-0dd0512820d9", "https://github.com/kubernetes/kubernetes/issues/100184",
+     ("node", "NodeShutdown", 1, "node-shutdown")),
     ("evicted-for-its-own-ephemeral-storage-limit",
      "  Warning  Evicted              60s                kubelet            Pod ephemeral local storage usage exceeds "
      "the total limit of containers 100Gi.", "https://github.com/substratusai/runbooks/issues/246",
