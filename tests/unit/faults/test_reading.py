@@ -57,11 +57,10 @@ CASES = [
      "    magic = fid.read(N)\nOSError: [Errno 5] Input/output error",
      "https://github.com/dansuh17/segan-pytorch/issues/19", ("unknown", "OSError", 5, None)),
     # --- the pod's own limits are the job's: its ephemeral storage, its /dev/shm ----------------------------------
-    ("read-only-file-system-at-the-root-is-a-bad-path",
-     '  File "/Users/x/opt/anaconda3/envs/sc/lib/python3.7/os.py", line 223, in makedirs\n'
-     "    mkdir(name, mode)\nOSError: [Errno 30] Read-only file system: '/u'",
-     "https://github.com/XiangLi1999/PrefixTuning/issues/27",
-     ("user", "BadOutputPath", 1, "read-only-path-at-the-root")),
+    ("read-only-file-system-at-the-root-may-be-a-missing-volume",
+     "(WorkerDict pid=42225, ip=10.200.109.93) Warning: Failed to acquire lock for /fsx/mingyuan/verify/3B_V2/"
+     "global_step_1/actor: [Errno 30] Read-only file system: '/fsx'", "https://github.com/verl-project/verl/issues/3354",
+     ("storage", "ReadOnlyVolume", 1, "read-only-volume")),
     ("read-only-file-system-inside-a-volume",
      "OSError: [Errno 30] Read-only file system: '/checkpoints/step-300/model.pt'",
      "https://man7.org/linux/man-pages/man3/errno.3.html (EROFS)",
