@@ -83,6 +83,18 @@ CASES = [
      "RuntimeError: unable to write to file </torch_8226_3581395585_0>: No space left on device (28)",
      "https://github.com/MIC-DKFZ/nnUNet/issues/2162", ("user", "ShmTooSmall", 1, "shared-memory-too-small")),
     # --- the references' texts (NVIDIA's, PyTorch's, the frameworks' own sources) --------------------------------
+    ("cuda-in-a-forked-subprocess",
+     "RuntimeError: Cannot re-initialize CUDA in forked subprocess. To use CUDA with multiprocessing, you must use "
+     "the 'spawn' start method", "https://github.com/pytorch/pytorch/blob/main/torch/cuda/__init__.py (the wording)",
+     ("user", "ProgramError", 1, "torch-program-error")),
+    ("a-kernel-without-the-dtype",
+     "RuntimeError: \"addmm_impl_cpu_\" not implemented for 'Half'",
+     "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/Dispatch.h (the wording)",
+     ("user", "ProgramError", 1, "torch-program-error")),
+    ("an-index-out-of-bounds",
+     "IndexError: index 10 is out of bounds for dimension 0 with size 10",
+     "https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/TensorShape.cpp (the wording)",
+     ("user", "ProgramError", 1, "torch-program-error")),
     ("dataloader-worker-killed-by-the-oom-killer",
      "Traceback (most recent call last):\n"
      '  File "train.py", line 210, in <module>\n'
