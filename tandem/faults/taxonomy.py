@@ -97,7 +97,8 @@ USER_EXCEPTIONS = frozenset({
     "IsADirectoryError", "NotADirectoryError", "UnicodeDecodeError", "UnicodeEncodeError", "JSONDecodeError",
     "ValidationError", "ArgumentError", "HFValidationError", "ConfigAttributeError", "ConfigKeyError",
     "MissingMandatoryValue", "InterpolationResolutionError", "ScannerError", "ParserError",
-    "MisconfigurationException",
+    "MisconfigurationException", "ConfigCompositionException", "MissingConfigException", "OverrideParseException",
+    "RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError",
 })  # fmt: skip
 IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
 # Launchers' summaries of a failed worker: the worker's own traceback above them says why.
