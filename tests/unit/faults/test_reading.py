@@ -115,6 +115,19 @@ CASES = [
      "hydra.errors.ConfigCompositionException: Could not override 'trainer.lr'. No match in config.",
      "https://github.com/facebookresearch/hydra/blob/main/hydra/errors.py (the class)",
      ("user", "PythonException", 2, None)),
+    ("a-spot-instance-taken-back",
+     '18:32:36.273 [i-01f7ddd103dc478c0/cloud-init-output] {"level":"warn","time":"2025-03-31T16:32:36Z",'
+     '"message":"Instance is going to be interrupted in 2 minutes. Exiting..."}',
+     "https://github.com/runs-on/runs-on/issues/277", ("node", "SpotReclaimed", 1, "spot-instance-reclaimed")),
+    ("a-peer-timed-out-in-the-librarys-words",
+     "F0911 14:31:16.057638  5678 SocketChannel.cpp:54] Check failed: len >= 0  peer=10.75.60.42: Connection timed "
+     "out [110]", "https://github.com/PaddlePaddle/Paddle/issues/4043",
+     ("interconnect", "NetworkError", 4, "network-words-the-library-printed")),
+    ("a-download-timed-out-in-the-programs-words",
+     "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded "
+     "with url: /api/models (Caused by NewConnectionError('Failed to establish a new connection: [Errno 110] "
+     "Connection timed out'))", "https://github.com/urllib3/urllib3/blob/main/src/urllib3/connection.py (the wording)",
+     ("unknown", "ExternalServiceError", 1, "external-service-error")),
     ("dataloader-worker-killed-by-the-oom-killer",
      "Traceback (most recent call last):\n"
      '  File "train.py", line 210, in <module>\n'
