@@ -96,9 +96,9 @@ USER_EXCEPTIONS = frozenset({
     "ImportError", "ModuleNotFoundError", "SyntaxError", "IndentationError", "TabError", "FileNotFoundError",
     "IsADirectoryError", "NotADirectoryError", "UnicodeDecodeError", "UnicodeEncodeError", "JSONDecodeError",
     "ValidationError", "ArgumentError", "HFValidationError", "ConfigAttributeError", "ConfigKeyError",
-    "MissingMandatoryValue", "InterpolationResolutionError", "ScannerError", "ParserError",
-    "MisconfigurationException", "ConfigCompositionException", "MissingConfigException", "OverrideParseException",
-    "RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError",
+    "MissingMandatoryValue", "InterpolationResolutionError", "ScannerError", "ParserError", "TomlDecodeError",
+    "TOMLDecodeError", "MisconfigurationException", "ConfigCompositionException", "MissingConfigException",
+    "OverrideParseException", "RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError",
 })  # fmt: skip
 IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
 # Launchers' summaries of a failed worker: the worker's own traceback above them says why.

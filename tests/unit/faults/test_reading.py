@@ -128,6 +128,19 @@ CASES = [
      "with url: /api/models (Caused by NewConnectionError('Failed to establish a new connection: [Errno 110] "
      "Connection timed out'))", "https://github.com/urllib3/urllib3/blob/main/src/urllib3/connection.py (the wording)",
      ("unknown", "ExternalServiceError", 1, "external-service-error")),
+    ("a-config-file-that-is-not-toml",
+     "    raise TomlDecodeError(str(err), original, pos)\n"
+     "toml.decoder.TomlDecodeError: Invalid date or number (line 41 column 1 char 1505)",
+     "https://github.com/khanld/ASR-Wav2vec-Finetune/issues/11", ("user", "PythonException", 2, None)),
+    ("parallel-degrees-the-world-cannot-hold",
+     "2025-05-22 03:33:36 - [ERROR] - An error occurred during training: World size 2 must be divisible by the "
+     "product of all parallel degrees and data parallel shards.", "https://github.com/huggingface/finetrainers/issues/408",
+     ("user", "BadConfig", 1, "parallelism-config")),
+    ("gpus-before-the-fabric-manager-is-up",
+     "RuntimeError: Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before calling "
+     "NumCudaDevices() that might have already set an error? Error 802: system not yet initialized",
+     "https://github.com/huggingface/huggingface_hub/issues/4134",
+     ("node", "GpuSystemNotReady", 1, "ref-cuda-system-not-ready")),
     ("dataloader-worker-killed-by-the-oom-killer",
      "Traceback (most recent call last):\n"
      '  File "train.py", line 210, in <module>\n'
