@@ -147,7 +147,7 @@ CASES = [
      "    val_target_cpu, val_input_cpu = val_target_cpu.float().cuda(), val_input_cpu.float().cuda()\n"
      "RuntimeError: DataLoader worker (pid 19597) is killed by signal: Killed.",
      "https://github.com/hezhangsprinter/DCPDN/issues/12",
-     ("oom", "HostMemoryOOMKilled", 4, "dataloader-worker-sigkill")),
+     ("oom", "HostOOM", 4, "dataloader-worker-sigkill")),
     ("dataloader-workers-terminated-prove-no-class",
      "RuntimeError: DataLoader worker (pid(s) 8102, 8103) exited unexpectedly",
      "https://github.com/pytorch/pytorch/blob/main/torch/utils/data/dataloader.py (the wording)",
