@@ -12,10 +12,10 @@ from tandem.operator.watched import Watched
 
 class ClusterView:
     """Nodes and the device plugins' fault reports, shared by every reconcile: listing them per pod event would
-    cost O(nodes) API work each time. Once the node watch feeds the view (`observe_node`) and the device-report
-    poll has run (`observe_reports`), a reconcile reads neither; before that (and in tests without a watch) they
-    are listed at most every `ttl` seconds. `invalidate` makes the next refresh list both from the API (a resync,
-    or a new fault that must not rest on a view a node event is about to correct)."""
+    cost O(nodes) API work each time. Once the node watch feeds the view (`observe_node`), one full list has seeded
+    it and the device-report poll has run (`observe_reports`), a reconcile reads neither; before that (and in tests
+    without a watch) they are listed at most every `ttl` seconds. `invalidate` makes the next refresh list both from
+    the API (a resync, or a new fault that must not rest on a view a node event is about to correct)."""
 
     def __init__(self, kube: Kube, device_info_namespace: str, ttl: float = 1.0) -> None:
         self.kube, self.namespace, self.ttl = kube, device_info_namespace, ttl
@@ -52,9 +52,12 @@ class ClusterView:
 
     def refresh(self) -> ClusterView:
         with self._lock:
-            if self._watched is not None and self._reports is not None and not self._invalid:
+            # The watch alone keeps the view only once a full list seeded it: kopf delivers its initial listing one
+            # node at a time, and a view built from the first few would show a pool short of nodes.
+            watched = self._watched
+            if watched is not None and watched.seeded and self._reports is not None and not self._invalid:
                 if self._changed:  # derived once per change, not per reconcile
-                    self.nodes = self._watched.values()
+                    self.nodes = watched.values()
                     self.device_faults = faults_by_node(self.nodes, self._reports)
                     self._changed = False
             elif time.monotonic() - self._read_at > self.ttl:

@@ -352,3 +352,22 @@ def test_every_client_call_in_kube_py_carries_the_timeout() -> None:
              and isinstance(node.func.value, ast.Attribute) and node.func.value.attr in ("core", "custom")]
     assert calls and all(any(k.arg is None and getattr(k.value, "id", "") == "CALL" for k in c.keywords)
                          for c in calls), [c.lineno for c in calls]
+
+
+def test_the_node_view_waits_for_a_full_list_before_trusting_the_node_watch() -> None:
+    """kopf delivers its initial node listing one event at a time: a reconcile between the first and the last saw a
+    pool with one of its two nodes and waited for room (a CI run's first Event was WaitingForRoom, 2026-12-03)."""
+    from tandem.operator.controller import ClusterView
+
+    kube = FakeKube(_job())
+    nodes = [make_node("node-0", "ascend-910b"), make_node("node-1", "ascend-910b")]
+    kube.list_nodes = lambda: nodes  # type: ignore[method-assign]
+    kube.list_device_reports = lambda ns: []  # type: ignore[method-assign]
+    view = ClusterView(kube, "kube-system", ttl=3600.0)  # type: ignore[arg-type]
+    view.observe_reports([])  # the device-report poll ran first
+    view.observe_node(None, nodes[0])  # the watch's listing has delivered one node so far
+    assert [n["metadata"]["name"] for n in view.refresh().nodes] == ["node-0", "node-1"]
+    view.observe_node(None, nodes[1])
+    gone = {**nodes[0], "metadata": {**nodes[0]["metadata"], "resourceVersion": "99"}}
+    view.observe_node("DELETED", gone)  # once seeded by a list, the watch alone keeps the view
+    assert [n["metadata"]["name"] for n in view.refresh().nodes] == ["node-1"]
