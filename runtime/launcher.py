@@ -122,11 +122,13 @@ def worker_env(contract: Contract, env: Mapping[str, str], local_rank: int) -> d
 
 @dataclass
 class Generation:
-    """What one generation of workers in this pod did: every worker's exit, and the newer attempt the operator
-    asked for while it ran (its workers were then stopped, not failed)."""
+    """What one generation of workers in this pod did: every worker's exit, the newer attempt the operator
+    asked for while it ran (its workers were then stopped, not failed), and whether the pod was told to stop
+    (SIGTERM: its workers were asked to save and stop, and the pod must end, not wait for an in-place restart)."""
 
     exits: list[Exit]
     moved_to: int | None = None
+    terminated: bool = False
 
 
 def _start_worker(local: int, args: list[str], env: dict[str, str], warm: WarmPool | None) -> subprocess.Popen[bytes]:
@@ -154,18 +156,16 @@ def supervise(
         warmed += proc.args[-1] == "--standby"  # a standby's own command line: it imported torch already
         procs[proc.pid] = (local, proc)
     log.info("workers_started", attempt=contract.attempt, workers=len(procs), warm=warmed)
-    terminating = False
+    generation = Generation([])
 
     def forward(signum: int, frame: object) -> None:
         # The kubelet's SIGTERM: the workers finish the step, save a checkpoint, and stop.
-        nonlocal terminating
-        terminating = True
+        generation.terminated = True
         for _, proc in procs.values():
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
-    generation = Generation([])
     killed: set[int] = set()
     stepped = gens is None
 
@@ -185,7 +185,7 @@ def supervise(
             for pid, local, proc in ended:
                 rank = contract.node_rank * contract.devices_per_node + local
                 generation.exits.append(Exit(local, rank, int(proc.returncode), time.time(), pid in killed))
-                if proc.returncode != 0 and not terminating:
+                if proc.returncode != 0 and not generation.terminated:
                     stop_all()
                     if killed:
                         log.warning("workers_stopped", after_rank=rank, returncode=proc.returncode,
@@ -295,10 +295,11 @@ def run(env: Mapping[str, str]) -> int:
         while True:  # one generation of workers per attempt this pod takes part in (tandem.in_place)
             contract = contract_from_env(attempt_env)
             term_path = contract.termination_log
-            message, moved_to, resume = _generation(contract, attempt_env, gens, warm)
-            if moved_to is None and gens is not None and message["class"] != "none":
+            message, generation, resume = _generation(contract, attempt_env, gens, warm)
+            moved_to = generation.moved_to
+            if moved_to is None and gens is not None and message["class"] != "none" and not generation.terminated:
                 moved_to = gens.wait_in_place(message)
-            if moved_to is None or gens is None:
+            if moved_to is None or gens is None or generation.terminated:  # a pod told to stop starts no more
                 break
             attempt_env = gens.begin(moved_to, env)
     except BaseException as exc:  # the launcher itself failed: still exactly one message
@@ -317,9 +318,9 @@ def run(env: Mapping[str, str]) -> int:
 
 
 def _generation(contract: Contract, env: Mapping[str, str], gens: Generations | None,
-                warm: WarmPool | None) -> tuple[dict[str, Any], int | None, int | None]:
-    """One attempt's workers in this pod: (the termination message they would leave, the newer attempt the
-    operator asked for meanwhile, the checkpoint they resumed from)."""
+                warm: WarmPool | None) -> tuple[dict[str, Any], Generation, int | None]:
+    """One attempt's workers in this pod: (the termination message they would leave, what the generation did,
+    the checkpoint they resumed from)."""
     token_file, resume = prepare(contract, env.get("TANDEM_ATTEMPT_TOKEN", ""))
     with tempfile.TemporaryDirectory(prefix="tandem-reports-") as tmp:
         kills_before = oom_kills()
@@ -334,7 +335,7 @@ def _generation(contract: Contract, env: Mapping[str, str], gens: Generations | 
         resumed_from=resumed,
         finished=finished,
     )
-    return message, generation.moved_to, resumed
+    return message, generation, resumed
 
 
 def main() -> None:

@@ -18,11 +18,12 @@ from tandem.in_place import last_report
 from tandem.runtime.faults import EXIT_CODES
 
 
-def in_place_env(rt: Any, root: Path, inject: str, wait: str = "120") -> tuple[dict[str, str], Path, Path]:
+def in_place_env(rt: Any, root: Path, inject: str, wait: str = "120",
+                 training: dict[str, Any] | None = None) -> tuple[dict[str, str], Path, Path]:
     labels, ready = root.parent / "pod" / "labels", root.parent / "run" / "ready"
     labels.parent.mkdir(parents=True)
     labels.write_text('tandem.dev/attempt="1"\ntandem.dev/job="test"')
-    env = rt.contract_env(root, 2, TANDEM_FAULT_INJECT=inject, TANDEM_POD_LABELS=str(labels),
+    env = rt.contract_env(root, 2, training, TANDEM_FAULT_INJECT=inject, TANDEM_POD_LABELS=str(labels),
                           TANDEM_READY_FILE=str(ready), TANDEM_IN_PLACE_WAIT_SECONDS=wait, TANDEM_JOB_UID="uid-1")
     return env, labels, ready
 
@@ -91,3 +92,32 @@ def test_a_wait_that_runs_out_ends_the_pod_with_the_fault(rt: Any, tmp_path: Pat
     assert (run.returncode, run.termination["class"], run.termination["reason"]) == (
         EXIT_CODES["interconnect"], "interconnect", "HcclSocketTimeout")
     assert [r["state"] for r in reports(run.output)] == ["stepping", "faulted"]
+
+
+def test_a_sigterm_while_the_workers_run_ends_the_pod_without_waiting_in_place(rt: Any, tmp_path: Path) -> None:
+    """The kubelet's SIGTERM (the operator chose a full restart) reached the pod while its workers were stuck in a
+    collective whose peer was gone; they then ended with an interconnect fault, and the launcher waited in place for
+    a restart that would never come, until the kubelet's SIGKILL 30 s later (a demo's failover, teardown 30.04 s)."""
+    import signal
+    import subprocess
+    import sys
+
+    env, _, _ = in_place_env(rt, tmp_path / "ckpt", "hang@step=3,rank=1,attempt=1",
+                             training={**rt.TRAINING, "watchdogSeconds": 3})
+    log = tmp_path / "out.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "tandem.runtime.launcher"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # Step 2's line comes after its stop agreement: the SIGTERM is read at step 3's, which rank 1 never reaches.
+        wait_for(lambda: any(e.get("event") == "step" and e.get("step") == "2"
+                             for e in map(rt.parse_line, log.read_text().splitlines())), timeout=90, what="step 2")
+        proc.send_signal(signal.SIGTERM)
+        returncode = proc.wait(timeout=60)  # the watchdog ends the hang after 3 s; the in-place wait is 120 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    message = json.loads(Path(env["TANDEM_TERMINATION_LOG"]).read_text())
+    assert (returncode, message["class"], message["reason"]) == (
+        EXIT_CODES["interconnect"], "interconnect", "CollectiveHang")
+    assert [r["state"] for r in reports(log.read_text())] == ["stepping"]  # no `faulted`: nothing waits
