@@ -175,19 +175,28 @@ STOP_FOR_RESTART_SECONDS = 3.0  # the grace of a command stopped for an in-place
 def supervise(options: Options, env: Mapping[str, str], stream: Stream, poll: float = 0.2,
               gens: Generations | None = None) -> Outcome:
     heartbeat = env.get(PROGRESS_FILE_ENV, "")
-    proc = subprocess.Popen(options.command, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    outcome = Outcome(returncode=0)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def terminate(signum: int, frame: object) -> None:
+        outcome.terminated = True
+        if proc is not None:  # else it is stopped as soon as it has started
+            threading.Thread(target=_stop, args=(proc, options.grace), daemon=True).start()
+
+    # In place before the command starts: a SIGTERM in between would otherwise end tandem-run with no message.
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        proc = subprocess.Popen(options.command, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except BaseException:
+        signal.signal(signal.SIGTERM, previous)
+        raise
+    if outcome.terminated:
+        threading.Thread(target=_stop, args=(proc, options.grace), daemon=True).start()
     pumps = [threading.Thread(target=_pump, args=(proc.stdout, sys.stdout, stream), daemon=True),
              threading.Thread(target=_pump, args=(proc.stderr, sys.stderr, stream), daemon=True)]
     for pump in pumps:
         pump.start()
-    outcome = Outcome(returncode=0)
-
-    def terminate(signum: int, frame: object) -> None:
-        outcome.terminated = True
-        threading.Thread(target=_stop, args=(proc, options.grace), daemon=True).start()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
     started, stepped = time.monotonic(), False
     try:
         while proc.poll() is None:
@@ -266,17 +275,19 @@ def run(options: Options, env: Mapping[str, str]) -> int:
     gens = Generations.from_env(env)
     attempt_env = dict(env)
     while True:
-        fault, step, start, moved_to = _attempt(options, attempt_env, gens)
-        if moved_to is None and gens is not None and fault is not None:
+        fault, step, start, outcome = _attempt(options, attempt_env, gens)
+        moved_to, stopping = (outcome.moved_to, outcome.terminated) if outcome else (None, False)
+        if moved_to is None and gens is not None and fault is not None and not stopping:
             moved_to = gens.wait_in_place(_message(fault, step, start, options, attempt_env))
-        if moved_to is None or gens is None:
+        if moved_to is None or gens is None or stopping:  # a pod told to stop (SIGTERM) runs nothing more
             return _report(fault, step, start, options, attempt_env)
         attempt_env = gens.begin(moved_to, env)
 
 
 def _attempt(options: Options, env: Mapping[str, str],
-             gens: Generations | None) -> tuple[Fault | None, int | None, ResumePoint | None, int | None]:
-    """One run of the command: (its fault, its last step, where it resumed, the newer attempt asked for)."""
+             gens: Generations | None) -> tuple[Fault | None, int | None, ResumePoint | None, Outcome | None]:
+    """One run of the command: (its fault, its last step, where it resumed, how it ended; None when it never
+    started)."""
     root = env.get("TANDEM_CHECKPOINT_DIR")
     try:
         claim_volume(root, env)
@@ -304,7 +315,7 @@ def _attempt(options: Options, env: Mapping[str, str],
         if server is not None:
             server.shutdown()
             server.server_close()
-    return fault_of(outcome, stream, reported), stream.last_step, start, outcome.moved_to
+    return fault_of(outcome, stream, reported), stream.last_step, start, outcome
 
 
 def _message(fault: Fault | None, step: int | None, start: ResumePoint | None, options: Options,

@@ -132,6 +132,26 @@ def test_sigterm_is_forwarded_and_the_message_says_so(tmp_path: Path) -> None:
     assert (message["class"], message["reason"], message["step"]) == ("node", "Terminated", 5)
 
 
+def test_a_sigterm_as_the_command_starts_is_not_lost(tmp_path: Path) -> None:
+    """tandem-run took SIGTERM's default action (death, no message) when the signal came after the command started
+    and before its handler was in place: its output was already pumped, so the test above could send its SIGTERM
+    in between (it failed once on a loaded VM). Here the signal comes while the command is being started."""
+    probe = textwrap.dedent("""
+        import os, signal, subprocess, sys
+        from tandem.runtime import run
+        real = subprocess.Popen
+        def popen(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)  # the kubelet, at the worst moment
+            return real(*args, **kwargs)
+        run.subprocess.Popen = popen
+        options = run.Options(command=[sys.executable, "-c", "import time; time.sleep(60)"], grace=5)
+        outcome = run.supervise(options, dict(os.environ), run.Stream())
+        print("terminated" if outcome.terminated else "not terminated", outcome.returncode)
+    """)
+    done = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.split()[:1]) == (0, ["terminated"]), done.stderr[-2000:]
+
+
 def test_the_command_line_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse(["--", "torchrun", "train.py"]).command == ["torchrun", "train.py"]
     assert parse(["--progress-regex", r"it (\d+)", "python", "x.py"]).progress.pattern == r"it (\d+)"

@@ -23,9 +23,12 @@ EI0006 = ("EI0006: [PID: 1292363] 2025-04-08-18:07:20.444.436 Getting socket tim
 
 # Trains "steps" 1..6 from TANDEM_RESUME_STEP, saving a torchtitan-style step-<n>/ after steps 2 and 4; attempt 1
 # fails at step 3 with EI0006 when FAIL is set, or sleeps there when HANG is set (its gang is elsewhere at fault).
+# With IGNORE_TERM it only says so when told to stop (a rank stuck in a collective does not stop either).
 SCRIPT = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, time
     from pathlib import Path
+    if os.environ.get("IGNORE_TERM"):
+        signal.signal(signal.SIGTERM, lambda signum, frame: print("TERM ignored", flush=True))
     root = Path(os.environ["TANDEM_CHECKPOINT_DIR"])
     attempt = os.environ["TANDEM_ATTEMPT"]
     print(f"attempt={attempt} token={os.environ['TANDEM_ATTEMPT_TOKEN']} resume={os.environ['TANDEM_RESUME_STEP']}",
@@ -43,7 +46,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def start(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[bytes], Path, Path, Path]:
+def start(tmp_path: Path, *options: str, **extra: str) -> tuple[subprocess.Popen[bytes], Path, Path, Path]:
     root, labels, log = tmp_path / "ckpt", tmp_path / "pod" / "labels", tmp_path / "out.log"
     root.mkdir()
     labels.parent.mkdir()
@@ -54,7 +57,7 @@ def start(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[bytes], Path, 
            "TANDEM_IN_PLACE_WAIT_SECONDS": "60", **extra}
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "tandem.runtime.run", "--checkpoint-layout", "torchtitan",
-                                 "--", sys.executable, "-P", "-c", SCRIPT], env=env, stdout=out,
+                                 *options, "--", sys.executable, "-P", "-c", SCRIPT], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     return proc, labels, log, tmp_path / "run" / "ready"
 
@@ -108,3 +111,22 @@ def test_a_user_error_ends_the_pod_as_before(tmp_path: Path) -> None:
     assert proc.wait(timeout=30) == EXIT_CODES["user"]
     message = json.loads((tmp_path / "term").read_text())
     assert (message["class"], said(log)) == ("user", [(1, "stepping")])
+
+
+def test_a_pod_told_to_stop_while_a_hang_is_being_ended_does_not_wait_in_place(tmp_path: Path) -> None:
+    """The pod's SIGTERM came while tandem-run was ending a hang (the command ignored its SIGTERM): the hang is an
+    `unknown` fault, one to wait with, and the pod waited in place for a restart the operator had decided against
+    (it was deleting the pod) until the kubelet's SIGKILL."""
+    import signal
+
+    proc, _, log, _ = start(tmp_path, "--progress-timeout", "2", "--grace", "4", IGNORE_TERM="1")
+    try:
+        wait_for(lambda: "TERM ignored" in log.read_text(), timeout=30, what="the hang being ended")
+        proc.send_signal(signal.SIGTERM)
+        returncode = proc.wait(timeout=30)  # the command is killed 4 s after its SIGTERM; the wait would be 60 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    message = json.loads((tmp_path / "term").read_text())
+    assert (returncode, message["class"], message["reason"]) == (EXIT_CODES["unknown"], "unknown", "NoProgress")
+    assert said(log) == [(1, "stepping")]  # no `faulted`: nothing waits
