@@ -16,14 +16,17 @@ from helm_support import REPO, Call, Obj, Rendered, allowed, code_calls, full_va
 from waiting import wait_for
 
 # Under tandem-run, rank 1's first attempt dies with HCCL's EI0006 (vllm-project/vllm-ascend#486): the operator
-# restarts both ranks in place (rank 0 still runs), which moves the pods' attempt label (the chart must allow that
-# patch).
+# restarts both ranks in place, which moves the pods' attempt label (the chart must allow that patch). Rank 0 of a
+# two-node first attempt waits for its peer until that restart stops it, as a rank in a collective would: had it
+# finished on its own (it slept 3 s), a loaded VM's slower fault detection found its pod Succeeded, and the
+# restart was a full one.
 OK = ("import os, sys, time\n"
-      "if os.environ['TANDEM_ATTEMPT'] == '1' and os.environ['TANDEM_NODE_RANK'] == '1':\n"
+      "first = os.environ['TANDEM_ATTEMPT'] == '1' and os.environ['TANDEM_NODES'] == '2'\n"
+      "if first and os.environ['TANDEM_NODE_RANK'] == '1':\n"
       "    print('EI0006: Getting socket times out. Reason: Remote Rank did not send the data in time.',"
       " file=sys.stderr)\n"
       "    sys.exit(1)\n"
-      "time.sleep(3); print('rank', os.environ['TANDEM_NODE_RANK'], 'done')\n")
+      "time.sleep(300 if first else 1); print('rank', os.environ['TANDEM_NODE_RANK'], 'done')\n")
 BAD = ("import os, time\n"
        "if os.environ['TANDEM_NODE_RANK'] == '1':\n"
        "    raise ValueError('boom on rank 1')\n"
