@@ -7,6 +7,7 @@ import json
 import sys
 from functools import partial
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import clusters
@@ -160,7 +161,7 @@ def test_a_quota_that_refuses_a_pod_is_said_in_the_status_and_retried_with_backo
 
 
 def test_a_stale_replica_never_deletes_a_newer_attempts_pods(
-    custom: Any, core: Any, api_client: Any, wait_for: Any
+    custom: Any, core: Any, api_client: Any, wait_for: Any, tmp_path: Path
 ) -> None:
     """Replica B (the real operator) moved the job to attempt 2; replica A acts on what it read during attempt 1.
     Its status write is guarded by the old resourceVersion, its view of a newer attempt's pods decides nothing,
@@ -172,7 +173,8 @@ def test_a_stale_replica_never_deletes_a_newer_attempts_pods(
     fault = {"class": "interconnect", "reason": "HcclExecTimeout", "message": "EI0002", "rank": 1}
     program = ("import json, os, sys, time\n"
                "if os.environ['TANDEM_ATTEMPT'] == '1' and os.environ['TANDEM_NODE_RANK'] == '1':\n"
-               "    time.sleep(3)\n"
+               # Fails once the test has read attempt 1 (it slept 3 s, and a slow test read attempt 2 instead).
+               f"    while not os.path.exists({str(tmp_path / 'fail-now')!r}): time.sleep(0.05)\n"
                f"    open(os.environ['TANDEM_TERMINATION_LOG'], 'w').write({json.dumps(fault)!r})\n"
                "    sys.exit(3)\n"
                "time.sleep(120)\n")
@@ -181,6 +183,7 @@ def test_a_stale_replica_never_deletes_a_newer_attempts_pods(
         stale_job = wait_phase(custom, wait_for, "fenced", "Running")
         stale_pods = [core.api_client.sanitize_for_serialization(p) for p in core.list_namespaced_pod(
             NS, label_selector="tandem.dev/job=fenced").items]
+        (tmp_path / "fail-now").touch()
         wait_for(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, "fenced")["status"].get(
             "attempt") == 2 and core.list_namespaced_pod(NS, label_selector="tandem.dev/attempt=2").items,
             timeout=60, what="attempt 2")
