@@ -55,13 +55,23 @@ def _phase(core: kubernetes.client.CoreV1Api, name: str, phase: str, wait_for: C
 def test_a_simulated_pod_follows_its_script_without_a_process(cluster: Any, core: Any,
                                                              wait_for: Callable[..., Any]) -> None:
     created = time.monotonic()
-    core.create_namespaced_pod(NS, _pod("scripted", {"sim.tandem.dev/run-seconds": "0.5",
-                                                     "sim.tandem.dev/exit-code": "3",
-                                                     "sim.tandem.dev/termination-message": HCCL}))
-    running = _phase(core, "scripted", "Running", wait_for)
-    assert not cluster.kubelet.is_running(NS, "scripted")  # no process, though the command does not exist
+    pod = core.create_namespaced_pod(NS, _pod("scripted", {"sim.tandem.dev/run-seconds": "0.5",
+                                                           "sim.tandem.dev/exit-code": "3",
+                                                           "sim.tandem.dev/termination-message": HCCL}))
+    # Every version of the pod from its creation on, from a watch: a poll can miss a 0.5 s Running on a busy VM.
+    seen: list[dict[str, Any]] = []
+    watch = kubernetes.watch.Watch()
+    for event in watch.stream(core.list_namespaced_pod, NS, field_selector="metadata.name=scripted",
+                              resource_version=pod.metadata.resource_version, timeout_seconds=30):
+        seen.append(event["raw_object"])
+        assert not cluster.kubelet.is_running(NS, "scripted")  # no process, though the command does not exist
+        if event["raw_object"]["status"].get("phase") in ("Succeeded", "Failed"):
+            watch.stop()
+    phases = [p["status"].get("phase") for p in seen]
+    assert "Running" in phases and phases[-1] == "Failed", phases
+    running = next(p for p in seen if p["status"].get("phase") == "Running")
     assert running["status"]["containerStatuses"][0]["containerID"].startswith("tandem-sim://")
-    done = _phase(core, "scripted", "Failed", wait_for)
+    done = seen[-1]
     assert time.monotonic() - created >= 0.7  # 0.2 s start-up + 0.5 s run
     kubernetes_validate.validate(done, "1.32", strict=True)
     terminated = done["status"]["containerStatuses"][0]["state"]["terminated"]

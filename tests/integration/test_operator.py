@@ -7,6 +7,7 @@ import json
 import sys
 import urllib.request
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -36,10 +37,17 @@ def submit(custom: Any, name: str, code: str, **options: Any) -> dict[str, Any]:
     return custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, python_job(name, code, **options))
 
 
-def test_a_job_runs_to_success_through_every_phase(custom: Any, core: Any, wait_for: Any) -> None:
-    submit(custom, "ok", "import os, time; time.sleep(1.5); print('rank', os.environ['TANDEM_NODE_RANK'], 'done')")
+def until_exists(flag: Path) -> str:
+    """Python that waits for the test to create `flag`: a pod that runs until the test has seen what it must."""
+    return f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.05)\n"
+
+
+def test_a_job_runs_to_success_through_every_phase(custom: Any, core: Any, wait_for: Any, tmp_path: Path) -> None:
+    flag = tmp_path / "finish"
+    submit(custom, "ok", until_exists(flag) + "print('rank', os.environ['TANDEM_NODE_RANK'], 'done')")
     running = wait_phase(custom, wait_for, "ok", "Running")
     assert running["status"]["pool"] == "ascend-910b" and running["status"]["attempt"] == 1
+    flag.touch()
     done = wait_phase(custom, wait_for, "ok", "Succeeded")
     assert done["status"]["completionTime"]
     pods = core.list_namespaced_pod(NS, label_selector="tandem.dev/job=ok").items
@@ -120,11 +128,14 @@ def test_an_operator_restarted_mid_creation_creates_no_duplicates(
     assert sorted(p.metadata.name for p in pods) == ["resumed-a1-0", "resumed-a1-1"]
 
 
-def test_an_operator_killed_while_a_job_runs_carries_on(custom: Any, core: Any, operator: Any, wait_for: Any) -> None:
-    submit(custom, "survivor", "import time; time.sleep(4)")
+def test_an_operator_killed_while_a_job_runs_carries_on(custom: Any, core: Any, operator: Any, wait_for: Any,
+                                                       tmp_path: Path) -> None:
+    flag = tmp_path / "finish"
+    submit(custom, "survivor", until_exists(flag))
     wait_phase(custom, wait_for, "survivor", "Running")
     operator.kill()
     operator.start()
+    flag.touch()  # the job ends under the new operator, which must pick it up where it was
     done = wait_phase(custom, wait_for, "survivor", "Succeeded")
     assert done["status"]["attempt"] == 1 and done["status"]["restarts"] == 0
     assert event_reasons(core, "survivor").count("AttemptStarted") == 1

@@ -144,7 +144,8 @@ UNDER_TANDEM_RUN = textwrap.dedent('''
             (done / "trainer_state.json").write_text("{}")
         time.sleep(0.05)
     if attempt == 1 and rank == 1:
-        time.sleep(0.5)
+        while not (out / "checkpoint-5" / "trainer_state.json").exists():  # rank 0's save, whenever it started
+            time.sleep(0.05)
         print(os.environ["HCCL_ERROR"], file=sys.stderr, flush=True)
         sys.exit(1)
 ''')
@@ -156,6 +157,8 @@ def test_a_script_under_tandem_run_restarts_from_its_own_checkpoint(custom: Any,
         "command": ["tandem-run", "--", sys.executable, "-P", "-c", UNDER_TANDEM_RUN],
         "env": [{"name": "RUN_NAME", "value": "plain-run"}, {"name": "HCCL_ERROR", "value": HCCL["message"]}]}
     job["spec"]["pools"] = ["ascend-910b"]
+    # New pods for attempt 2 (read below), whether or not rank 0 had finished when the fault was seen.
+    job["spec"]["faultPolicy"]["inPlaceRestart"] = False
     custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
     status = wait_phase(custom, wait_for, "plain", "Succeeded")["status"]
     fault = status["faults"][0]

@@ -47,7 +47,7 @@ def test_hang_is_reported_as_collective_hang_soon_after_the_deadline(rt: Any, tm
     last_step = [e for e in run.events("step")][-1]
     assert last_step["step"] == "2"
     (end,) = run.events("terminated")
-    assert 3 <= seconds_between(last_step, end) < 3 + 5
+    assert 3 <= seconds_between(last_step, end) < 3 + 12  # soon after the deadline: room for a loaded VM
 
 
 def test_device_oom_on_one_rank(rt: Any, tmp_path: Path) -> None:

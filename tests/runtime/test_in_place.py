@@ -102,8 +102,9 @@ def test_a_sigterm_while_the_workers_run_ends_the_pod_without_waiting_in_place(r
     import subprocess
     import sys
 
+    # The SIGTERM must come before the watchdog ends the hang: 8 s, room for a slow poll on a loaded VM.
     env, _, _ = in_place_env(rt, tmp_path / "ckpt", "hang@step=3,rank=1,attempt=1",
-                             training={**rt.TRAINING, "watchdogSeconds": 3})
+                             training={**rt.TRAINING, "watchdogSeconds": 8})
     log = tmp_path / "out.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "tandem.runtime.launcher"], env=env, stdout=out,
@@ -113,7 +114,7 @@ def test_a_sigterm_while_the_workers_run_ends_the_pod_without_waiting_in_place(r
         wait_for(lambda: any(e.get("event") == "step" and e.get("step") == "2"
                              for e in map(rt.parse_line, log.read_text().splitlines())), timeout=90, what="step 2")
         proc.send_signal(signal.SIGTERM)
-        returncode = proc.wait(timeout=60)  # the watchdog ends the hang after 3 s; the in-place wait is 120 s
+        returncode = proc.wait(timeout=60)  # the watchdog ends the hang after 8 s; the in-place wait is 120 s
     finally:
         if proc.poll() is None:
             proc.kill()

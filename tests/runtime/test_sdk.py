@@ -24,17 +24,18 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_the_heartbeat_keeps_a_quiet_script_alive_and_names_its_step(tmp_path: Path) -> None:
-    """No progress lines at all, only tandem.sdk.progress: 3 s of work with a 1 s progress timeout."""
+    """No progress lines at all, only tandem.sdk.progress: 4 s of work with a 2 s progress timeout (1 s was a
+    stall's worth on a loaded VM)."""
     script = textwrap.dedent('''
         import time
         from tandem.sdk import progress
-        for step in range(1, 31):
+        for step in range(1, 41):
             time.sleep(0.1)
             progress(step, loss=2.0 / step, lr=float("nan"))
     ''')
-    assert run(Options([sys.executable, "-P", "-c", script], progress_timeout=1.0, grace=1.0), _env(tmp_path)) == 0
+    assert run(Options([sys.executable, "-P", "-c", script], progress_timeout=2.0, grace=1.0), _env(tmp_path)) == 0
     message = json.loads((tmp_path / "termination-log").read_text())
-    assert (message["class"], message["step"]) == ("none", 30)
+    assert (message["class"], message["step"]) == ("none", 40)
 
 
 def test_a_script_whose_heartbeat_stops_is_a_hang_at_that_step(tmp_path: Path) -> None:
@@ -90,27 +91,31 @@ def test_tandem_run_serves_the_progress_as_prometheus_text(tmp_path: Path) -> No
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    scraped = tmp_path / "scraped"
     script = textwrap.dedent('''
-        import time
+        import os, sys, time
         from tandem.sdk import progress
         progress(5, loss=1.25, tokens_per_second=5120)
-        time.sleep(4)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:  # until the scraper saw it
+            time.sleep(0.05)
     ''')
     seen: list[str] = []
 
     def scrape() -> None:  # while tandem-run supervises in the main thread (it handles SIGTERM there)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any("tandem_run_step 5" in t for t in seen):
             time.sleep(0.2)
             try:
                 seen.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode())
             except OSError:
                 continue
+        scraped.touch()
 
     scraper = threading.Thread(target=scrape, daemon=True)
     scraper.start()
-    assert run(Options([sys.executable, "-P", "-c", script], metrics_port=port), _env(tmp_path)) == 0
-    scraper.join(timeout=30)
+    assert run(Options([sys.executable, "-P", "-c", script, str(scraped)], metrics_port=port), _env(tmp_path)) == 0
+    scraper.join(timeout=60)
     text = next(t for t in seen if "tandem_run_step 5" in t)
     assert 'tandem_run_metric{name="loss"} 1.25' in text
     assert 'tandem_run_metric{name="tokens_per_second"} 5120.0' in text
