@@ -30,7 +30,10 @@ _ACL_CONTEXT = re.compile(
     r"\s*(?:is|=|:|\()?\s*\[?\s*((?:10[07]|20[07]|50[07])\d{3})\b",
     re.IGNORECASE,
 )
-_ACL_BARE = re.compile(r"(?<![\w.:/-])((?:107|207|507)\d{3})(?![\w.:/-])")
+# A bare code is no process id: not after "pid", not the first field of CANN's log header `HCCL(507011,python3)`,
+# not the field after the time in torch's `E1203 09:28:00.507000 507011 file.py:1]`.
+_ACL_BARE = re.compile(r"(?<![\w.:/-])(?<![Pp][Ii][Dd] )(?<![Pp][Ii][Dd]: )(?<![Pp][Ii][Dd]=)(?<!\.\d{6} )"
+                       r"((?:107|207|507)\d{3})(?![\w.:/-]|,[A-Za-z])")
 _FAILED = re.compile(r"error|fail|abnormal|exception", re.IGNORECASE)
 _CANN_MESSAGE = re.compile(r"(?<![\w-])(E[A-Z1-9]\d{4})(?![\w-])")
 _HCCL_RESULT = re.compile(r"\bHccl\w*(?:\([^()]*\))?,? (?:error code is|return(?:ed)?|ret(?: =)?)\s*(\d{1,2})\b")

@@ -48,12 +48,24 @@ class SignatureTableError(ValueError):
     """The table is malformed: the message names the entry and the field."""
 
 
+# A bare number in a pattern (`\b` before a digit: CANN's runtime codes such as 507011) must stand alone: not a time's
+# fraction (`09:28:00.507000`, `,507`: torch's and Python's log lines), not a process id (`PID: 507015`, or the field
+# after the time in torch's `E1203 09:28:00.507000 507011 file.py:1]`). Guarded once here, for every entry.
+_BARE_NUMBER = re.compile(r"\\b(?=\d)")
+_NOT_A_TIME_OR_PID = r"(?<!\d[.,])(?<!pid: )(?<!pid=)(?<!pid )(?<!\.\d{6} )\b"
+
+
+def guarded(pattern: str) -> str:
+    """`pattern` with each bare number's leading `\b` guarded against times and process ids."""
+    return _BARE_NUMBER.sub(lambda _: _NOT_A_TIME_OR_PID, pattern)
+
+
 def _signature(order: int, raw: object) -> Signature:
     entry, where, cls = checked_class(raw, f"entry {order}", "id", _FIELDS, ("note", "context"), SignatureTableError)
     if "context" in entry and (not isinstance(entry["context"], str) or not entry["context"].strip()):
         raise SignatureTableError(f"{where}: context is not a string")
     try:
-        pattern = re.compile(entry["pattern"], re.IGNORECASE)
+        pattern = re.compile(guarded(entry["pattern"]), re.IGNORECASE)
         context = re.compile(entry["context"], re.IGNORECASE) if "context" in entry else None
     except re.error as error:
         raise SignatureTableError(f"{where}: {error}") from error

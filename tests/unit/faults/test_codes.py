@@ -40,6 +40,11 @@ GOOD = """
     # not codes: a log's own numbers, a glog level with its date, hex words
     ("E0818 16:33:56.123 ProcessGroupNCCL.cpp:1234] timeout", []),
     ("lr 1E-4, EPOCH1 done, id E1234X", []),
+    # process ids pass 100000 on a busy host: CANN's log header, "pid", torch's field after the time
+    ("[ERROR] HCCL(507011,python3):2025-04-08-18:07:20.444.436 [hccl.cc:12][PID: 507012] connect failed, pid 507013",
+     []),
+    ("E1203 09:28:00.107000 507011 torch/distributed/elastic/multiprocessing/api.py:1002] failed (exitcode: 1)", []),
+    ("aclrtSynchronizeStream failed (507011)", ["507011"]),
 ])
 def test_the_codes_a_line_reports(line: str, codes: list[str]) -> None:
     assert codes_in(line) == codes

@@ -323,6 +323,26 @@ CASES = [
 ]
 
 
+# Numbers that only look like CANN's bare codes: torch's log lines carry the time to the millisecond as six digits
+# (`.507000`: its formatter's int(msecs * 1000)) and then the process id, and process ids pass 100000 on a busy host.
+# A CI run classified HCCL's error as `unknown/LibraryInternalError` for torchrun's line at 09:28:00.507.
+EI0006_LINE = ("EI0006: [PID: 1292363] 2025-04-08-18:07:20.444.436 Getting socket times out. Reason: Remote Rank "
+               "did not send the data in time.")  # vllm-project/vllm-ascend#486
+TORCHRUN_FAILED = ("E1203 09:28:00.{fraction} {pid} torch/distributed/elastic/multiprocessing/api.py:1002] failed "
+                   "(exitcode: 1) local_rank: 1 (pid: {child}) of binary: /usr/bin/python3")
+CASES += [
+    ("a-millisecond-is-not-a-cann-code",
+     f"{EI0006_LINE}\n{TORCHRUN_FAILED.format(fraction='507000', pid=23950, child=23963)}",
+     "vllm-project/vllm-ascend#486 (EI0006); torch/_logging/_internal.py's line format (torchrun's line)",
+     ("interconnect", "HcclSocketTimeout", 3, "hccl-socket-timeout")),
+    ("a-process-id-is-not-a-cann-code", EI0006_LINE.replace("1292363", "507015"),
+     "vllm-project/vllm-ascend#486, with a six-digit process id", ("interconnect", "HcclSocketTimeout", 3,
+                                                                  "hccl-socket-timeout")),
+    ("torchruns-numbers-are-not-cann-codes", TORCHRUN_FAILED.format(fraction="107000", pid=507011, child=507012),
+     "torch/_logging/_internal.py's line format", ("unknown", "WorkerStopped", 5, None)),
+]
+
+
 @pytest.mark.parametrize(("text", "source", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_the_whole_decision(text: str, source: str, expected: tuple[str, str, int, str | None]) -> None:
     reading = read_log(text)
