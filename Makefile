@@ -29,9 +29,11 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# Two workers, a module each at a time (its cluster and operator fixtures stay within one worker); the slowest
+# tests are listed at the end. One test alone: .venv/bin/pytest tests/path.py::name
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
