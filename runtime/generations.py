@@ -110,6 +110,16 @@ class Generations:
         finally:
             signal.signal(signal.SIGTERM, previous)
 
+    def next_attempt(self, moved_to: int | None, fault: Mapping[str, object] | None, stopping: bool) -> int | None:
+        """The attempt this pod runs next after a generation ended, or None when the pod ends: nothing more once it
+        was told to stop (SIGTERM: the operator is deleting it, whatever its workers did next), the newer attempt the
+        operator asked for meanwhile, else after a fault (its termination message) what the in-place wait brings."""
+        if stopping:
+            return None
+        if moved_to is not None or fault is None:
+            return moved_to
+        return self.wait_in_place(fault)
+
     def begin(self, attempt: int, env: Mapping[str, str]) -> dict[str, str]:
         """The next generation: its attempt, fence token and rendezvous id; reported as `restarting`."""
         self.attempt = attempt

@@ -296,10 +296,9 @@ def run(env: Mapping[str, str]) -> int:
             contract = contract_from_env(attempt_env)
             term_path = contract.termination_log
             message, generation, resume = _generation(contract, attempt_env, gens, warm)
-            moved_to = generation.moved_to
-            if moved_to is None and gens is not None and message["class"] != "none" and not generation.terminated:
-                moved_to = gens.wait_in_place(message)
-            if moved_to is None or gens is None or generation.terminated:  # a pod told to stop starts no more
+            fault = message if message["class"] != "none" else None
+            moved_to = gens.next_attempt(generation.moved_to, fault, generation.terminated) if gens else None
+            if moved_to is None or gens is None:
                 break
             attempt_env = gens.begin(moved_to, env)
     except BaseException as exc:  # the launcher itself failed: still exactly one message

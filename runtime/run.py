@@ -276,10 +276,12 @@ def run(options: Options, env: Mapping[str, str]) -> int:
     attempt_env = dict(env)
     while True:
         fault, step, start, outcome = _attempt(options, attempt_env, gens)
-        moved_to, stopping = (outcome.moved_to, outcome.terminated) if outcome else (None, False)
-        if moved_to is None and gens is not None and fault is not None and not stopping:
-            moved_to = gens.wait_in_place(_message(fault, step, start, options, attempt_env))
-        if moved_to is None or gens is None or stopping:  # a pod told to stop (SIGTERM) runs nothing more
+        moved_to = None
+        if gens is not None:
+            message = _message(fault, step, start, options, attempt_env) if fault is not None else None
+            moved_to = gens.next_attempt(outcome.moved_to if outcome else None, message,
+                                         outcome is not None and outcome.terminated)
+        if moved_to is None or gens is None:
             return _report(fault, step, start, options, attempt_env)
         attempt_env = gens.begin(moved_to, env)
 
