@@ -30,10 +30,11 @@ _ACL_CONTEXT = re.compile(
     r"\s*(?:is|=|:|\()?\s*\[?\s*((?:10[07]|20[07]|50[07])\d{3})\b",
     re.IGNORECASE,
 )
-# A bare code is no process id: not after "pid", not the first field of CANN's log header `HCCL(507011,python3)`,
-# not the field after the time in torch's `E1203 09:28:00.507000 507011 file.py:1]`.
-_ACL_BARE = re.compile(r"(?<![\w.:/-])(?<![Pp][Ii][Dd] )(?<![Pp][Ii][Dd]: )(?<![Pp][Ii][Dd]=)(?<!\.\d{6} )"
-                       r"((?:107|207|507)\d{3})(?![\w.:/-]|,[A-Za-z])")
+# A bare number that follows this is a process id, not a code: after "pid", or the field after the time in torch's
+# `E1203 09:28:00.507000 507011 file.py:1]` (the signature table guards its bare numbers with it too).
+NOT_AFTER_A_PROCESS_ID = r"(?<![Pp][Ii][Dd] )(?<![Pp][Ii][Dd]: )(?<![Pp][Ii][Dd]=)(?<!\.\d{6} )"
+# Nor the first field of CANN's log header `HCCL(507011,python3)`.
+_ACL_BARE = re.compile(rf"(?<![\w.:/-]){NOT_AFTER_A_PROCESS_ID}((?:107|207|507)\d{{3}})(?![\w.:/-]|,[A-Za-z])")
 _FAILED = re.compile(r"error|fail|abnormal|exception", re.IGNORECASE)
 _CANN_MESSAGE = re.compile(r"(?<![\w-])(E[A-Z1-9]\d{4})(?![\w-])")
 _HCCL_RESULT = re.compile(r"\bHccl\w*(?:\([^()]*\))?,? (?:error code is|return(?:ed)?|ret(?: =)?)\s*(\d{1,2})\b")
@@ -104,4 +105,5 @@ def known_codes_in(line: str) -> list[CodeEntry]:
     return [table[code] for code in codes_in(line) if code in table]
 
 
-__all__ = ["FAMILIES", "CodeEntry", "CodeTableError", "code_table", "codes_in", "known_codes_in", "parse_codes"]
+__all__ = ["FAMILIES", "NOT_AFTER_A_PROCESS_ID", "CodeEntry", "CodeTableError", "code_table", "codes_in",
+           "known_codes_in", "parse_codes"]

@@ -14,7 +14,7 @@ from typing import Literal
 
 import yaml
 
-from tandem.faults.codes import CodeEntry, code_table, known_codes_in
+from tandem.faults.codes import NOT_AFTER_A_PROCESS_ID, CodeEntry, code_table, known_codes_in
 from tandem.faults.entries import checked_class
 from tandem.faults.taxonomy import FaultClass
 
@@ -52,7 +52,7 @@ class SignatureTableError(ValueError):
 # fraction (`09:28:00.507000`, `,507`: torch's and Python's log lines), not a process id (`PID: 507015`, or the field
 # after the time in torch's `E1203 09:28:00.507000 507011 file.py:1]`). Guarded once here, for every entry.
 _BARE_NUMBER = re.compile(r"\\b(?=\d)")
-_NOT_A_TIME_OR_PID = r"(?<!\d[.,])(?<!pid: )(?<!pid=)(?<!pid )(?<!\.\d{6} )\b"
+_NOT_A_TIME_OR_PID = rf"(?<!\d[.,]){NOT_AFTER_A_PROCESS_ID}\b"
 
 
 def guarded(pattern: str) -> str:
