@@ -7,6 +7,8 @@ that runs out, end the pod with the fault as before."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,13 @@ def in_place_env(rt: Any, root: Path, inject: str, wait: str = "120",
     return env, labels, ready
 
 
+def start_launcher(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """tandem-train's launcher in the background, its output into `log` (the test talks to it meanwhile)."""
+    with log.open("w") as out:
+        return subprocess.Popen([sys.executable, "-m", "tandem.runtime.launcher"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def reports(output: str) -> list[dict[str, Any]]:
     out = []
     for line in output.splitlines():
@@ -44,12 +53,7 @@ def test_an_interconnect_fault_waits_and_restarts_in_place_from_the_checkpoint(r
     env, labels, ready = in_place_env(rt, root, "interconnect@step=5,rank=1,attempt=1,flavor=hccl")
     log = tmp_path / "out.log"
     started = time.monotonic()
-    with log.open("w") as out:
-        import subprocess
-        import sys
-
-        proc = subprocess.Popen([sys.executable, "-m", "tandem.runtime.launcher"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_launcher(env, log)
     try:
         wait_for(lambda: '"state":"faulted"' in log.read_text(), timeout=90, what="the faulted report")
         assert proc.poll() is None and not ready.exists()  # kept, not Ready
@@ -99,16 +103,12 @@ def test_a_sigterm_while_the_workers_run_ends_the_pod_without_waiting_in_place(r
     collective whose peer was gone; they then ended with an interconnect fault, and the launcher waited in place for
     a restart that would never come, until the kubelet's SIGKILL 30 s later (a demo's failover, teardown 30.04 s)."""
     import signal
-    import subprocess
-    import sys
 
     # The SIGTERM must come before the watchdog ends the hang: 8 s, room for a slow poll on a loaded VM.
     env, _, _ = in_place_env(rt, tmp_path / "ckpt", "hang@step=3,rank=1,attempt=1",
                              training={**rt.TRAINING, "watchdogSeconds": 8})
     log = tmp_path / "out.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tandem.runtime.launcher"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_launcher(env, log)
     try:
         # Step 2's line comes after its stop agreement: the SIGTERM is read at step 3's, which rank 1 never reaches.
         wait_for(lambda: any(e.get("event") == "step" and e.get("step") == "2"
