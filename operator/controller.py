@@ -25,6 +25,7 @@ from tandem.operator.cluster_sync import RESYNC_DELAY_SECONDS, ClusterSync
 from tandem.operator.cluster_view import ClusterView
 from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, IN_PLACE_RESTARTS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
+from tandem.operator.observe import is_finished, is_terminating
 from tandem.operator.peering import PeeringGate
 from tandem.operator.pod_index import PodIndex
 from tandem.operator.pod_logs import PodLogs
@@ -176,7 +177,8 @@ class Controller(ClusterSync):
         if _fixed_after_rejection(job):
             self._restart_fixed(raw, job)
             return
-        if job.status.phase in TERMINAL:  # history: the core changes nothing, so there is nothing to observe
+        if job.status.phase in TERMINAL and not self._left_running(job, fresh):
+            # History: the core changes nothing of a finished job; it only deletes the pods it left running.
             JOBS.observe(namespace, name, job.status.phase.value, job.status.pool or "")
             return
         observation = self._observe(job, fresh)
@@ -208,6 +210,17 @@ class Controller(ClusterSync):
         else:
             self._apply(raw, job, decision, observation.pods)
         JOBS.observe(namespace, name, decision.status.phase.value, decision.status.pool or "")
+
+    def _left_running(self, job: TrainingJob, fresh: bool) -> bool:
+        """Does a pod of this finished job still run or wait to (the delete that went with the verdict failed)?"""
+        meta = job.metadata
+        if fresh:
+            pods = self.kube.list_job_pods(meta["namespace"], meta["name"], meta["uid"])
+        else:
+            if not self.pods.seeded:
+                self.list_pods()
+            pods = self.pods.job_pods(meta["namespace"], meta["name"], meta["uid"])
+        return any(not is_finished(p) and not is_terminating(p) for p in pods)
 
     def _observe(self, job: TrainingJob, fresh: bool) -> Observation:
         meta = job.metadata

@@ -65,7 +65,10 @@ def reconcile(obs: Observation) -> Decision:
     step = Step(obs)
     status = step.status
     if status.phase in TERMINAL:
-        return step.decision  # a finished job is history: nothing is changed, not even observedGeneration
+        # A finished job is history: nothing in its status changes, not even observedGeneration. But a rank left
+        # running (the delete that went with the verdict failed) would hold its accelerators for good.
+        step.delete_unfinished(obs.pods)
+        return step.decision
     if any(attempt_of(p) > status.attempt for p in obs.pods):
         # Pods of a newer attempt than our status knows: this view is stale (another replica, or a read that
         # raced a write). Deciding on it could delete the newer attempt; look again instead.

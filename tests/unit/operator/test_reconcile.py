@@ -122,10 +122,27 @@ def test_the_first_rank_to_fail_is_the_one_reported(pools: Any, nodes: Any) -> N
 @pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
 def test_a_finished_job_is_left_alone(pools: Any, nodes: Any, phase: str) -> None:
     job = make_job(status=started(phase))
-    decision = decide(job, pools, nodes, [make_pod("llama", 1, 0, phase="Running", node="ascend-0")])
+    decision = decide(job, pools, nodes, [make_pod("llama", 1, r, phase=phase, node=f"ascend-{r}",
+                                                   exit_code=0 if phase == "Succeeded" else 1) for r in range(2)])
     assert not decision.changes(job.status)
     # A finished job is history: its status stays as it was, not even observedGeneration is recorded.
     assert summary(decision) == nothing(status(phase=phase, observedGeneration=0))
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_a_finished_job_still_deletes_the_pods_left_running(pools: Any, nodes: Any, phase: str) -> None:
+    # The delete that went with the verdict failed (a 409 on its preconditions, a 5xx): the job is history, but a
+    # rank left running would hold its accelerators until someone deleted the job (Kubeflow's cleanPodPolicy
+    # Running). Pods already finished or going stay as they are.
+    job = make_job(status=started(phase))
+    pods = [make_pod("llama", 1, 0, phase="Running", node="ascend-0"),
+            make_pod("llama", 1, 1, phase="Failed", node="ascend-1", exit_code=1),
+            make_pod("llama", 1, 2, phase="Pending", node=None),
+            {**make_pod("llama", 1, 3, phase="Running", node="ascend-1"),
+             "metadata": {**make_pod("llama", 1, 3)["metadata"], "deletionTimestamp": NOW_Z}}]
+    decision = decide(job, pools, nodes, pods)
+    assert summary(decision) == nothing(status(phase=phase, observedGeneration=0),
+                                        delete=["llama-a1-0", "llama-a1-2"])
 
 
 def test_missing_ranks_are_created_when_the_operator_died_mid_creation(pools: Any, nodes: Any) -> None:

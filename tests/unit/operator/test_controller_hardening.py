@@ -1,0 +1,57 @@
+"""The shell when the API does not do what it was asked: a delete refused, an Event refused, a spec fixed after a
+rejection. Each job still reaches an end, and frees what it holds. A fake API (tests/support/fake_kube.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from builders import NOW, make_job, make_pod
+from fake_kube import FakeKube
+from kubernetes.client.exceptions import ApiException
+
+from tandem.operator.api import JobPhase, TrainingJob
+from tandem.operator.controller import Controller
+from tandem.operator.kube import Conflict
+
+RUNNING = {"phase": "Running", "attempt": 1, "pool": "ascend-910b", "startTime": "2026-11-23T11:00:00Z"}
+
+
+def owned(pod: dict[str, Any]) -> dict[str, Any]:
+    pod["metadata"].update(uid=pod["metadata"]["name"], resourceVersion="5",
+                           ownerReferences=[{"uid": "uid-job", "controller": True}])
+    return pod
+
+
+def failed_rank(rank: int, cls: str = "user", reason: str = "PythonException") -> dict[str, Any]:
+    report = json.dumps({"class": cls, "reason": reason, "message": "ValueError: bad lr", "rank": rank, "step": 3,
+                         "checkpointStep": 0, "resumedFrom": None})
+    return owned(make_pod("llama", 1, rank, "Failed", f"ascend-{rank}", exit_code=1, message=report))
+
+
+def running_job() -> FakeKube:
+    kube = FakeKube(make_job(status=RUNNING).model_dump(mode="json", by_alias=True))
+    kube.service = {"metadata": {"name": "llama", "ownerReferences": [{"uid": "uid-job", "controller": True}]}}
+    return kube
+
+
+def controller_for(kube: FakeKube) -> tuple[Controller, list[float]]:
+    controller = Controller(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+    requeued: list[float] = []
+    controller.requeue.after = lambda ns, name, seconds: requeued.append(seconds)  # type: ignore[method-assign]
+    return controller, requeued
+
+
+@pytest.mark.parametrize("error", [ApiException(status=500, reason="Internal Server Error"),
+                                   Conflict("pod ml/llama-a1-0: Precondition failed: resourceVersion")])
+def test_the_rank_left_running_by_a_failed_delete_is_deleted_by_the_next_reconcile(error: Exception) -> None:
+    kube = running_job()
+    kube.pods = [owned(make_pod("llama", 1, 0, "Running", "ascend-0")), failed_rank(1)]
+    kube.delete_errors = [error]
+    controller, _ = controller_for(kube)
+    controller.reconcile_job("ml", "llama")  # Failed is written, then rank 0's delete fails
+    assert TrainingJob.model_validate(kube.job).status.phase == JobPhase.FAILED
+    controller.reconcile_job("ml", "llama")  # the retry the API error asked for
+    assert kube.deleted == ["llama-a1-0"]
+    assert kube.calls.count("delete llama-a1-0") == 2
