@@ -359,6 +359,8 @@ def _exclude(step: Step, node: str, reason: str) -> None:
 
 def _schedule_next_attempt(step: Step, plan: RecoveryPlan) -> Decision:
     status = step.status
+    if in_place.in_progress(status):  # it did not finish: over, and the next attempt is a full one
+        status.in_place_restart = None
     if plan.outcome == "failover":
         step.decision.failed_over = (status.pool or "", plan.pool)
         status.failovers += 1
@@ -380,9 +382,10 @@ def _scheduler_says(pods: Sequence[Obj]) -> str:
 
 def _pending_too_long(step: Step, current: list[Obj]) -> bool:
     """Pods unschedulable for pendingTimeoutSeconds move the job to the next pool (no fault, no restart)."""
-    unbound = [p for p in current if not is_bound(p)]
-    created = [t for t in map(created_at, current) if t is not None]
-    if not unbound or not created:
+    # From the oldest pod still waiting for a node: the pods that stayed through an in-place restart may be hours
+    # old while the replaced rank's new pod was created a second ago.
+    created = [t for t in map(created_at, (p for p in current if not is_bound(p))) if t is not None]
+    if not created:
         return False
     waited = (step.obs.now - min(created)).total_seconds()
     spec, status = step.job.spec, step.status

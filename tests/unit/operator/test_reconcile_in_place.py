@@ -257,3 +257,45 @@ def test_a_faulted_report_of_an_older_attempt_is_not_a_fault_of_this_one() -> No
                                                 "completedAt": EARLIER_Z})
     decision = decide(job, pods, {"llama-a1-1": faulted(1, "interconnect", "HcclSocketTimeout", HCCL)})
     assert (decision["status"]["faults"], decision["delete"], decision["requeue_after"]) == ([], [], 2.0)
+
+
+def test_a_replaced_ranks_new_pod_waits_from_its_own_creation_not_from_the_pods_that_stayed() -> None:
+    """Rank 0 stayed in its pod of two hours ago; rank 1's new pod was created a second ago and waits for the
+    scheduler: that is one second of pending, far from pendingTimeoutSeconds, not two hours (no failover)."""
+    record = {"attempt": 2, "requestedAt": EARLIER_Z, "pods": ["llama-a1-0"]}
+    job = job_at(2, "Restarting", restarts=1, inPlaceRestart=record, message="m")
+    stayed = supervised(2, 0, name_attempt=1, ready=False)
+    stayed["metadata"]["creationTimestamp"] = zulu(NOW - timedelta(hours=2))
+    new = supervised(2, 1, phase="Pending")
+    new["spec"].pop("nodeName", None)
+    new["metadata"]["creationTimestamp"] = zulu(NOW - timedelta(seconds=1))
+    pools = {**POOLS, "h20": make_pool("h20", "gpu", devices=4)}  # a pool with room to move to
+    nodes = [*NODES, make_node("h20-0", "h20"), make_node("h20-1", "h20")]
+    decision = reconcile(Observation(job=job, pools=pools, nodes=nodes, pods=[stayed, new], service_exists=True,
+                                     now=NOW))
+    assert summary(decision) == nothing(
+        status(phase="Restarting", message="m", attempt=2, restarts=1, inPlaceRestart=record), requeue_after=1.0)
+
+
+def test_a_pool_deleted_during_an_in_place_restart_moves_the_next_attempt_to_the_next_pool() -> None:
+    """The in-place restart did not finish (its pods went with the pool): it is over, and the next attempt is a
+    full one on the next pool that exists, admitted as any attempt is."""
+    record = {"attempt": 2, "requestedAt": EARLIER_Z, "pods": ["llama-a1-0"]}
+    job = make_job(status={"phase": "Restarting", "attempt": 2, "pool": "ascend-910b", "startTime": START,
+                           "restarts": 1, "inPlaceRestart": record, "message": "m"}, nodes=2)
+    pools = {"h20": make_pool("h20", "gpu", devices=4)}  # ascend-910b was deleted
+    nodes = [*NODES, make_node("h20-0", "h20"), make_node("h20-1", "h20")]
+    gone = reconcile(Observation(job=job, pools=pools, nodes=nodes, pods=[], service_exists=True, now=NOW))
+    pool_gone = ("AcceleratorPool 'ascend-910b' was deleted: the running attempt goes on; the next attempt goes to "
+                 "the next pool that exists")
+    message = "AcceleratorPool 'ascend-910b' was deleted before attempt 2 was running: next pool"
+    assert summary(gone) == nothing(
+        status(phase="Restarting", message=message, attempt=2, restarts=1, restartDelaySeconds=0,
+               conditions=[condition("PoolAvailable", False, "PoolNotFound", pool_gone),
+                           condition("Ready", False, "PoolNotFound", message)]),
+        events=[("Normal", "PoolNotFound", message)], requeue_after=2.0)
+    job.status = gone.status
+    moved = reconcile(Observation(job=job, pools=pools, nodes=nodes, pods=[], service_exists=True, now=NOW))
+    assert (moved.starts_attempt, moved.status.attempt, moved.status.pool, moved.failed_over,
+            [m["metadata"]["name"] for m in moved.create]) == (
+        True, 3, "h20", ("ascend-910b", "h20"), ["llama-a3-0", "llama-a3-1"])
