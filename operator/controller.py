@@ -228,13 +228,15 @@ class Controller(ClusterSync):
         view = self.view.refresh()
         service = None if fresh else self.services.get(namespace, name)
         service = service if service is not None else self.kube.get_service(namespace, name)
+        if not self.watching or not self.pods.seeded:  # at start-up: one list of every pool pod; the watch keeps it
+            self.list_pods()
         if fresh:
             pods = self.kube.list_job_pods(namespace, name, uid)
             self.pods.correct(namespace, name, uid, pods)
         else:
-            if not self.pods.seeded:  # at start-up: one list of every pool pod; the pod watch keeps it since
-                self.list_pods()
             pods = self.pods.job_pods(namespace, name, uid)
+        # Where the other jobs' pods are: the pool a fault or a long wait moves the job to must have room for it.
+        others = [p for p in self.pods.pods(self.namespaces) if not owned_by(p, uid)]
         logged = self.logs.rank_zero(job, pods)
         return Observation(
             supervisors=self.logs.supervisors(job, pods),
@@ -245,6 +247,7 @@ class Controller(ClusterSync):
             pools=self._pools(),
             nodes=view.nodes,
             pods=pods,
+            others=others,
             service_exists=service is not None and owned_by(service, uid),
             service_foreign=service is not None and not owned_by(service, uid),
             now=self.clock(),

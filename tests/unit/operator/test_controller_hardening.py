@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from builders import NOW, make_job, make_pod
+from builders import NOW, make_job, make_node, make_pod, make_pool
 from fake_kube import FakeKube
 from kubernetes.client.exceptions import ApiException
 
@@ -55,3 +55,31 @@ def test_the_rank_left_running_by_a_failed_delete_is_deleted_by_the_next_reconci
     controller.reconcile_job("ml", "llama")  # the retry the API error asked for
     assert kube.deleted == ["llama-a1-0"]
     assert kube.calls.count("delete llama-a1-0") == 2
+
+
+def other_jobs_pod(node: str, rank: int) -> dict[str, Any]:
+    """A pod of another job that holds every GPU of an h20 node."""
+    pod = make_pod("other", 1, rank, "Running", node)
+    pod["metadata"].update(uid=f"other-{rank}", ownerReferences=[{"uid": "uid-other", "controller": True}])
+    pod["metadata"]["labels"]["tandem.dev/pool"] = "h20"
+    pod["spec"]["containers"] = [{"name": "trainer", "resources": {"requests": {"nvidia.com/gpu": "4"}}}]
+    return pod
+
+
+def test_a_fault_does_not_move_the_job_to_a_pool_that_other_jobs_fill() -> None:
+    """The second device fault on ascend-910b (failoverAfterFaults 2) would move the job to h20, but another job
+    holds every GPU there: it restarts where it has room, as the admission of its next attempt would decide."""
+    kube = running_job()
+    kube.job["status"]["poolFaults"] = 1
+    kube.pods = [owned(make_pod("llama", 1, 0, "Running", "ascend-0")),
+                 failed_rank(1, "device", "AscendDeviceError")]
+    kube.list_pools = lambda: [make_pool().model_dump(mode="json", by_alias=True),  # type: ignore[method-assign]
+                               make_pool("h20", "gpu", devices=4).model_dump(mode="json", by_alias=True)]
+    kube.list_nodes = lambda: ([make_node(f"ascend-{i}", "ascend-910b") for i in range(3)]  # type: ignore
+                               + [make_node(f"h20-{i}", "h20", devices=4) for i in range(2)])
+    kube.list_pool_pods = lambda namespaces=None: [  # type: ignore[method-assign]
+        other_jobs_pod("h20-0", 0), other_jobs_pod("h20-1", 1), *kube.list_job_pods("ml", "llama", "uid-job")]
+    controller, _ = controller_for(kube)
+    controller.reconcile_job("ml", "llama")
+    after = TrainingJob.model_validate(kube.job).status
+    assert (after.phase, after.pool, after.failovers, after.restarts) == (JobPhase.RESTARTING, "ascend-910b", 0, 1)
