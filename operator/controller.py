@@ -284,14 +284,35 @@ class Controller(ClusterSync):
         return written
 
     def _post_pending(self, raw: Obj, status: TrainingJobStatus) -> Obj:
-        """Post the Events the status holds, then clear them (each has a stable name: a replay posts none twice)."""
+        """Post the Events the status holds, then clear them (each has a stable name: a replay posts none twice).
+        Events are best effort, as client-go's recorder makes them: one the API refuses (an events quota, RBAC, a
+        rate limit: a 4xx) is dropped, one it fails to store (5xx, no answer) is posted by a later reconcile; the
+        job's own reconcile never waits for them."""
+        kept = [event for event in status.pending_events if not self._posted(raw, status, event)]
+        if kept == status.pending_events:
+            return raw
+        return self._write(raw, status.model_copy(update={"pending_events": kept}))
+
+    def _posted(self, raw: Obj, status: TrainingJobStatus | None, event: PendingEvent) -> bool:
+        """Posted, or dropped for good; False: try again later."""
         meta = raw["metadata"]
-        for event in status.pending_events:
+        where = {"namespace": meta["namespace"], "job": meta["name"], "type": event.type, "reason": event.reason,
+                 "message": event.message}
+        try:
             self.kube.post_event(raw, event)
-            log.info("job_event", namespace=meta["namespace"], job=meta["name"], attempt=status.attempt,
-                     pool=status.pool, phase=status.phase.value, type=event.type, reason=event.reason,
-                     message=event.message)
-        return self._write(raw, status.model_copy(update={"pending_events": []}))
+        except ApiException as error:
+            if error.status is not None and 400 <= error.status < 500:
+                log.warning("job_event_dropped", **where, status=error.status, error=str(error.reason)[:300])
+                return True
+            log.warning("job_event_not_posted", **where, status=error.status, retry="next reconcile")
+            return False
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            log.warning("job_event_not_posted", **where, error=str(error)[:300], retry="next reconcile")
+            return False
+        if status is not None:
+            where.update(attempt=status.attempt, pool=status.pool, phase=status.phase.value)
+        log.info("job_event", **where)
+        return True
 
     def _apply(self, raw: Obj, job: TrainingJob, decision: Decision, pods: Sequence[Obj],
                uncreated: list[Obj] | None = None) -> None:
@@ -413,5 +434,5 @@ class Controller(ClusterSync):
                       completionTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                       conditions=[c.to_dict() for c in holder.conditions])
         self.kube.patch_job_status(meta["namespace"], meta["name"], meta["resourceVersion"], status)
-        self.kube.post_event(raw, PendingEvent(type="Warning", reason="InvalidSpec", message=message, time=now))
+        self._posted(raw, None, PendingEvent(type="Warning", reason="InvalidSpec", message=message, time=now))
         log.warning("job_rejected", namespace=meta["namespace"], job=meta["name"], reason=message)

@@ -83,3 +83,41 @@ def test_a_fault_does_not_move_the_job_to_a_pool_that_other_jobs_fill() -> None:
     controller.reconcile_job("ml", "llama")
     after = TrainingJob.model_validate(kube.job).status
     assert (after.phase, after.pool, after.failovers, after.restarts) == (JobPhase.RESTARTING, "ascend-910b", 0, 1)
+
+
+def test_an_event_the_api_refuses_is_dropped_and_the_fault_is_still_handled() -> None:
+    """An events quota exhausted, RBAC without events/create, an EventRateLimit (403, 429): Events are best effort
+    (as client-go's recorder makes them); the job's status says what they said, and the reconcile goes on."""
+    kube = running_job()
+    kube.job["status"]["pendingEvents"] = [{"type": "Normal", "reason": "Running", "message": "all 2 rank(s) running",
+                                            "time": "2026-11-23T11:00:00Z"}]
+    kube.pods = [owned(make_pod("llama", 1, 0, "Running", "ascend-0")),
+                 owned(make_pod("llama", 1, 1, "Failed", "ascend-1", exit_code=137, reason="OOMKilled"))]
+    kube.event_errors = [ApiException(status=403, reason="Forbidden: exceeded quota: count/events")]
+    controller, _ = controller_for(kube)
+    controller.reconcile_job("ml", "llama")
+    after = TrainingJob.model_validate(kube.job).status
+    assert (after.phase, [f.reason for f in after.faults], after.pending_events) == (
+        JobPhase.RESTARTING, ["OOMKilled"], [])
+    assert kube.calls[:2] == ["event Running", "status"] and "delete llama-a1-0" in kube.calls
+    assert [e.reason for e in kube.events] == ["FaultDetected", "Restarting"]
+
+
+def test_an_event_the_api_fails_to_store_stays_pending_and_the_reconcile_goes_on() -> None:
+    """A 5xx or a dropped connection: the Event is posted again by a later reconcile (its name makes a replay
+    harmless), and nothing waits for it."""
+    kube = running_job()
+    kube.job["status"]["pendingEvents"] = [{"type": "Normal", "reason": "Running", "message": "all 2 rank(s) running",
+                                            "time": "2026-11-23T11:00:00Z"}]
+    kube.pods = [owned(make_pod("llama", 1, 0, "Running", "ascend-0")),
+                 owned(make_pod("llama", 1, 1, "Failed", "ascend-1", exit_code=137, reason="OOMKilled"))]
+    kube.event_errors = [ApiException(status=503, reason="Service Unavailable")] * 3
+    controller, _ = controller_for(kube)
+    controller.reconcile_job("ml", "llama")
+    after = TrainingJob.model_validate(kube.job).status
+    assert (after.phase, [f.reason for f in after.faults], [e.reason for e in after.pending_events]) == (
+        JobPhase.RESTARTING, ["OOMKilled"], ["Running", "FaultDetected"])
+    assert "delete llama-a1-0" in kube.calls and [e.reason for e in kube.events] == ["Restarting"]
+    controller.reconcile_job("ml", "llama")  # the API is back
+    assert [e.reason for e in kube.events] == ["Restarting", "Running", "FaultDetected"]
+    assert TrainingJob.model_validate(kube.job).status.pending_events == []
