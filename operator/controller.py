@@ -398,10 +398,24 @@ class Controller(ClusterSync):
         status.pending_events.append(PendingEvent(type="Warning", reason=reason, message=message, time=now))
         return status
 
+    def _delete_pods(self, raw: Obj, unfinished_only: bool) -> int:
+        """Delete the job's pods (those still running or waiting to, or all of them); how many there were."""
+        meta = raw["metadata"]
+        pods = [p for p in self.kube.list_job_pods(meta["namespace"], meta["name"], meta["uid"])
+                if not is_terminating(p) and not (unfinished_only and is_finished(p))]
+        for pod in pods:
+            self.kube.delete_pod(meta["namespace"], pod["metadata"]["name"], uid=pod["metadata"].get("uid"),
+                                 resource_version=pod["metadata"].get("resourceVersion"))
+        return len(pods)
+
     def _restart_fixed(self, raw: Obj, job: TrainingJob) -> None:
-        """A job Failed for an invalid spec that its owner then fixed: it starts again, from a fresh status."""
+        """A job Failed for an invalid spec that its owner then fixed: it starts again, from a fresh status. The
+        earlier run's pods go first: their attempts are past the fresh status's, which waits until they are gone
+        (reconcile's guard against a stale view) and then reuses their names."""
         now = self.clock()
-        message = f"the spec (generation {job.metadata.get('generation')}) is valid now: starting again"
+        earlier = self._delete_pods(raw, unfinished_only=False)
+        gone = f" (the {earlier} pod(s) of the earlier run are deleted)" if earlier else ""
+        message = f"the spec (generation {job.metadata.get('generation')}) is valid now: starting again{gone}"
         status = TrainingJobStatus(pending_events=[PendingEvent(type="Normal", reason="SpecFixed", message=message,
                                                                 time=now)])
         raw = self._write(raw, status)
@@ -426,6 +440,7 @@ class Controller(ClusterSync):
         message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())[:1000]
         status = dict(raw.get("status") or {})
         if status.get("phase") == JobPhase.FAILED.value:
+            self._delete_pods(raw, unfinished_only=True)  # a delete that failed when it was rejected
             return
         now = self.clock()
         holder = TrainingJobStatus()
@@ -436,3 +451,4 @@ class Controller(ClusterSync):
         self.kube.patch_job_status(meta["namespace"], meta["name"], meta["resourceVersion"], status)
         self._posted(raw, None, PendingEvent(type="Warning", reason="InvalidSpec", message=message, time=now))
         log.warning("job_rejected", namespace=meta["namespace"], job=meta["name"], reason=message)
+        self._delete_pods(raw, unfinished_only=True)  # a Failed job holds no accelerators

@@ -121,3 +121,41 @@ def test_an_event_the_api_fails_to_store_stays_pending_and_the_reconcile_goes_on
     controller.reconcile_job("ml", "llama")  # the API is back
     assert [e.reason for e in kube.events] == ["Restarting", "Running", "FaultDetected"]
     assert TrainingJob.model_validate(kube.job).status.pending_events == []
+
+
+def test_a_job_the_operator_cannot_parse_fails_and_frees_its_accelerators() -> None:
+    """A spec stored before the CRD's current schema (an operator upgrade brought a stricter model) while the job
+    ran: Failed, naming the field, and its running ranks deleted, even when the first delete fails."""
+    kube = running_job()
+    kube.job["spec"]["nodes"] = 0
+    kube.pods = [owned(make_pod("llama", 3, 0, "Running", "ascend-0")), failed_rank(1)]
+    kube.delete_errors = [ApiException(status=500, reason="Internal Server Error")]
+    controller, requeued = controller_for(kube)
+    controller.reconcile_job("ml", "llama")
+    after = kube.job["status"]
+    assert (after["phase"], after["conditions"][0]["reason"], after["message"]) == (
+        "Failed", "InvalidSpec", "invalid spec: spec.nodes: Input should be greater than or equal to 1")
+    assert (kube.calls, kube.deleted, requeued) == (["status", "event InvalidSpec", "delete llama-a3-0"], [], [2.0])
+    controller.reconcile_job("ml", "llama")  # the retry: still invalid, still Failed, and the rank goes now
+    assert (kube.calls[3:], kube.deleted) == (["delete llama-a3-0"], ["llama-a3-0"])
+
+
+def test_a_fixed_spec_starts_a_job_that_had_run_again_once_its_old_pods_are_gone() -> None:
+    """The owner fixes the spec of a job that ran to attempt 3 before it was rejected: its old pods (kept after
+    they failed) go, and the job starts again at attempt 1 once they are gone; it never waits for ever on pods of
+    attempts its fresh status does not know."""
+    kube = running_job()
+    kube.job["status"] = {"phase": "Failed", "message": "invalid spec: ...", "attempt": 3, "pool": "ascend-910b",
+                          "completionTime": "2026-11-23T11:00:00Z", "conditions": [
+                              {"type": "Failed", "status": "True", "reason": "InvalidSpec", "message": "spec.nodes",
+                               "lastTransitionTime": "2026-11-23T11:00:00Z", "observedGeneration": 1}]}
+    kube.job["metadata"]["generation"] = 2
+    kube.pods = [owned(make_pod("llama", 3, r, "Failed", f"ascend-{r}", exit_code=1)) for r in range(2)]
+    controller, _ = controller_for(kube)
+    controller.reconcile_job("ml", "llama")
+    assert (kube.calls[:3], kube.deleted) == (["delete llama-a3-0", "delete llama-a3-1", "status"],
+                                              ["llama-a3-0", "llama-a3-1"])
+    for _ in range(2):
+        controller.reconcile_job("ml", "llama")
+    restarted = TrainingJob.model_validate(kube.job).status
+    assert (restarted.phase, restarted.attempt, "create llama-a1-0" in kube.calls) == (JobPhase.PENDING, 1, True)
