@@ -58,10 +58,13 @@ from tandem.operator.api_types import (  # noqa: F401  (re-exported: the API in 
     MAX_FAULTS,
     MAX_JOB_NAME,
     MAX_NODES,
+    MAX_POOL_NAME,
     MAX_POOLS,
     POOL_BACKEND_RULE,
     POOL_CHIP_GENERATION_RULE,
     POOL_DEVICE_RESOURCE_RULE,
+    POOL_NAME_PATTERN,
+    POOL_NAME_RULE,
     POOLS_UNIQUE_RULE,
     VERSION,
     VOLUME_ONE_SOURCE_RULE,
@@ -74,12 +77,12 @@ from tandem.operator.api_types import (  # noqa: F401  (re-exported: the API in 
     Condition,
     Conditions,
     ConditionStatus,
-    DnsSubdomain,
     EnvVar,
     FaultClass,
     HostPathType,
     JobEnvVar,
     JobPhase,
+    PoolName,
     Quantity,
     StorageMedium,
     TaintEffect,
@@ -187,11 +190,21 @@ class AcceleratorPool(_Lenient):
     CATEGORIES: ClassVar[tuple[str, ...]] = ("tandem",)
     SCOPE: ClassVar[str] = "Cluster"
 
+    ROOT_RULES: ClassVar[tuple[CelRule, ...]] = (POOL_NAME_RULE,)
+
     api_version: Literal["tandem.dev/v1alpha1"] = API_VERSION
     kind: Literal["AcceleratorPool"] = "AcceleratorPool"
     metadata: dict[str, Any] = {}
     spec: AcceleratorPoolSpec
     status: AcceleratorPoolStatus = Field(default_factory=AcceleratorPoolStatus)
+
+    @field_validator("metadata")
+    @classmethod
+    def _name_fits_a_label(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        name = metadata.get("name")
+        if name is not None and (len(str(name)) > MAX_POOL_NAME or not re.match(POOL_NAME_PATTERN, str(name))):
+            raise ValueError(POOL_NAME_RULE.message)
+        return metadata
 
 
 class PersistentVolumeClaimSource(_Wire):
@@ -368,7 +381,7 @@ class TrainingJobSpec(_Wire):
         1, ge=1, le=MAX_NODES, description="Pods in every attempt, one per node of the pool. Immutable.",
         json_schema_extra=_validations(immutable("nodes")),
     )
-    pools: list[DnsSubdomain] = Field(
+    pools: list[PoolName] = Field(
         min_length=1,
         max_length=MAX_POOLS,
         description="AcceleratorPool names in order of preference; a failover moves to the next one. Immutable.",

@@ -225,12 +225,16 @@ _NOT_NULL: dict[str, Any] = {"nullable": False}
 # Nested objects default to {} so that the API server fills in their own defaults.
 _EMPTY_OBJECT_DEFAULT: dict[str, Any] = {"default": {}}
 
-DnsSubdomain = Annotated[
-    str,
-    StringConstraints(
-        min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-    ),
-]
+# A pool's name is a DNS subdomain, as every cluster-scoped object's, and the value of its pods' tandem.dev/pool
+# label, which Kubernetes caps at 63 characters: a longer name would make every pod create on it fail.
+MAX_POOL_NAME = 63
+POOL_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+PoolName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_POOL_NAME, pattern=POOL_NAME_PATTERN)]
+POOL_NAME_RULE = CelRule(
+    rule=f"self.metadata.name.size() <= {MAX_POOL_NAME}",
+    message=f"metadata.name must be at most {MAX_POOL_NAME} characters: it is the value of the tandem.dev/pool label"
+    " on the pool's pods",
+)
 Quantity = StrictInt | str
 """A Kubernetes resource quantity: an integer or a string such as `500m` or `16Gi`."""
 

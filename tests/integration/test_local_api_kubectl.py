@@ -46,6 +46,17 @@ def test_broken_pool_is_refused_naming_the_field(kubectl: Any, case: dict[str, A
     _assert_refused(kubectl, "AcceleratorPool", case)
 
 
+def test_a_pool_name_longer_than_a_label_value_is_refused(kubectl: Any) -> None:
+    """The pool's pods carry its name in their tandem.dev/pool label, at most 63 characters: a longer name used to
+    make every pod create on the pool fail."""
+    for name, accepted in (("p" * 64, False), ("p" * 63, True)):
+        manifest = merge_patch(example("AcceleratorPool"), {"metadata": {"name": name}})
+        result = kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest), check=False)
+        assert (result.returncode == 0) == accepted, result.stderr
+        if not accepted:
+            assert "metadata.name must be at most 63 characters" in result.stderr, result.stderr
+
+
 def _assert_refused(kubectl: Any, kind: str, case: dict[str, Any]) -> None:
     manifest = merge_patch(example(kind), {"metadata": {"name": f"broken-{case['case']}"}, "spec": case["spec"]})
     result = kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest), check=False)

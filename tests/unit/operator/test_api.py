@@ -219,6 +219,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         pytest.param(_with("pools", []), "pools", id="empty-pools"),
         pytest.param(_with("pools", ["h20", "h20"]), "pools", id="repeated-pool"),
         pytest.param(_with("pools", ["Not_A_Name"]), "pools", id="pool-not-a-dns-name"),
+        pytest.param(_with("pools", ["p" * 64]), "pools", id="pool-name-longer-than-a-label-value"),
         pytest.param(_with("faultPolicy.backoffSeconds", -1), "backoffSeconds", id="negative-backoff"),
         pytest.param(_with("faultPolicy.maxRestarts", -1), "maxRestarts", id="negative-restarts"),
         pytest.param(_with("faultPolicy.maxBackoffSeconds", 5), "maxBackoffSeconds", id="cap-below-backoff"),
@@ -313,6 +314,14 @@ def test_pool_resource_round_trip() -> None:
     assert AcceleratorPool.model_validate(pool.to_dict()) == pool
     with pytest.raises(ValidationError):
         AcceleratorPool.model_validate({**wire, "kind": "TrainingJob"})
+
+
+def test_a_pool_name_is_at_most_a_label_value_long() -> None:
+    """Its pods carry it in their tandem.dev/pool label, which Kubernetes caps at 63 characters."""
+    wire = {"metadata": {"name": "p" * 63}, "spec": {"accelerator": "cpu"}}
+    assert AcceleratorPool.model_validate(wire).metadata["name"] == "p" * 63
+    with pytest.raises(ValidationError, match=r"metadata\.name must be at most 63 characters"):
+        AcceleratorPool.model_validate({**wire, "metadata": {"name": "p" * 64}})
 
 
 def test_status_bounds() -> None:

@@ -227,6 +227,7 @@ def test_cel_rules_are_emitted_where_the_models_declare_them() -> None:
     env = job["container"]["properties"]["env"]["items"]
     assert env["x-kubernetes-validations"] == [api.CONTRACT_ENV_RULE.to_schema()]
     assert _schema("TrainingJob")["x-kubernetes-validations"] == [api.JOB_NAME_RULE.to_schema()]
+    assert _schema("AcceleratorPool")["x-kubernetes-validations"] == [api.POOL_NAME_RULE.to_schema()]
     assert pool["x-kubernetes-validations"] == [
         api.POOL_DEVICE_RESOURCE_RULE.to_schema(),
         api.POOL_BACKEND_RULE.to_schema(),

@@ -186,3 +186,17 @@ def test_one_pod_of_an_attempt_per_node() -> None:
 ], ids=["npu-pod", "gpu-pod", "cpu-pod", "service"])
 def test_every_object_validates_against_the_kubernetes_schema(manifest: dict[str, Any]) -> None:
     kubernetes_validate.validate(manifest, "1.32", strict=True)
+
+
+def test_the_longest_pool_name_the_api_takes_still_makes_valid_pod_labels() -> None:
+    """A pool's name is the value of its pods' tandem.dev/pool label: the API takes names only as long as a label
+    value may be (63 characters), so every label of every pod stays one Kubernetes accepts."""
+    from tandem.localcluster.names import is_label_value
+    from tandem.operator.api import MAX_POOL_NAME
+
+    name = f"{'a' * 30}.{'b' * (MAX_POOL_NAME - 31)}"
+    pod = attempt_pod(make_job(pools=[name]), make_pool(name), 1, 0)
+    assert pod["metadata"]["labels"]["tandem.dev/pool"] == name
+    assert {k: is_label_value(v) for k, v in pod["metadata"]["labels"].items()} == {
+        k: [] for k in pod["metadata"]["labels"]}
+    assert is_label_value(name + "c")  # one character more is refused: the API must not take that name
