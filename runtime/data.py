@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sysconfig
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -79,7 +80,9 @@ def build_token_file(config: DataConfig, folder: str | Path) -> Path:
     if total < 1024:
         raise FaultError("user", "DataTooSmall", f"the corpus has only {total} bytes (need at least 1024)")
     tokens = np.concatenate(parts)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # A name of its own: every node's launcher builds the file at once on the shared volume, and each is pid 1 in
+    # its pod. The content is the same, so whichever rename comes last wins harmlessly.
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     tokens.tofile(tmp)
     meta = {"tokens": int(tokens.size), "files": files, "sha256": hashlib.sha256(tokens.tobytes()).hexdigest()}
     meta_tmp = tmp.with_suffix(".json.tmp")

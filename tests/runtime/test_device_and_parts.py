@@ -194,6 +194,50 @@ def test_the_stdlib_corpus_builds(tmp_path: Path) -> None:
     assert TokenFile(path, 32, 0, True).tokens.size > 50_000
 
 
+def test_two_nodes_build_the_token_file_at_once_on_the_shared_volume(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every node's launcher builds it before its workers start, and each is pid 1 in its pod: temporary files
+    named after the pid were one file for both, and the launcher that renamed second lost it (FileNotFoundError, a
+    `storage` fault of the whole first attempt)."""
+    import os
+    import threading
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello tandem " * 2000)
+    monkeypatch.setattr(os, "getpid", lambda: 1)
+    real_replace = os.replace
+    b_renaming, a_done = threading.Event(), threading.Event()
+
+    def replace(source: Any, target: Any) -> None:  # node B is about to rename when node A builds and renames
+        if threading.current_thread().name == "node-b" and not a_done.is_set():
+            b_renaming.set()
+            a_done.wait(30)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    errors: dict[str, BaseException] = {}
+
+    def build(node: str) -> None:
+        try:
+            build_token_file(DataConfig(path=str(corpus)), tmp_path / "volume" / "data")
+        except BaseException as error:
+            errors[node] = error
+        finally:
+            if node == "node-a":
+                a_done.set()
+
+    b = threading.Thread(target=build, args=("node-b",), name="node-b")
+    b.start()
+    assert b_renaming.wait(30)
+    a = threading.Thread(target=build, args=("node-a",), name="node-a")
+    a.start()
+    a.join(30)
+    b.join(30)
+    assert errors == {}
+    folder = tmp_path / "volume" / "data"  # the token file and its meta, no temporary file left behind
+    assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".u16"]
+
+
 def test_model_calls_every_op_through_the_ops_module(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: dict[str, int] = {}
     for name in ("rms_norm", "swiglu", "apply_rope", "attention", "linear_cross_entropy"):
