@@ -48,6 +48,9 @@ _NOT_SHAPING_FIELDS = ("steps", "checkpoint")
 QUARANTINED_EVENT = "checkpoint_quarantined"
 FORMAT = "tandem-dcp-v2"  # v2: per-file checksums and the manifest's own digest (verify.py)
 LEGACY_FORMAT = "tandem-dcp-v1"  # sizes only: still resumed, unverified
+DIGEST_FIELD = "manifestCrc32"  # the manifest's checksum of itself (every other field, canonical JSON; verify.py)
+# The manifest's own fields: what a caller adds (the SDK's metadata, tandem-train's provenance) never replaces them.
+MANIFEST_FIELDS = frozenset({"format", "step", "savedAt", "files", "checksum", "checksums", DIGEST_FIELD})
 QUARANTINE = "quarantine"
 REASON_FILE = "quarantine-reason.json"
 _STEP_DIR = re.compile(r"^step-(\d{9})$")
@@ -219,7 +222,7 @@ def write_manifest(
                 os.fsync(f.fileno())
             files[child.name] = child.stat().st_size
             sums[child.name] = (checksums or {}).get(child.name) or verify.file_checksum(child)
-    manifest = {"format": FORMAT, "step": step, "savedAt": time.time(), **extra, "files": files,
+    manifest = {**extra, "format": FORMAT, "step": step, "savedAt": time.time(), "files": files,
                 "checksum": verify.ALGORITHM, "checksums": sums}
     manifest[verify.DIGEST_FIELD] = verify.manifest_digest(manifest)
     tmp = path / f"{MANIFEST}.tmp"

@@ -17,8 +17,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from tandem.runtime.ckpt_layout import DIGEST_FIELD  # the manifest's checksum of itself
+
 ALGORITHM = "crc32"
-DIGEST_FIELD = "manifestCrc32"  # the manifest's checksum of itself (every other field, canonical JSON)
 _CHUNK = 8 << 20
 
 # "Wildly implausible" first loss after a resume: non-finite, or above LOSS_FACTOR x the loss recorded

@@ -29,6 +29,9 @@ from tandem.sdk.distributed import Context
 NEWEST: Literal["newest"] = "newest"
 # Checkpoint writes wait on storage, not on a peer: their collectives get their own, patient group.
 WRITE_TIMEOUT = timedelta(minutes=30)
+# What a user's metadata may not be called: the manifest's own fields, the state `save` records, and what the
+# Checkpointer adds (the world size a checkpoint was written by, the attempt that fenced it).
+_RESERVED = ckpt_layout.MANIFEST_FIELDS | {"state", "worldSize", "attempt"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class Checkpointer:
         """`root` defaults to the pod's TANDEM_CHECKPOINT_DIR, `keep` to TANDEM_CHECKPOINT_KEEP (3); `metadata`
         is recorded in every checkpoint's manifest (a corpus digest, the global batch); `on_unreadable` says what
         `load` does when checkpoints were committed but none is intact: `fail` (a storage fault) or `scratch`."""
+        taken = sorted(set(metadata or {}) & _RESERVED)
+        if taken:
+            reserved = ", ".join(sorted(_RESERVED))
+            raise ValueError(f"metadata key {taken[0]!r} is the manifest's own (reserved: {reserved}): "
+                             "name it otherwise")
         folder = root or os.environ.get("TANDEM_CHECKPOINT_DIR")
         if not folder:
             raise ValueError("Checkpointer needs a folder: root=..., or TANDEM_CHECKPOINT_DIR (set in Tandem's pods)")

@@ -171,6 +171,14 @@ def test_inspect_finds_missing_manifests_and_truncated_shards(tmp_path: Path) ->
     assert [e.step for e in ckpt_layout.scan(tmp_path)] == [3]
 
 
+def test_the_manifests_own_fields_win_over_what_the_caller_adds(tmp_path: Path) -> None:
+    folder = ckpt_layout.step_dir(tmp_path, 3)
+    folder.mkdir()
+    (folder / ".metadata").write_bytes(b"m" * 10)
+    ckpt_layout.write_manifest(folder, 3, {"format": "llama-hf", "step": 9, "files": {}, "worldSize": 2})
+    assert ckpt_layout.inspect(folder, 3).state == "complete"
+
+
 # --- bounds: no value of the training config can hang or exhaust the launcher (issue 14, item 5) ---------------
 
 HUGE = 10**30

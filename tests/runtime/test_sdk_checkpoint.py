@@ -11,7 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from sdk_ddp import SCRIPT
+
+from tandem.sdk import init
+from tandem.sdk.checkpoint import Checkpointer
 
 
 def _attempt(tmp_path: Path, ranks: int) -> tuple[dict[str, object], list[str], str]:
@@ -68,3 +73,28 @@ def test_the_examples_ddp_script_continues_on_another_world(tmp_path: Path) -> N
         assert result.returncode == 0, result.stderr[-3000:]
         message = json.loads((tmp_path / "termination-log").read_text())
         assert (message["step"], message["checkpointStep"], message["resumedFrom"]) == expected
+
+
+@pytest.mark.parametrize("key", ["format", "step", "savedAt", "files", "checksum", "checksums", "manifestCrc32",
+                                 "state", "worldSize", "attempt"])
+def test_metadata_cannot_take_a_field_the_manifest_needs(tmp_path: Path, key: str) -> None:
+    """`metadata={"format": "llama-hf"}` replaced the manifest's own field: every save committed, and every load
+    then set the checkpoint aside as corrupt (or, with on_unreadable="scratch", trained from step 0)."""
+    ctx = init({"TANDEM_ACCELERATOR": "cpu", "TANDEM_RESUME_STEP": ""})
+    with pytest.raises(ValueError, match=f"metadata key {key!r} is the manifest's own"):
+        Checkpointer(ctx, tmp_path, metadata={key: "mine"})
+
+
+def test_metadata_is_recorded_and_the_checkpoint_loads(tmp_path: Path) -> None:
+    ctx = init({"TANDEM_ACCELERATOR": "cpu", "TANDEM_RESUME_STEP": ""})
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 4)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    Checkpointer(ctx, tmp_path, metadata={"corpus": "abc", "globalBatch": 64}).save(1, model, optimizer,
+                                                                                   blocking=True)
+    manifest = json.loads((tmp_path / "step-000000001" / "manifest.json").read_text())
+    assert (manifest["corpus"], manifest["globalBatch"], manifest["step"]) == ("abc", 64, 1)
+    loaded = Checkpointer(ctx, tmp_path).load(model, optimizer)
+    assert loaded is not None and loaded.step == 1
