@@ -73,6 +73,11 @@ class Entry:
     manifest: dict[str, Any] | None = None
 
 
+def is_step_dir(name: str) -> bool:
+    """Is `name` a checkpoint folder's name of this layout (`step-<9 digits>`)?"""
+    return bool(_STEP_DIR.match(name))
+
+
 def partial_dir(root: str | Path, step: int, attempt: int) -> Path:
     """Where attempt `attempt` writes its save of `step` until the commit renames it to step_dir."""
     return Path(root) / f"step-{step:09d}.attempt-{attempt}.partial"

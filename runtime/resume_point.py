@@ -8,18 +8,22 @@ Layouts, and what "complete" means for each (a partial or unreadable checkpoint 
 - megatron: `latest_checkpointed_iteration.txt` naming an iteration whose `iter_<7 digits>/` folder exists;
 - deepspeed: `latest` naming a tag folder that exists (the step is the tag's number, `global_step1200`);
 - torchtitan: `step-<n>/` with DCP's `.metadata` (written last by a save), in the folder or under
-  `checkpoint/`.
+  `checkpoint/`; never Tandem's own `step-<9 digits>/` (it has `.metadata` too, and the tandem finder alone
+  judges it).
+
+A folder that is not there is no checkpoint; one that fails to read (EIO, a stale NFS handle) is a `storage` fault,
+never "no checkpoint": the command would start from scratch over good checkpoints.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tandem.runtime import ckpt_layout
+from tandem.runtime.faults import FaultError, storage_reason
 
 LAYOUTS = ("tandem", "huggingface", "megatron", "deepspeed", "torchtitan")
 
@@ -31,27 +35,36 @@ class ResumePoint:
     layout: str
 
 
+_ABSENT = (FileNotFoundError, NotADirectoryError)  # what "no checkpoint here" looks like; any other OSError is not
+
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except _ABSENT:
+        return []
+
+
 def _folders(root: Path) -> Iterator[Path]:
     """The folder and its sub-folders one level down (a script's output_dir inside the volume)."""
     yield root
-    with contextlib.suppress(OSError):
-        yield from sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    yield from (p for p in _children(root) if p.is_dir() and not p.name.startswith("."))
 
 
 def _tandem(root: Path) -> ResumePoint | None:
-    step = ckpt_layout.newest_complete_step(root)
-    return ResumePoint(step, str(ckpt_layout.step_dir(root, step)), "tandem") if step is not None else None
+    chosen = ckpt_layout.choose_resume(ckpt_layout.scan(root))  # an I/O error propagates: never "none there"
+    return ResumePoint(chosen.step, str(chosen.path), "tandem") if chosen else None
 
 
 def _numbered(root: Path, pattern: re.Pattern[str], marker: str, layout: str,
               folders: Callable[[Path], Iterator[Path]]) -> ResumePoint | None:
     found = []
     for folder in folders(root):
-        with contextlib.suppress(OSError):
-            for child in folder.iterdir():
-                match = pattern.match(child.name)
-                if match and child.is_dir() and (child / marker).is_file():
-                    found.append(ResumePoint(int(match.group(1)), str(child), layout))
+        for child in _children(folder):
+            match = pattern.match(child.name)
+            if (match and not ckpt_layout.is_step_dir(child.name) and child.is_dir()
+                    and (child / marker).is_file()):
+                found.append(ResumePoint(int(match.group(1)), str(child), layout))
     return max(found) if found else None
 
 
@@ -70,7 +83,7 @@ def _torchtitan(root: Path) -> ResumePoint | None:
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(errors="replace").strip()
-    except OSError:
+    except (*_ABSENT, IsADirectoryError):
         return None
 
 
@@ -106,5 +119,9 @@ def find_resume_point(root: str | Path | None, layout: str = "auto") -> ResumePo
     if layout != "auto" and layout not in _FINDERS:
         raise ValueError(f"checkpoint layout {layout!r} is not one of auto, {', '.join(LAYOUTS)}")
     finders = _FINDERS.values() if layout == "auto" else [_FINDERS[layout]]
-    found = [point for finder in finders if (point := finder(Path(root))) is not None]
+    try:
+        found = [point for finder in finders if (point := finder(Path(root))) is not None]
+    except OSError as error:
+        reason = storage_reason(error, str(root)) or "VolumeIOError"
+        raise FaultError("storage", reason, f"the checkpoint folder {root} cannot be read: {error}") from error
     return max(found, key=lambda p: p.step) if found else None

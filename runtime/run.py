@@ -293,9 +293,9 @@ def _attempt(options: Options, env: Mapping[str, str],
     root = env.get("TANDEM_CHECKPOINT_DIR")
     try:
         claim_volume(root, env)
+        start = find_resume_point(root, options.checkpoint_layout)  # a volume that fails to read: storage
     except FaultError as error:
         return Fault(error.cls, error.reason, str(error)), None, None, None
-    start = find_resume_point(root, options.checkpoint_layout)
     child = {**env, "TANDEM_RESUME_STEP": str(start.step) if start else "",
              "TANDEM_RESUME_PATH": start.path if start else ""}
     if options.inject_faults:  # every Python process of the command loads the injector (tandem.runtime.inject_site)
@@ -323,7 +323,10 @@ def _attempt(options: Options, env: Mapping[str, str],
 def _message(fault: Fault | None, step: int | None, start: ResumePoint | None, options: Options,
              env: Mapping[str, str]) -> dict[str, Any]:
     """The pod contract's termination message for this run of the command."""
-    newest = find_resume_point(env.get("TANDEM_CHECKPOINT_DIR"), options.checkpoint_layout)
+    try:
+        newest = find_resume_point(env.get("TANDEM_CHECKPOINT_DIR"), options.checkpoint_layout)
+    except FaultError:  # only a figure in the message: the fault it reports speaks for itself
+        newest = None
     return termination_message(fault, step=step, checkpoint_step=newest.step if newest else None,
                                resumed_from=start.step if start else None, finished=fault is None)
 

@@ -3,11 +3,15 @@ under the checkpoint folder, never a partial or unreadable one (runtime/resume_p
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tandem.runtime.resume_point import ResumePoint, find_resume_point
+from tandem.runtime import ckpt_layout
+from tandem.runtime.faults import FaultError
+from tandem.runtime.resume_point import LAYOUTS, ResumePoint, find_resume_point
 
 
 def _files(root: Path, *paths: str, text: str = "") -> None:
@@ -58,3 +62,47 @@ def test_auto_takes_the_highest_step_of_any_layout_and_an_empty_folder_none(tmp_
 def test_an_unknown_layout_is_refused_naming_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not one of auto, tandem, huggingface, megatron, deepspeed, torchtitan"):
         find_resume_point(tmp_path, "keras")
+
+
+def _tandem_checkpoint(root: Path, step: int) -> Path:
+    folder = ckpt_layout.step_dir(root, step)
+    folder.mkdir(parents=True)
+    (folder / ".metadata").write_bytes(b"m" * 64)
+    (folder / "__0_0.distcp").write_bytes(b"s" * 4096)
+    ckpt_layout.write_manifest(folder, step, {"worldSize": 1})
+    return folder
+
+
+@pytest.mark.parametrize("broken", ["truncated", "no-manifest"])
+def test_a_broken_tandem_checkpoint_is_never_taken_for_a_torchtitan_one(tmp_path: Path, broken: str) -> None:
+    """Tandem's `step-000000020/` also has DCP's `.metadata`: torchtitan's pattern took it when the tandem finder
+    had rejected it (a truncated shard, a manifest an interrupted delete removed first)."""
+    _tandem_checkpoint(tmp_path, 10)
+    newest = _tandem_checkpoint(tmp_path, 20)
+    if broken == "truncated":
+        with open(newest / "__0_0.distcp", "r+b") as shard:
+            shard.truncate(100)
+    else:
+        (newest / "manifest.json").unlink()
+    assert find_resume_point(tmp_path) == ResumePoint(10, str(ckpt_layout.step_dir(tmp_path, 10)), "tandem")
+    assert find_resume_point(tmp_path, "torchtitan") is None
+
+
+@pytest.mark.parametrize("layout", ["auto", *LAYOUTS])
+def test_a_volume_that_fails_to_list_is_a_storage_fault_not_a_fresh_start(tmp_path: Path, layout: str,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An EIO or a stale NFS handle while the volume is listed: good checkpoints may be there, so the command must
+    not be told to start from scratch."""
+    _files(tmp_path, "out/checkpoint-400/trainer_state.json")
+    real = Path.iterdir
+
+    def iterdir(self: Path) -> Any:
+        if self == tmp_path:
+            raise OSError(errno.EIO, "Input/output error", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(FaultError) as error:
+        find_resume_point(tmp_path, layout)
+    assert (error.value.cls, error.value.reason) == ("storage", "VolumeIOError")
+    assert f"the checkpoint folder {tmp_path} cannot be read" in str(error.value)

@@ -194,3 +194,28 @@ def test_the_root_cause_among_ranks_interleaved_by_torchrun(tmp_path: Path) -> N
     message = _message(tmp_path)
     assert (message["class"], message["reason"], message["step"]) == ("user", "PythonException", 11)
     assert message["message"].startswith("KeyError: 'input_ids'")
+
+
+def test_a_volume_that_fails_to_list_never_starts_the_command_from_scratch(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An EIO while tandem-run looks for the resume point: a storage fault of the attempt (retried), not the
+    command started with an empty TANDEM_RESUME_STEP over a good checkpoint."""
+    import errno
+
+    env = _env(tmp_path)
+    (tmp_path / "ckpt" / "checkpoint-400").mkdir()
+    (tmp_path / "ckpt" / "checkpoint-400" / "trainer_state.json").write_text("{}")
+    real = Path.iterdir
+
+    def iterdir(self: Path) -> Any:
+        if self == tmp_path / "ckpt":
+            raise OSError(errno.EIO, "Input/output error", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    started = tmp_path / "started"
+    assert run(Options(_python(f"open({str(started)!r}, 'w').write('x')")), env) == 7
+    assert not started.exists()
+    message = _message(tmp_path)
+    assert (message["class"], message["reason"], message["resumedFrom"]) == ("storage", "VolumeIOError", None)
+    assert message["message"].startswith(f"the checkpoint folder {tmp_path / 'ckpt'} cannot be read")
