@@ -143,16 +143,19 @@ class Trainer:
             on_unreadable=cfg.checkpoint.on_unreadable,
         )
         while True:  # a rejected checkpoint: set it aside, rebuild from scratch, load the next newest
+            # Loading a big checkpoint from a slow volume is not a hung collective, any more than saving one: the
+            # watchdog is disarmed until the load returns (the checkpoint group's own timeout bounds it, as a save).
+            self.watchdog.pause()
             model, optim = self.build()
             try:
                 start_step, first_sample, saved_loss = self.resume(ckpt, model, optim, resume_step)
+                self.watchdog.beat("init", 0)
                 self.train(model, optim, ckpt, start_step, first_sample, saved_loss)
                 return
             except CheckpointRejected as rejected:
                 del model, optim
                 self.watchdog.pause()  # re-verifying reads the next checkpoint in full
                 resume_step = ckpt.reject(rejected)
-                self.watchdog.beat("init", 0)
 
     def build(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         cfg = self.cfg

@@ -72,3 +72,19 @@ def test_a_relative_checkpoint_folder_is_created(rt: Any, tmp_path: Path) -> Non
     assert run.returncode == 0, run.output[-3000:]
     assert run.termination["checkpointStep"] == 2
     assert [e.step for e in ckpt_layout.scan(tmp_path / "ckpt" / "run")] == [2]
+
+
+def test_a_checkpoint_that_loads_slower_than_the_watchdog_is_no_hang(rt: Any, tmp_path: Path) -> None:
+    """A big checkpoint on a slow volume: saves pause the hang watchdog, and the load at a resume must too. It was
+    armed through the load, which then ended as `interconnect`/`CollectiveHang` on every attempt (each loads the
+    same checkpoint): a failover for a slow disk."""
+    root = tmp_path / "ckpt"
+    first = rt.launch(rt.contract_env(root, 1, {**rt.TRAINING, "steps": 2, "watchdogSeconds": 5}))
+    assert first.returncode == 0, first.output[-3000:]
+    env = rt.contract_env(root, 1, {**rt.TRAINING, "steps": 4, "watchdogSeconds": 5})
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SEAMS), os.environ.get("PYTHONPATH")) if p)
+    env["TANDEM_TEST_SLOW_LOAD_SECONDS"] = "7"
+    run = rt.launch(env)
+    assert run.returncode == 0, run.output[-3000:]
+    assert (run.termination["class"], run.termination["resumedFrom"], run.termination["checkpointStep"]) == (
+        "none", 2, 4)
