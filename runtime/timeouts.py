@@ -57,9 +57,10 @@ class Timeouts:
 
 
 def _int(value: str | None) -> int | None:
+    """A timeout the environment sets, in whole seconds; None when unset or not a finite number (`inf`, `nan`)."""
     try:
         return int(float(value)) if value not in (None, "") else None
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

@@ -99,3 +99,14 @@ def test_what_hccl_applies() -> None:
     assert effective_exec(50, "ascend910", False) == 68
     assert [effective_exec(v, "ascend910b", True) for v in (0, 500, 1091, 5000)] == [1091, 500, 1091, 1091]
     assert effective_exec(0, "ascend910c", False) is None
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "thirty"])
+def test_an_hccl_timeout_that_is_no_number_is_taken_as_unset(value: str) -> None:
+    """`HCCL_EXEC_TIMEOUT=inf` in a job's env raised OverflowError and stopped the launcher before any worker
+    started; what HCCL itself cannot read as a number, Tandem does not act on either."""
+    unset = derive("npu", 300, {}, generation_of("ascend910b"))
+    given = derive("npu", 300, {"HCCL_EXEC_TIMEOUT": value, "HCCL_CONNECT_TIMEOUT": value},
+                   generation_of("ascend910b"))
+    assert (given.process_group, given.hccl_exec, given.hccl_connect) == (
+        unset.process_group, unset.hccl_exec, unset.hccl_connect)
