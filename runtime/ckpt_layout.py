@@ -60,8 +60,18 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 State = Literal["complete", "incomplete", "corrupt"]
 
 
+# A checkpoint folder's step has nine digits: a larger (or negative) one would be written where no scan finds it.
+MAX_STEP = 10**9 - 1
+
+
+def check_step(step: int) -> int:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise ValueError(f"a checkpoint's step is a whole number from 0 to {MAX_STEP}, not {step!r}")
+    return step
+
+
 def step_dir(root: str | Path, step: int) -> Path:
-    return Path(root) / f"step-{step:09d}"
+    return Path(root) / f"step-{check_step(step):09d}"
 
 
 @dataclass(frozen=True)

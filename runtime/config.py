@@ -24,7 +24,7 @@ DEFAULT_BACKEND: dict[str, Backend] = cast(dict[str, Backend], SHARED_DEFAULT_BA
 
 # Upper bounds (docs/design.md#training-config): far beyond any real job, low enough that no value can hang or
 # exhaust the launcher (it plans the batch and tokenizes the corpus in memory before any worker starts).
-MAX_STEPS = 1_000_000_000
+MAX_STEPS = ckpt_layout.MAX_STEP  # every step can name its checkpoint folder
 MAX_SEQ_LEN = 1 << 20  # tokens per sequence
 MAX_DATA_BYTES = 1 << 32  # the corpus is tokenized in memory (2 bytes per byte)
 MAX_WATCHDOG_SECONDS = 86_400.0  # a day; the vendors' own timeouts stop at a few hours anyway

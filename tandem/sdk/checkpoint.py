@@ -101,6 +101,7 @@ class Checkpointer:
         """Start saving the state after optimizer step `step` (every rank calls it); `state` is the training
         state beside the tensors, e.g. {"sample": 1024} for the data position. Call `wait_staged()` before the
         next optimizer.step() (the copy must be taken first), `wait()` before the script ends."""
+        ckpt_layout.check_step(step)  # before any copy or collective: a step no folder name can hold
         self._inner.save(step, model, optimizer, train={"state": state or {}}, rng=self.ctx.layer.rng_state(),
                          blocking=blocking)
 

@@ -190,6 +190,7 @@ HUGE = 10**30
         ('{"globalBatch": 1e30}', "globalBatch:"),
         ('{"microBatch": 1e30}', "microBatch:"),
         ('{"steps": 1e30}', "steps:"),
+        ('{"steps": 1000000000}', "steps:"),  # its checkpoint folder would need ten digits
         ('{"seqLen": 1e30}', "seqLen:"),
         ('{"warmupSteps": 1e30}', "warmupSteps:"),
         ('{"watchdogSeconds": 1e300}', "watchdogSeconds:"),

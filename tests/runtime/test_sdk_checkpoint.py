@@ -98,3 +98,15 @@ def test_metadata_is_recorded_and_the_checkpoint_loads(tmp_path: Path) -> None:
     assert (manifest["corpus"], manifest["globalBatch"], manifest["step"]) == ("abc", 64, 1)
     loaded = Checkpointer(ctx, tmp_path).load(model, optimizer)
     assert loaded is not None and loaded.step == 1
+
+
+@pytest.mark.parametrize("step", [-1, 10**9, 2.0, True])
+def test_a_step_no_checkpoint_folder_can_name_is_refused_before_anything_is_written(tmp_path: Path,
+                                                                                     step: object) -> None:
+    """Step folders have nine digits: step 10**9 was committed where no scan ever finds it (a resume from
+    scratch), a negative one under a name no scan reads either."""
+    ctx = init({"TANDEM_ACCELERATOR": "cpu", "TANDEM_RESUME_STEP": ""})
+    model = torch.nn.Linear(4, 4)
+    with pytest.raises(ValueError, match="a checkpoint's step is a whole number from 0 to 999999999"):
+        Checkpointer(ctx, tmp_path).save(step, model, torch.optim.AdamW(model.parameters()))  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
