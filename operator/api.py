@@ -180,6 +180,15 @@ class AcceleratorPoolSpec(_Wire):
         return self.backend or default_backend(self.accelerator)
 
 
+def _name_checked(metadata: dict[str, Any], longest: int, pattern: str, rule: CelRule) -> dict[str, Any]:
+    """The object's metadata, if its name (when it has one) is at most `longest` and matches `pattern`; else the
+    CEL rule's own message, so the operator refuses it in the API server's words."""
+    name = metadata.get("name")
+    if name is not None and (len(str(name)) > longest or not re.match(pattern, str(name))):
+        raise ValueError(rule.message)
+    return metadata
+
+
 class AcceleratorPool(_Lenient):
     """AcceleratorPool is a cluster-scoped set of nodes with one kind of accelerator that TrainingJobs run on."""
 
@@ -201,10 +210,7 @@ class AcceleratorPool(_Lenient):
     @field_validator("metadata")
     @classmethod
     def _name_fits_a_label(cls, metadata: dict[str, Any]) -> dict[str, Any]:
-        name = metadata.get("name")
-        if name is not None and (len(str(name)) > MAX_POOL_NAME or not re.match(POOL_NAME_PATTERN, str(name))):
-            raise ValueError(POOL_NAME_RULE.message)
-        return metadata
+        return _name_checked(metadata, MAX_POOL_NAME, POOL_NAME_PATTERN, POOL_NAME_RULE)
 
 
 class PersistentVolumeClaimSource(_Wire):
@@ -449,7 +455,4 @@ class TrainingJob(_Lenient):
     @field_validator("metadata")
     @classmethod
     def _name_leaves_room_for_pods(cls, metadata: dict[str, Any]) -> dict[str, Any]:
-        name = metadata.get("name")
-        if name is not None and (len(str(name)) > MAX_JOB_NAME or not re.match(JOB_NAME_PATTERN, str(name))):
-            raise ValueError(JOB_NAME_RULE.message)
-        return metadata
+        return _name_checked(metadata, MAX_JOB_NAME, JOB_NAME_PATTERN, JOB_NAME_RULE)

@@ -4,25 +4,14 @@ the real corpus: the bench measures it."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from bench_modules import bench_module
 
 
 def _learned() -> ModuleType:
-    name = "tandem_bench_classify_learned"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / "classify_learned.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return bench_module("classify_learned")
 
 
 def _entry(n: int, cls: str, text: str) -> dict[str, str]:

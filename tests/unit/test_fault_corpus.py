@@ -7,10 +7,8 @@ it. No accuracy is asserted here: that is issue 15's goal, measured by the bench
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
-import sys
 from collections import Counter
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -18,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import yaml
+from bench_modules import bench_module
 
 from tandem.cli import main as tandem_main
 
@@ -29,14 +28,7 @@ FIELDS = ("id", "vendor", "family", "class", "reason", "why", "source", "split",
 
 
 def _bench() -> ModuleType:
-    name = "tandem_bench_classify"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / "classify.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the class is built
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return bench_module("classify")
 
 
 def split_of(entry_id: str) -> str:
