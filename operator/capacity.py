@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from tandem.operator.api import AcceleratorPool
 from tandem.operator.detect import faulty_node
 from tandem.operator.device_reports import DeviceFault
-from tandem.operator.observe import Obj, is_bound, is_finished, labels, node_is_ready, pool_nodes
+from tandem.operator.observe import Obj, is_bound, labels, node_is_ready, pod_ended, pool_nodes
 from tandem.operator.podspec import POOL_LABEL
 
 CHECKPOINT_SOURCES = ("persistentVolumeClaim", "emptyDir", "hostPath", "nfs")
@@ -55,7 +55,7 @@ def room(pool: AcceleratorPool, nodes: Sequence[Obj], device_faults: Mapping[str
          excluded: Sequence[str], others: Sequence[Obj]) -> Room:
     """`others`: pods of other jobs (and anything else bound to the pool's nodes), finished or not."""
     name, resource = str(pool.metadata.get("name", "")), pool.spec.device_resource
-    live = [p for p in others if not is_finished(p)]
+    live = [p for p in others if not pod_ended(p)]
     used: Counter[str] = Counter()
     for pod in live:
         if is_bound(pod) and resource:

@@ -25,7 +25,7 @@ from tandem.operator.cluster_sync import RESYNC_DELAY_SECONDS, ClusterSync
 from tandem.operator.cluster_view import ClusterView
 from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, IN_PLACE_RESTARTS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
-from tandem.operator.observe import is_finished, is_terminating
+from tandem.operator.observe import is_terminating, pod_ended
 from tandem.operator.peering import PeeringGate
 from tandem.operator.pod_index import PodIndex
 from tandem.operator.pod_logs import PodLogs
@@ -220,7 +220,7 @@ class Controller(ClusterSync):
             if not self.pods.seeded:
                 self.list_pods()
             pods = self.pods.job_pods(meta["namespace"], meta["name"], meta["uid"])
-        return any(not is_finished(p) and not is_terminating(p) for p in pods)
+        return any(not pod_ended(p) and not is_terminating(p) for p in pods)
 
     def _observe(self, job: TrainingJob, fresh: bool) -> Observation:
         meta = job.metadata
@@ -402,7 +402,7 @@ class Controller(ClusterSync):
         """Delete the job's pods (those still running or waiting to, or all of them); how many there were."""
         meta = raw["metadata"]
         pods = [p for p in self.kube.list_job_pods(meta["namespace"], meta["name"], meta["uid"])
-                if not is_terminating(p) and not (unfinished_only and is_finished(p))]
+                if not is_terminating(p) and not (unfinished_only and pod_ended(p))]
         for pod in pods:
             self.kube.delete_pod(meta["namespace"], pod["metadata"]["name"], uid=pod["metadata"].get("uid"),
                                  resource_version=pod["metadata"].get("resourceVersion"))

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tandem.operator.api import AcceleratorPool
+from tandem.operator.api_podtemplate import CONTAINER
 from tandem.operator.podspec import ATTEMPT_LABEL, RANK_LABEL
 
 Obj = dict[str, Any]
@@ -31,8 +32,28 @@ def rank_of(pod: Obj) -> int:
         return -1
 
 
+def _trainer_status(pod: Obj) -> Obj:
+    """The training container's entry in the pod's containerStatuses ({} before it has one)."""
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        if isinstance(status, dict) and status.get("name") == CONTAINER:
+            return status
+    return {}
+
+
 def phase_of(pod: Obj) -> str:
-    return str(pod.get("status", {}).get("phase") or "Pending")
+    """The rank's phase: the pod's, except that a training container that ended in a pod its sidecars keep
+    Running (restartPolicy Never) has ended the rank, by its exit code."""
+    phase = str(pod.get("status", {}).get("phase") or "Pending")
+    ended = (_trainer_status(pod).get("state") or {}).get("terminated")
+    if phase == "Running" and isinstance(ended, dict):
+        return "Succeeded" if ended.get("exitCode") == 0 else "Failed"
+    return phase
+
+
+def pod_ended(pod: Obj) -> bool:
+    """Has the pod itself stopped (every container), so that it holds its node and devices no more? A rank can end
+    before its pod does, while a sidecar runs."""
+    return str(pod.get("status", {}).get("phase") or "Pending") in ("Succeeded", "Failed")
 
 
 def is_bound(pod: Obj) -> bool:
@@ -48,8 +69,12 @@ def is_finished(pod: Obj) -> bool:
 
 
 def _terminated_state(pod: Obj) -> Obj:
-    for status in pod.get("status", {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated")
+    """How the training container ended ({} while it runs); in a pod without one of that name, the first
+    container that ended."""
+    trainer = _trainer_status(pod)
+    statuses = [trainer] if trainer else pod.get("status", {}).get("containerStatuses") or []
+    for status in statuses:
+        terminated = (status.get("state") or {}).get("terminated") if isinstance(status, dict) else None
         if terminated:
             return dict(terminated)
     return {}

@@ -30,10 +30,10 @@ from tandem.operator.observe import (
     attempt_of,
     created_at,
     is_bound,
-    is_finished,
     node_is_ready,
     parse_time,
     phase_of,
+    pod_ended,
     rank_of,
     ready_condition,
 )
@@ -190,7 +190,7 @@ def _restart_when_due(step: Step) -> Decision:
     status, obs, spec = step.status, step.obs, step.job.spec
     step.delete_unfinished(obs.pods)
     step.force_delete_stuck(obs.pods)
-    if any(not is_finished(p) for p in obs.pods):
+    if any(not pod_ended(p) for p in obs.pods):
         step.decision.requeue(TEARDOWN_RECHECK_SECONDS)  # never two attempts' ranks at once
         return step.decision
     if status.next_attempt_time is None:  # the pods have stopped: the backoff starts now
@@ -254,6 +254,7 @@ def _follow_attempt(step: Step) -> Decision:
         return _recover(step, current, vanished_fault(step.job, missing, obs.now), excludes_node=False)
     if len(current) == spec.nodes and all(phase_of(p) == "Succeeded" for p in current):
         step.move_to(JobPhase.SUCCEEDED, "Succeeded", f"all {spec.nodes} rank(s) finished")
+        step.delete_unfinished(current)  # pods that sidecars keep running after their rank ended
         return step.decision
     if pool is None:
         step.condition("PoolAvailable", False, "PoolNotFound", f"AcceleratorPool {status.pool!r} was deleted: the "
@@ -266,7 +267,7 @@ def _follow_attempt(step: Step) -> Decision:
     else:
         if not obs.service_exists:
             step.decision.create.append(headless_service(step.job))
-        leaving = {rank_of(p) for p in earlier if not is_finished(p)}  # a rank's old pod goes before its new one
+        leaving = {rank_of(p) for p in earlier if not pod_ended(p)}  # a rank's old pod goes before its new one
         master = _master_attempt(current, status.attempt)
         for rank in missing:
             if rank not in leaving:

@@ -1,0 +1,84 @@
+"""The core on what pods and nodes really look like: sidecars that keep a pod Running after its rank ended, nodes
+the scheduler will not use (cordoned, tainted, reporting a fault), exclusions released only after a healthy spell,
+and pods deleted by hand. Each case compares the whole decision."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from builders import NOW, make_job, make_node, make_pod, make_pool
+from decisions import condition, nothing, summary, zulu
+
+from tandem.operator.reconcile import Observation, reconcile
+
+POOLS = {"ascend-910b": make_pool()}
+NODES = [make_node(f"ascend-{i}", "ascend-910b") for i in range(2)]
+START = "2026-11-23T11:00:00Z"
+NOW_Z = zulu(NOW)
+SIDECAR = {"name": "log-shipper", "image": "fluent/fluent-bit:3.0"}
+
+
+def status(**fields: Any) -> dict[str, Any]:
+    base = {"observedGeneration": 1, "phase": "Running", "message": "all 2 rank(s) running", "pool": "ascend-910b",
+            "attempt": 1, "restarts": 0, "failovers": 0, "lastCheckpoint": {"step": 0}, "faults": [],
+            "excludedNodes": [], "exclusions": [], "poolFaults": 0, "pendingEvents": [], "conditions": [],
+            "startTime": START}
+    return {key: value for key, value in {**base, **fields}.items() if value is not None}
+
+
+def beside_a_sidecar(rank: int, trainer_exit: int | None, message: str = "") -> dict[str, Any]:
+    """A rank's pod as the kubelet reports it with restartPolicy Never: Running while the sidecar runs."""
+    pod = make_pod("llama", 1, rank, node=f"ascend-{rank}")
+    trainer = ({"running": {"startedAt": START}} if trainer_exit is None else
+               {"terminated": {"exitCode": trainer_exit, "reason": "Completed" if trainer_exit == 0 else "Error",
+                               "message": message, "finishedAt": "2026-11-23T11:59:00Z"}})
+    pod["status"] = {"phase": "Running", "containerStatuses": [
+        {"name": "log-shipper", "state": {"running": {"startedAt": START}}},
+        {"name": "trainer", "state": trainer}]}
+    return pod
+
+
+def with_sidecars(**fields: Any) -> Any:
+    return make_job(status=status(**fields), podTemplate={"spec": {"containers": [SIDECAR]}},
+                    faultPolicy={"inPlaceRestart": False})
+
+
+def decide(job: Any, pods: list[dict[str, Any]]) -> dict[str, Any]:
+    return summary(reconcile(Observation(job=job, pools=POOLS, nodes=NODES, pods=pods, service_exists=True,
+                                         now=NOW)))
+
+
+def test_a_rank_whose_trainer_failed_beside_a_running_sidecar_ends_the_attempt() -> None:
+    """The job showed `all 2 rank(s) running` for ever, holding its accelerators, while rank 1's trainer was dead."""
+    report = json.dumps({"class": "device", "reason": "NpuChipFault", "message": "EL0001 chip", "rank": 1,
+                         "step": 130, "checkpointStep": 100, "resumedFrom": None})
+    message = ("device fault NpuChipFault: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop; no other "
+               "pool has room for 2 pod(s)")
+    fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
+             "class": "device", "reason": "NpuChipFault", "message": "EL0001 chip", "step": 130, "checkpointStep": 100}
+    assert decide(with_sidecars(), [beside_a_sidecar(0, None), beside_a_sidecar(1, 4, report)]) == nothing(
+        status(phase="Restarting", message=message, restarts=1, poolFaults=1, restartDelaySeconds=10, faults=[fault],
+               lastCheckpoint={"step": 100, "time": NOW_Z}, excludedNodes=["ascend-1"],
+               exclusions=[{"node": "ascend-1", "since": NOW_Z, "reason": "device/NpuChipFault"}],
+               conditions=[condition("Ready", False, "Restarting", message)]),
+        delete=["llama-a1-0", "llama-a1-1"], requeue_after=2.0, restarted=("ascend-910b", "device"),
+        events=[("Warning", "FaultDetected",
+                 "attempt 1, llama-a1-1 on node ascend-1: device/NpuChipFault: EL0001 chip"),
+                ("Normal", "Restarting", message)])
+
+
+def test_ranks_whose_trainers_all_finished_beside_sidecars_succeed_and_their_pods_go() -> None:
+    done = json.dumps({"class": "none", "reason": "Completed", "message": "trained", "step": 1000,
+                       "checkpointStep": 1000})
+    message = "all 2 rank(s) finished"
+    assert decide(with_sidecars(), [beside_a_sidecar(r, 0, done) for r in range(2)]) == nothing(
+        status(phase="Succeeded", message=message, completionTime=NOW_Z, lastCheckpoint={"step": 1000, "time": NOW_Z},
+               conditions=[condition("Ready", False, "Succeeded", message),
+                           condition("Succeeded", True, "Succeeded", message)]),
+        delete=["llama-a1-0", "llama-a1-1"], events=[("Normal", "Succeeded", message)])
+
+
+def test_a_rank_that_finished_first_beside_a_sidecar_waits_for_the_others() -> None:
+    assert decide(with_sidecars(), [beside_a_sidecar(0, 0), beside_a_sidecar(1, None)]) == nothing(
+        status(), requeue_after=30.0)
