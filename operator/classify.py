@@ -238,7 +238,8 @@ def _from_container(name: str, terminated: Obj, runtime_codes: bool = True) -> t
         if sig_name.startswith("signal "):
             return make(FaultClass.UNKNOWN, "Crashed", f"container {name} exited with code {code}"), False
         verb = "was stopped by" if why == "Terminated" else "died of"
-        return make(cls, why, f"container {name} {verb} {sig_name} (exit code {code})"), False
+        # Never enough to blame the node: a SIGTERM alone is as likely a `kubectl delete pod` as a node going away.
+        return replace(make(cls, why, f"container {name} {verb} {sig_name} (exit code {code})"), confident=False), False
     return make(FaultClass.UNKNOWN, "ExitCode", f"container {name} exited with code {code}"), False
 
 

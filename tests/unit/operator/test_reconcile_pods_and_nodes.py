@@ -82,3 +82,23 @@ def test_ranks_whose_trainers_all_finished_beside_sidecars_succeed_and_their_pod
 def test_a_rank_that_finished_first_beside_a_sidecar_waits_for_the_others() -> None:
     assert decide(with_sidecars(), [beside_a_sidecar(0, 0), beside_a_sidecar(1, None)]) == nothing(
         status(), requeue_after=30.0)
+
+
+def test_a_rank_stopped_by_sigterm_alone_restarts_without_blaming_its_node() -> None:
+    """`kubectl delete pod llama-a1-1` on a custom command: Failed with exit 143 and no DisruptionTarget before it
+    goes. A SIGTERM alone is no evidence against the node (seen a moment later, the same deletion is PodLost, which
+    excludes nothing either): it was excluded, shrinking the pool for nodeExclusionSeconds."""
+    job = make_job(status=status(), container={"command": ["torchrun", "train.py"]})
+    deleted = make_pod("llama", 1, 1, "Failed", "ascend-1", exit_code=143, reason="Error")
+    deleted["metadata"]["deletionTimestamp"] = "2026-11-23T11:59:30Z"
+    deleted["spec"]["containers"] = [{"name": "trainer", "command": ["torchrun", "train.py"]}]
+    message = "node fault Terminated: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop"
+    fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
+             "class": "node", "reason": "Terminated", "checkpointStep": 0,
+             "message": "container trainer was stopped by SIGTERM (exit code 143)"}
+    assert decide(job, [make_pod("llama", 1, 0, "Running", "ascend-0"), deleted]) == nothing(
+        status(phase="Restarting", message=message, restarts=1, restartDelaySeconds=10, faults=[fault],
+               conditions=[condition("Ready", False, "Restarting", message)]),
+        delete=["llama-a1-0"], requeue_after=2.0, restarted=("ascend-910b", "node"),
+        events=[("Warning", "FaultDetected", f"attempt 1, llama-a1-1 on node ascend-1: node/Terminated: "
+                 f"{fault['message']}"), ("Normal", "Restarting", message)])
