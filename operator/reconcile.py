@@ -59,6 +59,7 @@ from tandem.operator.step import (  # noqa: F401  (Decision, Event, set_conditio
 RECHECK_SECONDS = 30.0  # how soon a job waiting on something outside its pods looks again
 PROGRESS_SECONDS = 30.0  # how often a running job's checkpoints are read from its rank 0's log
 TEARDOWN_RECHECK_SECONDS = 2.0  # while the previous attempt's pods are still going away
+UNHEALTHY_SEEN_SECONDS = 60.0  # how often an excluded node seen unhealthy restarts its release clock
 
 
 def reconcile(obs: Observation) -> Decision:
@@ -107,13 +108,19 @@ def _release_exclusions(step: Step) -> None:
         node = obs.nodes_by_name.get(name)
         excluded_at = since.get(name, obs.now)  # excluded before exclusions were recorded: the clock starts now
         healthy_since = _healthy_since(node, obs.device_faults) if node is not None else None
-        start = max(excluded_at, healthy_since) if healthy_since is not None else None
+        unhealthy_for = (obs.now - excluded_at).total_seconds() if node is not None and healthy_since is None else 0
+        if unhealthy_for >= UNHEALTHY_SEEN_SECONDS:
+            # Still unhealthy (a chip fault reported while the node stays Ready): the clock restarts, to within
+            # a minute (not a status write on every reconcile).
+            since[name] = obs.now
+        start = max(since.get(name, obs.now), healthy_since) if healthy_since is not None else None
         if start is not None and (obs.now - start).total_seconds() >= hold:
             step.event("Normal", "NodeReleased", f"node {name} has been healthy for {hold}s: new pods may use it again")
         else:
             kept.append(name)
     status.excluded_nodes = kept
-    status.exclusions = [e for e in status.exclusions if e.node in kept]
+    status.exclusions = [e.model_copy(update={"since": since[e.node]}) if e.node in since else e
+                         for e in status.exclusions if e.node in kept]
     known = {e.node for e in status.exclusions}
     status.exclusions += [Exclusion(node=n, since=obs.now, reason="") for n in kept if n not in known]
 

@@ -113,7 +113,35 @@ def test_a_not_ready_node_stays_excluded() -> None:
     excluded = status(excludedNodes=["ascend-2"], exclusions=[{"node": "ascend-2", "since": Z, "reason": "node/X"}])
     nodes = [*NODES[:2], make_node("ascend-2", "ascend-910b", ready=False), *NODES[3:]]
     decision = decide(make_job(status=excluded), running_pods(), nodes=nodes, later=86400)
-    assert summary(decision) == nothing(excluded, requeue_after=30.0)
+    # Seen unhealthy now: its release clock starts over from now.
+    seen = (NOW + timedelta(seconds=86400)).isoformat().replace("+00:00", "Z")
+    assert summary(decision) == nothing(
+        {**excluded, "exclusions": [{"node": "ascend-2", "since": seen, "reason": "node/X"}]}, requeue_after=30.0)
+
+
+def test_a_node_ready_throughout_is_released_only_after_its_device_fault_has_been_gone_long_enough() -> None:
+    """A chip reported faulty for 1790 s while the node stayed Ready: released nodeExclusionSeconds after the
+    report cleared, not 10 s after (the release clock counted from the exclusion)."""
+    from tandem.operator.api import FaultClass
+    from tandem.operator.device_reports import DeviceFault
+
+    chip = DeviceFault(node="ascend-2", fault_class=FaultClass.DEVICE, reason="NpuChipFault", message="chip",
+                       source="ascend-device-plugin")
+    excluded = status(excludedNodes=["ascend-2"], exclusions=[{"node": "ascend-2", "since": Z, "reason": "node/X"}])
+    nodes = [*NODES[:2], _ready_since("ascend-2", "2026-11-01T00:00:00Z"), *NODES[3:]]
+    job = make_job(status=excluded, faultPolicy={"nodeExclusionSeconds": 1800})
+
+    def at(seconds: float, faults: dict[str, Any], job: TrainingJob = job) -> Decision:
+        return reconcile(Observation(job=job, pools=POOLS, nodes=nodes, pods=running_pods(), service_exists=True,
+                                     now=NOW + timedelta(seconds=seconds), device_faults=faults))
+
+    still = at(1790, {"ascend-2": [chip]})
+    seen = (NOW + timedelta(seconds=1790)).isoformat().replace("+00:00", "Z")
+    assert summary(still) == nothing(
+        {**excluded, "exclusions": [{"node": "ascend-2", "since": seen, "reason": "node/X"}]}, requeue_after=30.0)
+    cleared = make_job(status=still.status.to_dict(), faultPolicy={"nodeExclusionSeconds": 1800})
+    assert at(1800, {}, cleared).status.excluded_nodes == ["ascend-2"]
+    assert at(1790 + 1800, {}, cleared).status.excluded_nodes == []
 
 
 # --- gangs never deadlock ---------------------------------------------------------------------------------
