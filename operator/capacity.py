@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tandem.operator.api import AcceleratorPool
+from tandem.operator.api import AcceleratorPool, Toleration
 from tandem.operator.detect import faulty_node
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import Obj, is_bound, labels, node_is_ready, pod_ended, pool_nodes
@@ -51,17 +51,47 @@ def _devices(node: Obj, resource: str) -> int:
         return 0
 
 
+_UNSCHEDULABLE = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+def tolerated(taint: Obj, tolerations: Sequence[Toleration]) -> bool:
+    """Does one of `tolerations` tolerate `taint` (core/v1's matching rule)?"""
+    for t in tolerations:
+        effect = t.effect.value if t.effect else None
+        operator = t.operator.value if t.operator else "Equal"
+        if effect not in (None, taint.get("effect")):
+            continue
+        if t.key is None and operator == "Exists":
+            return True
+        if t.key == taint.get("key") and (operator == "Exists" or (t.value or "") == (taint.get("value") or "")):
+            return True
+    return False
+
+
+def schedulable(node: Obj, tolerations: Sequence[Toleration]) -> bool:
+    """Would the scheduler place a pod with `tolerations` on the node: not cordoned, and every NoSchedule or
+    NoExecute taint tolerated?"""
+    spec = node.get("spec") or {}
+    if spec.get("unschedulable") and not tolerated(_UNSCHEDULABLE, tolerations):
+        return False
+    return all(tolerated(t, tolerations) for t in spec.get("taints") or []
+               if isinstance(t, dict) and t.get("effect") in ("NoSchedule", "NoExecute"))
+
+
 def room(pool: AcceleratorPool, nodes: Sequence[Obj], device_faults: Mapping[str, Sequence[DeviceFault]],
-         excluded: Sequence[str], others: Sequence[Obj]) -> Room:
-    """`others`: pods of other jobs (and anything else bound to the pool's nodes), finished or not."""
+         excluded: Sequence[str], others: Sequence[Obj], tolerations: Sequence[Toleration] = ()) -> Room:
+    """`others`: pods of other jobs (and anything else bound to the pool's nodes), finished or not;
+    `tolerations`: the job's own, beside the pool's (a cordoned node, or one tainted against the pods, is no room)."""
     name, resource = str(pool.metadata.get("name", "")), pool.spec.device_resource
+    tolerations = [*pool.spec.tolerations, *tolerations]
     live = [p for p in others if not pod_ended(p)]
     used: Counter[str] = Counter()
     for pod in live:
         if is_bound(pod) and resource:
             used[pod["spec"]["nodeName"]] += _device_request(pod, resource)
     usable = [n for n in pool_nodes(pool, list(nodes))
-              if node_is_ready(n) and n["metadata"]["name"] not in excluded and faulty_node(n, device_faults) is None]
+              if node_is_ready(n) and n["metadata"]["name"] not in excluded and faulty_node(n, device_faults) is None
+              and schedulable(n, tolerations)]
     if not resource or pool.spec.accelerator.value == "cpu":
         fitting = len(usable)
     else:
@@ -75,8 +105,8 @@ def room(pool: AcceleratorPool, nodes: Sequence[Obj], device_faults: Mapping[str
 
 def rooms(pools: Mapping[str, AcceleratorPool], nodes: Sequence[Obj],
           device_faults: Mapping[str, Sequence[DeviceFault]], excluded: Sequence[str],
-          others: Sequence[Obj]) -> dict[str, Room]:
-    return {name: room(pool, nodes, device_faults, excluded, others) for name, pool in pools.items()}
+          others: Sequence[Obj], tolerations: Sequence[Toleration] = ()) -> dict[str, Room]:
+    return {name: room(pool, nodes, device_faults, excluded, others, tolerations) for name, pool in pools.items()}
 
 
 def checkpoint_source(volume: Mapping[str, object]) -> str:

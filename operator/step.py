@@ -165,7 +165,7 @@ class Step:
     @cached_property
     def rooms(self) -> dict[str, Room]:
         return rooms(self.obs.pools, self.obs.nodes, self.obs.device_faults, self.status.excluded_nodes,
-                     self.obs.others)
+                     self.obs.others, self.job.spec.pod_template.spec.tolerations)
 
     def ineligible(self, name: str) -> Refusal | None:
         """Why the job cannot run on pool `name` at all, or None."""

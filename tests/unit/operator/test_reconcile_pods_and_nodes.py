@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from builders import NOW, make_job, make_node, make_pod, make_pool
 from decisions import condition, nothing, summary, zulu
 
+from tandem.operator.capacity import room
 from tandem.operator.reconcile import Observation, reconcile
 
 POOLS = {"ascend-910b": make_pool()}
@@ -102,3 +104,56 @@ def test_a_rank_stopped_by_sigterm_alone_restarts_without_blaming_its_node() -> 
         delete=["llama-a1-0"], requeue_after=2.0, restarted=("ascend-910b", "node"),
         events=[("Warning", "FaultDetected", f"attempt 1, llama-a1-1 on node ascend-1: node/Terminated: "
                  f"{fault['message']}"), ("Normal", "Restarting", message)])
+
+
+# --- nodes the scheduler will not use are no room ----------------------------------------------------------------
+
+CORDONED = {"unschedulable": True, "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]}
+NPU_TAINT = {"key": "huawei.com/Ascend910", "value": "present", "effect": "NoSchedule"}
+
+
+def node_with(spec: dict[str, Any], name: str = "ascend-1") -> dict[str, Any]:
+    return {**make_node(name, "ascend-910b"), "spec": spec}
+
+
+@pytest.mark.parametrize(("spec", "tolerations", "counts"), [
+    ({}, [], True),
+    (CORDONED, [], False),
+    ({"taints": [NPU_TAINT]}, [], False),
+    ({"taints": [NPU_TAINT]}, [{"key": "huawei.com/Ascend910", "operator": "Exists"}], True),
+    ({"taints": [NPU_TAINT]}, [{"key": "huawei.com/Ascend910", "value": "present", "effect": "NoSchedule"}], True),
+    ({"taints": [NPU_TAINT]}, [{"key": "huawei.com/Ascend910", "value": "absent"}], False),
+    ({"taints": [NPU_TAINT]}, [{"key": "huawei.com/Ascend910", "operator": "Exists", "effect": "NoExecute"}], False),
+    ({"taints": [NPU_TAINT]}, [{"operator": "Exists"}], True),
+    ({"taints": [{**NPU_TAINT, "effect": "PreferNoSchedule"}]}, [], True),
+    ({"taints": [{**NPU_TAINT, "effect": "NoExecute"}]}, [], False),
+], ids=["plain", "cordoned", "tainted", "exists", "equal", "other-value", "other-effect", "everything",
+        "prefer-no-schedule", "no-execute"])
+def test_a_node_counts_as_room_only_where_the_scheduler_would_place_the_pod(
+        spec: dict[str, Any], tolerations: list[dict[str, Any]], counts: bool) -> None:
+    pool = make_pool(tolerations=tolerations)
+    assert room(pool, [make_node("ascend-0", "ascend-910b"), node_with(spec)], {}, [], []).free == (2 if counts else 1)
+
+
+def test_the_jobs_own_tolerations_count_beside_the_pools() -> None:
+    job = make_job(podTemplate={"spec": {"tolerations": [{"key": "huawei.com/Ascend910", "operator": "Exists"}]}})
+    nodes = [node_with({"taints": [NPU_TAINT]}, f"ascend-{i}") for i in range(2)]
+    decision = reconcile(Observation(job=job, pools=POOLS, nodes=nodes, pods=[], service_exists=False, now=NOW))
+    assert (decision.status.pool, decision.starts_attempt) == ("ascend-910b", True)
+
+
+def test_a_pool_whose_room_is_a_cordoned_node_is_skipped_at_once() -> None:
+    """A 2-node gang on ascend-910b with one node cordoned: it sat Pending for pendingTimeoutSeconds and then spent
+    a failover; it starts on h20 at once."""
+    pools = {**POOLS, "h20": make_pool("h20", "gpu", devices=4)}
+    nodes = [make_node("ascend-0", "ascend-910b"), node_with(CORDONED), make_node("h20-0", "h20"),
+             make_node("h20-1", "h20")]
+    decision = reconcile(Observation(job=make_job(), pools=pools, nodes=nodes, pods=[], service_exists=False, now=NOW))
+    message = ("attempt 1 on pool h20: 2 pod(s) of 4 device(s) (ascend-910b without room); image "
+               "example.org/tandem-runtime:gpu, command tandem-train")
+    assert summary(decision) == nothing(
+        {**status(phase="Pending", message=message, pool="h20", startTime=NOW_Z), "conditions": [
+            condition("Admitted", True, "Admitted", "pool h20 has room for 2 pod(s) on 2 usable node(s)"),
+            condition("Ready", False, "AttemptStarted", message)]},
+        create=["Service/llama", "Pod/llama-a1-0", "Pod/llama-a1-1"], events=[("Normal", "AttemptStarted", message)],
+        starts_attempt=True)
