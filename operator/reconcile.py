@@ -153,7 +153,7 @@ def _start_attempt(step: Step, pool: AcceleratorPool, attempt: int, why: str) ->
     if not step.obs.service_exists:
         step.decision.create.append(headless_service(step.job))
     for rank in range(spec.nodes):
-        step.decision.create.append(attempt_pod(step.job, pool, attempt, rank, status.excluded_nodes))
+        step.decision.create.append(attempt_pod(step.job, pool, attempt, rank, step.avoided_nodes(pool)))
     step.decision.starts_attempt = True
     return step.decision
 
@@ -278,7 +278,7 @@ def _follow_attempt(step: Step) -> Decision:
         master = _master_attempt(current, status.attempt)
         for rank in missing:
             if rank not in leaving:
-                step.decision.create.append(attempt_pod(step.job, pool, status.attempt, rank, status.excluded_nodes,
+                step.decision.create.append(attempt_pod(step.job, pool, status.attempt, rank, step.avoided_nodes(pool),
                                                         master_attempt=master))
         if not missing and _pending_too_long(step, current):
             return step.decision

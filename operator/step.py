@@ -23,7 +23,7 @@ from tandem.operator.api import (
 from tandem.operator.capacity import Room, checkpoint_source, rooms
 from tandem.operator.detect import faulty_node, node_name
 from tandem.operator.device_reports import DeviceFault
-from tandem.operator.observe import Obj, deleted_at, is_terminating, pod_ended, reported_checkpoint
+from tandem.operator.observe import Obj, deleted_at, is_terminating, pod_ended, pool_nodes, reported_checkpoint
 from tandem.operator.podspec import image_for
 
 TERMINAL = (JobPhase.SUCCEEDED, JobPhase.FAILED)
@@ -180,6 +180,13 @@ class Step:
         if image_for(self.job, pool) is None:
             return Refusal("NoImage", f"neither the job's container.image nor pool {name!r} names an image")
         return None
+
+    def avoided_nodes(self, pool: AcceleratorPool) -> list[str]:
+        """The nodes a new pod on `pool` must keep off: the job's excluded ones, and those that report a fault now
+        (admission counted them as no room; a rank bound there would fault at once and spend the failover budget)."""
+        faulty = {n["metadata"]["name"] for n in pool_nodes(pool, list(self.obs.nodes))
+                  if faulty_node(n, self.obs.device_faults) is not None}
+        return sorted({*self.status.excluded_nodes, *faulty})
 
     def capacity(self) -> dict[str, int]:
         """Pods each pool can take now; 0 for a pool the job cannot use."""

@@ -157,3 +157,22 @@ def test_a_pool_whose_room_is_a_cordoned_node_is_skipped_at_once() -> None:
             condition("Ready", False, "AttemptStarted", message)]},
         create=["Service/llama", "Pod/llama-a1-0", "Pod/llama-a1-1"], events=[("Normal", "AttemptStarted", message)],
         starts_attempt=True)
+
+
+def test_new_pods_keep_off_a_node_that_reports_a_fault_now() -> None:
+    """Admission counts a node with an open fault report (a RoCE port down, while the node stays Ready) as no room;
+    the pods must keep off it too, or a rank bound there faults at once and spends the failover budget."""
+    from tandem.operator.api import FaultClass
+    from tandem.operator.device_reports import DeviceFault
+
+    link_down = DeviceFault(node="ascend-2", fault_class=FaultClass.INTERCONNECT, reason="NpuNetworkUnhealthy",
+                            message="network unhealthy", source="ascend-device-plugin")
+    nodes = [make_node(f"ascend-{i}", "ascend-910b") for i in range(3)]
+    job = make_job(status={"excludedNodes": ["ascend-0"], "exclusions": [
+        {"node": "ascend-0", "since": NOW_Z, "reason": "device/X"}]})
+    nodes.append(make_node("ascend-3", "ascend-910b"))
+    decision = reconcile(Observation(job=job, pools=POOLS, nodes=nodes, pods=[], service_exists=True, now=NOW,
+                                     device_faults={"ascend-2": [link_down]}))
+    kept_off = [m["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                ["nodeSelectorTerms"][0]["matchFields"][0]["values"] for m in decision.create if m["kind"] == "Pod"]
+    assert (decision.status.pool, kept_off) == ("ascend-910b", [["ascend-0", "ascend-2"]] * 2)
