@@ -201,18 +201,22 @@ def test_an_ascend_device_fault_report_excludes_the_node_and_marks_the_pool(
 
 
 def test_pods_pending_past_the_timeout_fail_over(custom: Any, core: Any, wait_for: Any) -> None:
-    ascend = [n.metadata.name for n in core.list_node(label_selector="tandem.dev/pool=ascend-910b").items]
-    for node in ascend:  # cordoned: Ready, but nothing new lands there
-        core.patch_node(node, {"spec": {"unschedulable": True}})
+    # What the operator cannot see ahead of the scheduler: the job's own nodeSelector, which only h20's nodes
+    # match (a cordoned or tainted node it does see, and never admits a gang onto).
+    h20 = [n.metadata.name for n in core.list_node(label_selector="tandem.dev/pool=h20").items]
+    for node in h20:
+        core.patch_node(node, {"metadata": {"labels": {"tandem.test/zone": "reachable"}}})
     try:
-        submit(custom, "stuck", {"rank": 0, "attempts": []}, pendingTimeoutSeconds=2)
+        job = fault_job("stuck", {"rank": 0, "attempts": []}, pendingTimeoutSeconds=2)
+        job["spec"]["podTemplate"] = {"spec": {"nodeSelector": {"tandem.test/zone": "reachable"}}}
+        custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
         done = wait_phase(custom, wait_for, "stuck", "Succeeded")
         status = done["status"]
         assert (status["pool"], status["failovers"], status["restarts"], status["faults"]) == ("h20", 1, 0, [])
         assert "FailedOver" in event_reasons(core, "stuck")
     finally:
-        for node in ascend:
-            core.patch_node(node, {"spec": {"unschedulable": False}})
+        for node in h20:
+            core.patch_node(node, {"metadata": {"labels": {"tandem.test/zone": None}}})
 
 
 def test_the_operator_counted_restarts_and_failovers(operator: OperatorProcess) -> None:
