@@ -152,8 +152,9 @@ def _start_attempt(step: Step, pool: AcceleratorPool, attempt: int, why: str) ->
                  f"{short(shlex.join(trainer.command + trainer.args), COMMAND_IN_EVENT)}")
     if not step.obs.service_exists:
         step.decision.create.append(headless_service(step.job))
+    avoided = step.avoided_nodes(pool)
     for rank in range(spec.nodes):
-        step.decision.create.append(attempt_pod(step.job, pool, attempt, rank, step.avoided_nodes(pool)))
+        step.decision.create.append(attempt_pod(step.job, pool, attempt, rank, avoided))
     step.decision.starts_attempt = True
     return step.decision
 
@@ -276,9 +277,10 @@ def _follow_attempt(step: Step) -> Decision:
             step.decision.create.append(headless_service(step.job))
         leaving = {rank_of(p) for p in earlier if not pod_ended(p)}  # a rank's old pod goes before its new one
         master = _master_attempt(current, status.attempt)
+        avoided = step.avoided_nodes(pool) if missing else []
         for rank in missing:
             if rank not in leaving:
-                step.decision.create.append(attempt_pod(step.job, pool, status.attempt, rank, step.avoided_nodes(pool),
+                step.decision.create.append(attempt_pod(step.job, pool, status.attempt, rank, avoided,
                                                         master_attempt=master))
         if not missing and _pending_too_long(step, current):
             return step.decision
