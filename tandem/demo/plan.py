@@ -27,7 +27,7 @@ class StoryPlan:
 
 # Each fault lands a few steps after a checkpoint, so some finished steps are lost and trained again.
 FULL = StoryPlan(steps=150, interval=10, faults=((1, 47), (2, 86)))
-FAST = StoryPlan(steps=24, interval=4, faults=((1, 11), (2, 15)))
+FAST = StoryPlan(steps=16, interval=3, faults=((1, 8), (2, 11)))
 
 
 def demo_job(base: dict[str, Any], plan: StoryPlan, in_place: bool = True) -> dict[str, Any]:
