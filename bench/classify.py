@@ -10,7 +10,10 @@ vendor, a confusion matrix for each classifier (rows: the expected class, column
 per-class precision and recall, overall accuracy and the ratio of the two accuracies. Pure CPU, no torch;
 runs in seconds.
 
-    .venv/bin/python -P bench/classify.py [--corpus DIR] [--explain-misses]
+    .venv/bin/python -P bench/classify.py [--corpus DIR] [--explain-misses] [--table-speed]
+
+`--table-speed` also times the signature table alone on every line of the corpus: each entry searched on each line
+against the prefiltered search `tandem classify` uses (tandem/faults/prefilter.py), with the same entries found.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from tandem.faults import signatures
 from tandem.operator.classify import classify_log
 
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "faults" / "corpus"
@@ -278,6 +282,22 @@ def print_speed(lines: int) -> None:
     print(f"ours / baseline time: {timings['ours'] / timings['baseline']:.1f}")
 
 
+def print_table_speed(entries: list[dict[str, Any]]) -> None:
+    """The signature table on every line of the corpus's texts: each entry searched on each line (the reference),
+    and searched only where the text its pattern requires occurs (tandem.faults.prefilter), in the same run."""
+    lines = [line for entry in entries for line in str(entry["text"]).splitlines()]
+    print(f"\n## speed: the signature table on the corpus's {len(lines)} lines\n")
+    timings, found = {}, {}
+    for name, match in (("every entry", signatures.matching_every_entry), ("prefiltered", signatures.matching)):
+        start = time.perf_counter()
+        found[name] = [match(line) for line in lines]
+        timings[name] = time.perf_counter() - start
+        print(f"{name}: {timings[name]:.2f} s ({timings[name] / len(lines) * 1e3:.2f} ms a line)")
+    same = found["every entry"] == found["prefiltered"]
+    print(f"every entry / prefiltered time: {timings['every entry'] / timings['prefiltered']:.1f}; the same entries "
+          f"on every line: {same}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="folder of *.yaml (default: %(default)s)")
@@ -286,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                              "development part is tuned on)")
     parser.add_argument("--speed-lines", type=int, default=200_000,
                         help="lines of the big log timed at the end (0: skip; default: %(default)s)")
+    parser.add_argument("--table-speed", action="store_true",
+                        help="also time the signature table on every line of the corpus, prefiltered and not")
     args = parser.parse_args(argv)
     entries = load_corpus(args.corpus)
     if not entries:
@@ -301,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             print_misses(split, evaluations["ours"])
     if args.speed_lines > 0:
         print_speed(args.speed_lines)
+    if args.table_speed:
+        print_table_speed(entries)
     return 0
 
 
