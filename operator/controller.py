@@ -25,7 +25,7 @@ from tandem.operator.cluster_sync import RESYNC_DELAY_SECONDS, ClusterSync
 from tandem.operator.cluster_view import ClusterView
 from tandem.operator.kube import Conflict, Foreign, Kube, Obj, Refused
 from tandem.operator.metrics import FAILOVERS, IN_PLACE_RESTARTS, JOBS, RECONCILE_SECONDS, RECOVERY_SECONDS, RESTARTS
-from tandem.operator.observe import is_terminating, pod_ended
+from tandem.operator.observe import holds_node, is_terminating
 from tandem.operator.peering import PeeringGate
 from tandem.operator.pod_index import PodIndex
 from tandem.operator.pod_logs import PodLogs
@@ -169,7 +169,7 @@ class Controller(ClusterSync):
         try:
             job = TrainingJob.model_validate(raw)
         except pydantic.ValidationError as exc:
-            self._reject(raw, exc)
+            self._reject(raw, exc, fresh)
             return
         if job.status.pending_events:  # decided before a crash or an API error: posted now
             raw = self._post_pending(raw, job.status)
@@ -213,14 +213,19 @@ class Controller(ClusterSync):
 
     def _left_running(self, job: TrainingJob, fresh: bool) -> bool:
         """Does a pod of this finished job still run or wait to (the delete that went with the verdict failed)?"""
-        meta = job.metadata
+        return any(holds_node(p) for p in self._job_pods(job.metadata, fresh))
+
+    def _job_pods(self, meta: Obj, fresh: bool) -> list[Obj]:
+        """The job's pods: listed from the API (and the index corrected with that list), or, on the caches' view,
+        from the index."""
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
         if fresh:
-            pods = self.kube.list_job_pods(meta["namespace"], meta["name"], meta["uid"])
-        else:
-            if not self.pods.seeded:
-                self.list_pods()
-            pods = self.pods.job_pods(meta["namespace"], meta["name"], meta["uid"])
-        return any(not pod_ended(p) and not is_terminating(p) for p in pods)
+            pods = self.kube.list_job_pods(namespace, name, uid)
+            self.pods.correct(namespace, name, uid, pods)
+            return pods
+        if not self.pods.seeded:
+            self.list_pods()
+        return self.pods.job_pods(namespace, name, uid)
 
     def _observe(self, job: TrainingJob, fresh: bool) -> Observation:
         meta = job.metadata
@@ -230,11 +235,7 @@ class Controller(ClusterSync):
         service = service if service is not None else self.kube.get_service(namespace, name)
         if not self.watching or not self.pods.seeded:  # at start-up: one list of every pool pod; the watch keeps it
             self.list_pods()
-        if fresh:
-            pods = self.kube.list_job_pods(namespace, name, uid)
-            self.pods.correct(namespace, name, uid, pods)
-        else:
-            pods = self.pods.job_pods(namespace, name, uid)
+        pods = self._job_pods(meta, fresh)
         # Where the other jobs' pods are: the pool a fault or a long wait moves the job to must have room for it.
         others = [p for p in self.pods.pods(self.namespaces) if not owned_by(p, uid)]
         logged = self.logs.rank_zero(job, pods)
@@ -398,11 +399,12 @@ class Controller(ClusterSync):
         status.pending_events.append(PendingEvent(type="Warning", reason=reason, message=message, time=now))
         return status
 
-    def _delete_pods(self, raw: Obj, unfinished_only: bool) -> int:
-        """Delete the job's pods (those still running or waiting to, or all of them); how many there were."""
+    def _delete_pods(self, raw: Obj, unfinished_only: bool, fresh: bool = True) -> int:
+        """Delete the job's pods (those still running or waiting to, or all of them); how many there were. Each
+        delete carries the uid and resourceVersion seen: a stale view answers 409 and is observed again."""
         meta = raw["metadata"]
-        pods = [p for p in self.kube.list_job_pods(meta["namespace"], meta["name"], meta["uid"])
-                if not is_terminating(p) and not (unfinished_only and pod_ended(p))]
+        pods = [p for p in self._job_pods(meta, fresh)
+                if (holds_node(p) if unfinished_only else not is_terminating(p))]
         for pod in pods:
             self.kube.delete_pod(meta["namespace"], pod["metadata"]["name"], uid=pod["metadata"].get("uid"),
                                  resource_version=pod["metadata"].get("resourceVersion"))
@@ -433,14 +435,14 @@ class Controller(ClusterSync):
         if decision.in_place is not None:
             IN_PLACE_RESTARTS.labels(pool=decision.status.pool or "", outcome=decision.in_place).inc()
 
-    def _reject(self, raw: Obj, error: pydantic.ValidationError) -> None:
+    def _reject(self, raw: Obj, error: pydantic.ValidationError, fresh: bool) -> None:
         """A spec the API server let through but the operator cannot run (e.g. stored before the CRD's
         current schema): Failed with the reason, and the operator goes on with other jobs."""
         meta = raw["metadata"]
         message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())[:1000]
         status = dict(raw.get("status") or {})
         if status.get("phase") == JobPhase.FAILED.value:
-            self._delete_pods(raw, unfinished_only=True)  # a delete that failed when it was rejected
+            self._delete_pods(raw, unfinished_only=True, fresh=fresh)  # a delete that failed when it was rejected
             return
         now = self.clock()
         holder = TrainingJobStatus()
@@ -448,7 +450,8 @@ class Controller(ClusterSync):
         status.update(phase=JobPhase.FAILED.value, message=f"invalid spec: {message}",
                       completionTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                       conditions=[c.to_dict() for c in holder.conditions])
-        self.kube.patch_job_status(meta["namespace"], meta["name"], meta["resourceVersion"], status)
+        version = self.kube.patch_job_status(meta["namespace"], meta["name"], meta["resourceVersion"], status)
+        self.jobs.keep({**raw, "metadata": {**meta, "resourceVersion": version}, "status": status})
         self._posted(raw, None, PendingEvent(type="Warning", reason="InvalidSpec", message=message, time=now))
         log.warning("job_rejected", namespace=meta["namespace"], job=meta["name"], reason=message)
-        self._delete_pods(raw, unfinished_only=True)  # a Failed job holds no accelerators
+        self._delete_pods(raw, unfinished_only=True, fresh=fresh)  # a Failed job holds no accelerators

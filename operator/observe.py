@@ -56,6 +56,12 @@ def pod_ended(pod: Obj) -> bool:
     return str(pod.get("status", {}).get("phase") or "Pending") in ("Succeeded", "Failed")
 
 
+def holds_node(pod: Obj) -> bool:
+    """Does the pod still hold its node and devices with no delete on its way (it runs, or waits to)? What a job that
+    ends, or a decision that replaces its pods, deletes."""
+    return not pod_ended(pod) and not is_terminating(pod)
+
+
 def is_bound(pod: Obj) -> bool:
     return bool(pod.get("spec", {}).get("nodeName"))
 

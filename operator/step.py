@@ -23,7 +23,7 @@ from tandem.operator.api import (
 from tandem.operator.capacity import Room, checkpoint_source, rooms
 from tandem.operator.detect import faulty_node, node_name
 from tandem.operator.device_reports import DeviceFault
-from tandem.operator.observe import Obj, deleted_at, is_terminating, pod_ended, pool_nodes, reported_checkpoint
+from tandem.operator.observe import Obj, deleted_at, holds_node, pool_nodes, reported_checkpoint
 from tandem.operator.podspec import image_for
 
 TERMINAL = (JobPhase.SUCCEEDED, JobPhase.FAILED)
@@ -148,7 +148,7 @@ class Step:
     def delete_unfinished(self, pods: Sequence[Obj]) -> None:
         for pod in pods:
             name = pod["metadata"]["name"]
-            if not pod_ended(pod) and not is_terminating(pod) and name not in self.decision.delete:
+            if holds_node(pod) and name not in self.decision.delete:
                 self.decision.delete.append(name)
 
     def force_delete_stuck(self, pods: Sequence[Obj]) -> None:

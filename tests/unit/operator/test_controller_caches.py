@@ -177,3 +177,21 @@ def test_a_decision_on_a_stale_cache_never_deletes_the_pods_of_a_newer_attempt()
     assert api.calls == ["get job", "get service", "list pods", "status attempt 2"]  # no delete, no label
     assert sorted((name, p["metadata"]["labels"]["tandem.dev/attempt"]) for name, p in api.pods.items()) == [
         ("llama-a1-0", "2"), ("llama-a1-1", "2")]
+
+
+def test_a_job_rejected_for_its_spec_frees_its_ranks_from_the_caches_and_then_reads_nothing() -> None:
+    """A spec the operator cannot parse, on the caches' view: Failed, and its running rank deleted with the uid and
+    resourceVersion the index holds (no list from the API); the reconciles of the Failed job that follow (its own
+    status event, its pods' deletions) read nothing from the API."""
+    pods = [owned(p, f"p{i}", 15 + i) for i, p in enumerate(RANK_1_FAILED)]
+    raw = job(10, phase="Running", attempt=1)
+    raw["spec"]["nodes"] = 0
+    api = StrictAPI(raw, pods)
+    controller = watching(api, api.job, pods)
+    controller.reconcile_job("ml", "llama")
+    assert api.calls == ["status attempt 1", "event InvalidSpec", "delete llama-a1-0 at 15"]
+    assert (api.job["status"]["phase"], sorted(api.pods)) == ("Failed", ["llama-a1-1"])
+    api.calls.clear()
+    controller.pods.observe("DELETED", pods[0])  # the watch brings the deletion
+    controller.reconcile_job("ml", "llama")
+    assert api.calls == []
