@@ -197,8 +197,7 @@ class Controller(ClusterSync):
                 uid = job.metadata["uid"]
                 if not self.watching or not self.pods.seeded:  # nothing keeps the index current: list now
                     self.list_pods()
-                others = [p for p in self.pods.pods(self.namespaces) if not owned_by(p, uid)]
-                decision = reconcile(dataclasses.replace(observation, others=others))
+                decision = reconcile(dataclasses.replace(observation, others=self.pods.others(self.namespaces, uid)))
                 uncreated = [m for m in decision.create if m.get("kind") == "Pod"]
                 for manifest in uncreated:
                     self.pods.expect(manifest)
@@ -236,8 +235,6 @@ class Controller(ClusterSync):
         if not self.watching or not self.pods.seeded:  # at start-up: one list of every pool pod; the watch keeps it
             self.list_pods()
         pods = self._job_pods(meta, fresh)
-        # Where the other jobs' pods are: the pool a fault or a long wait moves the job to must have room for it.
-        others = [p for p in self.pods.pods(self.namespaces) if not owned_by(p, uid)]
         logged = self.logs.rank_zero(job, pods)
         return Observation(
             supervisors=self.logs.supervisors(job, pods),
@@ -248,7 +245,8 @@ class Controller(ClusterSync):
             pools=self._pools(),
             nodes=view.nodes,
             pods=pods,
-            others=others,
+            # Where the other jobs' pods are: the pool a fault or a long wait moves the job to must have room for it.
+            others=self.pods.others(self.namespaces, uid),
             service_exists=service is not None and owned_by(service, uid),
             service_foreign=service is not None and not owned_by(service, uid),
             now=self.clock(),

@@ -15,7 +15,7 @@ from the API unless its decision would delete or move one (operator/controller.p
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tandem.operator.podspec import JOB_LABEL, owned_by
@@ -73,6 +73,10 @@ class PodIndex(Watched):
         with self._lock:
             return [p for (ns, _), p in self._objects.items() if not namespaces or ns in namespaces]
 
+    def others(self, namespaces: Sequence[str], uid: str) -> OtherPods:
+        """The pods of `namespaces` that the job `uid` does not own: the room other jobs hold."""
+        return OtherPods(lambda: [p for p in self.pods(namespaces) if not owned_by(p, uid)])
+
     def job_pods(self, namespace: str, job: str, uid: str) -> list[Obj]:
         """The pods of one job (its label, and owned by its uid: a job recreated under the same name never sees
         the old one's pods), as `Kube.list_job_pods` would list them."""
@@ -111,3 +115,27 @@ class PodIndex(Watched):
             keys.discard(key)
             if not keys:
                 del self._by_job[_job_key(pod)]
+
+
+class OtherPods(Sequence[Obj]):
+    """Other jobs' pods, listed from the index the first time a decision reads them: only a decision that needs
+    room does (a new attempt, a fault, a long wait), so the steady state's reconciles never pay for a walk over
+    every pod of the cluster."""
+
+    def __init__(self, listing: Callable[[], list[Obj]]) -> None:
+        self._listing = listing
+        self._pods: list[Obj] | None = None
+
+    def _listed(self) -> list[Obj]:
+        if self._pods is None:
+            self._pods = self._listing()
+        return self._pods
+
+    def __getitem__(self, index: int) -> Obj:  # type: ignore[override]
+        return self._listed()[index]
+
+    def __len__(self) -> int:
+        return len(self._listed())
+
+    def __iter__(self) -> Iterator[Obj]:
+        return iter(self._listed())

@@ -13,6 +13,7 @@ from decisions import zulu
 
 from tandem.operator.controller import Controller
 from tandem.operator.kube import Conflict
+from tandem.operator.pod_index import OtherPods
 
 START = "2026-11-23T11:00:00Z"
 UID = "uid-job"
@@ -195,3 +196,26 @@ def test_a_job_rejected_for_its_spec_frees_its_ranks_from_the_caches_and_then_re
     controller.pods.observe("DELETED", pods[0])  # the watch brings the deletion
     controller.reconcile_job("ml", "llama")
     assert api.calls == []
+
+
+def test_a_steady_reconcile_never_walks_the_other_jobs_pods() -> None:
+    """Other jobs' pods are the room a decision that moves or starts an attempt needs; a reconcile that changes
+    nothing never lists them (a walk over every pod of the cluster on each reconcile, at a thousand nodes)."""
+    pods = [owned(p, f"p{i}", 15 + i) for i, p in enumerate(RUNNING)]
+    others = [make_pod("gpt", 1, rank, "Running", f"ascend-{rank}") for rank in (0, 1)]
+    api = StrictAPI(job(10, phase="Running", attempt=1), pods)
+    controller = watching(api, api.job, [*pods, *others])
+    walks: list[int] = []
+    every_pod = controller.pods.pods
+    controller.pods.pods = lambda namespaces: walks.append(1) or every_pod(namespaces)  # type: ignore[method-assign]
+    controller.reconcile_job("ml", "llama")
+    controller.reconcile_job("ml", "llama")
+    assert (api.calls, walks) == (["status attempt 1", "event Running", "status attempt 1"], [])
+
+
+def test_other_pods_are_listed_once_when_first_read() -> None:
+    listings: list[int] = []
+    pods = OtherPods(lambda: listings.append(1) or [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}])
+    assert listings == []
+    assert ([p["metadata"]["name"] for p in pods], len(pods), pods[1]["metadata"]["name"]) == (["a", "b"], 2, "b")
+    assert listings == [1]
