@@ -27,9 +27,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+import structlog
+
 from tandem.faults import read_log
 from tandem.faults.signatures import matching
-from tandem.runtime import recovery
+from tandem.runtime import process_tree, recovery
 from tandem.runtime.faults import Fault, FaultError, classify_exit, dumps, exit_code, termination_message
 from tandem.runtime.fence import fence_from_env
 from tandem.runtime.generations import Generations
@@ -42,6 +44,7 @@ from tandem.sdk import FAULT_DIR_ENV, PROGRESS_FILE_ENV
 # What a training loop prints as it goes: `step 12`, `step=12`, `step: 12`, Megatron's `iteration 12/ 1000`, and the
 # progress bar of the Hugging Face Trainer (tqdm: `| 12/1000 [`).
 DEFAULT_PROGRESS = re.compile(r"\bstep[ =:]\s*(\d+)|\biteration\s+(\d+)\s*/|\|\s*(\d+)/\d+\s*\[", re.IGNORECASE)
+log = structlog.get_logger("tandem.run")
 TAIL_LINES = 5000  # the end of the stream, kept whole
 EARLY_EVIDENCE = 2000  # lines before that which name a fault (a table entry, a Python exception) are kept too
 _EXCEPTION = re.compile(r"^\s*(?:\[rank\d+\]:\s*)?(?:Traceback \(most recent call last\)|[\w.]*(?:Error|Exception):)")
@@ -127,19 +130,25 @@ class Outcome:
 
 def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM the command's process group, then SIGKILL it after `grace` seconds (SIGCONT after SIGTERM: a
-    stopped process handles nothing until it continues)."""
+    stopped process handles nothing until it continues); then SIGKILL what is left of the command's whole tree, as
+    it was before the first signal (torchrun's workers run in sessions of their own: tandem.runtime.process_tree)."""
+    everything = process_tree.tree(proc.pid)
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
         try:
             os.killpg(proc.pid, sig)
             if sig == signal.SIGTERM:
                 os.killpg(proc.pid, signal.SIGCONT)
         except ProcessLookupError:
-            return
+            break
         try:
             proc.wait(timeout=wait)
-            return
+            break
         except subprocess.TimeoutExpired:
             continue
+    left = process_tree.end(everything)
+    if left:
+        log.warning("command_leftovers_killed", pids=left, grace=grace,
+                    reason="processes of the command outside its process group still ran after it ended")
 
 
 def _hang(stream: Stream, options: Options, started: float, now: float) -> str | None:

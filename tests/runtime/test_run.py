@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tandem.runtime import process_tree
 from tandem.runtime.run import Options, main, parse, run, with_job_deadlines
 
 EI0006 = ("EI0006: [PID: 1292363] 2025-04-08-18:07:20.444.436 Getting socket times out. Reason: Remote Rank did "
@@ -99,6 +100,34 @@ def test_a_hang_is_ended_and_reported_with_the_last_step(tmp_path: Path) -> None
     message = _message(tmp_path)
     assert (message["class"], message["reason"], message["step"]) == ("unknown", "NoProgress", 2)
     assert message["message"] == "no progress for 1 s after step 2; its last line: 'step 2'"
+
+
+def test_a_hang_ends_the_commands_processes_in_sessions_of_their_own(tmp_path: Path) -> None:
+    """torchrun starts its workers in sessions of their own: ending the command's process group left a worker that
+    handles SIGTERM (or is stuck in a driver call) running after its launcher was killed, holding its devices while
+    the next attempt started in the same pod."""
+    pid_file = tmp_path / "worker.pid"
+    script = _python(f'''
+        import pathlib, subprocess, sys, time
+        worker = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                                   "signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
+                                   "time.sleep(120)"], start_new_session=True, stdout=subprocess.PIPE, text=True)
+        worker.stdout.readline()
+        pathlib.Path({str(pid_file)!r}).write_text(str(worker.pid))
+        print("step 1", flush=True)
+        time.sleep(120)
+    ''')
+    try:
+        assert run(Options(script, progress_timeout=1.0, grace=0.5), _env(tmp_path)) == 1
+        worker = int(pid_file.read_text())
+        deadline = time.monotonic() + 10  # a SIGKILLed process is gone within milliseconds
+        while process_tree._stat(worker) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process_tree._stat(worker) is None
+    finally:
+        if pid_file.exists() and process_tree._stat(int(pid_file.read_text())) is not None:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert (_message(tmp_path)["class"], _message(tmp_path)["reason"]) == ("unknown", "NoProgress")
 
 
 def test_no_first_step_within_the_startup_timeout_is_a_hang_too(tmp_path: Path) -> None:
