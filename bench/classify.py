@@ -198,9 +198,9 @@ def _counts(entries: Sequence[Entry], key: str, order: Sequence[str]) -> str:
     return ", ".join(f"{name} {counts[name]}" for name in names)
 
 
-def print_matrix(name: str, evaluation: Evaluation) -> None:
+def print_matrix(name: str, evaluation: Evaluation, axes: str = "rows expected, columns predicted") -> None:
     classes, matrix = _classes(evaluation), evaluation.matrix
-    print(f"\n{name}: confusion (rows expected, columns predicted)\n")
+    print(f"\n{name}: confusion ({axes})\n")
     print(_row(["expected \\ predicted", *classes, "recall"]))
     print(_row(["---"] * (len(classes) + 2)))
     for cls in classes:
