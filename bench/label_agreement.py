@@ -61,7 +61,7 @@ def cohen_kappa(pairs: Sequence[tuple[str, str]]) -> float | None:
 def agreed(entries: Sequence[bench.Entry], labels: Mapping[str, Label], *, sure: bool = False) -> list[bench.Entry]:
     """The entries whose two labels are the same class (and, with `sure`, the second annotator was confident)."""
     return [e for e in entries if e["id"] in labels and labels[e["id"]]["class"] == e.get("class")
-            and (not sure or labels[e["id"]].get("confident", True))]
+            and (not sure or _sure(e, labels))]
 
 
 def as_second(entries: Sequence[bench.Entry], labels: Mapping[str, Label]) -> list[bench.Entry]:
@@ -73,39 +73,42 @@ def _line(name: str, evaluation: bench.Evaluation) -> str:
     return f"- {name}: {bench._pct(evaluation.accuracy)} ({evaluation.correct}/{evaluation.size})"
 
 
-def print_part(split: str, entries: Sequence[bench.Entry], labels: Mapping[str, Label]) -> None:
+def _sure(entry: bench.Entry, labels: Mapping[str, Label]) -> bool:
+    return bool(labels[entry["id"]].get("confident", True))
+
+
+def print_part(split: str, entries: Sequence[bench.Entry], labels: Mapping[str, Label],
+               verdicts: Mapping[str, tuple[str, str]]) -> None:
+    """One part's figures; `verdicts` (id -> ours' class and reason) is classified once for every part."""
     labelled = [e for e in entries if e["id"] in labels]
-    pairs = [(str(e.get("class")), str(labels[e["id"]]["class"])) for e in labelled]
-    same = sum(a == b for a, b in pairs)
-    kappa = cohen_kappa(pairs)
-    sure = sum(bool(labels[e["id"]].get("confident", True)) for e in labelled)
+
+    def scored(chosen: Sequence[bench.Entry]) -> bench.Evaluation:
+        return bench.Evaluation(tuple(bench.Result(e, *verdicts[e["id"]]) for e in chosen))
+
+    # The second annotator scored like a classifier against the first: its accuracy is their agreement.
+    annotators = bench.Evaluation(tuple(bench.Result(e, labels[e["id"]]["class"], "second label") for e in labelled))
+    sure = bench.Evaluation(tuple(r for r in annotators.results if _sure(r.entry, labels)))
+    kappa = cohen_kappa([(r.expected, r.got) for r in annotators.results])
     print(f"\n## {split}: {len(labelled)} of {len(entries)} texts labelled twice "
-          f"({sure} with a confident second label)\n")
-    print(f"annotators agree: {bench._pct(same / len(pairs) if pairs else None)} ({same}/{len(pairs)}), "
+          f"({sure.size} with a confident second label)\n")
+    print(f"annotators agree: {bench._pct(annotators.accuracy)} ({annotators.correct}/{annotators.size}), "
           f"Cohen's kappa {'-' if kappa is None else f'{kappa:.2f}'}")
-    sure_pairs = [(a, b) for (a, b), e in zip(pairs, labelled, strict=True) if labels[e["id"]].get("confident", True)]
-    print(f"annotators agree where the second was sure: "
-          f"{bench._pct(sum(a == b for a, b in sure_pairs) / len(sure_pairs) if sure_pairs else None)} "
-          f"({sum(a == b for a, b in sure_pairs)}/{len(sure_pairs)})")
-    # The annotators' confusion, shown with the bench's printer: rows the first label, columns the second.
-    pairs_as_results = bench.Evaluation(tuple(bench.Result(e, labels[e["id"]]["class"], "second label")
-                                              for e in labelled))
-    bench.print_matrix("the two annotators", pairs_as_results,
+    print(f"annotators agree where the second was sure: {bench._pct(sure.accuracy)} ({sure.correct}/{sure.size})")
+    bench.print_matrix("the two annotators", annotators,
                        "rows the first label, columns the second; recall: the share of a first label the second "
                        "shares, precision: the reverse")
-    both, both_sure = agreed(labelled, labels), agreed(labelled, labels, sure=True)
+    both_sure = scored(agreed(labelled, labels, sure=True))
     print("\nours (tandem classify --log):\n")
-    print(_line("against the first label", bench.evaluate(labelled)))
-    print(_line("against the second label", bench.evaluate(as_second(labelled, labels))))
-    print(_line("where the two labels agree", bench.evaluate(both)))
-    sure_eval = bench.evaluate(both_sure)
-    print(_line("where they agree and the second was sure", sure_eval))
+    print(_line("against the first label", scored(labelled)))
+    print(_line("against the second label", scored(as_second(labelled, labels))))
+    print(_line("where the two labels agree", scored(agreed(labelled, labels))))
+    print(_line("where they agree and the second was sure", both_sure))
     print("\nper class where they agree and the second was sure\n")
     print(bench._row(["class", "texts", "precision", "recall"]))
     print(bench._row(["---"] * 4))
-    counts = Counter(str(e.get("class")) for e in both_sure)
+    counts = Counter(r.expected for r in both_sure.results)
     for cls in bench.CLASSES:
-        print(bench._row([cls, counts[cls], bench._pct(sure_eval.precision(cls)), bench._pct(sure_eval.recall(cls))]))
+        print(bench._row([cls, counts[cls], bench._pct(both_sure.precision(cls)), bench._pct(both_sure.recall(cls))]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"second labels for texts not in the corpus: {', '.join(unknown_ids)}", file=sys.stderr)
         return 1
     print(f"# Two annotators on the fault corpus: {len(labels)} second labels for {len(entries)} texts")
+    verdicts = {r.entry["id"]: (r.got, r.reason) for r in bench.evaluate(entries).results}
     for split in (*bench.SPLITS, "all"):
-        print_part(split, bench.in_split(entries, split), labels)
+        print_part(split, bench.in_split(entries, split), labels, verdicts)
     return 0
 
 
