@@ -6,6 +6,7 @@ own."""
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -64,6 +65,12 @@ def main() -> None:
     checkpoints.wait()
     if dist.is_initialized():
         dist.destroy_process_group()
+    # End the process here, before the model's destructors run: PyTorch can deadlock when the DDP model drops its
+    # last reference to a gloo process group (the destructor joins gloo's thread with the GIL held while that thread
+    # waits for the GIL to free a finished collective's tensors; pytorch/pytorch#190489). The checkpoint is on disk.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ without a download; put `AutoModelForCausalLM.from_pretrained(...)` and your tok
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
@@ -50,6 +51,12 @@ def main() -> None:
         bf16=not on_cpu))
     trainer = Trainer(model=model, args=args, train_dataset=TokenStream(), callbacks=[TandemCallback()])
     trainer.train(resume_from_checkpoint=resume_from_checkpoint(output_dir))
+    # End the process here, before the Trainer's DDP model and process group are destroyed at exit: PyTorch can
+    # deadlock there (the gloo destructor joins its thread with the GIL held while that thread waits for the GIL;
+    # pytorch/pytorch#190489). The Trainer saved its last checkpoint before train() returned.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

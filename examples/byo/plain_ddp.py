@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -91,6 +92,12 @@ def main() -> None:
         if step % SAVE_EVERY == 0 or step == STEPS:
             dcp.save(state_of(model, optimizer, sample), checkpoint_id=str(folder / f"step-{step}"))
     dist.destroy_process_group()
+    # End the process here, before the model's destructors run: PyTorch can deadlock when the DDP model drops its
+    # last reference to a gloo process group (the destructor joins gloo's thread with the GIL held while that thread
+    # waits for the GIL to free a finished collective's tensors; pytorch/pytorch#190489). The checkpoint is on disk.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
