@@ -68,14 +68,28 @@ def run_example(custom: Any, core: Any, wait_for: Any, name: str, script: str, t
     return status, str(core.read_namespaced_pod_log(f"{name}-a{status['attempt']}-0", NS))
 
 
-def assert_restarted_then_failed_over(core: Any, wait_for: Any, name: str, status: dict[str, Any],
+def attempt_logs(cluster: Any, name: str, attempts: int, lines: int = 40) -> str:
+    """The end of each attempt's rank-0 log (the kubelet keeps it after the pod is deleted; an attempt restarted in
+    place wrote into its first pod's): a failed assertion shows them, so a rare failure can be read from CI's
+    output alone."""
+    said = []
+    for attempt in range(1, attempts + 1):
+        path = cluster.kubelet.log_path(NS, f"{name}-a{attempt}-0")
+        if path is not None and path.is_file():
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            said.append("\n".join([f"--- {name}-a{attempt}-0", *tail]))
+    return "\n".join(said)
+
+
+def assert_restarted_then_failed_over(core: Any, wait_for: Any, cluster: Any, name: str, status: dict[str, Any],
                                       faults: list[tuple[str, str, int]]) -> None:
     """Two faults on npu-two (`faults`: class, reason, the newest checkpoint then), a restart there (in place) from
     the first's checkpoint, a failover to gpu-one from the second's, and the last checkpoint at step 9."""
     assert [(f["class"], f["reason"], f["checkpointStep"], f["pool"]) for f in status["faults"]] == [
-        (*fault, "npu-two") for fault in faults], [f["message"] for f in status["faults"]]
+        (*fault, "npu-two") for fault in faults], "\n".join(
+        [*(f["message"] for f in status["faults"]), attempt_logs(cluster, name, status["attempt"])])
     assert (status["attempt"], status["pool"], status["failovers"], status["lastCheckpoint"]["step"]) == (
-        3, "gpu-one", 1, 9)
+        3, "gpu-one", 1, 9), attempt_logs(cluster, name, status["attempt"])
 
     def started() -> list[str] | None:  # Events are posted after the status
         events = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
@@ -122,11 +136,11 @@ def assert_continued_like_the_reference(log: str, reference_output: str) -> None
 @pytest.mark.timeout(420)
 @pytest.mark.usefixtures("small_pools")
 def test_the_sdk_ddp_example_restarts_fails_over_and_continues(custom: Any, core: Any, wait_for: Any,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path, cluster: Any) -> None:
     inject = ";".join(HCCL_AT.format(step=step, attempt=attempt) for step, attempt in ((4, 1), (7, 2)))
     status, log = run_example(custom, core, wait_for, "byo-sdk", "ddp_sdk.py", [], inject,
                               {"failoverAfterFaults": 2})
-    assert_restarted_then_failed_over(core, wait_for, "byo-sdk", status, [
+    assert_restarted_then_failed_over(core, wait_for, cluster, "byo-sdk", status, [
         ("interconnect", "HcclSocketTimeout", 3), ("interconnect", "HcclSocketTimeout", 6)])
     assert_continued_like_the_reference(log, reference("ddp_sdk.py", tmp_path)[0])
 
@@ -144,7 +158,7 @@ def test_the_plain_torchrun_example_survives_a_hang_and_hccls_error(custom: Any,
     status, log = run_example(custom, core, wait_for, "byo-plain", "plain_ddp.py",
                               ["--checkpoint-layout", "torchtitan", "--inject-faults", "--grace", "2"], inject,
                               {"failoverAfterFaults": 1, "progressTimeoutSeconds": 30})
-    assert_restarted_then_failed_over(core, wait_for, "byo-plain", status, [
+    assert_restarted_then_failed_over(core, wait_for, cluster, "byo-plain", status, [
         ("unknown", "NoProgress", 3), ("interconnect", "HcclSocketTimeout", 6)])
     assert_continued_like_the_reference(log, reference("plain_ddp.py", tmp_path)[0])
     assert sorted(p.name for p in cluster.kubelet.claim_dir(NS, "byo-plain-ckpt").glob("step-*")) == [
@@ -160,7 +174,7 @@ def test_the_hugging_face_trainer_example_keeps_its_trajectory(custom: Any, core
     inject = ";".join(HCCL_AT.format(step=step, attempt=attempt) for step, attempt in ((4, 1), (7, 2)))
     status, _ = run_example(custom, core, wait_for, "byo-hf", "hf_trainer.py",
                               ["--checkpoint-layout", "huggingface"], inject, {"failoverAfterFaults": 2})
-    assert_restarted_then_failed_over(core, wait_for, "byo-hf", status, [
+    assert_restarted_then_failed_over(core, wait_for, cluster, "byo-hf", status, [
         ("interconnect", "HcclSocketTimeout", 3), ("interconnect", "HcclSocketTimeout", 6)])
     _, folder = reference("hf_trainer.py", tmp_path)
 
