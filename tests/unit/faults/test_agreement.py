@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from tandem.operator.classify import classify_log
+from tandem.operator.classify import classify_log, classify_pod
 from tandem.runtime.faults import classify_exception, classify_text
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "faults"
@@ -95,3 +95,30 @@ def test_a_raised_exception_gets_the_same_class_on_both_sides(make: Callable[[],
     pod_log = "".join(f"[rank1]: {line}\n" for line in "".join(traceback.format_exception(exc)).splitlines())
     operator = classify_log(pod_log)
     assert runtime == (operator.fault_class.value, operator.reason) == expected
+
+
+# What the kubelet writes into the status of a pod it refuses at admission (pkg/kubelet/lifecycle/predicate.go and
+# pkg/kubelet/cm/devicemanager/manager.go; "Pod was rejected: " is the kubelet's prefix): the operator reads the
+# pod's status reason, and a person pastes the same words from `kubectl describe pod` into `tandem classify --log`.
+KUBELET_REJECTIONS = [
+    ("UnexpectedAdmissionError", "Pod was rejected: Allocate failed due to no healthy devices present; cannot allocate"
+     " unhealthy devices huawei.com/Ascend910, which is unexpected", "UnexpectedAdmissionError"),
+    ("UnexpectedAdmissionError", "Pod was rejected: Allocate failed due to previously allocated devices are no longer "
+     "healthy; cannot allocate unhealthy devices nvidia.com/gpu, which is unexpected", "UnexpectedAdmissionError"),
+    ("NodeAffinity", "Pod was rejected: Predicate NodeAffinity failed", "NodeAffinity"),
+    # The kubelet's reason names the resource (OutOf<name>); the table's reason is one for every resource.
+    ("OutOfhuawei.com/Ascend910", "Pod was rejected: Node didn't have enough resource: huawei.com/Ascend910, "
+     "requested: 8, used: 8, capacity: 8", "OutOfResource"),
+]
+
+
+@pytest.mark.parametrize(("reason", "message", "from_the_log"), KUBELET_REJECTIONS,
+                         ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(KUBELET_REJECTIONS)])
+def test_a_pod_the_kubelet_rejected_reads_the_same_from_its_status_and_from_its_words(
+        reason: str, message: str, from_the_log: str) -> None:
+    pod = {"metadata": {"name": "llama-a1-0"}, "spec": {"nodeName": "n1"},
+           "status": {"phase": "Failed", "reason": reason, "message": message}}
+    status = classify_pod(pod, None, [])
+    log = classify_log(f"  Warning  {reason}  12s  kubelet  {message.removeprefix('Pod was rejected: ')}")
+    assert ((status.fault_class.value, status.reason), (log.fault_class.value, log.reason)) == (
+        ("node", reason), ("node", from_the_log))
