@@ -97,28 +97,63 @@ def test_a_raised_exception_gets_the_same_class_on_both_sides(make: Callable[[],
     assert runtime == (operator.fault_class.value, operator.reason) == expected
 
 
-# What the kubelet writes into the status of a pod it refuses at admission (pkg/kubelet/lifecycle/predicate.go and
-# pkg/kubelet/cm/devicemanager/manager.go; "Pod was rejected: " is the kubelet's prefix): the operator reads the
-# pod's status reason, and a person pastes the same words from `kubectl describe pod` into `tandem classify --log`.
-KUBELET_REJECTIONS = [
-    ("UnexpectedAdmissionError", "Pod was rejected: Allocate failed due to no healthy devices present; cannot allocate"
-     " unhealthy devices huawei.com/Ascend910, which is unexpected", "UnexpectedAdmissionError"),
-    ("UnexpectedAdmissionError", "Pod was rejected: Allocate failed due to previously allocated devices are no longer "
-     "healthy; cannot allocate unhealthy devices nvidia.com/gpu, which is unexpected", "UnexpectedAdmissionError"),
-    ("NodeAffinity", "Pod was rejected: Predicate NodeAffinity failed", "NodeAffinity"),
-    # The kubelet's reason names the resource (OutOf<name>); the table's reason is one for every resource.
-    ("OutOfhuawei.com/Ascend910", "Pod was rejected: Node didn't have enough resource: huawei.com/Ascend910, "
-     "requested: 8, used: 8, capacity: 8", "OutOfResource"),
+
+# What Kubernetes writes into a pod's status, read by the operator from its fields, and the same words as
+# `kubectl describe pod` shows them (a status line, an Event), which a person pastes into `tandem classify --log`:
+# the kubelet's admission rejections (pkg/kubelet/lifecycle/predicate.go, pkg/kubelet/cm/devicemanager/manager.go;
+# "Pod was rejected: " is the kubelet's prefix), a container the kubelet lost (pkg/kubelet/kubelet_pods.go), the
+# scheduler's preemption and the taint manager's eviction (their Events; the pod's DisruptionTarget condition).
+def _rejected(reason: str, message: str) -> dict[str, Any]:
+    return {"phase": "Failed", "reason": reason, "message": f"Pod was rejected: {message}"}
+
+
+def _disrupted(reason: str) -> dict[str, Any]:
+    return {"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": reason}]}
+
+
+LOST = "The container could not be located when the pod was terminated"
+NO_HEALTHY = ("Allocate failed due to no healthy devices present; cannot allocate unhealthy devices "
+              "huawei.com/Ascend910, which is unexpected")
+NO_LONGER_HEALTHY = ("Allocate failed due to previously allocated devices are no longer healthy; cannot allocate "
+                     "unhealthy devices nvidia.com/gpu, which is unexpected")
+NO_ROOM = "Node didn't have enough resource: huawei.com/Ascend910, requested: 8, used: 8, capacity: 8"
+KUBERNETES_SAYS = [
+    ("no-healthy-devices", _rejected("UnexpectedAdmissionError", NO_HEALTHY),
+     f"  Warning  UnexpectedAdmissionError  12s  kubelet  {NO_HEALTHY}",
+     ("node", "UnexpectedAdmissionError"), ("node", "UnexpectedAdmissionError")),
+    ("devices-no-longer-healthy", _rejected("UnexpectedAdmissionError", NO_LONGER_HEALTHY),
+     f"Message:  Pod was rejected: {NO_LONGER_HEALTHY}",
+     ("node", "UnexpectedAdmissionError"), ("node", "UnexpectedAdmissionError")),
+    ("node-affinity", _rejected("NodeAffinity", "Predicate NodeAffinity failed"),
+     "  Warning  NodeAffinity  3s  kubelet  Predicate NodeAffinity failed",
+     ("node", "NodeAffinity"), ("node", "NodeAffinity")),
+    # The kubelet's reason names the resource (OutOf<name>); the table has one reason for every resource.
+    ("out-of-devices", _rejected("OutOfhuawei.com/Ascend910", NO_ROOM),
+     f"  Warning  OutOfhuawei.com/Ascend910  5s  kubelet  {NO_ROOM}",
+     ("node", "OutOfhuawei.com/Ascend910"), ("node", "OutOfResource")),
+    ("container-lost", {"phase": "Failed", "containerStatuses": [{"name": "trainer", "state": {"terminated": {
+        "reason": "ContainerStatusUnknown", "message": LOST, "exitCode": 137}}}]},
+     f"    State:          Terminated\n      Reason:       ContainerStatusUnknown\n      Message:      {LOST}\n"
+     "      Exit Code:    137", ("node", "ContainerStatusUnknown"), ("node", "ContainerStatusUnknown")),
+    # The condition's reason and the Event's words name the same disruption differently; the class is the same.
+    ("preempted", _disrupted("PreemptionByScheduler"),
+     "  Normal  Preempted  20s  default-scheduler  Preempted by pod 5b1c2d3e-aaaa-bbbb-cccc-0123456789ab on node n1",
+     ("node", "PreemptionByScheduler"), ("node", "Preempted")),
+    ("tainted-node", _disrupted("DeletionByTaintManager"),
+     "  Normal  TaintManagerEviction  40s  taint-eviction-controller  Marking for deletion Pod default/llama-a1-0",
+     ("node", "DeletionByTaintManager"), ("node", "DisruptionTarget")),
 ]
 
 
-@pytest.mark.parametrize(("reason", "message", "from_the_log"), KUBELET_REJECTIONS,
-                         ids=[f"{r}-{i}" for i, (r, _, _) in enumerate(KUBELET_REJECTIONS)])
-def test_a_pod_the_kubelet_rejected_reads_the_same_from_its_status_and_from_its_words(
-        reason: str, message: str, from_the_log: str) -> None:
-    pod = {"metadata": {"name": "llama-a1-0"}, "spec": {"nodeName": "n1"},
-           "status": {"phase": "Failed", "reason": reason, "message": message}}
-    status = classify_pod(pod, None, [])
-    log = classify_log(f"  Warning  {reason}  12s  kubelet  {message.removeprefix('Pod was rejected: ')}")
-    assert ((status.fault_class.value, status.reason), (log.fault_class.value, log.reason)) == (
-        ("node", reason), ("node", from_the_log))
+@pytest.mark.parametrize(("status", "words", "from_the_status", "from_the_words"), [c[1:] for c in KUBERNETES_SAYS],
+                         ids=[c[0] for c in KUBERNETES_SAYS])
+def test_what_kubernetes_wrote_reads_the_same_from_the_pod_and_from_its_words(
+        status: dict[str, Any], words: str, from_the_status: tuple[str, str],
+        from_the_words: tuple[str, str]) -> None:
+    pod = {"metadata": {"name": "llama-a1-0"},
+           "spec": {"nodeName": "n1", "containers": [{"name": "trainer", "command": ["python", "train.py"]}]},
+           "status": status}
+    read = classify_pod(pod, None, [])
+    log = classify_log(words)
+    assert ((read.fault_class.value, read.reason), (log.fault_class.value, log.reason)) == (
+        from_the_status, from_the_words)
