@@ -16,10 +16,10 @@ CyCoreSystems/asterisk-k8s-demo#25), CRI-O's "executable file `/bin/alloy` not f
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from tandem.faults import read_log
 from tandem.operator.api_types import FaultClass
 from tandem.operator.classification import Classification, Obj, as_dict, as_list, short
 
@@ -37,18 +37,10 @@ _IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
 _RUNTIME_FAILED = frozenset({"CreateContainerError", "RunContainerError"})
 # containerd's StartError (exit code 128) and dockershim's ContainerCannotRun: the command never ran.
 _START_REASONS = frozenset({"StartError", "ContainerCannotRun"})
-# runc/crun/CRI-O could not exec the command: missing, not in $PATH, not executable ("exec: \"x\": ...",
-# newer runc "exec /x: permission denied", CRI-O "executable file `x` not found in $PATH").
-_EXEC_FAILED = re.compile(
-    r"exec:? \\?\"?[^\"\n]*?\\?\"?: (?:executable file not found in \$PATH|stat [^\n]*?: no such file or directory"
-    r"|no such file or directory|permission denied)|executable file `[^`]*` not found in \$PATH",
-    re.IGNORECASE,
-)
-# A shell (`sh -c "..."`) that could not find (127) or run (126) the command it was given.
-_SHELL_FAILED = re.compile(
-    r"^(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh: (?:line )?(?:\d+: )?[^\n]*: (?:(?:command )?not found|Permission denied)$",
-    re.MULTILINE,
-)
+# The command is not there or cannot run: the shared table's entries (tandem/faults/signatures.yaml: runc's
+# `exec: "x": ...`, newer runc's `exec /x: ...`, CRI-O's backquotes, a shell's `sh: 1: x: not found`), the same that
+# name it in a log, so a message reads alike here and in `tandem classify --log`.
+_COMMAND_FAILURES = frozenset({"CommandNotFound", "CommandNotExecutable"})
 _SHELL_CODES = {127: "CommandNotFound", 126: "CommandNotExecutable"}
 
 
@@ -60,6 +52,11 @@ class StartFailure:
 
     found: Classification
     grace: bool
+
+
+def _command_failed(message: str) -> bool:
+    reading = read_log(message)
+    return reading is not None and reading.reason in _COMMAND_FAILURES
 
 
 def _verdict(pod: Obj, cls: FaultClass, reason: str, message: str, grace: bool) -> StartFailure:
@@ -75,7 +72,7 @@ def _waiting(pod: Obj, name: str, waiting: Obj) -> StartFailure | None:
     if reason in _IMAGE_PULL:
         return _verdict(pod, FaultClass.USER, reason, said, grace=True)
     if reason in _RUNTIME_FAILED:
-        if _EXEC_FAILED.search(message):
+        if _command_failed(message):
             return _verdict(pod, FaultClass.USER, reason, said, grace=False)
         return _verdict(pod, FaultClass.UNKNOWN, reason, said, grace=True)
     return None
@@ -91,11 +88,9 @@ def _terminated(pod: Obj, name: str, terminated: Obj) -> StartFailure | None:
     reason, message, code = str(terminated.get("reason") or ""), str(terminated.get("message") or ""), \
         _exit_code(terminated)
     said = f"container {name}: {reason}, exit code {code}: {message}"
-    if (reason in _START_REASONS or code in (126, 127, 128)) and _EXEC_FAILED.search(message):
+    if (reason in _START_REASONS or code in (126, 127, 128)) and _command_failed(message):
         why = reason if reason in _START_REASONS else _SHELL_CODES.get(code or 0, "StartError")
         return _verdict(pod, FaultClass.USER, why, said, grace=False)
-    if code in _SHELL_CODES and _SHELL_FAILED.search(message):
-        return _verdict(pod, FaultClass.USER, _SHELL_CODES[code], said, grace=False)
     return None
 
 

@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from tandem.operator.classify import classify_log, classify_pod
+from tandem.operator.container_start import start_failure
 from tandem.runtime.faults import classify_exception, classify_text
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "faults"
@@ -157,3 +158,36 @@ def test_what_kubernetes_wrote_reads_the_same_from_the_pod_and_from_its_words(
     log = classify_log(words)
     assert ((read.fault_class.value, read.reason), (log.fault_class.value, log.reason)) == (
         from_the_status, from_the_words)
+
+
+# A container that never ran its command (tests/data/faults/container_start.yaml: real texts, where the kubelet puts
+# them). The operator reads the kubelet's reason and exit code around the message; the message itself, in a log or
+# pasted, reads to the same class through the same table. Where the operator waits START_GRACE_SECONDS (a registry
+# that is down, a runtime that is slow), a message alone cannot know how long it lasted: `unknown`, a restart.
+START_FAILURES = yaml.safe_load((DATA / "container_start.yaml").read_text())
+FROM_THE_MESSAGE = {
+    "run-container-error-exec-not-found": ("user", "CommandNotFound"),
+    "run-container-error-permission-denied": ("user", "CommandNotExecutable"),
+    "containerd-start-error-exec-not-found": ("user", "CommandNotFound"),
+    "containerd-start-error-no-such-file": ("user", "CommandNotFound"),
+    "crio-create-container-error-not-in-path": ("user", "CommandNotFound"),
+    "crio-create-container-error-mount": ("unknown", "Unrecognized"),
+    "shell-command-not-found": ("user", "CommandNotFound"),
+    "shell-permission-denied": ("user", "CommandNotExecutable"),
+    "image-manifest-not-found": ("unknown", "Unrecognized"),
+    "image-pull-back-off": ("unknown", "Unrecognized"),
+    "invalid-image-name": ("user", "InvalidImageName"),
+    "create-container-config-error-configmap": ("user", "CreateContainerConfigError"),
+}
+
+
+@pytest.mark.parametrize("entry", START_FAILURES, ids=[e["id"] for e in START_FAILURES])
+def test_a_container_that_never_started_reads_the_same_from_its_state_and_its_message(entry: dict[str, Any]) -> None:
+    state = {key: entry[key] for key in ("reason", "message", "exitCode") if key in entry}
+    pod = {"metadata": {"name": "llama-a1-0"}, "spec": {"nodeName": "n1"},
+           "status": {"containerStatuses": [{"name": "trainer", "state": {entry["state"]: state}}]}}
+    found = start_failure(pod)
+    said = classify_log(entry["message"])
+    assert found is not None
+    assert ((found.found.fault_class.value, found.found.reason, found.grace), (said.fault_class.value, said.reason)) \
+        == ((entry["class"], entry["verdict"], entry["grace"]), FROM_THE_MESSAGE[entry["id"]])
