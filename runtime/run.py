@@ -248,10 +248,11 @@ def fault_of(outcome: Outcome, stream: Stream, reported: list[Fault] | None = No
     None when it finished."""
     if outcome.hang:
         return Fault("unknown", "NoProgress", outcome.hang, step=stream.last_step)
+    if outcome.terminated:  # even with exit code 0: a script that saves and exits when told to stop has not finished
+        return Fault("node", "Terminated", f"the pod was stopped (SIGTERM); the command ended with code "
+                     f"{outcome.returncode}", step=stream.last_step)
     if outcome.returncode == 0:
         return None
-    if outcome.terminated:
-        return Fault("node", "Terminated", "the pod was stopped (SIGTERM); the command ended", step=stream.last_step)
     if reported:
         return replace(reported[0], step=stream.last_step, time=None)
     reading = read_log(stream.text())

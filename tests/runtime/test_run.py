@@ -161,6 +161,25 @@ def test_sigterm_is_forwarded_and_the_message_says_so(tmp_path: Path) -> None:
     assert (message["class"], message["reason"], message["step"]) == ("node", "Terminated", 5)
 
 
+def test_a_command_that_exits_0_on_sigterm_was_stopped_not_finished(tmp_path: Path) -> None:
+    """A script that saves and exits 0 when told to stop (Megatron-LM's --exit-signal-handler does) must not end its
+    pod Succeeded: a drained node's rank would count as finished and the job with it. The pod was stopped."""
+    script = textwrap.dedent('''
+        import signal, sys, time
+        signal.signal(signal.SIGTERM, lambda *a: (print("saved, exiting", flush=True), sys.exit(0)))
+        print("step 5", flush=True)
+        time.sleep(120)
+    ''')
+    tandem_run = str(Path(sys.executable).with_name("tandem-run"))
+    proc = subprocess.Popen([tandem_run, "--grace", "5", "--", sys.executable, "-P", "-c", script],
+                            env=_env(tmp_path), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "step 5"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 6 and "saved, exiting" in proc.stdout.read()
+    message = _message(tmp_path)
+    assert (message["class"], message["reason"], message["step"]) == ("node", "Terminated", 5)
+
+
 def test_a_sigterm_as_the_command_starts_is_not_lost(tmp_path: Path) -> None:
     """tandem-run took SIGTERM's default action (death, no message) when the signal came after the command started
     and before its handler was in place: its output was already pumped, so the test above could send its SIGTERM
