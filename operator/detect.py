@@ -36,6 +36,7 @@ from tandem.operator.observe import (
     phase_of,
     rank_of,
     ready_condition,
+    stopped_from_outside,
 )
 from tandem.operator.podtemplate import custom_command
 
@@ -194,12 +195,13 @@ def _waiting(job: TrainingJob, pod: Obj, reports: Mapping[str, SupervisorReport]
 def _candidates(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Mapping[str, Obj],
                 device_faults: Mapping[str, Sequence[DeviceFault]], now: datetime,
                 reports: Mapping[str, SupervisorReport]) -> list[_Candidate]:
-    """Every failed rank, every rank still running on a node that died or reports a fault or whose supervisor
-    reports its workers' fault, and every rank whose container cannot start."""
+    """Every failed rank (and one that exited 0 after its pod was marked for disruption), every rank still running
+    on a node that died or reports a fault or whose supervisor reports its workers' fault, and every rank whose
+    container cannot start."""
     candidates: list[_Candidate] = []
     for pod in pods:
         node = nodes_by_name.get(node_name(pod) or "")
-        if phase_of(pod) == "Failed":
+        if phase_of(pod) == "Failed" or stopped_from_outside(pod):
             found = classify_pod(pod, node, device_faults.get(node_name(pod) or "", ()),
                                  launcher=_runs_launcher(job, pod))
             candidates.append(_Candidate(pod, found))

@@ -74,6 +74,15 @@ def is_finished(pod: Obj) -> bool:
     return phase_of(pod) in ("Succeeded", "Failed")
 
 
+def stopped_from_outside(pod: Obj) -> bool:
+    """Did the rank end with exit code 0 after its pod was marked for disruption (an eviction, a preemption, a
+    taint, the node's shutdown: the DisruptionTarget condition)? A script that saves and exits 0 when told to stop
+    has not finished: the job restarts from its checkpoint rather than counting the rank done."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    return phase_of(pod) == "Succeeded" and any(
+        isinstance(c, dict) and c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conditions)
+
+
 def _terminated_state(pod: Obj) -> Obj:
     """How the training container ended ({} while it runs); in a pod without one of that name, the first
     container that ended."""

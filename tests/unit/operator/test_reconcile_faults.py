@@ -404,3 +404,26 @@ def test_a_device_fault_the_runtime_reports_excludes_its_node() -> None:
         events=[("Warning", "FaultDetected", "attempt 1, llama-a1-1 on node ascend-1: device/NpuError: EZ9999: "
                  "aicore error on device 3"), ("Normal", "Restarting", restarting)],
         requeue_after=2.0, restarted=("ascend-910b", "device"))
+
+
+def test_a_rank_that_exits_0_after_its_pod_was_marked_for_disruption_was_stopped_not_finished() -> None:
+    """A drain's eviction SIGTERMs the rank; a script that saves and exits 0 then (Megatron-LM's
+    --exit-signal-handler) ends its pod Succeeded. The pod's DisruptionTarget condition says it was stopped: the job
+    restarts instead of counting every rank finished."""
+    pods = [make_pod("llama", 1, 0, "Succeeded", "ascend-0", exit_code=0),
+            make_pod("llama", 1, 1, "Succeeded", "ascend-1", exit_code=0)]
+    pods[1]["status"]["conditions"] = [{"type": "DisruptionTarget", "status": "True",
+                                        "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]
+    decision = decide(running(), pods)
+    restarting = "node fault EvictionByEvictionAPI: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop"
+    fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
+             "class": "node", "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting",
+             "checkpointStep": 0}
+    assert summary(decision) == nothing(
+        full(phase="Restarting", message=restarting, restarts=1, faults=[fault], restartDelaySeconds=10,
+             excludedNodes=["ascend-1"], exclusions=[{"node": "ascend-1", "since": NOW_Z,
+                                                      "reason": "node/EvictionByEvictionAPI"}],
+             conditions=[condition("Ready", False, "Restarting", restarting)]),
+        events=[("Warning", "FaultDetected", "attempt 1, llama-a1-1 on node ascend-1: node/EvictionByEvictionAPI: "
+                 "Eviction API: evicting"), ("Normal", "Restarting", restarting)],
+        requeue_after=2.0, restarted=("ascend-910b", "node"))
