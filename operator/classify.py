@@ -36,7 +36,7 @@ from tandem.operator.classification import (
 )
 from tandem.operator.container_start import START_GRACE_SECONDS, StartFailure, start_failure
 from tandem.operator.device_reports import DeviceFault, nvidia_faults
-from tandem.operator.observe import parse_report
+from tandem.operator.observe import disruption_target, parse_report
 from tandem.operator.podspec import CONTAINER
 from tandem.operator.podtemplate import is_launcher
 
@@ -258,11 +258,9 @@ def _from_pod_status(pod: Obj) -> Classification | None:
     if reason in _STATUS_REASONS or reason.startswith("OutOf"):
         return Classification(FaultClass.NODE, _STATUS_REASONS.get(reason, reason), _short(message or reason),
                               "pod-condition")
-    for cond in _list(status.get("conditions")):
-        cond = _dict(cond)
-        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
-            why = str(cond.get("reason") or "DisruptionTarget")
-            return Classification(FaultClass.NODE, why, _short(str(cond.get("message") or why)), "pod-condition")
+    if cond := disruption_target(pod):
+        why = str(cond.get("reason") or "DisruptionTarget")
+        return Classification(FaultClass.NODE, why, _short(str(cond.get("message") or why)), "pod-condition")
     return None
 
 

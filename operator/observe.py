@@ -74,13 +74,19 @@ def is_finished(pod: Obj) -> bool:
     return phase_of(pod) in ("Succeeded", "Failed")
 
 
+def disruption_target(pod: Obj) -> Obj:
+    """The pod's DisruptionTarget condition when it is True (an eviction, a preemption, a taint or the node's
+    shutdown marked the pod for deletion), else {}; {} for a malformed pod too."""
+    status = pod.get("status") if isinstance(pod, dict) else None
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    return next((c for c in conditions if isinstance(c, dict) and c.get("type") == "DisruptionTarget"
+                 and c.get("status") == "True"), {}) if isinstance(conditions, list) else {}
+
+
 def stopped_from_outside(pod: Obj) -> bool:
-    """Did the rank end with exit code 0 after its pod was marked for disruption (an eviction, a preemption, a
-    taint, the node's shutdown: the DisruptionTarget condition)? A script that saves and exits 0 when told to stop
-    has not finished: the job restarts from its checkpoint rather than counting the rank done."""
-    conditions = pod.get("status", {}).get("conditions") or []
-    return phase_of(pod) == "Succeeded" and any(
-        isinstance(c, dict) and c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conditions)
+    """Did the rank end with exit code 0 after its pod was marked for disruption? A script that saves and exits 0
+    when told to stop has not finished: the job restarts from its checkpoint rather than counting the rank done."""
+    return phase_of(pod) == "Succeeded" and bool(disruption_target(pod))
 
 
 def _terminated_state(pod: Obj) -> Obj:
