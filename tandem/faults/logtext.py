@@ -54,7 +54,8 @@ class Line:
 
     @property
     def evidence(self) -> bool:
-        """Does the line carry an error? INFO and DEBUG output only describes; it never classifies."""
+        """Does the line carry an error? INFO and DEBUG output only describes; it never classifies (a component's own
+        verdict logged at INFO is read by the table's report entries alone: tandem.faults.signatures)."""
         return self.level not in _QUIET
 
     @property

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from tandem.faults.logtext import Line, Raised, frames_of, library_near, lines_of, raised_in
-from tandem.faults.signatures import Signature, matching
+from tandem.faults.signatures import Signature, matching, reports_matching
 from tandem.faults.taxonomy import (
     IMPORT_ERRORS,
     LAUNCHER_WRAPPERS,
@@ -99,7 +99,7 @@ def _judged(signature: Signature, line: Line, library: bool) -> tuple[FaultClass
     """The class an entry gives on this line: the Xid number refines an Xid line; a weak entry names the
     hardware only where the library printed it, and never the user."""
     cls, reason = signature.fault_class, signature.reason
-    if signature.id == "gpu-xid":
+    if signature.reason == "GpuXid":
         classes = [xid_class(x) for x in xid_numbers(line.text)]
         if classes and FaultClass.DEVICE not in classes:
             if FaultClass.INTERCONNECT not in classes:
@@ -118,9 +118,9 @@ def _matches(lines: list[Line], origin: Raised | None) -> list[Match]:
     found = []
     frames: str | None = None
     for line in lines:
-        if not line.evidence or (line.number < start and not line.library):
+        if line.number < start and not line.library:
             continue
-        signatures = matching(line.text)
+        signatures = matching(line.text) if line.evidence else reports_matching(line.text)
         library = library_near(lines, line.number) if signatures else False  # once per line, not per entry
         for signature in signatures:
             if signature.context and not signature.context.search(line.text):

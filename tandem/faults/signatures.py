@@ -39,6 +39,9 @@ class Signature:
     # Where the entry holds: a second pattern that must occur on the line or in the frames of the log's tracebacks
     # (where the error was raised: "an I/O error inside a save"); None holds everywhere.
     context: re.Pattern[str] | None = None
+    # A component's own verdict that its authors log at INFO (the NVIDIA device plugin marking a GPU unhealthy, the
+    # node controller's condition message): it stands on a line at any level, where other entries need an error line.
+    report: bool = False
 
     @property
     def strong(self) -> bool:
@@ -62,9 +65,14 @@ def guarded(pattern: str) -> str:
 
 
 def _signature(order: int, raw: object) -> Signature:
-    entry, where, cls = checked_class(raw, f"entry {order}", "id", _FIELDS, ("note", "context"), SignatureTableError)
+    entry, where, cls = checked_class(raw, f"entry {order}", "id", _FIELDS, ("note", "context", "report"),
+                                      SignatureTableError)
     if "context" in entry and (not isinstance(entry["context"], str) or not entry["context"].strip()):
         raise SignatureTableError(f"{where}: context is not a string")
+    if not isinstance(entry.get("report", False), bool):
+        raise SignatureTableError(f"{where}: report is not true or false")
+    if entry.get("report") and entry["strength"] != "strong":
+        raise SignatureTableError(f"{where}: a report is strong (a component's own verdict), not {entry['strength']}")
     try:
         pattern = re.compile(guarded(entry["pattern"]), re.IGNORECASE)
         context = re.compile(entry["context"], re.IGNORECASE) if "context" in entry else None
@@ -73,7 +81,8 @@ def _signature(order: int, raw: object) -> Signature:
     if entry["vendor"] not in VENDORS:
         raise SignatureTableError(f"{where}: vendor {entry['vendor']!r} is not one of {sorted(VENDORS)}")
     return Signature(entry["id"], cls, entry["reason"], entry["vendor"], entry["strength"], pattern,
-                     entry["source"], str(entry.get("note") or ""), order, context=context)
+                     entry["source"], str(entry.get("note") or ""), order, context=context,
+                     report=entry.get("report", False))
 
 
 # The code table's entries in the order they decide among themselves, as the phrase table's sections do: memory,
@@ -132,6 +141,19 @@ def matching(line: str) -> list[Signature]:
     """Every entry that the line matches (a phrase entry's pattern, a code entry's code), in precedence order."""
     phrases = _phrases()  # searched only where the text each pattern requires occurs (tandem.faults.prefilter)
     return _with_codes(line, [phrases[i] for i in _prefilter().candidates(line) if phrases[i].pattern.search(line)])
+
+
+@cache
+def _reports() -> tuple[tuple[Signature, ...], Prefilter]:
+    reports = tuple(s for s in _phrases() if s.report)
+    return reports, Prefilter([s.pattern for s in reports])
+
+
+def reports_matching(line: str) -> list[Signature]:
+    """The report entries the line matches, in precedence order: what a line at INFO or DEBUG may still say (most
+    lines of a log are INFO: the prefilter spares them the searches)."""
+    reports, prefilter = _reports()
+    return [reports[i] for i in prefilter.candidates(line) if reports[i].pattern.search(line)]
 
 
 def matching_every_entry(line: str) -> list[Signature]:

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from tandem.operator.classify import classify_log, classify_pod
+from tandem.operator.classify import classify_log, classify_node, classify_pod
 from tandem.operator.container_start import start_failure
 from tandem.runtime.faults import classify_exception, classify_text
 
@@ -158,6 +158,18 @@ def test_what_kubernetes_wrote_reads_the_same_from_the_pod_and_from_its_words(
     log = classify_log(words)
     assert ((read.fault_class.value, read.reason), (log.fault_class.value, log.reason)) == (
         from_the_status, from_the_words)
+
+
+def test_a_node_the_control_plane_lost_reads_the_same_from_the_node_and_from_kubectl_describe() -> None:
+    """The node lifecycle controller's Ready=Unknown condition (pkg/controller/nodelifecycle), read by the operator
+    from the Node, and its row as `kubectl describe node` prints it, pasted into `tandem classify --log`."""
+    said = "Kubelet stopped posting node status."
+    node = {"metadata": {"name": "n1"}, "status": {"conditions": [
+        {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": said}]}}
+    described = (f"  Ready   Unknown   Mon, 17 Feb 2016 13:58:47 +0000   Mon, 17 Feb 2016 13:59:30 +0000   "
+                 f"NodeStatusUnknown   {said}")
+    read, log = classify_node(node, []), classify_log(described)
+    assert (read.fault_class.value, read.reason) == (log.fault_class.value, log.reason) == ("node", "NodeUnreachable")
 
 
 # A container that never ran its command (tests/data/faults/container_start.yaml: real texts, where the kubelet puts

@@ -343,6 +343,34 @@ CASES += [
 ]
 
 
+# Reports: a component's own verdict, which its authors log at INFO (the NVIDIA device plugin's klog.Infof in
+# internal/rm/health.go and server.go, the node lifecycle controller's condition message). The level of the line
+# is the reporter's habit, not a mention: these stand on a line at any level.
+CASES += [
+    ("device-plugin-xid-at-info",
+     "I0809 13:32:51.873541       1 health.go:185] XidCriticalError: Xid=94 on Device=GPU-3b6ec030-5adc-1847-e155-"
+     "79f635584b4e; marking device as unhealthy.\nI0809 13:32:51.873567       1 server.go:292] 'nvidia.com/gpu' "
+     "device marked unhealthy: GPU-3b6ec030-5adc-1847-e155-79f635584b4e",
+     "https://github.com/akash-network/support/issues/244", ("device", "GpuXid", 1, "nvidia-device-plugin-xid")),
+    ("device-plugin-xid-old-format",
+     "2020/08/10 19:09:42 XidCriticalError: Xid=69 on Device=GPU-7540a9b3-eeb9-1214-1526-f93c9ea826a8, the device "
+     "will go unhealthy.", "https://github.com/NVIDIA/k8s-device-plugin/issues/189",
+     ("device", "GpuXid", 1, "nvidia-device-plugin-xid")),
+    ("device-plugin-unhealthy-without-the-xid",
+     "I0809 13:32:51.873567       1 server.go:292] 'nvidia.com/gpu' device marked unhealthy: GPU-3b6ec030-5adc",
+     "https://github.com/NVIDIA/k8s-device-plugin/blob/main/internal/plugin/server.go",
+     ("device", "GpuMarkedUnhealthy", 1, "nvidia-device-plugin-unhealthy")),
+    ("device-plugin-application-xid-proves-nothing",
+     "I0810 15:36:05.551834       1 health.go:169] XidCriticalError: Xid=13 on Device=GPU-455e672a; marking device "
+     "as unhealthy.", "https://github.com/NVIDIA/k8s-device-plugin/blob/main/internal/rm/health.go (an Xid the "
+     "plugin's skip list was told to count)", ("unknown", "GpuApplicationXid", 1, "nvidia-device-plugin-xid")),
+    ("node-condition-at-info",
+     "Feb 17 13:58:47.304: INFO: Condition Ready of node e2e-gce-builder-2-3-minion-kb53 is false instead of true. "
+     "Reason: NodeStatusUnknown, message: Kubelet stopped posting node status.",
+     "https://github.com/kubernetes/kubernetes/issues/21485", ("node", "NodeUnreachable", 1, "node-status-unknown")),
+]
+
+
 @pytest.mark.parametrize(("text", "source", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_the_whole_decision(text: str, source: str, expected: tuple[str, str, int, str | None]) -> None:
     reading = read_log(text)
@@ -353,7 +381,9 @@ def test_the_whole_decision(text: str, source: str, expected: tuple[str, str, in
 
 
 @pytest.mark.parametrize("text", ["", "  \n", "epoch 3 loss 1.23\nepoch 4 loss 1.19", NCCL_ROCE_INFO,
-                                  "[INFO] 2024-05-21 HCCL RoCE link up: rank 3 ok", HEALTHY_REMAPPED_ROWS])
+                                  "[INFO] 2024-05-21 HCCL RoCE link up: rank 3 ok", HEALTHY_REMAPPED_ROWS,
+                                  "I1228 03:09:48.1 1 rollout.go:12] node gpu-3 NodeNotReady earlier, now Ready",
+                                  "INFO: retrying: the device was unhealthy a minute ago"])
 def test_output_without_an_error_holds_no_evidence(text: str) -> None:
     assert read_log(text) is None
 

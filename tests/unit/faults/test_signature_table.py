@@ -43,6 +43,8 @@ def test_the_shipped_table_loads_with_every_class_and_vendor() -> None:
     (("  vendor: generic\n", "  vendor: generic\n  colour: red\n"), "unknown fields ['colour']"),
     (("  vendor: generic\n", "  vendor: generic\n  context: '(save'\n"), "entry 0 (disk-full): missing )"),
     (("  vendor: generic\n", "  vendor: generic\n  context: 3\n"), "entry 0 (disk-full): context is not a string"),
+    (("  vendor: generic\n", "  vendor: generic\n  report: 'yes'\n"), "entry 0 (disk-full): report is not true or"),
+    (("strength: strong", "strength: weak\n  report: true"), "entry 0 (disk-full): a report is strong"),
 ])
 def test_a_malformed_entry_is_refused_naming_the_entry_and_the_field(change: tuple[str, str], names: str) -> None:
     assert len(parse_table(GOOD)) == 1
