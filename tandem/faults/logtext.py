@@ -79,8 +79,17 @@ def _level(raw: str) -> str | None:
 MAX_LINE = 4096
 
 
+def _unquoted(text: str) -> str:
+    """A line as it reads without markdown's inline quote: a log pasted from an issue or a chat into `tandem
+    classify --log` often quotes its error line in backticks (a fence, three backticks, stays as it is)."""
+    if text.startswith("`") and not text.startswith("``"):
+        text = text[1:]
+        return text[:-1] if text.endswith("`") and not text.endswith("``") else text
+    return text
+
+
 def lines_of(text: str) -> list[Line]:
-    return [Line(n, raw[:MAX_LINE], _PREFIX.sub("", raw[:MAX_LINE]).rstrip(), _level(raw))
+    return [Line(n, raw[:MAX_LINE], _unquoted(_PREFIX.sub("", raw[:MAX_LINE]).rstrip()), _level(raw))
             for n, raw in enumerate(text.splitlines())]
 
 

@@ -371,6 +371,19 @@ CASES += [
 ]
 
 
+# Text pasted from an issue or a chat into `tandem classify --log`: markdown quotes a line in backticks.
+CASES += [
+    ("an-exception-quoted-in-backticks",
+     "`ValueError: You can't train a model that has been loaded in 8-bit precision on a different device than the "
+     "one you're training on.`", "https://github.com/yangjianxin1/Firefly/issues/256",
+     ("user", "PythonException", 2, None)),
+    ("an-hccl-line-quoted-in-backticks",
+     "`EI0006: [PID: 1292363] 2025-04-08-18:07:20.444.436 Getting socket times out. Reason: Remote Rank did not send "
+     "the data in time.`", "https://github.com/vllm-project/vllm-ascend/issues/486 (quoted)",
+     ("interconnect", "HcclSocketTimeout", 3, "hccl-socket-timeout")),
+]
+
+
 @pytest.mark.parametrize(("text", "source", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_the_whole_decision(text: str, source: str, expected: tuple[str, str, int, str | None]) -> None:
     reading = read_log(text)
