@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from tandem.faults.logtext import Line, Raised, frames_of, library_near, lines_of, raised_in
-from tandem.faults.signatures import Signature, matching, reports_matching
+from tandem.faults.signatures import Signature, matching, may_hold_a_report, reports_matching
 from tandem.faults.taxonomy import (
     IMPORT_ERRORS,
     LAUNCHER_WRAPPERS,
@@ -112,15 +112,16 @@ def _judged(signature: Signature, line: Line, library: bool) -> tuple[FaultClass
     return cls, reason
 
 
-def _matches(lines: list[Line], origin: Raised | None) -> list[Match]:
-    """Every entry on every line of evidence, in table order, then line order."""
+def _matches(lines: list[Line], origin: Raised | None, reports: bool) -> list[Match]:
+    """Every entry on every line of evidence (and every report entry on the other lines, where `reports` says one
+    may be there), in table order, then line order."""
     start = origin.root.index if origin else 0
     found = []
     frames: str | None = None
     for line in lines:
         if line.number < start and not line.library:
             continue
-        signatures = matching(line.text) if line.evidence else reports_matching(line.text)
+        signatures = matching(line.text) if line.evidence else reports_matching(line.text) if reports else []
         library = library_near(lines, line.number) if signatures else False  # once per line, not per entry
         for signature in signatures:
             if signature.context and not signature.context.search(line.text):
@@ -173,7 +174,7 @@ def read_log(text: str) -> Reading | None:
         return None
     lines = lines_of(text)
     origin = _origin(raised_in(lines))
-    found = _matches(lines, origin)
+    found = _matches(lines, origin, may_hold_a_report(text))
     strong = [m for m in found if m.signature.strong]
     # 1. A root cause the library, the driver or the kubelet named.
     first = next((m for m in strong if not m.symptom), None)

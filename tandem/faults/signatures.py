@@ -149,6 +149,12 @@ def _reports() -> tuple[tuple[Signature, ...], Prefilter]:
     return reports, Prefilter([s.pattern for s in reports])
 
 
+def may_hold_a_report(text: str) -> bool:
+    """Could a report entry match anywhere in the text? One pass over a whole log, so that its INFO lines (most of
+    any log) are searched line by line only when one could."""
+    return bool(_reports()[1].candidates(text))
+
+
 def reports_matching(line: str) -> list[Signature]:
     """The report entries the line matches, in precedence order: what a line at INFO or DEBUG may still say (most
     lines of a log are INFO: the prefilter spares them the searches)."""
