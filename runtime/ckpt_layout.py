@@ -29,7 +29,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +45,10 @@ FOREIGN_EVENT = "foreign_checkpoint"
 # the run's length, and the recovery policy (`checkpoint.onUnreadable`), which shapes no tensor. Leaving the
 # policy out also keeps every fingerprint written before the field existed.
 _NOT_SHAPING_FIELDS = ("steps", "checkpoint")
+# How a run is watched and reported, not what it trains: left out of the fingerprint since 2026-12-04 (a longer
+# watchdog or another metrics port between attempts is the same training). Checkpoints written before still
+# carry the fingerprint with them, which `config_fingerprints` keeps accepting.
+_WATCH_FIELDS = ("watchdogSeconds", "metrics")
 QUARANTINED_EVENT = "checkpoint_quarantined"
 FORMAT = "tandem-dcp-v2"  # v2: per-file checksums and the manifest's own digest (verify.py)
 LEGACY_FORMAT = "tandem-dcp-v1"  # sizes only: still resumed, unverified
@@ -297,11 +301,21 @@ def committed_in_log(text: str) -> int | None:
     return max(steps) if steps else None
 
 
-def config_fingerprint(training: dict[str, Any]) -> str:
-    """What a checkpoint records of the training config that wrote it (the run's length and the recovery
-    policy aside)."""
-    shaping = {k: v for k, v in sorted(training.items()) if k not in _NOT_SHAPING_FIELDS}
+def _sha256_without(training: dict[str, Any], left_out: tuple[str, ...]) -> str:
+    shaping = {k: v for k, v in sorted(training.items()) if k not in left_out}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def config_fingerprint(training: dict[str, Any]) -> str:
+    """What a checkpoint records of the training config that wrote it (the run's length, the recovery policy and
+    how the run is watched aside)."""
+    return _sha256_without(training, _NOT_SHAPING_FIELDS + _WATCH_FIELDS)
+
+
+def config_fingerprints(training: dict[str, Any]) -> tuple[str, str]:
+    """The fingerprints a checkpoint of this config may have recorded: today's, then the one from before the watch
+    settings were left out."""
+    return config_fingerprint(training), _sha256_without(training, _NOT_SHAPING_FIELDS)
 
 
 def provenance(job: str, job_uid: str, fingerprint: str) -> dict[str, str]:
@@ -309,8 +323,10 @@ def provenance(job: str, job_uid: str, fingerprint: str) -> dict[str, str]:
     return {"job": job, "jobUid": job_uid, "trainingConfigSha256": fingerprint}
 
 
-def foreign_because(manifest: dict[str, Any] | None, job: str, job_uid: str, fingerprint: str) -> list[str]:
-    """Why a checkpoint about to be resumed is not this job's own (empty: it is, or it does not say)."""
+def foreign_because(manifest: dict[str, Any] | None, job: str, job_uid: str,
+                    fingerprints: Collection[str]) -> list[str]:
+    """Why a checkpoint about to be resumed is not this job's own (empty: it is, or it does not say).
+    `fingerprints`: those of this job's training config (config_fingerprints)."""
     if not manifest:
         return []
     reasons = []
@@ -320,7 +336,7 @@ def foreign_because(manifest: dict[str, Any] | None, job: str, job_uid: str, fin
     elif uid and job_uid and uid != job_uid:
         reasons.append(f"written by an earlier job {written_by} (uid {uid})")
     recorded = manifest.get("trainingConfigSha256")
-    if recorded and recorded != fingerprint:
+    if recorded and recorded not in fingerprints:
         reasons.append("written with another training config")
     return reasons
 

@@ -209,8 +209,11 @@ class Contract:
 
     def provenance(self) -> dict[str, str]:
         """What each checkpoint records of the job and the training config that wrote it."""
-        fingerprint = ckpt_layout.config_fingerprint(self.training.model_dump(mode="json", by_alias=True))
-        return ckpt_layout.provenance(f"{self.namespace}/{self.job}", self.job_uid, fingerprint)
+        return ckpt_layout.provenance(f"{self.namespace}/{self.job}", self.job_uid, self.config_fingerprints()[0])
+
+    def config_fingerprints(self) -> tuple[str, ...]:
+        """The fingerprints of the training config that its checkpoints may carry (ckpt_layout)."""
+        return ckpt_layout.config_fingerprints(self.training.model_dump(mode="json", by_alias=True))
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:

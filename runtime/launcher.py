@@ -65,7 +65,7 @@ def prepare(contract: Contract, attempt_token: str = "") -> tuple[Path, int | No
     log.info("resume_choice", step=chosen.step if chosen else None)
     mine = contract.provenance()
     foreign = ckpt_layout.foreign_because(chosen.manifest if chosen else None, mine["job"], mine["jobUid"],
-                                          mine["trainingConfigSha256"])
+                                          contract.config_fingerprints())
     if chosen and foreign:  # said before any worker loads it: the operator posts it as a Warning Event
         log.warning(ckpt_layout.FOREIGN_EVENT, step=chosen.step, reasons="; ".join(foreign))
     return token_file, chosen.step if chosen else None

@@ -15,6 +15,7 @@ from tandem.runtime.ckpt_layout import (
     QUARANTINED_EVENT,
     committed_in_log,
     config_fingerprint,
+    config_fingerprints,
     foreign_because,
     foreign_in_log,
     provenance,
@@ -36,11 +37,34 @@ def test_the_run_length_is_not_part_of_the_config_fingerprint() -> None:
 DEFAULT_FINGERPRINT = "39bacd039a907e36a7b80a38cfc84fe66a99bb8fbfd31b4ca564c8d5a5846142"
 
 
+def _fingerprints(raw: dict[str, Any]) -> tuple[str, ...]:
+    return config_fingerprints(parse_training_config(json.dumps(raw)).model_dump(mode="json", by_alias=True))
+
+
 @pytest.mark.parametrize("policy", [None, {}, {"onUnreadable": "fail"}, {"onUnreadable": "scratch"}])
 def test_the_recovery_policy_is_not_part_of_the_config_fingerprint(policy: dict[str, str] | None) -> None:
     raw = {} if policy is None else {"checkpoint": policy}
-    config = parse_training_config(json.dumps(raw))
-    assert config_fingerprint(config.model_dump(mode="json", by_alias=True)) == DEFAULT_FINGERPRINT
+    assert _fingerprints(raw) == _fingerprints({})
+    assert foreign_because({**MINE, "trainingConfigSha256": DEFAULT_FINGERPRINT}, MINE["job"], MINE["jobUid"],
+                           _fingerprints(raw)) == []
+
+
+@pytest.mark.parametrize("watching", [{"watchdogSeconds": 900}, {"metrics": {"port": 0, "logEverySteps": 1}},
+                                      {"metrics": {"peakTflops": 312}}])
+def test_how_the_run_is_watched_is_not_part_of_the_config_fingerprint(watching: dict[str, Any]) -> None:
+    """A longer watchdog or another metrics port between attempts trains the same model: no ForeignCheckpoint."""
+    assert _fingerprints(watching)[0] == _fingerprints({})[0]
+    assert _fingerprints({**watching, "lr": 1e-4})[0] != _fingerprints({})[0]
+
+
+def test_a_checkpoint_fingerprinted_before_the_watchdog_was_left_out_stays_the_jobs_own() -> None:
+    """Checkpoints written before the watch settings were left out recorded them (the legacy fingerprint)."""
+    current, legacy = _fingerprints({"watchdogSeconds": 900})
+    assert current != legacy
+    written = {**MINE, "trainingConfigSha256": legacy}
+    assert foreign_because(written, MINE["job"], MINE["jobUid"], (current, legacy)) == []
+    assert foreign_because(written, MINE["job"], MINE["jobUid"], _fingerprints({"watchdogSeconds": 600})) == [
+        "written with another training config"]
 
 
 @pytest.mark.parametrize(("written", "reasons"), [
@@ -54,7 +78,7 @@ def test_the_recovery_policy_is_not_part_of_the_config_fingerprint(policy: dict[
      ["written by job ml/other", "written with another training config"]),
 ])
 def test_a_checkpoint_says_whose_it_is(written: dict[str, Any] | None, reasons: list[str]) -> None:
-    assert foreign_because(written, MINE["job"], MINE["jobUid"], MINE["trainingConfigSha256"]) == reasons
+    assert foreign_because(written, MINE["job"], MINE["jobUid"], (MINE["trainingConfigSha256"],)) == reasons
 
 
 @pytest.mark.parametrize("fmt", ["kv", "json"])
