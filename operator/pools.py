@@ -23,6 +23,10 @@ def pool_status(pool: AcceleratorPool, nodes: Sequence[Obj], now: datetime,
     healthy = [n for n in ready if n["metadata"]["name"] not in faulty]
     if healthy:
         value, reason, message = True, "NodesReady", f"{len(healthy)} of {len(matching)} node(s) ready and healthy"
+    elif ready:
+        value, reason, message = False, "NoHealthyNodes", (
+            f"none of {len(matching)} node(s) is ready and healthy: the {len(ready)} ready node(s) have an open "
+            "accelerator or interconnect fault")
     elif matching:
         value, reason, message = False, "NoReadyNodes", f"none of {len(matching)} node(s) is ready"
     else:
