@@ -79,11 +79,15 @@ def schedulable(node: Obj, tolerations: Sequence[Toleration]) -> bool:
 
 
 def room(pool: AcceleratorPool, nodes: Sequence[Obj], device_faults: Mapping[str, Sequence[DeviceFault]],
-         excluded: Sequence[str], others: Sequence[Obj], tolerations: Sequence[Toleration] = ()) -> Room:
+         excluded: Sequence[str], others: Sequence[Obj], tolerations: Sequence[Toleration] = (),
+         node_selector: Mapping[str, str] | None = None) -> Room:
     """`others`: pods of other jobs (and anything else bound to the pool's nodes), finished or not;
-    `tolerations`: the job's own, beside the pool's (a cordoned node, or one tainted against the pods, is no room)."""
+    `tolerations`: the job's own, beside the pool's (a cordoned node, or one tainted against the pods, is no room);
+    `node_selector`: the job's own, which its pods carry beside the pool's (the pool's value wins on a shared key:
+    operator/podtemplate.py), so a node outside it is no room."""
     name, resource = str(pool.metadata.get("name", "")), pool.spec.device_resource
     tolerations = [*pool.spec.tolerations, *tolerations]
+    own = {k: v for k, v in (node_selector or {}).items() if k not in pool.spec.node_selector}
     live = [p for p in others if not pod_ended(p)]
     used: Counter[str] = Counter()
     for pod in live:
@@ -91,7 +95,7 @@ def room(pool: AcceleratorPool, nodes: Sequence[Obj], device_faults: Mapping[str
             used[pod["spec"]["nodeName"]] += _device_request(pod, resource)
     usable = [n for n in pool_nodes(pool, list(nodes))
               if node_is_ready(n) and n["metadata"]["name"] not in excluded and faulty_node(n, device_faults) is None
-              and schedulable(n, tolerations)]
+              and schedulable(n, tolerations) and all(labels(n).get(k) == v for k, v in own.items())]
     if not resource or pool.spec.accelerator.value == "cpu":
         fitting = len(usable)
     else:
@@ -105,8 +109,10 @@ def room(pool: AcceleratorPool, nodes: Sequence[Obj], device_faults: Mapping[str
 
 def rooms(pools: Mapping[str, AcceleratorPool], nodes: Sequence[Obj],
           device_faults: Mapping[str, Sequence[DeviceFault]], excluded: Sequence[str],
-          others: Sequence[Obj], tolerations: Sequence[Toleration] = ()) -> dict[str, Room]:
-    return {name: room(pool, nodes, device_faults, excluded, others, tolerations) for name, pool in pools.items()}
+          others: Sequence[Obj], tolerations: Sequence[Toleration] = (),
+          node_selector: Mapping[str, str] | None = None) -> dict[str, Room]:
+    return {name: room(pool, nodes, device_faults, excluded, others, tolerations, node_selector)
+            for name, pool in pools.items()}
 
 
 def checkpoint_source(volume: Mapping[str, object]) -> str:

@@ -164,8 +164,9 @@ class Step:
 
     @cached_property
     def rooms(self) -> dict[str, Room]:
+        template = self.job.spec.pod_template.spec
         return rooms(self.obs.pools, self.obs.nodes, self.obs.device_faults, self.status.excluded_nodes,
-                     self.obs.others, self.job.spec.pod_template.spec.tolerations)
+                     self.obs.others, template.tolerations, template.node_selector)
 
     def ineligible(self, name: str) -> Refusal | None:
         """Why the job cannot run on pool `name` at all, or None."""

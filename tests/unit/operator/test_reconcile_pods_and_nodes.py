@@ -159,6 +159,36 @@ def test_a_pool_whose_room_is_a_cordoned_node_is_skipped_at_once() -> None:
         starts_attempt=True)
 
 
+def in_zone(node: dict[str, Any], zone: str) -> dict[str, Any]:
+    return {**node, "metadata": {**node["metadata"], "labels": {**node["metadata"]["labels"], "zone": zone}}}
+
+
+def test_a_pool_whose_room_is_outside_the_jobs_own_node_selector_is_skipped_at_once() -> None:
+    """The job's podTemplate.nodeSelector narrows the pool's nodes for its pods: ascend-910b has two free nodes but
+    one in the zone the job asks for, so the 2-node gang would sit Pending there and then spend a failover; it
+    starts on h20, whose two nodes are in that zone, at once."""
+    pools = {**POOLS, "h20": make_pool("h20", "gpu", devices=4)}
+    nodes = [in_zone(make_node("ascend-0", "ascend-910b"), "a"), in_zone(make_node("ascend-1", "ascend-910b"), "b"),
+             in_zone(make_node("h20-0", "h20"), "a"), in_zone(make_node("h20-1", "h20"), "a")]
+    job = make_job(podTemplate={"spec": {"nodeSelector": {"zone": "a"}}})
+    decision = reconcile(Observation(job=job, pools=pools, nodes=nodes, pods=[], service_exists=False, now=NOW))
+    message = ("attempt 1 on pool h20: 2 pod(s) of 4 device(s) (ascend-910b without room); image "
+               "example.org/tandem-runtime:gpu, command tandem-train")
+    assert summary(decision) == nothing(
+        {**status(phase="Pending", message=message, pool="h20", startTime=NOW_Z), "conditions": [
+            condition("Admitted", True, "Admitted", "pool h20 has room for 2 pod(s) on 2 usable node(s)"),
+            condition("Ready", False, "AttemptStarted", message)]},
+        create=["Service/llama", "Pod/llama-a1-0", "Pod/llama-a1-1"], events=[("Normal", "AttemptStarted", message)],
+        starts_attempt=True)
+
+
+def test_the_pools_own_selector_wins_over_the_jobs_on_the_same_key() -> None:
+    """The pods carry the pool's value where both name a key (operator/podtemplate.py), so room counts it too."""
+    nodes = [make_node(f"ascend-{i}", "ascend-910b") for i in range(2)]
+    assert room(make_pool(), nodes, {}, [], [], node_selector={"tandem.dev/pool": "h20"}).free == 2
+    assert room(make_pool(), nodes, {}, [], [], node_selector={"zone": "a"}).free == 0
+
+
 def test_new_pods_keep_off_a_node_that_reports_a_fault_now() -> None:
     """Admission counts a node with an open fault report (a RoCE port down, while the node stays Ready) as no room;
     the pods must keep off it too, or a rank bound there faults at once and spends the failover budget."""
