@@ -19,7 +19,7 @@ import kmock
 import structlog
 from kmock._internal import rendering
 
-from tandem.localcluster import bodies, discovery, errors, names, quota, writes
+from tandem.localcluster import bodies, discovery, errors, eviction, names, quota, writes
 from tandem.localcluster.admission import Admission
 from tandem.localcluster.deletion import delete_options
 from tandem.localcluster.deletion import pod_deletion_grace as pod_deletion_grace  # re-exported for tests
@@ -121,8 +121,16 @@ class LocalAPI(kmock.KubernetesEmulator):
                 raise kmock.KubernetesError(status=405, reason="MethodNotAllowed", message=f"{method} {path}")
             return aiohttp.web.json_response(static)
         route = self._route(path)
+        if route.subresource == eviction.SUBRESOURCE and method != "POST":  # only create is routed there
+            raise kmock.KubernetesError(status=405, reason="MethodNotAllowed", details={},
+                                        message="the server does not allow this method on the requested resource")
         body = bodies.decode(route.rt, method, request.headers.get("Content-Type", ""), request.body)
         params = request.params
+        if route.subresource == eviction.SUBRESOURCE:
+            self._check_namespace(route, body if isinstance(body, dict) else {})
+            assert route.name is not None
+            return aiohttp.web.json_response(eviction.evict(self.store, self.deletions, route.rt, str(route.namespace),
+                                                            route.name, body, dict(params)), status=201)
         if method == "GET" and route.subresource == "log":
             return self._pod_log(route)
         if method == "GET" and route.name is None:

@@ -9,6 +9,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from tandem.localcluster import eviction
 from tandem.localcluster.resources import ResourceType
 
 VERSION = {
@@ -65,6 +66,9 @@ def resource_list(types: list[ResourceType], group: str, version: str) -> dict[s
             "verbs": rt.verbs, "shortNames": rt.short_names, "categories": rt.categories,
         })
         for sub in rt.subresources:  # subresources carry no short names or categories
+            if rt.plural == "pods" and sub == eviction.SUBRESOURCE:
+                resources.append(dict(eviction.DISCOVERY))  # another group's kind: drain looks for it
+                continue
             verbs = ["get"] if sub == "log" else ["get", "patch", "update"]
             resources.append({"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
                               "kind": rt.kind, "verbs": verbs})

@@ -413,9 +413,12 @@ class Kubelet:
             return  # gone, replaced, or its node is down: a dead kubelet posts nothing
         store.update(self.api.types[("", "v1", "pods")], current, {**current, "status": build(current)}, "status")
         current = store.objects.get(key)
-        if (current is not None and current["metadata"].get("deletionTimestamp")
-                and not current["metadata"].get("finalizers") and (run is None or not run.alive)):
-            store.remove(key)
+        if current is not None and current["metadata"].get("deletionTimestamp") and (run is None or not run.alive):
+            if not current["metadata"].get("finalizers"):
+                store.remove(key)
+            elif current["metadata"].get("deletionGracePeriodSeconds"):
+                # The kubelet's final delete (grace 0): the pod goes once its finalizers are released.
+                store.mark_terminating(key, 0)
 
     # --- stopping ----------------------------------------------------------------------------
     def _stop(self, run: PodRun, grace: int) -> None:

@@ -67,7 +67,7 @@ BUILTINS: list[tuple[str, str, str]] = [
     ("coordination.k8s.io", "v1", "leases"),
     ("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
 ]
-_SUBRESOURCES = {"pods": ["status", "log"], "nodes": ["status"], "services": ["status"],
+_SUBRESOURCES = {"pods": ["status", "log", "eviction"], "nodes": ["status"], "services": ["status"],
                  "namespaces": ["status"], "customresourcedefinitions": ["status"],
                  "persistentvolumeclaims": ["status"], "resourcequotas": ["status"]}
 

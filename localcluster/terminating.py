@@ -80,11 +80,15 @@ class Deletions:
             return self._delete_namespace(key, current)
         if rt.group_resource == CRDS:
             return self._delete_crd(key, current)
-        if rt.kind == "Pod" and not meta.get("finalizers"):
+        if rt.kind == "Pod":
+            # Graceful whether or not finalizers hold the pod: the kubelet stops it with SIGTERM and its grace
+            # period; the finalizers then keep the object after the kubelet is done (as on a real cluster).
             seconds = pod_deletion_grace(current, grace)
             hook = self.api.pod_deletion_hook
             if seconds > 0 and hook is not None and hook(key, current, seconds):
                 return self.store.mark_terminating(key, seconds)
+            if meta.get("finalizers"):
+                return self.store.delete(rt, current, policy)
             # Immediate (force) deletion: as in the API server, the object is stamped with a zero
             # grace period (watchers see it) and removed in the same request, whatever still runs.
             current = self.store.mark_terminating(key, 0)
