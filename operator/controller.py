@@ -100,6 +100,7 @@ class Controller(ClusterSync):
         JOBS.forget(namespace, name)
         self._locks.pop((namespace, name), None)
         self.logs.forget(namespace, name)
+        self.pods.forget(namespace, name)
         self._waiting.discard((namespace, name))
         self._failures.pop((namespace, name), None)
         self._refused_until.pop((namespace, name), None)
@@ -245,6 +246,7 @@ class Controller(ClusterSync):
             pools=self._pools(),
             nodes=view.nodes,
             pods=pods,
+            departed=self.pods.departed(namespace, name, uid),
             # Where the other jobs' pods are: the pool a fault or a long wait moves the job to must have room for it.
             others=self.pods.others(self.namespaces, uid),
             service_exists=service is not None and owned_by(service, uid),

@@ -30,6 +30,7 @@ from tandem.operator.classify import (
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import (
     Obj,
+    attempt_of,
     finished_at,
     is_finished,
     parse_time,
@@ -257,6 +258,17 @@ def find_attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Map
         "reason": found.reason, "message": found.message[:MESSAGE_LIMIT], "step": found.step,
         "checkpointStep": found.checkpoint_step if found.checkpoint_step is not None else status.last_checkpoint.step,
     }), found)
+
+
+def departed_fault(job: TrainingJob, missing_ranks: Sequence[int], departed: Sequence[Obj],
+                   nodes_by_name: Mapping[str, Obj], device_faults: Mapping[str, Sequence[DeviceFault]],
+                   now: datetime) -> AttemptFault | None:
+    """Why ranks whose pods are gone under a running attempt ended, from the last state the pod watch saw of them
+    (their DELETED event's object): the kubelet removes an evicted pod right after writing its end, and a failed pod
+    may be deleted before a reconcile read it. None when that state proves nothing (then: vanished_fault)."""
+    last = [p for p in departed if attempt_of(p) == job.status.attempt and rank_of(p) in missing_ranks]
+    found = find_attempt_fault(job, last, nodes_by_name, device_faults, now) if last else None
+    return found if isinstance(found, AttemptFault) else None
 
 
 def vanished_fault(job: TrainingJob, missing_ranks: Sequence[int], now: datetime) -> Fault:

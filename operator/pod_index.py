@@ -18,11 +18,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from tandem.operator.observe import phase_of, stopped_from_outside
 from tandem.operator.podspec import JOB_LABEL, owned_by
 from tandem.operator.watched import Key, Watched, key_of, newer, slim, uid_of
 
 Obj = dict[str, Any]
 RESEED_SECONDS = 300.0
+# The last states kept per job of its pods that are gone (the newest): enough for the ranks of one attempt that
+# vanished together, bounded so that a job's churn cannot grow the operator's memory.
+DEPARTED_PER_JOB = 256
 
 
 def _key(pod: Obj) -> Key:
@@ -41,6 +45,35 @@ class PodIndex(Watched):
         super().__init__()
         self._by_job: dict[Key, set[Key]] = {}  # (namespace, job label) -> its pods' keys
         self._seeded_at: float | None = None
+        # (namespace, job label) -> pod name -> the pod's last state, from its DELETED event, when that state says
+        # why it ended (Failed, or marked for disruption): read by the job's reconcile (operator/detect.py).
+        self._departed: dict[Key, dict[str, Obj]] = {}
+
+    def observe(self, event: str | None, obj: Obj) -> None:
+        super().observe(event, obj)
+        if event == "DELETED":
+            with self._lock:
+                self._remember(slim(obj))
+
+    def _remember(self, pod: Obj) -> None:
+        """Keep a gone pod's last state if it says why the pod ended (called with the lock held)."""
+        if phase_of(pod) != "Failed" and not stopped_from_outside(pod):
+            return
+        gone = self._departed.setdefault(_job_key(pod), {})
+        gone.pop(_key(pod)[1], None)
+        gone[_key(pod)[1]] = pod
+        while len(gone) > DEPARTED_PER_JOB:
+            del gone[next(iter(gone))]
+
+    def departed(self, namespace: str, job: str, uid: str) -> list[Obj]:
+        """The last states of the job's pods that are gone and ended with a cause, oldest deletion first."""
+        with self._lock:
+            return [p for p in self._departed.get((namespace, job), {}).values() if owned_by(p, uid)]
+
+    def forget(self, namespace: str, job: str) -> None:
+        """The job is deleted: its pods' last states go too."""
+        with self._lock:
+            self._departed.pop((namespace, job), None)
 
     def due(self) -> bool:
         """Never listed, or listed more than RESEED_SECONDS ago."""
@@ -94,6 +127,7 @@ class PodIndex(Watched):
                 known = self._objects[key]
                 if key not in listed and uid_of(known) and owned_by(known, uid):
                     self._drop(key)
+                    self._remember(known)  # gone before its DELETED event came: what was seen of it last
             for key, pod in listed.items():
                 if newer(pod, self._objects.get(key)):
                     self._put(key, pod)

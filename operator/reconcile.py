@@ -23,7 +23,7 @@ from tandem.operator.api import (
     FaultClass,
     JobPhase,
 )
-from tandem.operator.detect import faulty_node, find_attempt_fault, vanished_fault
+from tandem.operator.detect import departed_fault, faulty_node, find_attempt_fault, vanished_fault
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import (
     Obj,
@@ -259,6 +259,9 @@ def _follow_attempt(step: Step) -> Decision:
     if found is not None:
         return _recover(step, current, found.fault, excludes_node=found.excludes_node)
     if missing and status.phase == JobPhase.RUNNING:
+        gone = departed_fault(step.job, missing, obs.departed, obs.nodes_by_name, obs.device_faults, obs.now)
+        if gone is not None:
+            return _recover(step, current, gone.fault, excludes_node=gone.excludes_node)
         return _recover(step, current, vanished_fault(step.job, missing, obs.now), excludes_node=False)
     if len(current) == spec.nodes and all(phase_of(p) == "Succeeded" for p in current):
         step.move_to(JobPhase.SUCCEEDED, "Succeeded", f"all {spec.nodes} rank(s) finished")

@@ -47,6 +47,9 @@ class Observation:
     # What each pod's supervisor last said in its log (tandem.in_place), by pod name: the pods that take part in
     # in-place restarts, read while one is not Ready or an in-place restart runs.
     supervisors: Mapping[str, SupervisorReport] = field(default_factory=dict)
+    # The last state the pod watch saw of this job's pods that are gone (their DELETED events' objects): why a rank
+    # whose pod vanished ended, when the kubelet removed it before a reconcile read its end.
+    departed: Sequence[Obj] = ()
 
     @cached_property
     def nodes_by_name(self) -> dict[str, Obj]:

@@ -168,3 +168,41 @@ def test_a_script_under_tandem_run_restarts_from_its_own_checkpoint(custom: Any,
     assert (status["attempt"], status["restarts"], status["lastCheckpoint"]["step"]) == (2, 1, 10)
     log = core.read_namespaced_pod_log("plain-a2-0", NS)
     assert "resume point '5'" in log and "step 6" in log and "step 5\n" not in log
+
+
+# A script that saves and exits 0 when told to stop (Megatron-LM's --exit-signal-handler does): on attempt 1 it
+# says it is ready and trains for a while (rank 0 finishes on its own after a few seconds); on attempt 2 every rank
+# finishes at once.
+EXITS_0_ON_SIGTERM = textwrap.dedent('''
+    import os, signal, sys, time
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if os.environ["TANDEM_ATTEMPT"] != "1":
+        sys.exit(0)
+    print("ready", flush=True)
+    time.sleep(8 if os.environ["TANDEM_NODE_RANK"] == "0" else 300)
+''')
+
+
+def test_a_drained_rank_that_exits_0_is_restarted_not_counted_finished(custom: Any, core: Any, kubectl: Any,
+                                                                        wait_for: Any) -> None:
+    """`kubectl drain` evicts rank 1 (DisruptionTarget, then SIGTERM); its script exits 0, so its pod ends
+    Succeeded. The operator must read that as a node fault and restart, not count the rank finished: rank 0 then
+    finishing on its own would make the job Succeeded with rank 1's work never done."""
+    job = byo_job("drained")
+    job["spec"]["container"] = {"command": [sys.executable, "-P", "-c", EXITS_0_ON_SIGTERM]}
+    job["spec"]["pools"] = ["ascend-910b", "h20"]
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
+    for rank in (0, 1):
+        wait_for(lambda rank=rank: "ready" in core.read_namespaced_pod_log(f"drained-a1-{rank}", NS), timeout=60,
+                 what=f"rank {rank} to be ready")
+    node = core.read_namespaced_pod("drained-a1-1", NS).spec.node_name
+    try:
+        kubectl("drain", node, "--force", "--ignore-daemonsets", "--timeout=60s")
+        status = wait_phase(custom, wait_for, "drained", "Succeeded")["status"]
+    finally:
+        kubectl("uncordon", node)
+    fault = status["faults"][0]
+    assert (fault["class"], fault["reason"], fault.get("pod"), fault.get("node")) == (
+        "node", "EvictionByEvictionAPI", "drained-a1-1", node), json.dumps(status)
+    # The drained node is cordoned: ascend-910b has one node left for a 2-node gang, so attempt 2 runs on h20.
+    assert (status["attempt"], status["restarts"], status["failovers"], status["pool"]) == (2, 1, 1, "h20")

@@ -201,22 +201,16 @@ def test_an_ascend_device_fault_report_excludes_the_node_and_marks_the_pool(
 
 
 def test_pods_pending_past_the_timeout_fail_over(custom: Any, core: Any, wait_for: Any) -> None:
-    # What the operator cannot see ahead of the scheduler: the job's own nodeSelector, which only h20's nodes
-    # match (a cordoned or tainted node it does see, and never admits a gang onto).
-    h20 = [n.metadata.name for n in core.list_node(label_selector="tandem.dev/pool=h20").items]
-    for node in h20:
-        core.patch_node(node, {"metadata": {"labels": {"tandem.test/zone": "reachable"}}})
-    try:
-        job = fault_job("stuck", {"rank": 0, "attempts": []}, pendingTimeoutSeconds=2)
-        job["spec"]["podTemplate"] = {"spec": {"nodeSelector": {"tandem.test/zone": "reachable"}}}
-        custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
-        done = wait_phase(custom, wait_for, "stuck", "Succeeded")
-        status = done["status"]
-        assert (status["pool"], status["failovers"], status["restarts"], status["faults"]) == ("h20", 1, 0, [])
-        assert "FailedOver" in event_reasons(core, "stuck")
-    finally:
-        for node in h20:
-            core.patch_node(node, {"metadata": {"labels": {"tandem.test/zone": None}}})
+    # What the operator cannot see ahead of the scheduler: the CPU its pods ask for on Ascend, more than an Ascend
+    # node has (the operator counts devices, nodes, taints and the job's nodeSelector, and never admits a gang where
+    # those leave no room).
+    job = fault_job("stuck", {"rank": 0, "attempts": []}, pendingTimeoutSeconds=2)
+    job["spec"]["container"]["byAccelerator"] = {"npu": {"resources": {"requests": {"cpu": "1000"}}}}
+    custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, job)
+    done = wait_phase(custom, wait_for, "stuck", "Succeeded")
+    status = done["status"]
+    assert (status["pool"], status["failovers"], status["restarts"], status["faults"]) == ("h20", 1, 0, [])
+    assert "FailedOver" in event_reasons(core, "stuck")
 
 
 def test_the_operator_counted_restarts_and_failovers(operator: OperatorProcess) -> None:

@@ -112,3 +112,45 @@ def test_a_list_read_while_the_watch_went_on_undoes_none_of_its_events() -> None
     index.observe("DELETED", pod("deleted", "u4", "13"))
     index.seed([pod("running", "u1", "5"), pod("deleted", "u4", "9"), pod("other", "u5", "10", node="n3")])
     assert names(index) == [("created", "n2"), ("other", "n3"), ("running", "n1")]
+
+
+def _ended(name: str, uid: str, version: str, phase: str, disrupted: bool = False) -> dict[str, Any]:
+    body = job_pod(name, "llama", uid, version)
+    body["status"] = {"phase": phase}
+    if disrupted:
+        body["status"]["conditions"] = [{"type": "DisruptionTarget", "status": "True",
+                                         "reason": "EvictionByEvictionAPI"}]
+    return body
+
+
+def test_a_deleted_pods_last_state_is_kept_when_it_says_why_the_pod_ended() -> None:
+    """The DELETED event carries the pod's last state: kept for the job's reconcile when it shows an end with a
+    cause (Failed, or marked for disruption), never a pod the operator itself deleted while it ran."""
+    index = PodIndex()
+    index.observe("DELETED", _ended("llama-a1-1", "job-1", "9", "Succeeded", disrupted=True))  # evicted
+    index.observe("DELETED", _ended("llama-a1-2", "job-1", "10", "Failed"))  # failed, deleted before it was read
+    index.observe("DELETED", _ended("llama-a1-0", "job-1", "11", "Running"))  # deleted while running: no cause
+    index.observe("DELETED", _ended("llama-a1-3", "job-1", "12", "Succeeded"))  # finished
+    index.observe("DELETED", _ended("llama-a0-1", "deleted-job", "4", "Failed"))  # a deleted job of the same name
+    assert [p["metadata"]["name"] for p in index.departed("ml", "llama", "job-1")] == ["llama-a1-1", "llama-a1-2"]
+    index.forget("ml", "llama")
+    assert index.departed("ml", "llama", "job-1") == []
+
+
+def test_a_jobs_departed_pods_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pod_index, "DEPARTED_PER_JOB", 3)
+    index = PodIndex()
+    for n in range(5):
+        index.observe("DELETED", _ended(f"llama-a1-{n}", "job-1", str(n), "Failed"))
+    assert [p["metadata"]["name"] for p in index.departed("ml", "llama", "job-1")] == [
+        "llama-a1-2", "llama-a1-3", "llama-a1-4"]
+
+
+def test_a_pod_a_fresh_read_no_longer_shows_leaves_its_last_state_too() -> None:
+    """The kubelet removed an evicted pod right after writing its end, and a job's fresh read (before a delete it
+    decided) comes before the DELETED event: what the watch showed of it last is kept all the same."""
+    index = PodIndex()
+    index.observe("MODIFIED", _ended("llama-a1-1", "job-1", "9", "Succeeded", disrupted=True))
+    index.observe("MODIFIED", _ended("llama-a1-0", "job-1", "10", "Running"))
+    index.correct("ml", "llama", "job-1", [_ended("llama-a1-0", "job-1", "10", "Running")])
+    assert [p["metadata"]["name"] for p in index.departed("ml", "llama", "job-1")] == ["llama-a1-1"]

@@ -51,10 +51,11 @@ def attempt_pods(attempt: int = 1, failed_rank: int | None = 1, message: str = "
 
 
 def decide(job: TrainingJob, pods: list[dict[str, Any]], nodes: list[dict[str, Any]] | None = None,
-           now_offset: float = 0.0, device_faults: dict[str, Any] | None = None) -> Decision:
+           now_offset: float = 0.0, device_faults: dict[str, Any] | None = None,
+           departed: list[dict[str, Any]] | None = None) -> Decision:
     return reconcile(Observation(job=job, pools=POOLS, nodes=nodes or NODES, pods=pods, service_exists=True,
                                  now=NOW + timedelta(seconds=now_offset), device_faults=device_faults or {},
-                                 force_delete_after=30))
+                                 force_delete_after=30, departed=departed or []))
 
 
 NOW_Z = zulu(NOW)
@@ -426,4 +427,51 @@ def test_a_rank_that_exits_0_after_its_pod_was_marked_for_disruption_was_stopped
              conditions=[condition("Ready", False, "Restarting", restarting)]),
         events=[("Warning", "FaultDetected", "attempt 1, llama-a1-1 on node ascend-1: node/EvictionByEvictionAPI: "
                  "Eviction API: evicting"), ("Normal", "Restarting", restarting)],
+        requeue_after=2.0, restarted=("ascend-910b", "node"))
+
+
+def _evicted(attempt: int = 1) -> dict[str, Any]:
+    """Rank 1 as the watch last saw it before its DELETED event: evicted, exited 0 on SIGTERM, Succeeded."""
+    pod = make_pod("llama", attempt, 1, "Succeeded", "ascend-1", exit_code=0)
+    pod["status"]["conditions"] = [{"type": "DisruptionTarget", "status": "True",
+                                    "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]
+    return pod
+
+
+def test_a_rank_gone_before_its_end_was_read_is_judged_by_its_last_state() -> None:
+    """The kubelet removes an evicted pod right after writing its end: a reconcile may see only that it is gone.
+    The pod watch's DELETED event carries its last state, which says why (the same decision as for the pod seen
+    Succeeded with DisruptionTarget), rather than "disappeared" (PodLost)."""
+    decision = decide(running(), [make_pod("llama", 1, 0, "Running", "ascend-0")], departed=[_evicted()])
+    restarting = "node fault EvictionByEvictionAPI: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop"
+    fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
+             "class": "node", "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting",
+             "checkpointStep": 0}
+    assert summary(decision) == nothing(
+        full(phase="Restarting", message=restarting, restarts=1, faults=[fault], restartDelaySeconds=10,
+             excludedNodes=["ascend-1"], exclusions=[{"node": "ascend-1", "since": NOW_Z,
+                                                      "reason": "node/EvictionByEvictionAPI"}],
+             conditions=[condition("Ready", False, "Restarting", restarting)]),
+        delete=["llama-a1-0"],
+        events=[("Warning", "FaultDetected", "attempt 1, llama-a1-1 on node ascend-1: node/EvictionByEvictionAPI: "
+                 "Eviction API: evicting"), ("Normal", "Restarting", restarting)],
+        requeue_after=2.0, restarted=("ascend-910b", "node"))
+
+
+@pytest.mark.parametrize("departed", [
+    [make_pod("llama", 1, 1, "Running", "ascend-1")],  # deleted by hand: its last state says nothing
+    [_evicted(attempt=0)],  # an older attempt's pod: not this attempt's rank
+], ids=["no-evidence", "older-attempt"])
+def test_a_gone_rank_whose_last_state_says_nothing_is_still_pod_lost(departed: list[dict[str, Any]]) -> None:
+    decision = decide(running(), [make_pod("llama", 1, 0, "Running", "ascend-0")], departed=departed)
+    lost = "pod(s) of rank [1] disappeared while the attempt ran"
+    restarting = "node fault PodLost: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop"
+    fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "class": "node", "reason": "PodLost",
+             "message": lost, "checkpointStep": 0}
+    assert summary(decision) == nothing(
+        full(phase="Restarting", message=restarting, restarts=1, faults=[fault], restartDelaySeconds=10,
+             conditions=[condition("Ready", False, "Restarting", restarting)]),
+        delete=["llama-a1-0"],
+        events=[("Warning", "FaultDetected", f"attempt 1, a pod: node/PodLost: {lost}"),
+                ("Normal", "Restarting", restarting)],
         requeue_after=2.0, restarted=("ascend-910b", "node"))
