@@ -19,8 +19,10 @@ EMPTY_STATUS = {"observedGeneration": 1, "phase": "Pending", "message": "", "att
 
 
 def decide(job: TrainingJob, pools: dict[str, AcceleratorPool], nodes: list[dict[str, Any]],
-           pods: list[dict[str, Any]] | None = None, service: bool = True) -> Decision:
-    return reconcile(Observation(job=job, pools=pools, nodes=nodes, pods=pods or [], service_exists=service, now=NOW))
+           pods: list[dict[str, Any]] | None = None, service: bool = True,
+           departed: list[dict[str, Any]] | None = None) -> Decision:
+    return reconcile(Observation(job=job, pools=pools, nodes=nodes, pods=pods or [], service_exists=service, now=NOW,
+                                 departed=departed or []))
 
 
 def started(phase: str = "Pending", attempt: int = 1, **extra: Any) -> dict[str, Any]:
@@ -152,9 +154,21 @@ def test_missing_ranks_are_created_when_the_operator_died_mid_creation(pools: An
                                         events=[])  # the attempt was announced already
 
 
-def test_a_pod_vanishing_from_a_running_attempt_is_a_node_fault(pools: Any, nodes: Any) -> None:
+def _evicted_before(attempt: int) -> dict[str, Any]:
+    pod = make_pod("llama", attempt, 1, phase="Succeeded", node="ascend-1", exit_code=0)
+    pod["status"]["conditions"] = [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}]
+    return pod
+
+
+@pytest.mark.parametrize("departed", [
+    [],  # nothing was seen of its end
+    [make_pod("llama", 1, 1, phase="Running", node="ascend-1")],  # deleted by hand while it ran: no cause
+    [_evicted_before(attempt=0)],  # an older attempt's pod: not this attempt's rank
+], ids=["unseen", "deleted-while-running", "older-attempt"])
+def test_a_pod_vanishing_from_a_running_attempt_is_a_node_fault(pools: Any, nodes: Any,
+                                                                departed: list[dict[str, Any]]) -> None:
     decision = decide(make_job(status=started("Running")), pools, nodes,
-                      [make_pod("llama", 1, 0, phase="Running", node="ascend-0")])
+                      [make_pod("llama", 1, 0, phase="Running", node="ascend-0")], departed=departed)
     lost = "pod(s) of rank [1] disappeared while the attempt ran"
     message = "node fault PodLost: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop"
     fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "class": "node", "reason": "PodLost",

@@ -407,42 +407,26 @@ def test_a_device_fault_the_runtime_reports_excludes_its_node() -> None:
         requeue_after=2.0, restarted=("ascend-910b", "device"))
 
 
-def test_a_rank_that_exits_0_after_its_pod_was_marked_for_disruption_was_stopped_not_finished() -> None:
-    """A drain's eviction SIGTERMs the rank; a script that saves and exits 0 then (Megatron-LM's
-    --exit-signal-handler) ends its pod Succeeded. The pod's DisruptionTarget condition says it was stopped: the job
-    restarts instead of counting every rank finished."""
-    pods = [make_pod("llama", 1, 0, "Succeeded", "ascend-0", exit_code=0),
-            make_pod("llama", 1, 1, "Succeeded", "ascend-1", exit_code=0)]
-    pods[1]["status"]["conditions"] = [{"type": "DisruptionTarget", "status": "True",
-                                        "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]
-    decision = decide(running(), pods)
-    restarting = "node fault EvictionByEvictionAPI: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop"
-    fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
-             "class": "node", "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting",
-             "checkpointStep": 0}
-    assert summary(decision) == nothing(
-        full(phase="Restarting", message=restarting, restarts=1, faults=[fault], restartDelaySeconds=10,
-             excludedNodes=["ascend-1"], exclusions=[{"node": "ascend-1", "since": NOW_Z,
-                                                      "reason": "node/EvictionByEvictionAPI"}],
-             conditions=[condition("Ready", False, "Restarting", restarting)]),
-        events=[("Warning", "FaultDetected", "attempt 1, llama-a1-1 on node ascend-1: node/EvictionByEvictionAPI: "
-                 "Eviction API: evicting"), ("Normal", "Restarting", restarting)],
-        requeue_after=2.0, restarted=("ascend-910b", "node"))
-
-
 def _evicted(attempt: int = 1) -> dict[str, Any]:
-    """Rank 1 as the watch last saw it before its DELETED event: evicted, exited 0 on SIGTERM, Succeeded."""
+    """Rank 1 evicted by a drain: its script saved and exited 0 on SIGTERM, so its pod ended Succeeded."""
     pod = make_pod("llama", attempt, 1, "Succeeded", "ascend-1", exit_code=0)
     pod["status"]["conditions"] = [{"type": "DisruptionTarget", "status": "True",
                                     "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]
     return pod
 
 
-def test_a_rank_gone_before_its_end_was_read_is_judged_by_its_last_state() -> None:
-    """The kubelet removes an evicted pod right after writing its end: a reconcile may see only that it is gone.
-    The pod watch's DELETED event carries its last state, which says why (the same decision as for the pod seen
-    Succeeded with DisruptionTarget), rather than "disappeared" (PodLost)."""
-    decision = decide(running(), [make_pod("llama", 1, 0, "Running", "ascend-0")], departed=[_evicted()])
+@pytest.mark.parametrize(("rank_0", "departed", "delete"), [
+    # Seen Succeeded with its DisruptionTarget condition (Megatron-LM's --exit-signal-handler exits 0): stopped,
+    # not finished, although every rank's pod is Succeeded.
+    (make_pod("llama", 1, 0, "Succeeded", "ascend-0", exit_code=0), False, []),
+    # Gone before a reconcile read its end (the kubelet removes an evicted pod right after writing it): the pod
+    # watch's DELETED event carries that last state, which says the same rather than "disappeared" (PodLost).
+    (make_pod("llama", 1, 0, "Running", "ascend-0"), True, ["llama-a1-0"]),
+], ids=["seen-succeeded", "gone"])
+def test_a_rank_evicted_while_it_ran_was_stopped_not_finished(rank_0: dict[str, Any], departed: bool,
+                                                              delete: list[str]) -> None:
+    decision = decide(running(), [rank_0] if departed else [rank_0, _evicted()],
+                      departed=[_evicted()] if departed else [])
     restarting = "node fault EvictionByEvictionAPI: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop"
     fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
              "class": "node", "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting",
@@ -452,26 +436,7 @@ def test_a_rank_gone_before_its_end_was_read_is_judged_by_its_last_state() -> No
              excludedNodes=["ascend-1"], exclusions=[{"node": "ascend-1", "since": NOW_Z,
                                                       "reason": "node/EvictionByEvictionAPI"}],
              conditions=[condition("Ready", False, "Restarting", restarting)]),
-        delete=["llama-a1-0"],
+        delete=delete,
         events=[("Warning", "FaultDetected", "attempt 1, llama-a1-1 on node ascend-1: node/EvictionByEvictionAPI: "
                  "Eviction API: evicting"), ("Normal", "Restarting", restarting)],
-        requeue_after=2.0, restarted=("ascend-910b", "node"))
-
-
-@pytest.mark.parametrize("departed", [
-    [make_pod("llama", 1, 1, "Running", "ascend-1")],  # deleted by hand: its last state says nothing
-    [_evicted(attempt=0)],  # an older attempt's pod: not this attempt's rank
-], ids=["no-evidence", "older-attempt"])
-def test_a_gone_rank_whose_last_state_says_nothing_is_still_pod_lost(departed: list[dict[str, Any]]) -> None:
-    decision = decide(running(), [make_pod("llama", 1, 0, "Running", "ascend-0")], departed=departed)
-    lost = "pod(s) of rank [1] disappeared while the attempt ran"
-    restarting = "node fault PodLost: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop"
-    fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "class": "node", "reason": "PodLost",
-             "message": lost, "checkpointStep": 0}
-    assert summary(decision) == nothing(
-        full(phase="Restarting", message=restarting, restarts=1, faults=[fault], restartDelaySeconds=10,
-             conditions=[condition("Ready", False, "Restarting", restarting)]),
-        delete=["llama-a1-0"],
-        events=[("Warning", "FaultDetected", f"attempt 1, a pod: node/PodLost: {lost}"),
-                ("Normal", "Restarting", restarting)],
         requeue_after=2.0, restarted=("ascend-910b", "node"))
