@@ -371,6 +371,23 @@ CASES += [
 ]
 
 
+# NCCL's own words for the CUDA error under ncclUnhandledCudaError: its CUCHECK macro prints the driver's error
+# number before the text (src/include/checks.h: WARN("Cuda failure %d '%s'", err, errStr)); the older CUDACHECK
+# printed the text alone. Either way the CUDA error decides, as torch's "CUDA error: ..." does.
+CASES += [
+    ("nccl-cuda-failure-with-its-number",
+     "ncclUnhandledCudaError: Call to CUDA function failed.\nLast error:\n"
+     "Cuda failure 802 'system not yet initialized'",
+     "https://github.com/hiyouga/LlamaFactory/issues/8968", ("node", "GpuSystemNotReady", 1,
+                                                             "ref-cuda-system-not-ready")),
+    ("nccl-cuda-failure-oom-with-its-number",
+     "node1:2201:2290 [3] include/alloc.h:105 NCCL WARN Cuda failure 2 'out of memory'\n"
+     "ncclUnhandledCudaError: Call to CUDA function failed.",
+     "NVIDIA/nccl src/include/checks.h (CUCHECK's format); CUDA_ERROR_OUT_OF_MEMORY = 2",
+     ("oom", "DeviceOOM", 1, "ref-cuda-memory-allocation")),
+]
+
+
 # Text pasted from an issue or a chat into `tandem classify --log`: markdown quotes a line in backticks.
 CASES += [
     ("an-exception-quoted-in-backticks",
