@@ -364,6 +364,13 @@ CASES += [
      "I0810 15:36:05.551834       1 health.go:169] XidCriticalError: Xid=13 on Device=GPU-455e672a; marking device "
      "as unhealthy.", "https://github.com/NVIDIA/k8s-device-plugin/blob/main/internal/rm/health.go (an Xid the "
      "plugin's skip list was told to count)", ("unknown", "GpuApplicationXid", 1, "nvidia-device-plugin-xid")),
+    # aws-node-termination-handler's drain event for a spot interruption notice (pkg/monitor/spotitn), logged at
+    # zerolog's INF (console) or "info" (JSON) level.
+    ("spot-interruption-the-termination-handler-drains-for",
+     '2025/05/16 08:30:05 INF Node successfully cordoned and drained node_name=ip-10-0-1-17.ap-northeast-2.compute.'
+     'internal reason="Spot ITN received. Instance will be interrupted at 2025-05-16T08:31:24Z \\n"',
+     "https://github.com/aws/aws-node-termination-handler/blob/main/pkg/monitor/spotitn/spot-itn-monitor.go",
+     ("node", "SpotReclaimed", 1, "aws-termination-handler-spot-itn")),
     ("node-condition-at-info",
      "Feb 17 13:58:47.304: INFO: Condition Ready of node e2e-gce-builder-2-3-minion-kb53 is false instead of true. "
      "Reason: NodeStatusUnknown, message: Kubelet stopped posting node status.",
