@@ -260,15 +260,11 @@ def find_attempt_fault(job: TrainingJob, pods: Sequence[Obj], nodes_by_name: Map
     }), found)
 
 
-def departed_fault(job: TrainingJob, missing_ranks: Sequence[int], departed: Sequence[Obj],
-                   nodes_by_name: Mapping[str, Obj], device_faults: Mapping[str, Sequence[DeviceFault]],
-                   now: datetime) -> AttemptFault | None:
-    """Why ranks whose pods are gone under a running attempt ended, from the last state the pod watch saw of them
-    (their DELETED event's object): the kubelet removes an evicted pod right after writing its end, and a failed pod
-    may be deleted before a reconcile read it. None when that state proves nothing (then: vanished_fault)."""
-    last = [p for p in departed if attempt_of(p) == job.status.attempt and rank_of(p) in missing_ranks]
-    found = find_attempt_fault(job, last, nodes_by_name, device_faults, now) if last else None
-    return found if isinstance(found, AttemptFault) else None
+def departed_ranks(job: TrainingJob, missing_ranks: Sequence[int], departed: Sequence[Obj]) -> list[Obj]:
+    """The last state the pod watch saw of the attempt's ranks whose pods are gone (their DELETED events' objects):
+    the kubelet removes an evicted pod right after writing its end, and a failed pod may be deleted before a
+    reconcile read it. They are judged with the other ranks; a rank whose last state proves nothing is PodLost."""
+    return [p for p in departed if attempt_of(p) == job.status.attempt and rank_of(p) in missing_ranks]
 
 
 def vanished_fault(job: TrainingJob, missing_ranks: Sequence[int], now: datetime) -> Fault:

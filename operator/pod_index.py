@@ -15,6 +15,7 @@ from the API unless its decision would delete or move one (operator/controller.p
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -24,9 +25,10 @@ from tandem.operator.watched import Key, Watched, key_of, newer, slim, uid_of
 
 Obj = dict[str, Any]
 RESEED_SECONDS = 300.0
-# The last states kept per job of its pods that are gone (the newest): enough for the ranks of one attempt that
-# vanished together, bounded so that a job's churn cannot grow the operator's memory.
-DEPARTED_PER_JOB = 256
+# The last states kept of pods that are gone, all jobs together (the newest): enough for the ranks of the attempts
+# that vanish at one time, bounded so that jobs that come and go (and the pods a deleted job's garbage collection
+# removes after the job was forgotten) cannot grow the operator's memory.
+DEPARTED_KEPT = 1024
 
 
 def _key(pod: Obj) -> Key:
@@ -46,24 +48,32 @@ class PodIndex(Watched):
         self._by_job: dict[Key, set[Key]] = {}  # (namespace, job label) -> its pods' keys
         self._seeded_at: float | None = None
         # (namespace, job label) -> pod name -> the pod's last state, from its DELETED event, when that state says
-        # why it ended (Failed, or marked for disruption): read by the job's reconcile (operator/detect.py).
+        # why it ended (Failed, or marked for disruption): read by the job's reconcile (operator/detect.py). The
+        # order of all records, oldest first, bounds them (DEPARTED_KEPT).
         self._departed: dict[Key, dict[str, Obj]] = {}
+        self._departed_order: OrderedDict[tuple[Key, str], None] = OrderedDict()
 
-    def observe(self, event: str | None, obj: Obj) -> None:
-        super().observe(event, obj)
-        if event == "DELETED":
-            with self._lock:
-                self._remember(slim(obj))
+    def _gone(self, obj: Obj) -> None:
+        self._remember(obj)  # in the same hold of the lock as the pod's removal: no reconcile sees neither
 
     def _remember(self, pod: Obj) -> None:
         """Keep a gone pod's last state if it says why the pod ended (called with the lock held)."""
         if phase_of(pod) != "Failed" and not stopped_from_outside(pod):
             return
-        gone = self._departed.setdefault(_job_key(pod), {})
-        gone.pop(_key(pod)[1], None)
-        gone[_key(pod)[1]] = pod
-        while len(gone) > DEPARTED_PER_JOB:
-            del gone[next(iter(gone))]
+        job, name = _job_key(pod), _key(pod)[1]
+        self._unrecord(job, name)
+        self._departed.setdefault(job, {})[name] = pod
+        self._departed_order[(job, name)] = None
+        while len(self._departed_order) > DEPARTED_KEPT:
+            self._unrecord(*next(iter(self._departed_order)))
+
+    def _unrecord(self, job: Key, name: str) -> None:
+        self._departed_order.pop((job, name), None)
+        records = self._departed.get(job)
+        if records is not None:
+            records.pop(name, None)
+            if not records:
+                del self._departed[job]
 
     def departed(self, namespace: str, job: str, uid: str) -> list[Obj]:
         """The last states of the job's pods that are gone and ended with a cause, oldest deletion first."""
@@ -73,7 +83,8 @@ class PodIndex(Watched):
     def forget(self, namespace: str, job: str) -> None:
         """The job is deleted: its pods' last states go too."""
         with self._lock:
-            self._departed.pop((namespace, job), None)
+            for name in list(self._departed.get((namespace, job), {})):
+                self._unrecord((namespace, job), name)
 
     def due(self) -> bool:
         """Never listed, or listed more than RESEED_SECONDS ago."""
@@ -136,6 +147,9 @@ class PodIndex(Watched):
         return _key(obj)
 
     def _put(self, key: Key, pod: Obj) -> None:
+        recorded = self._departed.get(_job_key(pod), {}).get(key[1])
+        if recorded is not None and uid_of(recorded) != uid_of(pod):
+            self._unrecord(_job_key(pod), key[1])  # a new pod took the name: the old one's end is not its
         known = self._objects.get(key)
         if known is not None:
             self._by_job.get(_job_key(known), set()).discard(key)

@@ -23,7 +23,7 @@ from tandem.operator.api import (
     FaultClass,
     JobPhase,
 )
-from tandem.operator.detect import departed_fault, faulty_node, find_attempt_fault, vanished_fault
+from tandem.operator.detect import departed_ranks, faulty_node, find_attempt_fault, vanished_fault
 from tandem.operator.device_reports import DeviceFault
 from tandem.operator.observe import (
     Obj,
@@ -250,18 +250,18 @@ def _follow_attempt(step: Step) -> Decision:
     if obs.quarantined:
         _warn_quarantined(step, obs.quarantined)
 
-    found = find_attempt_fault(step.job, current, obs.nodes_by_name, obs.device_faults, obs.now, obs.supervisors)
+    present = {rank_of(p) for p in current}
+    missing = [rank for rank in range(spec.nodes) if rank not in present]
+    # Ranks whose pods are gone under a running attempt count with their last state, beside the others.
+    gone = departed_ranks(step.job, missing, obs.departed) if status.phase == JobPhase.RUNNING else []
+    found = find_attempt_fault(step.job, [*current, *gone], obs.nodes_by_name, obs.device_faults, obs.now,
+                               obs.supervisors)
     if isinstance(found, float):
         step.decision.requeue(found)  # a symptom or a grace so far: let the other ranks finish and tell why
         return step.decision
-    present = {rank_of(p) for p in current}
-    missing = [rank for rank in range(spec.nodes) if rank not in present]
     if found is not None:
         return _recover(step, current, found.fault, excludes_node=found.excludes_node)
     if missing and status.phase == JobPhase.RUNNING:
-        gone = departed_fault(step.job, missing, obs.departed, obs.nodes_by_name, obs.device_faults, obs.now)
-        if gone is not None:
-            return _recover(step, current, gone.fault, excludes_node=gone.excludes_node)
         return _recover(step, current, vanished_fault(step.job, missing, obs.now), excludes_node=False)
     if len(current) == spec.nodes and all(phase_of(p) == "Succeeded" for p in current):
         step.move_to(JobPhase.SUCCEEDED, "Succeeded", f"all {spec.nodes} rank(s) finished")

@@ -63,6 +63,7 @@ class Watched:
             if event == "DELETED":
                 if known is not None and uid_of(known) in (None, uid_of(obj)):
                     self._drop(key)
+                self._gone(obj)
                 if self._deleted is not None:
                     self._deleted.add((key, uid_of(obj)))
             elif newer(obj, known):
@@ -74,6 +75,9 @@ class Watched:
 
     def _put(self, key: Key, obj: Obj) -> None:
         self._objects[key] = obj
+
+    def _gone(self, obj: Obj) -> None:
+        """A DELETED event's object, its last state (called with the lock held); a subclass may keep it."""
 
     def _drop(self, key: Key) -> None:
         del self._objects[key]

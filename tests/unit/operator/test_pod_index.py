@@ -137,13 +137,37 @@ def test_a_deleted_pods_last_state_is_kept_when_it_says_why_the_pod_ended() -> N
     assert index.departed("ml", "llama", "job-1") == []
 
 
-def test_a_jobs_departed_pods_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pod_index, "DEPARTED_PER_JOB", 3)
+def test_departed_pods_are_bounded_across_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest DEPARTED_KEPT records of all jobs together: the pods a deleted job's garbage collection removes
+    after the job was forgotten, and the jobs of a sweep that come and go, cannot grow the operator's memory."""
+    monkeypatch.setattr(pod_index, "DEPARTED_KEPT", 3)
     index = PodIndex()
-    for n in range(5):
+    for n in range(3):
         index.observe("DELETED", _ended(f"llama-a1-{n}", "job-1", str(n), "Failed"))
+    other = _ended("other-a1-0", "job-2", "9", "Failed")
+    other["metadata"]["labels"] = {"tandem.dev/job": "other"}
+    index.observe("DELETED", other)
+    index.forget("ml", "llama")
+    index.observe("DELETED", _ended("llama-a1-3", "job-1", "10", "Failed"))  # the GC's, after the job went
+    assert [p["metadata"]["name"] for p in index.departed("ml", "llama", "job-1")] == ["llama-a1-3"]
+    assert [p["metadata"]["name"] for p in index.departed("ml", "other", "job-2")] == ["other-a1-0"]
+    for n in range(4, 7):
+        index.observe("DELETED", _ended(f"llama-a1-{n}", "job-1", str(n + 10), "Failed"))
+    assert index.departed("ml", "other", "job-2") == []  # the oldest record went first
     assert [p["metadata"]["name"] for p in index.departed("ml", "llama", "job-1")] == [
-        "llama-a1-2", "llama-a1-3", "llama-a1-4"]
+        "llama-a1-4", "llama-a1-5", "llama-a1-6"]
+
+
+def test_a_pod_of_the_same_name_replaces_its_predecessors_last_state() -> None:
+    """A rank recreated under its name (a pod of an attempt that was still starting, a job restarted from attempt 1)
+    must not inherit the last state of the pod it replaces."""
+    index = PodIndex()
+    index.observe("DELETED", _ended("llama-a1-1", "job-1", "9", "Succeeded", disrupted=True))
+    index.expect(job_pod("llama-a1-1", "llama", "job-1", "", uid=None))  # the operator creates it again
+    assert index.departed("ml", "llama", "job-1") == []
+    index.observe("DELETED", _ended("llama-a1-2", "job-1", "11", "Failed"))
+    index.observe("ADDED", job_pod("llama-a1-2", "llama", "job-1", "12", uid="new"))
+    assert index.departed("ml", "llama", "job-1") == []
 
 
 def test_a_pod_a_fresh_read_no_longer_shows_leaves_its_last_state_too() -> None:

@@ -389,9 +389,21 @@ def test_a_symptom_waits_for_the_other_ranks_to_tell_the_root_cause() -> None:
         requeue_after=2.0, restarted=("ascend-910b", "interconnect"))
 
 
-def test_a_device_fault_the_runtime_reports_excludes_its_node() -> None:
+PEER_DIED = report("interconnect", "NcclRemoteError", "ncclRemoteError: remote process exited", checkpoint=100)
+
+
+@pytest.mark.parametrize("seen", ["failed", "gone"])
+def test_a_device_fault_the_runtime_reports_excludes_its_node(seen: str) -> None:
+    """`gone`: the faulty rank's pod was removed before a reconcile read it (its last state is known from the pod
+    watch), and its peer failed meanwhile because it died: the departed rank's root cause still wins over the
+    peer's symptom, as it would with both pods there."""
     chip = report("device", "NpuError", "EZ9999: aicore error on device 3", checkpoint=100)
-    decision = decide(running(), attempt_pods(message=chip, exit_code=4))
+    pods = attempt_pods(message=chip, exit_code=4)
+    if seen == "failed":
+        decision = decide(running(), pods)
+    else:
+        peer = make_pod("llama", 1, 0, "Failed", "ascend-0", exit_code=3, message=PEER_DIED)
+        decision = decide(running(), [peer], departed=[pods[1]])
     restarting = "device fault NpuError: restart 1 of 10 on ascend-910b 10s after the attempt's pods stop"
     fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
              "class": "device", "reason": "NpuError", "message": "EZ9999: aicore error on device 3", "step": 130,
@@ -401,7 +413,7 @@ def test_a_device_fault_the_runtime_reports_excludes_its_node() -> None:
              lastCheckpoint={"step": 100, "time": NOW_Z}, excludedNodes=["ascend-1"],
              exclusions=[{"node": "ascend-1", "since": NOW_Z, "reason": "device/NpuError"}],
              conditions=[condition("Ready", False, "Restarting", restarting)]),
-        delete=["llama-a1-0"],
+        delete=["llama-a1-0"] if seen == "failed" else [],
         events=[("Warning", "FaultDetected", "attempt 1, llama-a1-1 on node ascend-1: device/NpuError: EZ9999: "
                  "aicore error on device 3"), ("Normal", "Restarting", restarting)],
         requeue_after=2.0, restarted=("ascend-910b", "device"))
