@@ -65,7 +65,7 @@ class Deletions:
             return _terminating_namespace(current, stamp)
         if rt.group_resource == CRDS and not meta.get("deletionTimestamp"):
             return _terminating_crd(current, stamp)
-        if rt.kind == "Pod" and not meta.get("finalizers"):
+        if rt.kind == "Pod":  # graceful with or without finalizers, as the deletion itself
             seconds = pod_deletion_grace(current, options.grace)
             if seconds > 0 and not meta.get("deletionTimestamp"):
                 return {**current, "metadata": {**meta, "deletionTimestamp": stamp,
@@ -88,7 +88,9 @@ class Deletions:
             if seconds > 0 and hook is not None and hook(key, current, seconds):
                 return self.store.mark_terminating(key, seconds)
             if meta.get("finalizers"):
-                return self.store.delete(rt, current, policy)
+                # Finalizers keep the object; a force deletion still shortens a pending grace period to 0
+                # (rest.BeforeDelete), which the kubelet acts on at once.
+                return self.store.delete(rt, self.store.mark_terminating(key, 0), policy)
             # Immediate (force) deletion: as in the API server, the object is stamped with a zero
             # grace period (watchers see it) and removed in the same request, whatever still runs.
             current = self.store.mark_terminating(key, 0)

@@ -84,6 +84,27 @@ def test_a_pod_held_by_a_finalizer_is_still_stopped_gracefully(core: Any, wait_f
     wait_for(lambda: _gone(core, "held"), timeout=30, what="the pod to go with its finalizer")
 
 
+IGNORES_SIGTERM = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\n"
+                   "time.sleep(300)\n")
+
+
+def test_a_force_deletion_shortens_the_grace_of_a_pod_held_by_a_finalizer(core: Any, wait_for: Any) -> None:
+    """`kubectl delete --grace-period=0 --force` after a graceful delete: the API server shortens the pending grace
+    period to 0 (rest.BeforeDelete), so the kubelet kills the process now, finalizer or not."""
+    pod = _pod("stubborn", [KEEP])
+    pod["spec"]["terminationGracePeriodSeconds"] = 300
+    pod["spec"]["containers"][0]["command"] = [sys.executable, "-c", IGNORES_SIGTERM]
+    _running(core, core.create_namespaced_pod(NS, pod).metadata.name, wait_for)
+    core.delete_namespaced_pod("stubborn", NS)
+    assert _read(core, "stubborn")["metadata"]["deletionGracePeriodSeconds"] == 300
+    core.delete_namespaced_pod("stubborn", NS, grace_period_seconds=0)
+    done = wait_for(lambda: (p := _read(core, "stubborn"))["status"].get("phase") in ("Succeeded", "Failed") and p,
+                    timeout=30, what="the force-deleted pod to stop")
+    assert done["status"]["containerStatuses"][0]["state"]["terminated"]["signal"] == 9
+    core.patch_namespaced_pod("stubborn", NS, {"metadata": {"finalizers": None}})
+    wait_for(lambda: _gone(core, "stubborn"), timeout=30, what="the pod to go with its finalizer")
+
+
 @pytest.mark.parametrize(("name", "body", "status", "says"), [
     ("nobody", {}, 404, 'pods "nobody" not found'),
     ("refused", {"metadata": {"name": "other", "namespace": NS}}, 400,
