@@ -391,7 +391,7 @@ def recovery(faults: int, log_dir: Path) -> dict[str, Any]:
     """One 2-pod job whose rank 1 fails 0.3 s into every attempt, backoff 0: per fault, the time from
     the failed pod seen (through a watch, as the operator sees it) to every pod of the next attempt
     created, and to every pod Running."""
-    with _cluster(1, 4, simulated=False) as cluster:
+    with _cluster(1, 2, nodes=2, simulated=False) as cluster:  # one pod per node: the gang needs two
         operator, metrics_port = _operator(cluster, log_dir, "recovery")
         try:
             custom, core = _apis(cluster)
