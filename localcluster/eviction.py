@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tandem.localcluster import errors
 from tandem.localcluster.deletion import check_preconditions, delete_options
+from tandem.localcluster.scheduler import with_condition  # UpdatePodCondition's rule, as the scheduler writes it
 from tandem.localcluster.store import Obj, now_iso
 
 if TYPE_CHECKING:
@@ -31,18 +32,6 @@ CONDITION = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionBy
 SUCCESS = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
-def with_condition(pod: Obj, condition: dict[str, str], now: str) -> Obj:
-    """The pod with `condition` set as UpdatePodCondition sets it: its transition time moves only when its
-    status does."""
-    conditions = list((pod.get("status") or {}).get("conditions") or [])
-    old = next((c for c in conditions if c.get("type") == condition["type"]), None)
-    since = old["lastTransitionTime"] if old and old.get("status") == condition["status"] and \
-        old.get("lastTransitionTime") else now
-    new = {**condition, "lastProbeTime": None, "lastTransitionTime": since}
-    conditions = [new if c is old else c for c in conditions] if old else [*conditions, new]
-    return {**pod, "status": {**(pod.get("status") or {}), "conditions": conditions}}
-
-
 def evict(store: Store, deletions: Deletions, pods: ResourceType, namespace: str, name: str, body: Any,
           params: dict[str, str]) -> Obj:
     """Evict one pod; the Status to answer with (201). Refusals raise, naming what is wrong."""
@@ -57,7 +46,8 @@ def evict(store: Store, deletions: Deletions, pods: ResourceType, namespace: str
     check_preconditions(pods, pod, options.preconditions)
     if options.dry_run:
         return SUCCESS
-    marked = store.update(pods, pod, with_condition(pod, CONDITION, now_iso()), "status")
+    status = with_condition(pod.get("status") or {}, {**CONDITION, "lastProbeTime": None}, now_iso())
+    marked = store.update(pods, pod, {**pod, "status": status}, "status")
     if options.preconditions.get("resourceVersion"):  # it was this pod's: our own write moved it on
         options = replace(options, preconditions={**options.preconditions,
                                                   "resourceVersion": marked["metadata"]["resourceVersion"]})
