@@ -98,6 +98,26 @@ def library_near(lines: list[Line], index: int) -> bool:
     return any(line.library for line in lines[index : index + 1 + TRAILER_LINES])
 
 
+
+# torch prints the error NCCL recorded (ncclGetLastError) under NCCL's generic result code: "ncclInternalError:
+# Internal check failed.\nLast error:\n<what failed>" (torch/csrc/distributed/c10d/NCCLUtils.cpp).
+_LAST_ERROR = re.compile(r"\bLast error:[ \t]*(\S?)")
+DETAIL_LINES = 2  # the recorded error is one line; a wrapped one may go on to a second
+
+
+def last_error_detail(lines: list[Line], index: int) -> range:
+    """The lines of the error NCCL recorded under the result code at `index` (empty when it printed none): after a
+    "Last error:" within the next two lines, up to an empty line."""
+    for line in lines[index : index + 3]:
+        match = _LAST_ERROR.search(line.text)
+        if match:
+            start = line.number if match.group(1) else line.number + 1
+            end = start
+            while end < min(len(lines), start + DETAIL_LINES) and lines[end].text.strip():
+                end += 1
+            return range(start, end)
+    return range(0)
+
 # --- Python tracebacks --------------------------------------------------------------------------------------------
 
 _EXCEPTION_LINE = re.compile(

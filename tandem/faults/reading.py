@@ -4,7 +4,8 @@ the operator (a pod's log, `tandem classify`) and the runtime (an exception's te
 
 How a reading is decided, in this order (costs are asymmetric: a wrong `user` fails the job, a wrong
 `interconnect` or `device` blames a healthy node, `unknown` only costs a restart):
-1. the first strong entry in table order that is not a symptom of another rank's fault;
+1. the first strong entry in table order that is not a symptom of another rank's fault (where it proves nothing on
+   its own, an entry on the error NCCL recorded under it: its "Last error:");
 2. the exception that ended the last traceback, when it is the user's (a user exception type, or raised by a
    `raise` in the job's own frames; a wrapper the user raised `from` a library's error is judged by that error);
 3. the first strong symptom (a rank that waited for or lost a peer);
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tandem.faults.logtext import Line, Raised, frames_of, library_near, lines_of, raised_in
+from tandem.faults.logtext import Line, Raised, frames_of, last_error_detail, library_near, lines_of, raised_in
 from tandem.faults.signatures import Signature, matching, may_hold_a_report, reports_matching
 from tandem.faults.taxonomy import (
     IMPORT_ERRORS,
@@ -163,6 +164,15 @@ def _from_line(lines: list[Line], index: int) -> str:
     return short("\n".join(kept))
 
 
+def _refined(lines: list[Line], first: Match, strong: list[Match]) -> Match:
+    """A result code that proves nothing on its own (NCCL's internal error) yields to what the error NCCL recorded
+    under it names, cause or symptom: that is the same failure, told more precisely."""
+    if first.fault_class != FaultClass.UNKNOWN:
+        return first
+    detail = last_error_detail(lines, first.line.number)
+    return next((m for m in strong if m.line.number in detail and m.fault_class != FaultClass.UNKNOWN), first)
+
+
 def _by_match(lines: list[Line], match: Match, rule: int, found: list[Match], origin: Raised | None) -> Reading:
     return Reading(match.fault_class, match.reason, _from_line(lines, match.line.number),
                    f"signature {match.describe()}", tuple(found), origin, rule, match)
@@ -179,7 +189,7 @@ def read_log(text: str) -> Reading | None:
     # 1. A root cause the library, the driver or the kubelet named.
     first = next((m for m in strong if not m.symptom), None)
     if first:
-        return _by_match(lines, first, 1, found, origin)
+        return _by_match(lines, _refined(lines, first, strong), 1, found, origin)
     # 2. The user's exception: a user exception type, or one the job's own code raised with its own words (a
     # message that carries the library's text, a `raise RuntimeError(hccl_error_text)`, is judged by that text).
     if origin and (origin.name in USER_EXCEPTIONS or (origin.raised_by_user and not _carries_a_match(origin, found))):

@@ -395,6 +395,31 @@ CASES += [
 ]
 
 
+# NCCL's generic result code says only which kind of call failed; the error it recorded (ncclGetLastError), printed
+# by torch under "Last error:", says what. The detail decides over a result code that proves nothing on its own.
+CASES += [
+    ("nccl-internal-error-whose-last-error-is-a-closed-peer",
+     "NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1275, internal error, NCCL version 2.14.3\n"
+     "ncclInternalError: Internal check failed.\nLast error:\nNet : Connection closed by remote peer user<43236>",
+     "https://github.com/NVIDIA/nccl/issues/1514", ("interconnect", "PeerConnectionLost", 1, "nccl-peer-closed")),
+    ("nccl-internal-error-whose-last-error-is-on-its-line",
+     "torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, internal error - please report "
+     "this issue to the NCCL developers, NCCL version 2.19.3\nncclInternalError: Internal check failed.\n"
+     "Last error: Net : Connection closed by remote peer 10.0.0.3<59014>",
+     "NVIDIA/nccl src/misc/socket.cc (the peer-closed text) under torch's NCCLUtils.cpp \"Last error:\" line",
+     ("interconnect", "PeerConnectionLost", 1, "nccl-peer-closed")),
+    ("nccl-internal-error-whose-last-error-names-nothing",
+     "NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1275, internal error, NCCL version 2.14.3\n"
+     "ncclInternalError: Internal check failed.\nLast error:\nProxy Call to rank 3 failed (Setup)",
+     "https://github.com/NVIDIA/nccl/issues/1514 (the detail swapped for one no entry names)",
+     ("unknown", "LibraryInternalError", 1, "ncclinternal-and-ffts")),
+    ("a-closed-peer-after-the-last-error-block-is-not-its-detail",
+     "ncclInternalError: Internal check failed.\nLast error:\nProxy Call to rank 3 failed (Setup)\n\n"
+     "[rank1]: Net : Connection closed by remote peer 10.0.0.3<59014>",
+     "https://github.com/NVIDIA/nccl/issues/1514 (a later rank's line, not NCCL's detail)",
+     ("unknown", "LibraryInternalError", 1, "ncclinternal-and-ffts")),
+]
+
 # Text pasted from an issue or a chat into `tandem classify --log`: markdown quotes a line in backticks.
 CASES += [
     ("an-exception-quoted-in-backticks",
