@@ -420,6 +420,42 @@ CASES += [
      ("unknown", "LibraryInternalError", 1, "ncclinternal-and-ffts")),
 ]
 
+
+# Schedulers and clouds that took the machine or the quota away, in their own words (round 9 of the corpus).
+CASES += [
+    ("kueue-preempted-the-workload",
+     "  - lastTransitionTime: \"2025-10-23T06:33:18Z\"\n"
+     "    message: 'Preempted to accommodate a workload (UID: 9f542104-a9e2-4344-ad2e-9c136204da18,\n"
+     "      JobUID: a20d0a6a-64a3-46ce-9b95-8cfb3bf6e675) due to prioritization in the\n      ClusterQueue'\n"
+     "    reason: Preempted\n    status: \"True\"\n    type: Evicted",
+     "https://github.com/kubernetes-sigs/kueue/blob/main/pkg/scheduler/preemption/preemption.go",
+     ("node", "Preempted", 1, "kueue-preempted")),
+    ("aws-batch-host-terminated",
+     "Status Reason: Host EC2 (instance i-04b17daec78ef4a0b) terminated.",
+     "https://docs.aws.amazon.com/batch/latest/userguide/job_states.html (statusReason of a job whose host went)",
+     ("node", "HostTerminated", 1, "cloud-host-terminated")),
+    ("skypilot-controller-says-the-cluster-was-preempted",
+     "(sky-de99, pid=734143) I 12-10 21:39:39 controller.py:118] Cluster is preempted (status: INIT). Recovering...",
+     "https://github.com/skypilot-org/skypilot/pull/1500", ("node", "SpotReclaimed", 1, "skypilot-cluster-preempted")),
+    ("skypilot-controller-info-line-is-its-verdict",
+     "INFO 2024-06-01 12:00:00 controller.py:301] The job cluster is preempted or failed.",
+     "https://github.com/skypilot-org/skypilot/blob/master/sky/jobs/utils.py (logger.info)",
+     ("node", "SpotReclaimed", 1, "skypilot-cluster-preempted")),
+    ("oomkilled-inside-a-one-line-pod-dump",
+     "Pod failed: PodPattern matched: containers: - name: app reason: OOMKilled message: \"...\" code: 137",
+     "https://github.com/microsoft/pai/issues/5464", ("oom", "OOMKilled", 1, "container-oomkilled")),
+    ("env-rendezvous-without-world-size",
+     "ValueError: Error initializing torch.distributed using env:// rendezvous: environment variable WORLD_SIZE "
+     "expected, but not set", "https://github.com/pytorch/pytorch/blob/main/torch/distributed/rendezvous.py",
+     ("user", "DistributedEnvMissing", 1, "torch-env-rendezvous-variable-unset")),
+    ("a-file-written-into-a-read-only-root",
+     "OSError: [Errno 30] Read-only file system: '/lr_find_temp.ckpt'",
+     "https://github.com/sktime/pytorch-forecasting/issues/180", ("user", "BadOutputPath", 1, "read-only-root-file")),
+    ("a-directory-at-the-root-may-be-a-volume-not-mounted",
+     "OSError: [Errno 30] Read-only file system: '/fsx'", "https://github.com/volcengine/verl/issues/3354",
+     ("storage", "ReadOnlyVolume", 1, "read-only-volume")),
+]
+
 # Text pasted from an issue or a chat into `tandem classify --log`: markdown quotes a line in backticks.
 CASES += [
     ("an-exception-quoted-in-backticks",
