@@ -179,12 +179,15 @@ def frames_of(lines: list[Line]) -> str:
 def raised_in(lines: list[Line]) -> list[Raised]:
     """The exceptions that ended Python tracebacks, oldest first; one that a later exception in the same chain
     replaced is that exception's `cause`. Works without the "Traceback" header, which a log tail cut at 80 lines
-    has often lost: an exception line is an unindented "Name: message" after a frame or a code line, or a line of
-    its own at the very start of the text."""
+    has often lost: an exception line is an unindented "Name: message" after a frame, a code line or IPython's
+    arrow, a line of its own at the very start of the text, or the text's last words."""
     found: list[Raised] = []
     previous, frame, code = "", "", ""
     previous_in_frame = False
     cause: Raised | None = None
+    # An uncaught exception is the last thing the interpreter prints: a text's last line that is an exception ended
+    # the process even where the traceback above it was cut (a handled error the program printed has more after it).
+    last = max((line.number for line in lines if line.text.strip()), default=-1)
     for line in lines:
         text = line.text
         if not text.strip():
@@ -200,8 +203,8 @@ def raised_in(lines: list[Line]) -> list[Raised]:
             code, in_frame = text.strip(), True
         match = _EXCEPTION_LINE.match(text)
         after_traceback = (previous[:1] in (" ", "\t", "│", "╰", "|") or "Traceback (most recent call last)" in previous
-                           or previous_in_frame or (not previous and not found))
-        if match and not match.group(2).endswith("Warning") and after_traceback:
+                           or previous.startswith("---->") or previous_in_frame or (not previous and not found))
+        if match and not match.group(2).endswith("Warning") and (after_traceback or line.number == last):
             end = _message_end(lines, line.number)
             found.append(Raised(match.group(2), text, frame, code, line.number, cause, end))
             frame, code, cause = "", "", None

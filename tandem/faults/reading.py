@@ -116,7 +116,8 @@ def _judged(signature: Signature, line: Line, library: bool) -> tuple[FaultClass
 def _matches(lines: list[Line], origin: Raised | None, reports: bool) -> list[Match]:
     """Every entry on every line of evidence (and every report entry on the other lines, where `reports` says one
     may be there), in table order, then line order."""
-    start = origin.root.index if origin else 0
+    # Above a traceback the program speaks; an exception that came without its frames bounds nothing.
+    start = origin.root.index if origin and origin.root.frame else 0
     found = []
     frames: str | None = None
     for line in lines:

@@ -456,6 +456,96 @@ CASES += [
      ("storage", "ReadOnlyVolume", 1, "read-only-volume")),
 ]
 
+
+# Round 10 of the corpus: the families its development texts showed the table did not know, each entry from the
+# component's own source.
+CASES += [
+    ("nccl-nvls-bind-failure-under-an-unhandled-cuda-error",
+     "torch.distributed.DistBackendError: NCCL error in: /var/lib/jenkins/workspace/torch/csrc/distributed/c10d/"
+     "NCCLUtils.cpp:93, unhandled cuda error (run with NCCL_DEBUG=INFO for details), NCCL version 2.29.3\n"
+     "ncclUnhandledCudaError: Call to CUDA function failed.\nLast error:\n"
+     "Failed to bind NVLink SHARP (NVLS) Multicast memory of size 2097152 : CUDA error 401 'the operation cannot be "
+     "performed in the present state'.\n"
+     "This is usually caused by a system or configuration error in the Fabric Manager or NVSwitches.",
+     "https://github.com/pytorch/pytorch/pull/177472", ("interconnect", "NvlsFabricError", 1, "nccl-nvls-fabric")),
+    ("gpu-system-processor-heartbeat-lost",
+     "[   24.302465] NVRM: GPU6 _kgspIsHeartbeatTimedOut: Heartbeat timed out, currentTimeMs 812751949 heartbeat "
+     "1899482 heartbeatWithOffsetMs 812745879 diff 6070 timeout 5200\n"
+     "[   84.300480] NVRM: GPU6 kgmmuCheckMemSubsysError_IMPL: Memory Subsystem Error detected. kbusSendSysmembarSingle "
+     "failed.", "https://github.com/NVIDIA/open-gpu-kernel-modules/issues/1230",
+     ("device", "GspTimeout", 1, "gpu-gsp-timeout")),
+    ("nvml-driver-library-mismatch-at-container-start",
+     "nvidia-container-cli: initialization error: nvml error: driver/library version mismatch: unknown",
+     "https://github.com/NVIDIA/k8s-device-plugin/issues/1431", ("device", "GpuDriverMismatch", 1,
+                                                                 "gpu-driver-library-mismatch")),
+    ("admission-error-quoting-a-lost-gpu",
+     "Pod Allocate failed due to device plugin GetPreferredAllocation rpc failed with err: rpc error: code = Unknown "
+     "desc = Unable to retrieve list of available devices: error creating nvml.Device 3: nvml: GPU is lost, which "
+     "is unexpected", "https://github.com/NVIDIA/k8s-device-plugin/issues/231",
+     ("device", "GpuLost", 1, "gpu-fallen-off-bus")),
+    ("ray-marked-the-node-dead",
+     "2022-02-15 16:53:52,096\tWARNING worker.py:1462 -- The node with node id: 8f205b12 and ip: 10.128.0.103 has "
+     "been marked dead because the detector has missed too many heartbeats from it.",
+     "https://github.com/ray-project/ray/issues/22349", ("node", "NodeLost", 1, "ray-node-marked-dead")),
+    ("mpijob-worker-evicted",
+     "    message: 1/8 workers are evicted\n    reason: MPIJobEvicted\n    status: \"True\"\n    type: Failed",
+     "https://github.com/kubeflow/mpi-operator/blob/master/pkg/controller/mpi_job_controller.go",
+     ("node", "Evicted", 1, "mpijob-evicted")),
+    ("determined-agent-lost",
+     "ERROR: Trial (Experiment 49) was terminated: allocation failed due to agent failure: agent failed while the "
+     "container was running: agent closed with allocated containers",
+     "https://github.com/determined-ai/determined/issues/5704", ("node", "AgentLost", 1, "determined-agent-lost")),
+    ("tensorflow-gpu-out-of-memory",
+     "Non-OK-status: GpuLaunchKernel (FillPhiloxRandomKernelLaunch <Distribution>, num_blocks, block_size, 0, "
+     "d.stream (), gen, data, size, dist) status: Internal: out of memory",
+     "https://github.com/kubeflow/trainer/issues/1158", ("oom", "DeviceOOM", 1, "tensorflow-oom")),
+    ("ray-checkpoint-upload-failed",
+     "ERROR trainable.py:597 -- Could not upload checkpoint even after 3 retries.Please check if the credentials "
+     "expired and that the remote filesystem is supported..",
+     "https://github.com/ray-project/ray/issues/35519", ("storage", "WriteFailed", 1, "ray-checkpoint-upload-failed")),
+    ("cann-operator-without-a-kernel-binary",
+     "[E OpParamMaker.cpp:273] call aclnnCast failed, detail:EZ9999: Inner Error!\n"
+     "EZ9999: 2024-05-17-01:30:26.960.959  Op Cast does not has any binary.\n"
+     "        launch failed for Cast, errno:561000.",
+     "https://github.com/hiyouga/LlamaFactory/issues/3779", ("user", "CannKernelsPackageMissing", 1,
+                                                             "cann-op-binary-missing")),
+    ("fftsplus-aivector-exception",
+     "[ERROR] RUNTIME(129510,all__):2026-01-20-09:48:14.623.865 [device_error_core_proc.cc:333]133843 "
+     "ProcessStarsCoreErrorInfo:The error from device(chipId:5, dieId:0), serial number is 59, there is an "
+     "exception of fftsplus aivector error, core id is 8, error code = 0x10",
+     "https://github.com/vllm-project/vllm-ascend/issues/6018", ("device", "AicoreException", 1,
+                                                                 "ascend-aicore-exception")),
+    ("hccl-task-exec-stage-timeout",
+     "[ERROR] HCCL(2817,):2026-08-04-06:53:21.443.429 [task_exception_handler.cc:31] [3154][TaskExecStage][Timeout]"
+     "[AICPU]Task run failed, para information is notify id:[0x000000000000029f], stage:[0], remote rank:[local]",
+     "https://github.com/vllm-project/vllm-ascend/issues/13482", ("interconnect", "HcclExecTimeout", 3,
+                                                                  "hccl-exec-timeout")),
+]
+
+
+# Python's last words: an uncaught exception is the last thing the interpreter prints, so an exception line that
+# ends the text ended the process even when the traceback above it was cut or never pasted; IPython marks the
+# raising line with an arrow instead of indenting it.
+CASES += [
+    ("an-exception-line-that-ends-the-text",
+     "Is this intended? If you pass datasets into SFTTrainer without packing = True it fails.\n"
+     "ValueError: You passed `packing=False` to the SFTTrainer, but you didn't pass a `dataset_text_field` or "
+     "`formatting_func` argument.", "https://github.com/huggingface/trl/issues/434",
+     ("user", "PythonException", 2, None)),
+    ("a-ranks-last-words-under-a-launcher-prefix",
+     "seems this error is specific to running on workstation:\n"
+     "[rank0]: AssertionError: CUDA device, driver and/or toolkit version does not support comm+GEMM overlap with "
+     "CUDA Multicast. Launch app with UB_SKIPMC=1 to try CUDA IPC instead.\n",
+     "https://github.com/NVIDIA-NeMo/Megatron-Bridge/issues/650", ("user", "PythonException", 2, None)),
+    ("an-ipython-traceback",
+     "ValueError                                Traceback (most recent call last)\n"
+     "File <command-91325968453>, line 6\n      4 except Exception as e:\n      5     mlflow.end_run()\n"
+     "----> 6     raise e\n"
+     "ValueError: You can't train a model that has been loaded in 8-bit precision on multiple devices in any "
+     "distributed mode.", "https://github.com/huggingface/accelerate/issues/1840",
+     ("user", "PythonException", 2, None)),
+]
+
 # Text pasted from an issue or a chat into `tandem classify --log`: markdown quotes a line in backticks.
 CASES += [
     ("an-exception-quoted-in-backticks",
@@ -484,6 +574,13 @@ def test_the_whole_decision(text: str, source: str, expected: tuple[str, str, in
                                   "INFO: retrying: the device was unhealthy a minute ago"])
 def test_output_without_an_error_holds_no_evidence(text: str) -> None:
     assert read_log(text) is None
+
+
+def test_an_exception_the_program_printed_and_went_on_from_is_not_its_end() -> None:
+    """A handled error the program logged is followed by more of its output: only the last words of a text, or a
+    line under a traceback, are an exception that ended the process."""
+    reading = read_log("epoch 1 loss 0.71\nValueError: sample 17 has no label, skipped\nepoch 2 loss 0.64\nKilled")
+    assert reading is None or reading.fault_class.value != "user"
 
 
 def test_a_peers_heartbeat_is_not_this_devices() -> None:
