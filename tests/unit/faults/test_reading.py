@@ -471,8 +471,8 @@ CASES += [
     ("gpu-system-processor-heartbeat-lost",
      "[   24.302465] NVRM: GPU6 _kgspIsHeartbeatTimedOut: Heartbeat timed out, currentTimeMs 812751949 heartbeat "
      "1899482 heartbeatWithOffsetMs 812745879 diff 6070 timeout 5200\n"
-     "[   84.300480] NVRM: GPU6 kgmmuCheckMemSubsysError_IMPL: Memory Subsystem Error detected. kbusSendSysmembarSingle "
-     "failed.", "https://github.com/NVIDIA/open-gpu-kernel-modules/issues/1230",
+     "[   84.300480] NVRM: GPU6 kgmmuCheckMemSubsysError_IMPL: Memory Subsystem Error detected. "
+     "kbusSendSysmembarSingle failed.", "https://github.com/NVIDIA/open-gpu-kernel-modules/issues/1230",
      ("device", "GspTimeout", 1, "gpu-gsp-timeout")),
     ("nvml-driver-library-mismatch-at-container-start",
      "nvidia-container-cli: initialization error: nvml error: driver/library version mismatch: unknown",
