@@ -31,7 +31,7 @@ _QUIET = frozenset({"INFO", "DEBUG", "TRACE"})
 # CANN's error codes ("EI0006: [PID: ...", "ERR00100 PTA call acl api failed") and any CANN module's plog line
 # ("[ERROR] HCCL(1234,python):", "[ERROR] TSCH(...)", "[ERROR] ROCE(...)"), the loggers of the training libraries
 # ("ERROR:torch.distributed.elastic...", "WARNING megatron.core..."), the NVIDIA kernel driver ("NVRM: Xid ..."),
-# and the trailer c10 prints under every CUDA error.
+# the trailer c10 prints under every CUDA error, and the signal handler of torch's DataLoader workers.
 _LIBRARY = re.compile(
     r"\.(?:cpp|cc|cu|cuh|hpp|h|c):\d+|compiler_depend\.ts:\d+|\[FILE:\w+\.\w+\]"
     r"|\bNCCL (?:WARN|INFO)\b|NCCL version \d|\bnccl[A-Z]\w+|\bWorkNCCL\("
@@ -39,6 +39,7 @@ _LIBRARY = re.compile(
     r"|(?:ERROR|WARNING|CRITICAL)[: ]+(?:torch|torch_npu|deepspeed|megatron|transformers|accelerate|vllm\w*"
     r"|mindspeed)\.\w"
     r"|CUDA kernel errors might be asynchronously reported"
+    r"|^ERROR: Unexpected (?:bus error|segmentation fault|floating-point exception) encountered in worker"
     r"|RTS_HWTS:|Exception info:TGID=|\berror code=0x[0-9a-f]+|\bTHCudaCheck FAIL"
 )
 # How far below a signature the library's trailer may stand ("RuntimeError: CUDA error: ..." + 3 lines of c10).

@@ -523,6 +523,25 @@ CASES += [
 ]
 
 
+
+# /dev/shm, not a volume: POSIX semaphores and the DataLoader's shared tensors live there, and its size is the
+# pod's (an emptyDir of medium Memory); torch's worker signal handler prints its own diagnosis above the traceback.
+CASES += [
+    ("a-semaphore-without-room-in-dev-shm",
+     '(EngineCore pid=308) ERROR 06-12 09:59:13 [core.py:1136]   File "/usr/local/python3.11.15/lib/python3.11/'
+     'multiprocessing/synchronize.py", line 57, in __init__\n'
+     "(EngineCore pid=308) ERROR 06-12 09:59:13 [core.py:1136]     sl = self._semlock = _multiprocessing.SemLock(\n"
+     "(EngineCore pid=308) ERROR 06-12 09:59:13 [core.py:1136] OSError: [Errno 28] No space left on device",
+     "https://github.com/vllm-project/vllm-ascend/issues/10363", ("user", "ShmTooSmall", 1, "shm-semaphore-no-space")),
+    ("the-dataloaders-own-shm-diagnosis-above-the-traceback",
+     "ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).\n"
+     "Traceback (most recent call last):\n"
+     '  File "/opt/conda/lib/python3.6/site-packages/torch/utils/data/_utils/signal_handling.py", line 63, in '
+     "handler\n    _error_if_any_worker_fails()\n"
+     "RuntimeError: DataLoader worker (pid 325) is killed by signal: Bus error.",
+     "https://github.com/msr-fiddle/pipedream/issues/28", ("user", "ShmTooSmall", 1, "shared-memory-too-small")),
+]
+
 # Python's last words: an uncaught exception is the last thing the interpreter prints, so an exception line that
 # ends the text ended the process even when the traceback above it was cut or never pasted; IPython marks the
 # raising line with an arrow instead of indenting it.
