@@ -524,6 +524,19 @@ CASES += [
 
 
 
+
+# Libraries' own checks of the job's data and launch, as the reporters quoted them (round 10).
+CASES += [
+    ("arrow-rejects-the-jobs-batch",
+     "pyarrow.lib.ArrowInvalid: Column 1 named input_ids expected length 599 but got length 1500\n"
+     "In the last iteration of the last dset.map, it gives the error that I copied in the title.",
+     "https://github.com/huggingface/datasets/issues/1817", ("user", "BadData", 1, "pyarrow-invalid-data")),
+    ("deepspeed-mpi-and-torch-disagree-on-the-world",
+     "`AssertionError: MPI world size 16 does not match torch world size 8\"`\n\n"
+     "For mpirun args, I use `--allow-run-as-root -np 16 -N 8 --hostfile ${hostfile}`.",
+     "https://github.com/deepspeedai/DeepSpeed/issues/461", ("user", "BadConfig", 1, "ref-meg-world-size")),
+]
+
 # /dev/shm, not a volume: POSIX semaphores and the DataLoader's shared tensors live there, and its size is the
 # pod's (an emptyDir of medium Memory); torch's worker signal handler prints its own diagnosis above the traceback.
 CASES += [
