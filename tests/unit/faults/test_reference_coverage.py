@@ -79,7 +79,86 @@ JOB_RUNNERS = [
      ('unknown', 'NodeLost', 4, 'ray-object-lost-node-failure')),
 ]
 
-CASES = JOB_RUNNERS
+# Kubernetes training controllers, autoscalers and managed training services (their sources and docs).
+CONTROLLERS = [
+    ('kueue-evicted-node-failures',
+     'Workload was evicted as there was no replacement for unhealthy node(s): x0',
+     'https://github.com/kubernetes-sigs/kueue/blob/main/pkg/scheduler/scheduler_tas_test.go',
+     ('node', 'NodeFailures', 1, 'kueue-evicted-node-failures')),
+    ('kueue-evicted-pods-ready-timeout',
+     'Normal  EvictedDueToPodsReadyTimeout  2m5s                 kueue-workload-controller  Exceeded the '
+     'PodsReady timeout e2e-gsj4m/job-high-67543',
+     'https://github.com/kubernetes-sigs/kueue/pull/2376',
+     ('unknown', 'PodsReadyTimeout', 4, 'kueue-evicted-pods-ready-timeout')),
+    ('volcano-scheduler-evict',
+     '42s         Warning   Evict              pod/pyspark-pi-driver-routine-bf20cae50b6a8253           Pod is '
+     'evicted, because of preempt',
+     'https://github.com/pgillet/spark-article/blob/d63ef2ddbd2feac196b95535b6e0bb0373496fe1/15-pod-priority-preemption.md',
+     ('node', 'Preempted', 1, 'volcano-scheduler-evict')),
+    ('volcano-agent-offline-eviction',
+     '69s         Warning   Evicted                   pod/offline-demo-785cff7f58-gwqwc    Evict offline pod '
+     'due to cpu resource pressure',
+     'https://github.com/volcano-sh/volcano/blob/master/docs/design/colocation/Overview.md',
+     ('node', 'Evicted', 1, 'volcano-agent-offline-eviction')),
+    ('karpenter-disruption-eviction',
+     '2023-03-16T20:25:52Z   2023-03-16T20:25:52Z   1       karpenter           Normal   Evicted     Evicted '
+     'pod',
+     'https://github.com/aws/karpenter-provider-aws/issues/3594',
+     ('node', 'NodeDisrupted', 1, 'karpenter-disruption-eviction')),
+    ('karpenter-aws-interruption',
+     'Warning  TerminatingOnInterruption  64m  karpenter  Interruption triggered termination for the Node',
+     'https://github.com/aws/karpenter-provider-aws/blob/main/pkg/controllers/interruption/events/events.go',
+     ('node', 'InstanceInterrupted', 1, 'karpenter-aws-interruption')),
+    ('cluster-autoscaler-scale-down',
+     'Normal  ScaleDown  12m   cluster-autoscaler  deleting pod for node scale down',
+     'https://github.com/kubernetes/autoscaler/blob/master/cluster-autoscaler/core/scaledown/actuation/drain.go',
+     ('node', 'ScaleDown', 1, 'cluster-autoscaler-scale-down')),
+    ('cloud-node-deleted',
+     '3s         6h          4780      ip-10-56-0-138.ec2.internal   Node                  Normal    '
+     'DeletingNode   controllermanager   Node ip-10-56-0-138.ec2.internal event: Deleting Node '
+     "ip-10-56-0-138.ec2.internal because it's not present according to cloud provider",
+     'https://github.com/kubernetes/autoscaler/issues/109',
+     ('node', 'NodeDeleted', 1, 'cloud-node-deleted')),
+    ('kubelet-shutdown-detected',
+     'Normal  Shutdown  2m  kubelet  Shutdown manager detected shutdown event',
+     'https://github.com/kubernetes/kubernetes/blob/master/pkg/kubelet/nodeshutdown/nodeshutdown_manager_linux.go',
+     ('node', 'NodeShutdown', 1, 'kubelet-shutdown-detected')),
+    ('hyperpod-node-unhealthy',
+     'sagemaker.amazonaws.com/node-health-status: UnschedulablePendingReplacement',
+     'https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-hyperpod-eks-resiliency-node-labels.html',
+     ('node', 'NodeHealthCheckFailed', 1, 'hyperpod-node-unhealthy')),
+    ('eks-neuron-hardware-error',
+     'kernel: NEURON_HW_ERR=HBM_UNCORRECTABLE_ERROR affecting neuron devices',
+     'https://github.com/aws/eks-node-monitoring-agent/blob/main/monitors/neuron/monitor_test.go',
+     ('device', 'NeuronHardwareError', 1, 'eks-neuron-hardware-error')),
+    ('eks-nvidia-gpu-missing-or-diag-failed',
+     'DCGM detected 8 GPUs but 0 nvidia device files were detected',
+     'https://github.com/aws/eks-node-monitoring-agent/blob/main/monitors/nvidia/dcgm/dcgm_devices_test.go',
+     ('device', 'GpuHealthCheckFailed', 1, 'eks-nvidia-gpu-missing-or-diag-failed')),
+    ('eks-nvidia-fabric-error',
+     'GPU fabric health mask 0x10: route_unhealthy=1',
+     'https://github.com/aws/eks-node-monitoring-agent/blob/main/monitors/nvidia/dcgm/dcgm_watchfield_test.go',
+     ('interconnect', 'NvLinkFabricError', 1, 'eks-nvidia-fabric-error')),
+    ('vertex-replica-oom',
+     'The replica workerpool0-0 ran out of memory and exited with a non-zero status of 137.',
+     'https://cloud.google.com/vertex-ai/docs/training/understanding-training-service',
+     ('oom', 'OOMKilled', 1, 'vertex-replica-oom')),
+    ('vertex-internal-error',
+     'Internal error occurred for the current attempt.',
+     'https://cloud.google.com/vertex-ai/docs/training/understanding-training-service',
+     ('unknown', 'ServiceInternalError', 1, 'vertex-internal-error')),
+    ('sagemaker-internal-error',
+     'Failed. Reason: InternalServerError: We encountered an internal error. Please try again.',
+     'https://github.com/aws/sagemaker-python-sdk/issues/2496',
+     ('unknown', 'ServiceInternalError', 1, 'sagemaker-internal-error')),
+    ('cloud-training-capacity-stockout',
+     'FailureReason: "CapacityError: Unable to provision requested ML compute capacity. Please retry using a '
+     'different ML instance type."',
+     'https://github.com/DIAGNijmegen/rse-grand-challenge/issues/2631',
+     ('unknown', 'InsufficientCapacity', 1, 'cloud-training-capacity-stockout')),
+]
+
+CASES = JOB_RUNNERS + CONTROLLERS
 
 
 @pytest.mark.parametrize(("line", "seen_at", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
