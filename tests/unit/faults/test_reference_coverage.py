@@ -158,7 +158,126 @@ CONTROLLERS = [
      ('unknown', 'InsufficientCapacity', 1, 'cloud-training-capacity-stockout')),
 ]
 
-CASES = JOB_RUNNERS + CONTROLLERS
+# NCCL's own WARN texts (NVIDIA/nccl's source, v2.18 to v2.30) and PyTorch's watchdog around them.
+NCCL = [
+    ('nccl-gin-completion-error',
+     'gpu-node-07:48211:48390 [2] transport/net_ib/gin.cc:749 NCCL WARN NET/IB/GIN: Got completion from peer '
+     '10.42.3.17<46581> with status=12 opcode=0 len=0 vendor err 129 (IPut) hca mlx5_2',
+     'https://github.com/NVIDIA/nccl/blob/v2.30.7-1/src/transport/net_ib/gin.cc',
+     ('interconnect', 'NcclIbCompletionError', 1, 'nccl-gin-completion-error')),
+    ('nccl-ib-resiliency-fatal',
+     'gpu-node-07:48211:48390 [2] transport/net_ib/p2p_resiliency.cc:47 NCCL WARN NET/IB: Fatal error. Detected '
+     '2 failed devices out of 2 devices on the send communicator (comm=0x7f3a1c0d2e00). No support for more '
+     'than a single failed device.',
+     'https://github.com/NVIDIA/nccl/blob/v2.30.7-1/src/transport/net_ib/p2p_resiliency.cc',
+     ('interconnect', 'NcclIbAllRailsFailed', 1, 'nccl-ib-resiliency-fatal')),
+    ('nccl-net-device-count-mismatch',
+     'gpu-node-07:48211:48300 [2] init.cc:1339 NCCL WARN Detected mixed local Net device counts across ranks '
+     '(min 7, max 8). Set NCCL_IGNORE_NET_MISMATCH=1 to continue.',
+     'https://github.com/NVIDIA/nccl/blob/v2.30.7-1/src/init.cc',
+     ('interconnect', 'NcclNicMissing', 4, 'nccl-net-device-count-mismatch')),
+    ('nccl-socket-connect-timeouts-exceeded',
+     'gpu-node-07:48211:48300 [2] misc/socket.cc:544 NCCL WARN socketPollConnect: connect returned Connection '
+     'timed out, exceeded error retry count (35)',
+     'https://github.com/NVIDIA/nccl/blob/v2.26.2-1/src/misc/socket.cc',
+     ('interconnect', 'NcclSocketConnectTimeout', 1, 'nccl-socket-connect-timeouts-exceeded')),
+    ('nccl-mnnvl-imex-unavailable',
+     'gb200-rack1-n03:5120:5301 [0] mnnvl.cc:74 NCCL WARN MNNVL (cliqueSize 72) is available but not working on '
+     'this system. Check the IMEX configuration (nvidia-imex-ctl -N). Set NCCL_MNNVL_ENABLE=0 to ignore this '
+     'issue.',
+     'https://github.com/NVIDIA/nccl/blob/v2.27.7-1/src/mnnvl.cc',
+     ('interconnect', 'NcclMnnvlImex', 4, 'nccl-mnnvl-imex-unavailable')),
+    ('pgnccl-timeout-at-work',
+     '[rank0]:[E1206 18:44:16.994932383 ProcessGroupNCCL.cpp:1709] [PG 1 Rank 0] Timeout at NCCL work: 7753, '
+     'last enqueued NCCL work: 7755, last completed NCCL work: 7752.',
+     'https://github.com/hiyouga/LlamaFactory/issues/6269',
+     ('interconnect', 'CollectiveTimeout', 3, 'pgnccl-timeout-at-work')),
+    ('nccl-mnnvl-imex-channel',
+     'gb200-rack1-n03:5120:5301 [0] mnnvl.cc:63 NCCL WARN MNNVL (cliqueSize 72) is available but not working on '
+     'this system. Check the IMEX channel configuration (/dev/nvidia-caps-imex-channels). Set '
+     'NCCL_MNNVL_ENABLE=0 to ignore this issue.',
+     'https://github.com/NVIDIA/nccl/blob/v2.27.7-1/src/mnnvl.cc',
+     ('unknown', 'NcclMnnvlImexChannel', 1, 'nccl-mnnvl-imex-channel')),
+    ('nccl-requested-net-not-found',
+     'gpu-node-07:48211:48300 [2] plugin/net.cc:232 NCCL WARN Error: network IB not found.',
+     'https://github.com/NVIDIA/nccl/blob/v2.26.2-1/src/plugin/net.cc',
+     ('unknown', 'NcclNetUnavailable', 1, 'nccl-requested-net-not-found')),
+    ('nccl-ib-collective-size-mismatch',
+     '10.10.23.10: so-ucloud-10-10-23-10:1307367:1307586 [0] transport/net_ib.cc:1038 NCCL WARN NET/IB : req '
+     '0/1 tag 0 peer 10.10.23.6<58683> collective mismatch error, local size 496640 remote size 65536',
+     'https://github.com/NVIDIA/nccl/issues/969',
+     ('unknown', 'NcclCollectiveMismatch', 1, 'nccl-ib-collective-size-mismatch')),
+    ('nccl-multi-rank-same-gpu',
+     'gpu-node-07:48211:48300 [0] init.cc:1057 NCCL WARN Multiple Ranks are using the same GPU/Partition. Set '
+     'NCCL_MULTI_RANK_GPU_ENABLE=1 to enable this configuration.',
+     'https://github.com/NVIDIA/nccl/blob/v2.30.7-1/src/init.cc',
+     ('user', 'NcclInvalidUsage', 1, 'nccl-multi-rank-same-gpu')),
+    ('nccl-nvls-forced-multi-rank-gpu',
+     'gpu-node-07:48211:48300 [0] transport/nvls.cc:254 NCCL WARN NCCL_NVLS_ENABLE has been set to "1" and '
+     'communicator has multiple ranks using the same NVML device. This is not compatible with '
+     'NCCL_NVLS_ENABLE=1.',
+     'https://github.com/NVIDIA/nccl/blob/v2.30.7-1/src/transport/nvls.cc',
+     ('user', 'NcclInvalidUsage', 1, 'nccl-nvls-forced-multi-rank-gpu')),
+    ('nccl-group-usage',
+     'gpu-node-07:48211:48211 [0] group.cc:283 NCCL WARN Either none or all communicators in a ncclGroup() can '
+     'be CUDA graph captured.',
+     'https://github.com/NVIDIA/nccl/blob/v2.28.9-1/src/group.cc',
+     ('user', 'NcclInvalidUsage', 1, 'nccl-group-usage')),
+    ('nccl-argcheck',
+     'gpu-node-07:48211:48211 [0] misc/argcheck.cc:22 NCCL WARN AllReduce : sendbuff allocated on device 1 '
+     'mismatchs with NCCL device 0',
+     'https://github.com/NVIDIA/nccl/blob/v2.28.9-1/src/misc/argcheck.cc',
+     ('user', 'NcclInvalidArgument', 1, 'nccl-argcheck')),
+    ('nccl-argcheck-invalid-pointer',
+     'gpu-node-07:48211:48211 [0] misc/argcheck.cc:14 NCCL WARN AllReduce : sendbuff 0x7f2c5a000000 is not a '
+     'valid pointer',
+     'https://github.com/NVIDIA/nccl/blob/v2.28.9-1/src/misc/argcheck.cc',
+     ('unknown', 'NcclInvalidArgument', 4, 'nccl-argcheck-invalid-pointer')),
+    ('nccl-enqueue-usage',
+     'gpu-node-07:48211:48211 [0] enqueue.cc:2559 NCCL WARN FP8 reduction support begins with sm90 capable '
+     'devices.',
+     'https://github.com/NVIDIA/nccl/blob/v2.28.9-1/src/enqueue.cc',
+     ('user', 'NcclInvalidArgument', 1, 'nccl-enqueue-usage')),
+    ('nccl-no-algo-forced-env',
+     'gpu-node-07:48211:48211 [0] enqueue.cc:2063 NCCL WARN No algorithm/protocol available for function '
+     'Broadcast with datatype ncclInt8. NCCL_ALGO was set to Tree.',
+     'https://github.com/NVIDIA/nccl/blob/v2.30.7-1/src/enqueue.cc',
+     ('user', 'NcclConfig', 1, 'nccl-no-algo-forced-env')),
+    ('nccl-library-version-compat',
+     'gpu-node-07:48211:48211 [0] dev_runtime.cc:1428 NCCL WARN NCCL library is too old. This application was '
+     'compiled with NCCL version 2.30.7, but is running with NCCL library version 2.29.3.',
+     'https://github.com/NVIDIA/nccl/blob/v2.30.7-1/src/dev_runtime.cc',
+     ('user', 'LibraryMismatch', 1, 'nccl-library-version-compat')),
+    ('nccl-graph-capture-unsupported-build',
+     'gpu-node-07:48211:48211 [0] misc/strongstream.cc:90 NCCL WARN NCCL cannot be captured in a graph if '
+     "either it wasn't built with CUDA runtime >= 11.3 or if the installed CUDA driver < R465.",
+     'https://github.com/NVIDIA/nccl/blob/v2.28.9-1/src/misc/strongstream.cc',
+     ('user', 'LibraryMismatch', 1, 'nccl-graph-capture-unsupported-build')),
+    ('nccl-topo-xml-file',
+     '2a8874e7d1e6:2196:2275 [1] graph/xml.h:101 NCCL WARN Attribute arch of node cpu not found',
+     'https://github.com/aws/aws-ofi-nccl/issues/785',
+     ('user', 'NcclTopologyFile', 1, 'nccl-topo-xml-file')),
+    ('nccl-nic-merge-config',
+     'gpu-node-07:48211:48300 [0] graph/topo.cc:1079 NCCL WARN TOPO/NET : Could not force merge NICs '
+     'mlx5_0,mlx5_1. Please specify a valid NCCL_NET_FORCE_MERGE string.',
+     'https://github.com/NVIDIA/nccl/blob/v2.28.9-1/src/graph/topo.cc',
+     ('user', 'NcclConfig', 1, 'nccl-nic-merge-config')),
+    ('nccl-ras-version-mismatch',
+     'gpu-node-07:48211:48420 [0] ras/ras.cc:428 NCCL WARN NCCL version mismatch with remote peer '
+     '10.42.3.17<36521> (local: 22809, remote 22602)',
+     'https://github.com/NVIDIA/nccl/blob/v2.28.9-1/src/ras/ras.cc',
+     ('user', 'LibraryMismatch', 1, 'nccl-ras-version-mismatch')),
+    ('nccl-host-malloc-failed',
+     'gpu-node-07:48211:48300 [0] include/alloc.h:136 NCCL WARN Failed to malloc 4294967296 bytes',
+     'https://github.com/NVIDIA/nccl/blob/v2.28.9-1/src/include/alloc.h',
+     ('oom', 'HostOOM', 1, 'nccl-host-malloc-failed')),
+    ('nccl-cuda-alloc-failed',
+     'c11efb988616:1346195:1346232 [0] include/alloc.h:105 NCCL WARN Failed to CUDA calloc 1048576 bytes',
+     'https://github.com/microsoft/NPKit/issues/37',
+     ('oom', 'DeviceOOM', 4, 'nccl-cuda-alloc-failed')),
+]
+
+CASES = JOB_RUNNERS + CONTROLLERS + NCCL
 
 
 @pytest.mark.parametrize(("line", "seen_at", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
