@@ -277,7 +277,152 @@ NCCL = [
      ('oom', 'DeviceOOM', 4, 'nccl-cuda-alloc-failed')),
 ]
 
-CASES = JOB_RUNNERS + CONTROLLERS + NCCL
+# HCCL's and HCCP's own texts (hicann/hccl's fault-diagnosis guide, hicann/hcomm) and torch_npu's ProcessGroupHCCL.
+HCCL = [
+    ('hccl-topo-agent-connect-failed',
+     '[ERROR] HCCL(7988,all_reduce_test):2025-03-19-04:16:13.978.995 [topoinfo_exchange_agent.cc:41] '
+     '[7988][TopoInfoExchangeAgent][Setup]TopoExchangeAgent: connect server[127.10.0.1 : 60000] failed',
+     'https://github.com/hicann/hccl/blob/master/docs/zh/user_guide/fault_diagnosis/cluster_info_nego.md',
+     ('interconnect', 'HcclSocketTimeout', 4, 'hccl-topo-agent-connect-failed')),
+    ('hccl-topo-detect-unconnected-ranks',
+     '[ERROR] HCCL(1041085,all_reduce_test):2025-11-21-01:20:01.630.122 [topoinfo_exchange_base.cc:145] '
+     '[1041085][InitGroupStage][RanktableDetect] TopoDetect ERROR occur !!! fault_type[1], fault_info["Failed '
+     'to connect agent[1,3,5,7,]"]',
+     'https://github.com/hicann/hccl/blob/master/docs/zh/user_guide/fault_diagnosis/cluster_info_nego.md',
+     ('interconnect', 'HcclSocketTimeout', 4, 'hccl-topo-detect-unconnected-ranks')),
+    ('hccl-env-config',
+     '[ERROR] HCCL(925892,alltoall_test):2025-10-28-16:34:59.634.432 [sal.cc:501] '
+     '[925892][InitGroupStage][EnvConfig]set ifname to [abc] by HCCL_SOCKET_IFNAME, but not found in the '
+     'environment, ifnames in the environment is as follows',
+     'https://github.com/hicann/hccl/blob/master/docs/zh/user_guide/fault_diagnosis/env_config_error_EI0001.md',
+     ('user', 'HcclConfigError', 1, 'hccl-env-config')),
+    ('hccl-operator-parameter-invalid',
+     'Failed to verify parameters of operator CheckRankID (operator name). Value 1sfa for parameter rank_id is '
+     'invalid. The expected value is a non-negative decimal number.',
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0003-Invalid_Argument_Collective_Communication_Operator.md',
+     ('user', 'HcclInvalidArgument', 1, 'hccl-operator-parameter-invalid')),
+    ('hccl-ranktable-invalid',
+     'Failed to parse the ranktable file /home/HCCL_TEST/sess_run/rankta/intra_rank_table_2rank_v1.json. '
+     'Reason: The rankTable file path does not exist, the permission is insufficient, or the JSON format is '
+     'incorrect.',
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0004-File_Operation_Error_Parse.md',
+     ('unknown', 'HcclRanktableError', 4, 'hccl-ranktable-invalid')),
+    ('hccl-parameter-conflict',
+     '[ERROR] HCCL(3743927,all_reduce_test):2025-10-25-16:11:16.831.640 [rank_consistentcy_checker.cc:429] '
+     '[3743951][InitChannelStage][ParameterConflict]CMD information tag check fail. '
+     'local[AllGather_127.10.0.1%enp_60000_0_1761379874757928], '
+     'remote[AllReduce_127.10.0.1%enp_60000_0_1761379874757928]',
+     'https://github.com/hicann/hccl/blob/master/docs/zh/user_guide/fault_diagnosis/param_link_stage.md',
+     ('user', 'HcclInconsistentArguments', 1, 'hccl-parameter-conflict')),
+    ('hccl-heartbeat-op-inconsistent',
+     '[ERROR]HCCL(835695,all_reduce_test):2025-10-23-17:28:06.049.385[task_exception_handler.cc:610][835695][TaskExecStage][HeartbeatAbnormal]Cluster '
+     'Exception Location[IP/ID]:[127.10.0.1/1], Arrival Time:[Thu Oct 23 17:25:58 2025], ExceptionType:[Op '
+     'Inconsistent Occurred], Possible Reason:communication operator is inconsistent',
+     'https://github.com/hicann/hcomm/blob/master/src/legacy/ascend910/framework/cluster_maintenance/health/heartbeat/heartbeat.cc',
+     ('user', 'HcclInconsistentArguments', 1, 'hccl-heartbeat-op-inconsistent')),
+    ('hccl-version-mismatch',
+     'The ops (cann-hccl) versions are inconsistent. The local version is 9.2.0 (version file: '
+     '/usr/local/Ascend/cann-9.2.0/share/info/hccl/version.info), while the remote version is 9.1.0.',
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0008-Package_Error_Incorrect_HCCL_Version.md',
+     ('unknown', 'HcclVersionMismatch', 4, 'hccl-version-mismatch')),
+    ('hccl-port-in-use',
+     'Failed to enable listening for the NPU network adapter socket. Reason: The IP address 192.1.3.198 add '
+     'port 16666 have already been bound.',
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0020-Communication_Error_Bind_IP_Port.md',
+     ('unknown', 'HcclPortInUse', 4, 'hccl-port-in-use')),
+    ('hccl-connect-detect-no-event',
+     'This node detects no exception event. The possible cause is that the behaviors of different ranks are '
+     'inconsistent. The possible causes are as follows:',
+     'https://github.com/hicann/hcomm/blob/master/src/legacy/ascend910/framework/cluster_maintenance/detect/detect_connect_anomalies/detect_connect_anomalies.cc',
+     ('unknown', 'HcclNoLinkAnomaly', 1, 'hccl-connect-detect-no-event')),
+    ('hccl-connect-detect-peer-unreachable',
+     '[ERROR] HCCL(17528,python3):2026-03-18-10:34:43.141.966 [detect_connect_anomalies.cc:132] [18744]This '
+     'node (server 192.168.200.100, device ID 1) detects that srcRank (server 192.168.200.100, device ID 1) '
+     'fails to connect to dstRank (server 192.168.200.100, device ID 0). Continue to analyze the fault based on '
+     'the logs of srcRank and dstRank.',
+     'https://github.com/hicann/hccl/blob/master/docs/zh/user_guide/fault_diagnosis/param_link_stage.md',
+     ('interconnect', 'PeerConnectionLost', 4, 'hccl-connect-detect-peer-unreachable')),
+    ('hccl-socket-recv-timeout',
+     '[ERROR] HCCL(3626636,all_reduce_test):2025-11-21-13:20:47.639.860 [adapter_hccp.cc:1827] '
+     '[3626636][Recv][RaSocket]errNo[0x0000000005000013] Wait timeout for sockets recv, data[0x7ffd2c3e1000], '
+     'size[4096 Byte], recvSize[0 Byte] timeout[120 s]. Peerrank did not send the data in time. Check whether '
+     'the peerrank is abnormal.',
+     'https://github.com/hicann/hcomm/blob/master/src/legacy/ascend910/platform/common/adapter/adapter_hccp.cc',
+     ('interconnect', 'HcclSocketTimeout', 4, 'hccl-socket-recv-timeout')),
+    ('hccl-npu-memory-alloc',
+     'Failed to allocate 262144~3145728 bytes of NPU memory.',
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0011-Resource_Error_Insufficient_Device_Memory.md',
+     ('oom', 'DeviceOOM', 1, 'hccl-npu-memory-alloc')),
+    ('hccl-resource-exhausted',
+     'Failed to allocate resource HostMemory with info size:8928 bytes. Reason: Resources are exhausted.',
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0007-Resource_Error.md',
+     ('oom', 'HcclResourceExhausted', 4, 'hccl-resource-exhausted')),
+    ('hccl-notify-wait-timeout-text',
+     'A timeout occurs when the Notify register waits for execution. Waiting peer rank: 4; task information: '
+     'streamID:[90], taskID[686], taskType[Notify Wait], '
+     'tag[AllReduce_80.48.9.154%enp48s3u1u1_60000_0_1779783710697217ringAllReduceMeshSmallCountExecutor_device], '
+     'AlgType(level 0-1-2):[ring-ring-NHR].; communication operator information: notify '
+     'id:[0x00000000000018fc], stage:[0], remote rank:[4]; communicator: none.',
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0002-Communication_Error_Timeout.md',
+     ('unknown', 'HcclNotifyWaitTimeout', 4, 'hccl-notify-wait-timeout-text')),
+    ('hccl-heartbeat-lost',
+     '[ERROR]HCCL(835695,all_reduce_test):2025-10-23-17:28:06.049.385[task_exception_handler.cc:610][835695][TaskExecStage][HeartbeatAbnormal]Cluster '
+     'Exception Location[IP/ID]:[127.10.0.1/1], Arrival Time:[Thu Oct 23 17:25:58 2025], '
+     'Discoverer:[127.10.0.1/2], ExceptionType:[Heartbeat Lost Occurred], Possible Reason:1. Process has '
+     'exited, 2. Network Disconnected',
+     'https://github.com/hicann/hccl/blob/master/docs/zh/user_guide/fault_diagnosis/task_exec_stage.md',
+     ('unknown', 'PeerConnectionLost', 4, 'hccl-heartbeat-lost')),
+    ('hccl-heartbeat-stuck',
+     '[ERROR]HCCL(1219039,all_reduce_test):2025-10-23-21:05:09.859.568[task_exception_handler.cc:610] '
+     '[1219039][TaskExecStage][HeartbeatAbnormal]Cluster Exception Location[IP/ID]:[127.10.0.1/1], Arrival '
+     'Time:[Thu Oct 23 21:03:19 2025], ExceptionType:[Stuck Occurred], Possible Reason:1.Host process is stuck, '
+     '2.Device task is stuck',
+     'https://github.com/hicann/hccl/blob/master/docs/zh/user_guide/fault_diagnosis/task_exec_stage.md',
+     ('unknown', 'CollectiveHang', 4, 'hccl-heartbeat-stuck')),
+    ('hccl-sdma-error-text',
+     'SDMA memory copy task exception occurred. Remote rank: [4800]. Base information: [streamID:[44], '
+     'taskID[2], taskType[Memcpy], tag[AllReduce_group_name_0], AlgType(level 0-1-2):[ring-ring-NHR].]. Task '
+     'information: [src:[0x320000], dst:[0x12c088120000], size:[0x320000], notify id:[0xffffffffffffffff], link '
+     'type:[OnChip], remote rank:[local]]. Communicator information: [group:[group_name_0], user define '
+     'information[Unspecified], rankSize[16], rankId[13]].',
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0012-Execution_Error_SDMA.md',
+     ('unknown', 'HcclSdmaError', 1, 'hccl-sdma-error-text')),
+    ('hccl-aiv-kernel-fault',
+     '[ERROR] RUNTIME(699131,python):2025-04-24-21:54:17.707.236 [davinci_kernel_task.cc:1268]699131 '
+     'PrintErrorInfoForDavinciTask:[INIT][DEFAULT]Aicore kernel execute failed, device_id=0, stream_id=2, '
+     'report_stream_id=2, task_id=55873, flip_num=2073, fault kernel_name=aiv_all_reduce_***, fault kernel info '
+     'ext=aiv_all_reduce_910b_bfloat16_t, program id=42, hash=9645272693770703471.',
+     'https://github.com/hicann/hccl/blob/master/docs/zh/user_guide/fault_diagnosis/task_exec_stage.md',
+     ('unknown', 'CommKernelTimeout', 1, 'hccl-aiv-kernel-fault')),
+    ('hccp-poll-cqe-retry-exceeded',
+     '[ERROR] HCCP(2040034,alltoall_test):2025-09-15-08:38:12.776.650 '
+     '[ra_hdc_lite.c:794]tid:2040458,ra_hdc_lite_period_poll_cqe : [create][ra_hdc_period_poll]failed CQE '
+     'status[12], wr[0]',
+     'https://github.com/hicann/hccl/blob/master/docs/zh/user_guide/fault_diagnosis/task_exec_stage.md',
+     ('interconnect', 'HcclRoceCqeError', 4, 'hccp-poll-cqe-retry-exceeded')),
+    ('torch-npu-hccl-async-error',
+     '[Rank0] checkHcclComms found HcclComms vector 0 got ERROR via HcclGetCommAsyncError : ',
+     'https://github.com/Ascend/pytorch/blob/master/torch_npu/csrc/distributed/ProcessGroupHCCL.cpp',
+     ('unknown', 'HcclRoceCqeError', 4, 'torch-npu-hccl-async-error')),
+    ('torch-npu-hccl-ops-failed',
+     'Some HCCL operations have failed or timed out. Due to the asynchronous nature of ASCEND kernels, '
+     'subsequent NPU operations might run on corrupted/incomplete data.',
+     'https://github.com/Ascend/pytorch/blob/master/torch_npu/csrc/distributed/ProcessGroupHCCL.cpp',
+     ('unknown', 'CollectiveAborted', 4, 'torch-npu-hccl-ops-failed')),
+    ('torch-npu-hccl-blocking-wait-timeout',
+     '[Rank 3] Work WorkHCCL(SeqNum=12, OpType=ALLREDUCE, Timeout(ms)=1800000) timed out in blocking wait '
+     '(TORCH_HCCL_BLOCKING_WAIT=1 or HCCL_BLOCKING_WAIT=1).',
+     'https://github.com/Ascend/pytorch/blob/master/torch_npu/csrc/distributed/ProcessGroupHCCL.cpp',
+     ('unknown', 'CollectiveTimeout', 4, 'torch-npu-hccl-blocking-wait-timeout')),
+    ('torch-npu-hccl-unique-id-store',
+     'Unknown exception while [3] is setting up HCCL communicator and retrieving hcclUniqueId from [0] via c10d '
+     "key-value store by key '0'. This may indicate a possible application crash on rank 0 or a network set up "
+     'issue.',
+     'https://github.com/Ascend/pytorch/blob/master/torch_npu/csrc/distributed/ProcessGroupHCCL.cpp',
+     ('unknown', 'StoreTimeout', 4, 'torch-npu-hccl-unique-id-store')),
+]
+
+CASES = JOB_RUNNERS + CONTROLLERS + NCCL + HCCL
 
 
 @pytest.mark.parametrize(("line", "seen_at", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
