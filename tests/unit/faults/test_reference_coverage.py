@@ -33,11 +33,13 @@ JOB_RUNNERS = [
     ('slurm-step-node-failure',
      'slurmstepd: error: *** STEP 1943824.0 ON jean-zay-iam17 CANCELLED AT 2023-03-06T03:17:51 DUE TO NODE '
      'FAILURE, SEE SLURMCTLD LOG FOR DETAILS ***',
-     ('https://github.com/huggingface/m4-logs/blob/7a31dcede8590cdfd8a0786f75141933fe5afb36/tr_141-hanging/tr_141_cm409xPMD01_scale_leap_of_faith_v5_num_workers_06/README.md',)
+     'https://github.com/huggingface/m4-logs/blob/7a31dcede8590cdfd8a0786f75141933fe5afb36/tr_141-han'
+     'ging/tr_141_cm409xPMD01_scale_leap_of_faith_v5_num_workers_06/README.md',
      ('node', 'NodeLost', 1, 'slurm-step-node-failure')),
     ('slurm-srun-node-failure',
      'srun: error: Node failure on jean-zay-iam37',
-     ('https://github.com/huggingface/m4-logs/blob/7a31dcede8590cdfd8a0786f75141933fe5afb36/tr_141-hanging/tr_141_cm409xPMD01_scale_leap_of_faith_v5_num_workers_06/README.md',)
+     'https://github.com/huggingface/m4-logs/blob/7a31dcede8590cdfd8a0786f75141933fe5afb36/tr_141-han'
+     'ging/tr_141_cm409xPMD01_scale_leap_of_faith_v5_num_workers_06/README.md',
      ('node', 'NodeLost', 1, 'slurm-srun-node-failure')),
     ('slurm-unkillable-step',
      '[2020-12-14T09:44:56.002] [63532.0] error: *** STEP 63532.0 STEPD TERMINATED ON cn106 AT '
@@ -93,7 +95,8 @@ CONTROLLERS = [
     ('volcano-scheduler-evict',
      '42s         Warning   Evict              pod/pyspark-pi-driver-routine-bf20cae50b6a8253           Pod is '
      'evicted, because of preempt',
-     ('https://github.com/pgillet/spark-article/blob/d63ef2ddbd2feac196b95535b6e0bb0373496fe1/15-pod-priority-preemption.md',)
+     'https://github.com/pgillet/spark-article/blob/d63ef2ddbd2feac196b95535b6e0bb0373496fe1/15-pod-p'
+     'riority-preemption.md',
      ('node', 'Preempted', 1, 'volcano-scheduler-evict')),
     ('volcano-agent-offline-eviction',
      '69s         Warning   Evicted                   pod/offline-demo-785cff7f58-gwqwc    Evict offline pod '
@@ -299,7 +302,8 @@ HCCL = [
     ('hccl-operator-parameter-invalid',
      'Failed to verify parameters of operator CheckRankID (operator name). Value 1sfa for parameter rank_id is '
      'invalid. The expected value is a non-negative decimal number.',
-     ('https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0003-Invalid_Argument_Collective_Communication_Operator.md',)
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0003-Invalid_Argument_Collect'
+     'ive_Communication_Operator.md',
      ('user', 'HcclInvalidArgument', 1, 'hccl-operator-parameter-invalid')),
     ('hccl-ranktable-invalid',
      'Failed to parse the ranktable file /home/HCCL_TEST/sess_run/rankta/intra_rank_table_2rank_v1.json. '
@@ -319,7 +323,8 @@ HCCL = [
      '835695][TaskExecStage][HeartbeatAbnormal]Cluster '
      'Exception Location[IP/ID]:[127.10.0.1/1], Arrival Time:[Thu Oct 23 17:25:58 2025], ExceptionType:[Op '
      'Inconsistent Occurred], Possible Reason:communication operator is inconsistent',
-     ('https://github.com/hicann/hcomm/blob/master/src/legacy/ascend910/framework/cluster_maintenance/health/heartbeat/heartbeat.cc',)
+     'https://github.com/hicann/hcomm/blob/master/src/legacy/ascend910/framework/cluster_maintenance/'
+     'health/heartbeat/heartbeat.cc',
      ('user', 'HcclInconsistentArguments', 1, 'hccl-heartbeat-op-inconsistent')),
     ('hccl-version-mismatch',
      'The ops (cann-hccl) versions are inconsistent. The local version is 9.2.0 (version file: '
@@ -334,7 +339,8 @@ HCCL = [
     ('hccl-connect-detect-no-event',
      'This node detects no exception event. The possible cause is that the behaviors of different ranks are '
      'inconsistent. The possible causes are as follows:',
-     ('https://github.com/hicann/hcomm/blob/master/src/legacy/ascend910/framework/cluster_maintenance/detect/detect_connect_anomalies/detect_connect_anomalies.cc',)
+     'https://github.com/hicann/hcomm/blob/master/src/legacy/ascend910/framework/cluster_maintenance/'
+     'detect/detect_connect_anomalies/detect_connect_anomalies.cc',
      ('unknown', 'HcclNoLinkAnomaly', 1, 'hccl-connect-detect-no-event')),
     ('hccl-connect-detect-peer-unreachable',
      '[ERROR] HCCL(17528,python3):2026-03-18-10:34:43.141.966 [detect_connect_anomalies.cc:132] [18744]This '
@@ -352,7 +358,8 @@ HCCL = [
      ('interconnect', 'HcclSocketTimeout', 4, 'hccl-socket-recv-timeout')),
     ('hccl-npu-memory-alloc',
      'Failed to allocate 262144~3145728 bytes of NPU memory.',
-     ('https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0011-Resource_Error_Insufficient_Device_Memory.md',)
+     'https://github.com/hicann/hcomm/blob/master/docs/en/error_codes/EI0011-Resource_Error_Insuffici'
+     'ent_Device_Memory.md',
      ('oom', 'DeviceOOM', 1, 'hccl-npu-memory-alloc')),
     ('hccl-resource-exhausted',
      'Failed to allocate resource HostMemory with info size:8928 bytes. Reason: Resources are exhausted.',
