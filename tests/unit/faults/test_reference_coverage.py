@@ -431,7 +431,250 @@ HCCL = [
      ('unknown', 'StoreTimeout', 4, 'torch-npu-hccl-unique-id-store')),
 ]
 
-CASES = JOB_RUNNERS + CONTROLLERS + NCCL + HCCL
+# The storage clients a job writes checkpoints through (botocore and s3fs, OBS, GCS, Azure Blob and blobfuse2,
+# JuiceFS, Lustre, NFS, FUSE, safetensors, huggingface_hub).
+STORAGE_CLIENTS = [
+    ('obs-request-rejected',
+     '2024-05-20 10:11:12,345|process:1234|thread:139872|ERROR|HTTP(s)+XML|exceptional obs '
+     'response:status:403,reason:Forbidden,code:AccessDenied,message:Access '
+     'Denied,requestId:00000190A1B2C3D4E5F6071829304A5B|',
+     'https://github.com/huaweicloud/huaweicloud-sdk-python-obs/blob/master/src/obs/client.py',
+     ('user', 'StorageAccessDenied', 1, 'obs-request-rejected')),
+    ('s3-no-such-bucket',
+     'upload failed: tmp/test180204/star/Hela_wt_dox-/Hela_wt_dox-.Chimeric.out.sam to '
+     's3://awsub-test-friend1ws2/test180204/star/Hela_wt_dox-/Hela_wt_dox-.Chimeric.out.sam An error occurred '
+     '(NoSuchBucket) when calling the PutObject operation: The specified bucket does not exist',
+     'https://github.com/otiai10/hotsub/issues/27',
+     ('user', 'BadOutputPath', 1, 's3-no-such-bucket')),
+    ('s3-access-denied',
+     'botocore.exceptions.ClientError: An error occurred (AccessDenied) when calling the PutObject operation: '
+     'Access Denied',
+     'https://github.com/anna-geller/dataflow-ops/issues/4',
+     ('user', 'StorageAccessDenied', 1, 's3-access-denied')),
+    ('s3-expired-token',
+     'ClientError: An error occurred (ExpiredToken) when calling the PutObject operation: The provided token '
+     'has expired.',
+     'https://github.com/activeloopai/deeplake/issues/39',
+     ('unknown', 'StorageCredentials', 4, 's3-expired-token')),
+    ('botocore-no-credentials',
+     'botocore.exceptions.NoCredentialsError: Unable to locate credentials',
+     'https://github.com/boto/botocore/blob/develop/botocore/exceptions.py',
+     ('unknown', 'StorageCredentials', 4, 'botocore-no-credentials')),
+    ('gcs-permission-denied',
+     'google.cloud.exceptions.Forbidden: 403 Caller does not have storage.buckets.get access to bucket '
+     'aircraft-audio-data.',
+     'https://github.com/googleapis/google-cloud-python/issues/3433',
+     ('user', 'StorageAccessDenied', 1, 'gcs-permission-denied')),
+    ('azure-storage-auth',
+     'Mon May 20 10:11:12.345 UTC 2024 : blobfuse2[2841] : [/mnt/blobckpt] LOG_ERR [block_blob.go (1192)]: '
+     'BlockBlob::WriteFromFile : Insufficient permissions for checkpoints/step_1000/model.pt [RESPONSE 403: 403 '
+     'This request is not authorized to perform this operation using this permission.]',
+     'https://github.com/Azure/azure-storage-fuse/blob/main/component/azstorage/block_blob.go',
+     ('user', 'StorageAccessDenied', 1, 'azure-storage-auth')),
+    ('azure-container-not-found',
+     'azure.common.AzureMissingResourceHttpError: The specified container does not exist. ErrorCode: '
+     'ContainerNotFound',
+     'https://github.com/Azure/azure-cli/issues/10315',
+     ('user', 'BadOutputPath', 1, 'azure-container-not-found')),
+    ('hf-hub-repo-not-found',
+     'Repository Not Found for url: https://huggingface.co/api/models/my-org/llama-7b-sft/preupload/main.',
+     'https://github.com/huggingface/huggingface_hub/blob/main/src/huggingface_hub/utils/_http.p y',
+     ('user', 'HubAccessDenied', 1, 'hf-hub-repo-not-found')),
+    ('hf-hub-create-repo-forbidden',
+     'HTTPError: 403 Client Error: Forbidden for url: https://huggingface.co/api/repos/create',
+     'https://github.com/huggingface/deep-rl-class/issues/190',
+     ('user', 'HubAccessDenied', 1, 'hf-hub-create-repo-forbidden')),
+    ('obs-server-error',
+     '2024-05-20 10:11:12,345|process:1234|thread:139872|ERROR|HTTP(s)+XML|exceptional obs '
+     'response:status:503,reason:Service Unavailable,code:ServiceUnavailable,message:Service '
+     'Unavailable,requestId:00000190A1B2C3D4E5F6071829304A5B|',
+     'https://github.com/huaweicloud/huaweicloud-sdk-python-obs/blob/master/src/obs/client.py',
+     ('storage', 'StorageUnavailable', 1, 'obs-server-error')),
+    ('gcs-rate-limited',
+     'TooManyRequests: 429 POST '
+     'https://storage.googleapis.com/upload/storage/v1/b/<bucket>/o?uploadType=multipart: {',
+     'https://github.com/bespokelabsai/curator/issues/665',
+     ('storage', 'StorageThrottled', 1, 'gcs-rate-limited')),
+    ('s3-slow-down',
+     'boto3.exceptions.S3UploadFailedError: Failed to upload '
+     '/tmp/tmpn7sa44l2/26aecfcf-aa70-4385-951a-0ab28f00bf8c to '
+     'data-force-one-datasets/mosaicml-internal-checkpoints/jacob/lora/atnmlp-r16-lr0.0001-mlp-e '
+     'p-4-a-32-sd-17/ep1-ba193-rank0.pt: An error occurred (SlowDown) when calling the CreateMultipartUpload '
+     'operation (reached max retries: 4): Please reduce your request rate.',
+     'https://github.com/mosaicml/composer/pull/3543',
+     ('storage', 'StorageThrottled', 1, 's3-slow-down')),
+    ('azure-storage-throttled',
+     'azure.core.exceptions.HttpResponseError: Operations per second is over the account limit.',
+     'https://github.com/dotnet/performance/issues/2937',
+     ('storage', 'StorageThrottled', 1, 'azure-storage-throttled')),
+    ('gcs-server-error',
+     'google.api_core.exceptions.ServiceUnavailable: 503 POST '
+     'https://storage.googleapis.com/upload/storage/v1/b/my-ckpt-bucket/o?uploadType=resumable: unknown error',
+     'https://github.com/googleapis/python-api-core/blob/bfc6651411d3e13867fefe691884940627f9b6b '
+     '6/google/api_core/exceptions.py',
+     ('storage', 'StorageUnavailable', 1, 'gcs-server-error')),
+    ('s3-server-error',
+     'An error occurred (InternalError) when calling the UploadPart operation (reached max retries: 2): We '
+     'encountered an internal error. Please try again.',
+     'https://github.com/red-hat-storage/ocs-ci/issues/2472',
+     ('storage', 'StorageUnavailable', 1, 's3-server-error')),
+    ('s3-request-timeout',
+     'RequestTimeout (client): Your socket connection to the server was not read from or written to within the '
+     'timeout period. - <?xml version="1.0" encoding="UTF-8"?>',
+     'https://github.com/minio/minio/issues/9295',
+     ('storage', 'StorageTimeout', 4, 's3-request-timeout')),
+    ('blobfuse2-upload-failed',
+     'Mon May 20 10:11:12.345 UTC 2024 : blobfuse2[2841] : [/mnt/blobckpt] LOG_ERR [block_blob.go (1195)]: '
+     'BlockBlob::WriteFromFile : Failed to upload blob checkpoints/step_1000/model.pt [context deadline '
+     'exceeded]',
+     'https://github.com/Azure/azure-storage-fuse/blob/main/component/azstorage/block_blob.go',
+     ('storage', 'WriteFailed', 1, 'blobfuse2-upload-failed')),
+    ('juicefs-upload-failed',
+     '2024/05/20 10:11:12.345678 juicefs[12345] <ERROR>: upload inode: 8812 chunk: 1043 (length: 4194304) fail: '
+     'put chunks/0/1/1043_0_4194304: context deadline exceeded [flushData@writer.go:123]',
+     'https://github.com/juicedata/juicefs/blob/main/pkg/vfs/writer.go',
+     ('storage', 'WriteFailed', 1, 'juicefs-upload-failed')),
+    ('lustre-client-evicted',
+     'LustreError: 167-0: lustre-OST0002-osc-ffff9d6153c91000: This client was evicted by lustre-OST0002; in '
+     'progress operations using this service will fail.',
+     'https://github.com/lustre/lustre-release/blob/master/lustre/ptlrpc/import.c',
+     ('storage', 'VolumeIOError', 1, 'lustre-client-evicted')),
+    ('lustre-target-connection-lost',
+     '[87885.624991] Lustre: DIAS-OST0001-osc-ffff9d6153c91000: Connection to DIAS-OST0001 (at '
+     '192.168.14.178@tcp) was lost; in progress operations using this service will wait for recovery to '
+     'complete',
+     'https://github.com/gmagklaras/lustre-hpc-test-setup/blob/4577821f39ec2ca7305f1b6b41a673d57 '
+     'd89b0da/doc/simulate-an-OST-OSS-failure.md',
+     ('storage', 'StorageUnavailable', 4, 'lustre-target-connection-lost')),
+    ('nfs-server-not-responding',
+     '[  207.955868] nfs: server 10.100.0.60 not responding, still trying',
+     'https://github.com/torvalds/linux/blob/master/net/sunrpc/clnt.c',
+     ('storage', 'StorageUnavailable', 1, 'nfs-server-not-responding')),
+    ('fuse-mount-disconnected',
+     "OSError: [Errno 107] Transport endpoint is not connected: '/mnt/gcs/checkpoints/step_2000'",
+     'https://man7.org/linux/man-pages/man3/errno.3.html',
+     ('storage', 'VolumeMissing', 1, 'fuse-mount-disconnected')),
+    ('fs-client-shut-out',
+     "OSError: [Errno 108] Cannot send after transport endpoint shutdown: '/lustre/ckpt/step_2000/model.pt'",
+     'https://man7.org/linux/man-pages/man3/errno.3.html',
+     ('storage', 'VolumeIOError', 1, 'fs-client-shut-out')),
+    ('safetensors-truncated-file',
+     'safetensors_rust.SafetensorError: Error while deserializing header: MetadataIncompleteBuffer',
+     'https://github.com/huggingface/safetensors/blob/main/bindings/python/src/lib.rs',
+     ('storage', 'CheckpointUnreadable', 4, 'safetensors-truncated-file')),
+    ('hf-hub-rate-limited',
+     'requests.exceptions.HTTPError: 429 Client Error: Too Many Requests for url: '
+     'https://huggingface.co/api/datasets/tarteel-ai/tawseem/commit/main',
+     'https://github.com/huggingface/datasets/issues/6392',
+     ('unknown', 'ExternalServiceError', 4, 'hf-hub-rate-limited')),
+]
+
+# The host kernel's own messages (the OOM killer, machine checks, EDAC, APEI, PCIe AER, block and filesystem
+# errors, mlx5).
+HOST_KERNEL = [
+    ('kernel-oom-kill-process-legacy',
+     '[35881895.791331] Out of memory: Kill process 21518 (python2) score 752 or sacrifice child',
+     'https://github.com/alibaba-archive/alicloud-duplicity/issues/3',
+     ('oom', 'HostOOM', 1, 'kernel-oom-kill-process-legacy')),
+    ('kernel-oom-killed-process-summary',
+     '[35881895.792304] Killed process 21518 (python2) total-vm:13345928kB, anon-rss:12721928kB, file-rss:4kB',
+     'https://github.com/alibaba-archive/alicloud-duplicity/issues/3',
+     ('oom', 'HostOOM', 1, 'kernel-oom-killed-process-summary')),
+    ('kernel-oom-killer-invoked',
+     '[Wed Dec  6 23:54:11 2017] java invoked oom-killer: gfp_mask=0xd0, order=0, oom_score_adj=-998',
+     'https://github.com/kubernetes/kubernetes/issues/56891',
+     ('oom', 'HostOOM', 1, 'kernel-oom-killer-invoked')),
+    ('kernel-oom-kill-report',
+     'kernel: oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=cri-containerd-ec9ee26695deb4c '
+     'c72bc665efff1cf3a03fdfb12f1303e02fe9252985e084a95.scope,mems_allowed=0-1,oom_memcg=/lxc.pa '
+     'yload....-lxc/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podeded8c65_6e8e_ '
+     '4c6e_a889_3e427565c740.slice,task_memcg=/lxc.payload.ny2g2r5hh3-lxc/kubepods.slice/kubepod '
+     's-burstable.slice/kubepods-burstable-podeded8c65_6e8e_4c6e_a889_3e427565c740.slice/cri-con '
+     'tainerd-ec9ee26695deb4cc72bc665efff1cf3a03fdfb12f1303e02fe9252985e084a95.scope,task=pt_mai '
+     'n_thread,pid=461754,uid=0',
+     'https://github.com/leptonai/gpud/pull/70',
+     ('oom', 'HostOOM', 1, 'kernel-oom-kill-report')),
+    ('kernel-oom-panic',
+     'Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is enabled',
+     'https://github.com/torvalds/linux/blob/master/mm/oom_kill.c',
+     ('oom', 'HostOOM', 1, 'kernel-oom-panic')),
+    ('kernel-mce-uncorrected',
+     '[   84.977164] mce: [Hardware Error]: CPU 0: Machine Check Exception: 4 Bank 0: b200000080060001',
+     'https://github.com/microsoft/WSL/issues/41659',
+     ('node', 'MachineCheck', 1, 'kernel-mce-uncorrected')),
+    ('kernel-memory-failure-poison',
+     '[   77.633611] Memory failure: 0x7e025e: Sending SIGBUS to einj_mem_uc:12283 due to hardware memory '
+     'corruption',
+     'https://lore.kernel.org/all/20210812152548.GA1579021@agluck-desk2.amr.corp.intel.com/',
+     ('node', 'HostMemoryUncorrectable', 1, 'kernel-memory-failure-poison')),
+    ('kernel-edac-uncorrected',
+     '[   77.633608] EDAC MC3: 1 UE memory read error on CPU_SrcID#0_MC#3_Chan#0_DIMM#0 (channel:0 slot:0 '
+     'page:0x7e025e offset:0x400 grain:32 -  err_code:0x00a0:0x0090  SystemAddress:0x7e025e400 '
+     'ProcessorSocketId:0x0 MemoryControllerId:0x3 ChannelAddress:0xec04bc00 ChannelId:0x0 '
+     'RankAddress:0x76025c00 PhysicalRankId:0x1 DimmSlotId:0x0 Row:0x3b01 Column:0x380 Bank:0x0 BankGroup:0x2 '
+     'ChipSelect:0x1 ChipId:0x0)',
+     'https://lore.kernel.org/all/20210812152548.GA1579021@agluck-desk2.amr.corp.intel.com/',
+     ('node', 'HostMemoryUncorrectable', 1, 'kernel-edac-uncorrected')),
+    ('kernel-apei-fatal-hardware-error',
+     '[    2.345575] [Hardware Error]: event severity: fatal',
+     'https://github.com/yangxiaohua2009/custom-kernel/issues/6',
+     ('node', 'FatalHardwareError', 1, 'kernel-apei-fatal-hardware-error')),
+    ('kernel-pcie-aer-fatal-gpu',
+     "[  +0.000844] nvidia 0000:03:00.0: AER: can't recover (no error_detected callback)",
+     'https://github.com/rwth-i6/returnn/issues/1500',
+     ('device', 'GpuPcieFatal', 1, 'kernel-pcie-aer-fatal-gpu')),
+    ('kernel-pcie-aer-fatal',
+     '[  +0.000004] pcieport 0000:00:03.0: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction '
+     'Layer, (Requester ID)',
+     'https://github.com/rwth-i6/returnn/issues/1500',
+     ('node', 'PcieFatalError', 1, 'kernel-pcie-aer-fatal')),
+    ('kernel-nfs-server-not-responding',
+     '[1576939.453001] nfs: server 100.73.159.36 not responding, still trying',
+     'https://github.com/nfs-ganesha/nfs-ganesha/issues/1295',
+     ('storage', 'StorageUnavailable', 1, 'nfs-server-not-responding')),
+    ('kernel-block-io-error',
+     '[  415.118808] blk_update_request: I/O error, dev nvme1n1, sector 823872 op 0x0:(READ) flags 0x80700 '
+     'phys_seg 1 prio class 0',
+     'https://github.com/oxidecomputer/crucible/issues/408',
+     ('storage', 'VolumeIOError', 1, 'kernel-block-io-error')),
+    ('kernel-ext4-error',
+     "[29821.550114] EXT4-fs error (device mmcblk0p2): ext4_evict_inode:292: comm rm: couldn't truncate inode "
+     '11376 (err -5)',
+     'https://github.com/MichaIng/DietPi/issues/2353',
+     ('storage', 'VolumeIOError', 1, 'kernel-ext4-error')),
+    ('kernel-fs-remounted-read-only',
+     'EXT4-fs (sda1): Remounting filesystem read-only',
+     'https://github.com/torvalds/linux/blob/master/fs/ext4/super.c',
+     ('storage', 'ReadOnlyVolume', 1, 'kernel-fs-remounted-read-only')),
+    ('kernel-xfs-io-error-shutdown',
+     '109.200.197.196: kern:   alert: [2024-05-13T15:13:11.99476118Z]: XFS (sdb6): log I/O error -5',
+     'https://github.com/siderolabs/talos/pull/8733',
+     ('storage', 'VolumeIOError', 1, 'kernel-xfs-io-error-shutdown')),
+    ('kernel-mlx5-link-down',
+     'mlx5_core 0000:3b:00.0 ens1f0np0: Link down',
+     'https://github.com/torvalds/linux/blob/master/drivers/net/ethernet/mellanox/mlx5/core/en_m ain.c',
+     ('interconnect', 'NicLinkDown', 1, 'kernel-mlx5-link-down')),
+    ('kernel-mlx5-port-module-error',
+     'mlx5_port_module_event:1131:(pid 0): Port module event[error]: module 0, Cable error, High Temperature',
+     'https://github.com/leptonai/gpud/blob/main/components/accelerator/nvidia/infiniband/kmsg_m atcher.go',
+     ('interconnect', 'NicTransceiverError', 1, 'kernel-mlx5-port-module-error')),
+    ('kernel-mlx5-cable-unplugged',
+     'mlx5_core 0000:12:00.0: Port module event: module 0, Cable unplugged',
+     'https://github.com/KaivalyaMDabhadkar/NVSentinel/blob/1852f7648ceb7e8afd1cc2083783eac3bc3a '
+     'e1cd/docs/nic-health-monitor/syslog-detection-correlation.md',
+     ('unknown', 'NicCableUnplugged', 4, 'kernel-mlx5-cable-unplugged')),
+    ('kernel-mlx5-health-fatal',
+     "[  445.937186] mlx5_core 0000:0d:00.0: poll_health:801:(pid 0): device's health compromised - reached "
+     'miss count',
+     'https://lore.kernel.org/all/m7p7ubuyfhqxhcxqt4qs6rbi24pgxtnbq52maqpdom2da75g7e@laluifinseg p/',
+     ('interconnect', 'NicFirmwareFailure', 1, 'kernel-mlx5-health-fatal')),
+    ('kernel-panic-generic',
+     'May  5 12:38:12 192.168.122.82 [ 3504.922634] Kernel panic - not syncing: Fatal exception in interrupt',
+     'https://github.com/tempesta-tech/tempesta/issues/2653',
+     ('unknown', 'KernelPanic', 4, 'kernel-panic-generic')),
+]
+
+CASES = JOB_RUNNERS + CONTROLLERS + NCCL + HCCL + STORAGE_CLIENTS + HOST_KERNEL
 
 
 @pytest.mark.parametrize(("line", "seen_at", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
