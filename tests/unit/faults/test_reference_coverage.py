@@ -674,7 +674,102 @@ HOST_KERNEL = [
      ('unknown', 'KernelPanic', 4, 'kernel-panic-generic')),
 ]
 
-CASES = JOB_RUNNERS + CONTROLLERS + NCCL + HCCL + STORAGE_CLIENTS + HOST_KERNEL
+# Ascend's platform components (Ascend/mind-cluster: Volcano's Ascend plugin, NodeD, the device plugin; hccn_tool;
+# the driver).
+ASCEND_PLATFORM = [
+    ('mindcluster-node-unhealthy',
+     '[{"node_name":"node133","task_name":"default-test-pytorch-worker-1","FaultRankList":["8"," '
+     '9","10","11","12","13","14","15"],"fault_type":"NodeUnhealthy","npu_name":"","fault_level" '
+     ':"PreSeparateNPU","fault_handling":"PreSeparateNPU","large_model_fault_level":"PreSeparate '
+     'NPU","fault_code":"heartbeatTimeOut"}]',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-for-volcano/internal/r '
+     'escheduling/reschedule.go',
+     ('node', 'AscendNodeUnhealthy', 1, 'mindcluster-node-unhealthy')),
+    ('volcano-npu-node-unhealthy-log',
+     'I0908 11:36:10.214530       1 reschedule.go:1040] task default-test-pytorch-worker-1 use NodeUnhealthy '
+     'node node133, thus task sets NodeUnhealthy',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-for-volcano/internal/r '
+     'escheduling/reschedule.go',
+     ('node', 'AscendNodeUnhealthy', 1, 'volcano-npu-node-unhealthy-log')),
+    ('mindcluster-task-card-unhealthy',
+     'huawei.com/pod-status: Unhealthy-CardUnhealthy',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-for-volcano/internal/r '
+     'escheduling/job.go',
+     ('device', 'NpuFaultReport', 1, 'mindcluster-task-card-unhealthy')),
+    ('volcano-npu-task-card-unhealthy-log',
+     'I0908 11:36:10.214530       1 reschedule.go:1048] task default-test-pytorch-worker-0 use CardUnhealthy '
+     'node, thus task sets CardUnhealthy',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-for-volcano/internal/r '
+     'escheduling/reschedule.go',
+     ('device', 'NpuFaultReport', 1, 'volcano-npu-task-card-unhealthy-log')),
+    ('noded-node-unhealthy',
+     '{"NodeInfo":{"FaultDevList":[{"DeviceType":"CPU","DeviceId":1,"FaultCode":["00000011"],"Fa '
+     'ultLevel":"SeparateFault"}],"NodeStatus":"UnHealthy"},"CheckCode":"3a2934c3cb875f2256c770c '
+     '75a6fdf24594fcf64481ac6cd0d0f74b8fea88855"}',
+     'https://github.com/Ascend/mind-cluster/blob/master/docs/en/scheduling/references/common_op erations.md',
+     ('node', 'AscendNodeHardwareFault', 1, 'noded-node-unhealthy')),
+    ('volcano-npu-switch-unhealthy-log',
+     'I0908 11:36:10.214530       1 node.go:227] Node[node133] has received unhealthy status from switch',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-for-volcano/internal/r '
+     'escheduling/node.go',
+     ('interconnect', 'UnifiedBusSwitchFault', 1, 'volcano-npu-switch-unhealthy-log')),
+    ('ascend-npu-hot-reset-start',
+     'hot reset start, nodeName:node133, ringDevs:0,1,2,3, faultDev:2, tokensLeft:2, time:2026-06-17 10:26:41',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-device-plugin/pkg/plug '
+     'in/builtin/reset_record_plugin.go',
+     ('device', 'NpuHotReset', 1, 'ascend-npu-hot-reset-start')),
+    ('ascend-npu-reset-failed',
+     '[ERROR]    2026/06/17 10:29:12.512390 17      device/ascend910.go:1229    hot reset failed, timeout or '
+     'err: wait device reset recover timeout, logic id: 2',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-device-plugin/pkg/devi '
+     'ce/ascend910.go',
+     ('device', 'NpuResetFailed', 1, 'ascend-npu-reset-failed')),
+    ('ascend-device-plugin-chip-isolated',
+     '[INFO]     2026/06/17 10:31:02.381920 17      device/ascendcommon.go:407    '
+     'configmap/ManuallySeparateNPU:[Ascend910-2] are unhealthy',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-device-plugin/pkg/devi '
+     'ce/ascendcommon.go',
+     ('device', 'NpuIsolated', 1, 'ascend-device-plugin-chip-isolated')),
+    ('ascend-device-plugin-card-drop',
+     '[INFO]     2026/06/17 10:20:11.502113 17      device/ascendcommon.go:1656    generate card drop occur '
+     'fault event',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-device-plugin/pkg/devi '
+     'ce/ascendcommon.go',
+     ('device', 'NpuCardDropped', 1, 'ascend-device-plugin-card-drop')),
+    ('hccn-tool-link-down',
+     'link status: DOWN',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-common/devmanager/hccn /hccn_tool.go',
+     ('interconnect', 'NpuPortLinkDown', 1, 'hccn-tool-link-down')),
+    ('hccn-tool-net-health',
+     'net health status: Fault',
+     'https://github.com/Ascend/mind-cluster/blob/master/docs/en/scheduling/usage/resumable_trai '
+     'ning/07_using_resumable_training_on_the_cli.md',
+     ('interconnect', 'NpuNetHealthFault', 1, 'hccn-tool-net-health')),
+    ('hccn-tool-optical-los',
+     'Rx Los Flag          : 0xff',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-faultdiag/test/st_modu '
+     'le_testcase/kg_parse/npu_info_before.txt',
+     ('interconnect', 'NpuOpticalSignalLost', 1, 'hccn-tool-optical-los')),
+    ('ascend-driver-heartbeat-lost',
+     'Aug  1 08:38:31 localhost kernel: [ 1197.584409] [ascend] [ERROR] [drv_soft_fault] [heart_beat_judge 318] '
+     '<kworker/5:1H:39365> Heartbeat lost! (device=1; old_count=1104; new_count=1104; lost_count=4; '
+     'total_lost_count=4; total_10s_count=0; total_15s_count 0).',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-faultdiag/test/st_modu '
+     'le_testcase/kg_parse/messages_0x40F84E00',
+     ('device', 'NpuHeartbeatLost', 1, 'ascend-driver-heartbeat-lost')),
+    ('hccl-heartbeat-cqe-err-legacy',
+     '[ERROR] HCCL(12339,python):2023-07-04-22:15:59.592.125 [heartbeat.cc:551][12339][283607][Heartbeat]cqe '
+     'err status[12], time:[2023-07-04 22:15:59.095392], ip:[192.2.108.0]',
+     'https://github.com/Ascend/mind-cluster/blob/master/component/ascend-faultdiag/test/st_cqe_ '
+     'testcase/modelarts-job-testdt/ascend/process_log/rank_77/debug/plog/plog-12339_20230704214 646088.log',
+     ('interconnect', 'RdmaRetryExceeded', 1, 'hccl-heartbeat-cqe-err-legacy')),
+    ('torch-npu-ub-link-error',
+     'getRepoStopFlag in Run, throw UB LINK ERROR.',
+     'https://github.com/Ascend/pytorch/blob/master/torch_npu/csrc/core/npu/NPUException.cpp',
+     ('interconnect', 'HcclLinkError', 1, 'torch-npu-ub-link-error')),
+]
+
+CASES = JOB_RUNNERS + CONTROLLERS + NCCL + HCCL + STORAGE_CLIENTS + HOST_KERNEL + ASCEND_PLATFORM
 
 
 @pytest.mark.parametrize(("line", "seen_at", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
