@@ -769,7 +769,156 @@ ASCEND_PLATFORM = [
      ('interconnect', 'HcclLinkError', 1, 'torch-npu-ub-link-error')),
 ]
 
-CASES = JOB_RUNNERS + CONTROLLERS + NCCL + HCCL + STORAGE_CLIENTS + HOST_KERNEL + ASCEND_PLATFORM
+# AMD's ROCm, HIP and amdgpu (ROCm/clr, ROCR-Runtime, rocBLAS, the kernel), and native crashes as glibc, libstdc++,
+# CPython's faulthandler, bash and the kernel print them.
+ROCM_AND_NATIVE_CRASHES = [
+    ('hip-invalid-device-function',
+     'RuntimeError: HIP error: invalid device function',
+     'https://github.com/ROCm/clr/blob/f9f995c6d0aecec28debd3db0f41df0c15ec003d/hipamd/src/hip_e rror.cpp',
+     ('user', 'HipImageMismatch', 1, 'hip-invalid-device-function')),
+    ('hip-no-binary-for-gpu',
+     ':1:hip_code_object.cpp      :571 : 1409315497 us:  hipErrorNoBinaryForGpu: Unable to find code object for '
+     'all current devices!',
+     'https://github.com/ROCm/clr/blob/f9f995c6d0aecec28debd3db0f41df0c15ec003d/hipamd/src/hip_c ode_object.cpp',
+     ('user', 'HipImageMismatch', 1, 'hip-no-binary-for-gpu')),
+    ('rocblas-tensile-library-missing',
+     'rocBLAS error: Cannot read /opt/rocm/lib/rocblas/library/TensileLibrary.dat: No such file or directory '
+     'for GPU arch : gfx1031',
+     'https://github.com/ROCm/rocBLAS/blob/b520bc83fa67045bed4544f33ba83ce3a7c39c44/library/src/ '
+     'tensile_host.cpp',
+     ('user', 'HipImageMismatch', 1, 'rocblas-tensile-library-missing')),
+    ('hip-no-device',
+     'RuntimeError: HIP error: no ROCm-capable device is detected',
+     'https://github.com/ROCm/clr/blob/f9f995c6d0aecec28debd3db0f41df0c15ec003d/hipamd/src/hip_e rror.cpp',
+     ('unknown', 'NoVisibleDevices', 1, 'hip-no-device')),
+    ('rocr-memory-access-fault-ecc',
+     'Memory access fault by GPU node-2 (Agent handle: 0x55d8c3a1f2b0) on address 0x7f1a2c000000. Reason: DRAM '
+     'ECC failure.',
+     'https://github.com/ROCm/ROCR-Runtime/blob/c7785a6da1c10c25bc8d527c00b1fe79bfbd84c9/runtime '
+     '/hsa-runtime/core/runtime/runtime.cpp',
+     ('device', 'GpuMemoryUncorrectable', 1, 'rocr-memory-access-fault-ecc')),
+    ('rocr-gpu-hang',
+     'HW Exception by GPU node-1 (Agent handle: 0x5616a2d0e3c0) reason :GPU Hang',
+     'https://github.com/ROCm/ROCR-Runtime/blob/c7785a6da1c10c25bc8d527c00b1fe79bfbd84c9/runtime '
+     '/hsa-runtime/core/runtime/runtime.cpp',
+     ('unknown', 'GpuHang', 1, 'rocr-gpu-hang')),
+    ('rocr-memory-access-fault',
+     'Memory access fault by GPU node-4 (Agent handle: 0x55f1d6a0d2e0) on address 0x7f2f6c4e1000. Reason: Page '
+     'not present or supervisor privilege.',
+     'https://github.com/ROCm/ROCR-Runtime/blob/c7785a6da1c10c25bc8d527c00b1fe79bfbd84c9/runtime '
+     '/hsa-runtime/core/runtime/runtime.cpp',
+     ('unknown', 'GpuMemoryAccessFault', 1, 'rocr-memory-access-fault')),
+    ('hsa-queue-memory-violation',
+     ':0:rocdevice.cpp            :2999: 2357191104 us:  Callback: Queue 0x7f3b54600000 aborting with error : '
+     'HSA_STATUS_ERROR_MEMORY_APERTURE_VIOLATION: The agent attempted to access memory beyond the largest legal '
+     'address. code: 0x29',
+     'https://github.com/ROCm/clr/blob/f9f995c6d0aecec28debd3db0f41df0c15ec003d/rocclr/device/ro '
+     'cm/rocdevice.cpp',
+     ('unknown', 'GpuMemoryAccessFault', 1, 'hsa-queue-memory-violation')),
+    ('hsa-queue-hardware-exception',
+     ':0:rocdevice.cpp            :2999: 4072934201 us:  Callback: Queue 0x7f9e4c400000 aborting with error : '
+     'HSA_STATUS_ERROR_EXCEPTION: An HSAIL operation resulted in a hardware exception. code: 0x1016',
+     'https://github.com/ROCm/ROCR-Runtime/blob/c7785a6da1c10c25bc8d527c00b1fe79bfbd84c9/runtime '
+     '/hsa-runtime/core/runtime/hsa.cpp',
+     ('unknown', 'GpuKernelFault', 1, 'hsa-queue-hardware-exception')),
+    ('hsa-queue-out-of-scratch',
+     ':0:rocdevice.cpp            :2995: 0810459871 us:  Callback: Queue 0x7fd1a8200000 Aborting with error : '
+     'HSA_STATUS_ERROR_OUT_OF_RESOURCES: The runtime failed to allocate the necessary resources. This error may '
+     'also occur when the core runtime library needs to spawn threads or create internal OS-specific events. '
+     'Code: 0x1008 Available Free mem : 12 MB',
+     'https://github.com/ROCm/clr/blob/f9f995c6d0aecec28debd3db0f41df0c15ec003d/rocclr/device/ro '
+     'cm/rocdevice.cpp',
+     ('oom', 'DeviceOOM', 4, 'hsa-queue-out-of-scratch')),
+    ('amdgpu-ras-uncorrectable',
+     'amdgpu 0000:c1:00.0: amdgpu: 2 uncorrectable hardware errors detected in umc block',
+     'https://github.com/torvalds/linux/blob/v6.1/drivers/gpu/drm/amd/amdgpu/amdgpu_ras.c',
+     ('device', 'GpuMemoryUncorrectable', 1, 'amdgpu-ras-uncorrectable')),
+    ('amdgpu-ras-bad-page-threshold',
+     'amdgpu 0000:c1:00.0: amdgpu: RAS records:130 exceed threshold:128, GPU will not be initialized. Replace '
+     'this GPU or increase the threshold',
+     'https://github.com/torvalds/linux/blob/v6.1/drivers/gpu/drm/amd/amdgpu/amdgpu_ras_eeprom.c',
+     ('device', 'GpuRetiredPagesExceeded', 1, 'amdgpu-ras-bad-page-threshold')),
+    ('amdgpu-gpu-reset-failed',
+     'amdgpu 0000:c1:00.0: amdgpu: GPU reset(3) failed',
+     'https://github.com/torvalds/linux/blob/v6.1/drivers/gpu/drm/amd/amdgpu/amdgpu_device.c',
+     ('device', 'GpuResetFailed', 1, 'amdgpu-gpu-reset-failed')),
+    ('amdgpu-ring-timeout',
+     '[drm:amdgpu_job_timedout [amdgpu]] *ERROR* ring comp_1.0.0 timeout, signaled seq=7778, emitted seq=7780',
+     'https://github.com/torvalds/linux/blob/v6.1/drivers/gpu/drm/amd/amdgpu/amdgpu_job.c',
+     ('unknown', 'GpuHang', 1, 'amdgpu-ring-timeout')),
+    ('amdgpu-gpu-reset',
+     'amdgpu 0000:c1:00.0: amdgpu: GPU reset begin!',
+     'https://github.com/torvalds/linux/blob/v6.1/drivers/gpu/drm/amd/amdgpu/amdgpu_device.c',
+     ('unknown', 'GpuReset', 1, 'amdgpu-gpu-reset')),
+    ('amdgpu-vm-page-fault',
+     'amdgpu 0000:c1:00.0: amdgpu: [gfxhub0] no-retry page fault (src_id:0 ring:24 vmid:8 pasid:32771)',
+     'https://github.com/torvalds/linux/blob/v6.1/drivers/gpu/drm/amd/amdgpu/gmc_v9_0.c',
+     ('unknown', 'GpuMemoryAccessFault', 1, 'amdgpu-vm-page-fault')),
+    ('glibc-double-free',
+     'double free or corruption (!prev)',
+     'https://github.com/bminor/glibc/blob/04e750e75b73957cf1c791535a3f4319534a52fc/malloc/mallo c.c',
+     ('unknown', 'HeapCorruption', 4, 'glibc-double-free')),
+    ('glibc-invalid-free',
+     'free(): invalid pointer',
+     'https://github.com/bminor/glibc/blob/04e750e75b73957cf1c791535a3f4319534a52fc/malloc/mallo c.c',
+     ('unknown', 'HeapCorruption', 4, 'glibc-invalid-free')),
+    ('glibc-heap-corrupted',
+     'corrupted size vs. prev_size',
+     'https://github.com/bminor/glibc/blob/04e750e75b73957cf1c791535a3f4319534a52fc/malloc/mallo c.c',
+     ('unknown', 'HeapCorruption', 4, 'glibc-heap-corrupted')),
+    ('glibc-fortify-abort',
+     '*** stack smashing detected ***: terminated',
+     'https://github.com/bminor/glibc/blob/04e750e75b73957cf1c791535a3f4319534a52fc/debug/fortif y_fail.c',
+     ('unknown', 'MemoryCorruption', 4, 'glibc-fortify-abort')),
+    ('cxx-bad-alloc',
+     "terminate called after throwing an instance of 'std::bad_alloc'",
+     'https://github.com/gcc-mirror/gcc/blob/master/libstdc%2B%2B-v3/libsupc%2B%2B/vterminate.cc',
+     ('oom', 'HostOOM', 4, 'cxx-bad-alloc')),
+    ('cxx-terminate',
+     "terminate called after throwing an instance of 'c10::Error'",
+     'https://github.com/gcc-mirror/gcc/blob/master/libstdc%2B%2B-v3/libsupc%2B%2B/vterminate.cc',
+     ('unknown', 'UncaughtCppException', 4, 'cxx-terminate')),
+    ('python-faulthandler-fatal-signal',
+     'Fatal Python error: Segmentation fault',
+     'https://github.com/python/cpython/blob/3.11/Modules/faulthandler.c',
+     ('unknown', 'NativeCrash', 4, 'python-faulthandler-fatal-signal')),
+    ('shell-segmentation-fault',
+     'train.sh: line 12: 28860 Segmentation fault      (core dumped) python3 train.py --config cfg.yaml',
+     'https://github.com/bminor/bash/blob/637f5c8696a6adc9b4519f1cd74aa78492266b7f/jobs.c',
+     ('unknown', 'Segfault', 4, 'shell-segmentation-fault')),
+    ('shell-bus-error',
+     'train.sh: line 12: 28921 Bus error               (core dumped) python3 train.py',
+     'https://github.com/bminor/bash/blob/637f5c8696a6adc9b4519f1cd74aa78492266b7f/jobs.c',
+     ('unknown', 'BusError', 4, 'shell-bus-error')),
+    ('illegal-instruction',
+     'train.sh: line 12: 29047 Illegal instruction     (core dumped) python3 train.py',
+     'https://github.com/bminor/bash/blob/637f5c8696a6adc9b4519f1cd74aa78492266b7f/jobs.c',
+     ('unknown', 'IllegalInstruction', 4, 'illegal-instruction')),
+    ('shell-floating-point-exception',
+     'train.sh: line 12: 29088 Floating point exception(core dumped) python3 train.py',
+     'https://github.com/bminor/bash/blob/637f5c8696a6adc9b4519f1cd74aa78492266b7f/jobs.c',
+     ('unknown', 'FloatingPointException', 4, 'shell-floating-point-exception')),
+    ('shell-aborted',
+     'bash: line 1: 31870 Aborted                 ./train_native',
+     'https://github.com/bminor/bash/blob/637f5c8696a6adc9b4519f1cd74aa78492266b7f/jobs.c',
+     ('unknown', 'Aborted', 4, 'shell-aborted')),
+    ('shell-killed',
+     'train.sh: line 12: 28962 Killed                  python3 train.py',
+     'https://github.com/bminor/bash/blob/637f5c8696a6adc9b4519f1cd74aa78492266b7f/jobs.c',
+     ('unknown', 'Killed', 4, 'shell-killed')),
+    ('kernel-user-segfault',
+     'python3[28860]: segfault at 0 ip 00007f3c5a2f1e2d sp 00007ffd2a9c1d58 error 4 in '
+     'libc.so.6[7f3c5a27c000+155000] likely on CPU 3 (core 3, socket 0)',
+     'https://github.com/torvalds/linux/blob/v6.1/arch/x86/mm/fault.c',
+     ('unknown', 'Segfault', 4, 'kernel-user-segfault')),
+    ('kernel-user-trap',
+     'traps: python3[41230] general protection fault ip:7f8b1c2d3e4f sp:7ffc9a8b7c60 error:0 in '
+     'libtorch_cpu.so[7f8b0a000000+1c000000]',
+     'https://github.com/torvalds/linux/blob/v6.1/arch/x86/kernel/traps.c',
+     ('unknown', 'NativeCrash', 4, 'kernel-user-trap')),
+]
+
+CASES = JOB_RUNNERS + CONTROLLERS + NCCL + HCCL + STORAGE_CLIENTS + HOST_KERNEL + ASCEND_PLATFORM + ROCM_AND_NATIVE_CRASHES
 
 
 @pytest.mark.parametrize(("line", "seen_at", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
