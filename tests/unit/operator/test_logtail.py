@@ -135,10 +135,16 @@ def test_a_symptom_is_trusted_text_but_never_blames_its_own_node() -> None:
 
 # --- logs that decide little --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["", "   \n", "epoch 3 loss 1.23\nepoch 4 loss 1.19\n", "Segmentation fault"])
+@pytest.mark.parametrize("text", ["", "   \n", "epoch 3 loss 1.23\nepoch 4 loss 1.19\n"])
 def test_unrecognized_logs(text: str) -> None:
     found = classify_log(text)
     assert found.fault_class == FaultClass.UNKNOWN and found.reason in ("NoLog", "Unrecognized")
+
+
+def test_a_native_crash_is_named_but_proves_no_class() -> None:
+    """The shell's crash line says what the process died of, not why: a restart, nobody blamed."""
+    found = classify_log("Segmentation fault")
+    assert (found.fault_class, found.reason, found.excludes_node) == (FaultClass.UNKNOWN, "Segfault", False)
 
 
 def test_non_user_traceback_is_unknown_named_after_the_exception() -> None:
