@@ -29,7 +29,8 @@ CreateContainerError or RunContainerError that does not name the command) before
 The kubelet retries a pull after 10 s, doubling up to 300 s: 120 s is about four pulls, long enough for a
 registry that blinked and short enough that a typo in an image name fails the job within minutes."""
 
-# The spec itself is wrong: the image reference does not parse, a ConfigMap/Secret it names is missing.
+# The spec itself is wrong: the image reference does not parse, a ConfigMap/Secret it names is missing (unless the
+# shared table reads the message as the node's: a kubelet that has not synced its Services yet).
 _AT_ONCE = frozenset({"InvalidImageName", "CreateContainerConfigError"})
 _IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
 # The runtime could not create or start the container: the job's command when the message names it (below),
@@ -59,6 +60,13 @@ def _command_failed(message: str) -> bool:
     return reading is not None and reading.reason in _COMMAND_FAILURES
 
 
+def _the_nodes_own(message: str) -> bool:
+    """Does the shared table read the kubelet's message as the node's state rather than the spec's (a kubelet whose
+    Service informer has not synced says CreateContainerConfigError too)?"""
+    reading = read_log(message)
+    return reading is not None and reading.fault_class == FaultClass.NODE
+
+
 def _verdict(pod: Obj, cls: FaultClass, reason: str, message: str, grace: bool) -> StartFailure:
     node = str(as_dict(pod.get("spec")).get("nodeName") or "") or None
     return StartFailure(Classification(cls, reason, short(message), "container-state", node=node), grace)
@@ -68,6 +76,8 @@ def _waiting(pod: Obj, name: str, waiting: Obj) -> StartFailure | None:
     reason, message = str(waiting.get("reason") or ""), str(waiting.get("message") or "")
     said = f"container {name}: {reason}: {message}"
     if reason in _AT_ONCE:
+        if _the_nodes_own(message):
+            return _verdict(pod, FaultClass.UNKNOWN, reason, said, grace=True)
         return _verdict(pod, FaultClass.USER, reason, said, grace=False)
     if reason in _IMAGE_PULL:
         return _verdict(pod, FaultClass.USER, reason, said, grace=True)
