@@ -62,7 +62,8 @@ def _command_failed(message: str) -> bool:
 
 def _the_nodes_own(message: str) -> bool:
     """Does the shared table read the kubelet's message as the node's state rather than the spec's (a kubelet whose
-    Service informer has not synced says CreateContainerConfigError too)?"""
+    Service informer has not synced says CreateContainerConfigError too)? Then it is the node's after the grace,
+    as the same message reads in a log."""
     reading = read_log(message)
     return reading is not None and reading.fault_class == FaultClass.NODE
 
@@ -77,7 +78,7 @@ def _waiting(pod: Obj, name: str, waiting: Obj) -> StartFailure | None:
     said = f"container {name}: {reason}: {message}"
     if reason in _AT_ONCE:
         if _the_nodes_own(message):
-            return _verdict(pod, FaultClass.UNKNOWN, reason, said, grace=True)
+            return _verdict(pod, FaultClass.NODE, reason, said, grace=True)
         return _verdict(pod, FaultClass.USER, reason, said, grace=False)
     if reason in _IMAGE_PULL:
         return _verdict(pod, FaultClass.USER, reason, said, grace=True)

@@ -190,6 +190,7 @@ FROM_THE_MESSAGE = {
     "image-pull-back-off": ("unknown", "Unrecognized"),
     "invalid-image-name": ("user", "InvalidImageName"),
     "create-container-config-error-configmap": ("user", "CreateContainerConfigError"),
+    "create-container-config-error-kubelet-not-synced": ("node", "KubeletNotSynced"),
 }
 
 

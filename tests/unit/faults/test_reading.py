@@ -4,7 +4,10 @@ entry that did (None where no entry decided)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tandem.faults import read_log
 
@@ -395,189 +398,6 @@ CASES += [
 ]
 
 
-# NCCL's generic result code says only which kind of call failed; the error it recorded (ncclGetLastError), printed
-# by torch under "Last error:", says what. The detail decides over a result code that proves nothing on its own.
-CASES += [
-    ("nccl-internal-error-whose-last-error-is-a-closed-peer",
-     "NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1275, internal error, NCCL version 2.14.3\n"
-     "ncclInternalError: Internal check failed.\nLast error:\nNet : Connection closed by remote peer user<43236>",
-     "https://github.com/NVIDIA/nccl/issues/1514", ("interconnect", "PeerConnectionLost", 1, "nccl-peer-closed")),
-    ("nccl-internal-error-whose-last-error-is-on-its-line",
-     "torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, internal error - please report "
-     "this issue to the NCCL developers, NCCL version 2.19.3\nncclInternalError: Internal check failed.\n"
-     "Last error: Net : Connection closed by remote peer 10.0.0.3<59014>",
-     "NVIDIA/nccl src/misc/socket.cc (the peer-closed text) under torch's NCCLUtils.cpp \"Last error:\" line",
-     ("interconnect", "PeerConnectionLost", 1, "nccl-peer-closed")),
-    ("nccl-internal-error-whose-last-error-names-nothing",
-     "NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1275, internal error, NCCL version 2.14.3\n"
-     "ncclInternalError: Internal check failed.\nLast error:\nProxy Call to rank 3 failed (Setup)",
-     "https://github.com/NVIDIA/nccl/issues/1514 (the detail swapped for one no entry names)",
-     ("unknown", "LibraryInternalError", 1, "ncclinternal-and-ffts")),
-    ("a-closed-peer-after-the-last-error-block-is-not-its-detail",
-     "ncclInternalError: Internal check failed.\nLast error:\nProxy Call to rank 3 failed (Setup)\n\n"
-     "[rank1]: Net : Connection closed by remote peer 10.0.0.3<59014>",
-     "https://github.com/NVIDIA/nccl/issues/1514 (a later rank's line, not NCCL's detail)",
-     ("unknown", "LibraryInternalError", 1, "ncclinternal-and-ffts")),
-]
-
-
-# Schedulers and clouds that took the machine or the quota away, in their own words (round 9 of the corpus).
-CASES += [
-    ("kueue-preempted-the-workload",
-     "  - lastTransitionTime: \"2025-10-23T06:33:18Z\"\n"
-     "    message: 'Preempted to accommodate a workload (UID: 9f542104-a9e2-4344-ad2e-9c136204da18,\n"
-     "      JobUID: a20d0a6a-64a3-46ce-9b95-8cfb3bf6e675) due to prioritization in the\n      ClusterQueue'\n"
-     "    reason: Preempted\n    status: \"True\"\n    type: Evicted",
-     "https://github.com/kubernetes-sigs/kueue/blob/main/pkg/scheduler/preemption/preemption.go",
-     ("node", "Preempted", 1, "kueue-preempted")),
-    ("aws-batch-host-terminated",
-     "Status Reason: Host EC2 (instance i-04b17daec78ef4a0b) terminated.",
-     "https://docs.aws.amazon.com/batch/latest/userguide/job_states.html (statusReason of a job whose host went)",
-     ("node", "HostTerminated", 1, "cloud-host-terminated")),
-    ("skypilot-controller-says-the-cluster-was-preempted",
-     "(sky-de99, pid=734143) I 12-10 21:39:39 controller.py:118] Cluster is preempted (status: INIT). Recovering...",
-     "https://github.com/skypilot-org/skypilot/pull/1500", ("node", "SpotReclaimed", 1, "skypilot-cluster-preempted")),
-    ("skypilot-controller-info-line-is-its-verdict",
-     "INFO 2024-06-01 12:00:00 controller.py:301] The job cluster is preempted or failed.",
-     "https://github.com/skypilot-org/skypilot/blob/master/sky/jobs/utils.py (logger.info)",
-     ("node", "SpotReclaimed", 1, "skypilot-cluster-preempted")),
-    ("oomkilled-inside-a-one-line-pod-dump",
-     "Pod failed: PodPattern matched: containers: - name: app reason: OOMKilled message: \"...\" code: 137",
-     "https://github.com/microsoft/pai/issues/5464", ("oom", "OOMKilled", 1, "container-oomkilled")),
-    ("env-rendezvous-without-world-size",
-     "ValueError: Error initializing torch.distributed using env:// rendezvous: environment variable WORLD_SIZE "
-     "expected, but not set", "https://github.com/pytorch/pytorch/blob/main/torch/distributed/rendezvous.py",
-     ("user", "DistributedEnvMissing", 1, "torch-env-rendezvous-variable-unset")),
-    ("a-file-written-into-a-read-only-root",
-     "OSError: [Errno 30] Read-only file system: '/lr_find_temp.ckpt'",
-     "https://github.com/sktime/pytorch-forecasting/issues/180", ("user", "BadOutputPath", 1, "read-only-root-file")),
-    ("a-directory-at-the-root-may-be-a-volume-not-mounted",
-     "OSError: [Errno 30] Read-only file system: '/fsx'", "https://github.com/volcengine/verl/issues/3354",
-     ("storage", "ReadOnlyVolume", 1, "read-only-volume")),
-]
-
-
-# Round 10 of the corpus: the families its development texts showed the table did not know, each entry from the
-# component's own source.
-CASES += [
-    ("nccl-nvls-bind-failure-under-an-unhandled-cuda-error",
-     "torch.distributed.DistBackendError: NCCL error in: /var/lib/jenkins/workspace/torch/csrc/distributed/c10d/"
-     "NCCLUtils.cpp:93, unhandled cuda error (run with NCCL_DEBUG=INFO for details), NCCL version 2.29.3\n"
-     "ncclUnhandledCudaError: Call to CUDA function failed.\nLast error:\n"
-     "Failed to bind NVLink SHARP (NVLS) Multicast memory of size 2097152 : CUDA error 401 'the operation cannot be "
-     "performed in the present state'.\n"
-     "This is usually caused by a system or configuration error in the Fabric Manager or NVSwitches.",
-     "https://github.com/pytorch/pytorch/pull/177472", ("interconnect", "NvlsFabricError", 1, "nccl-nvls-fabric")),
-    ("gpu-system-processor-heartbeat-lost",
-     "[   24.302465] NVRM: GPU6 _kgspIsHeartbeatTimedOut: Heartbeat timed out, currentTimeMs 812751949 heartbeat "
-     "1899482 heartbeatWithOffsetMs 812745879 diff 6070 timeout 5200\n"
-     "[   84.300480] NVRM: GPU6 kgmmuCheckMemSubsysError_IMPL: Memory Subsystem Error detected. "
-     "kbusSendSysmembarSingle failed.", "https://github.com/NVIDIA/open-gpu-kernel-modules/issues/1230",
-     ("device", "GspTimeout", 1, "gpu-gsp-timeout")),
-    ("nvml-driver-library-mismatch-at-container-start",
-     "nvidia-container-cli: initialization error: nvml error: driver/library version mismatch: unknown",
-     "https://github.com/NVIDIA/k8s-device-plugin/issues/1431", ("device", "GpuDriverMismatch", 1,
-                                                                 "gpu-driver-library-mismatch")),
-    ("admission-error-quoting-a-lost-gpu",
-     "Pod Allocate failed due to device plugin GetPreferredAllocation rpc failed with err: rpc error: code = Unknown "
-     "desc = Unable to retrieve list of available devices: error creating nvml.Device 3: nvml: GPU is lost, which "
-     "is unexpected", "https://github.com/NVIDIA/k8s-device-plugin/issues/231",
-     ("device", "GpuLost", 1, "gpu-fallen-off-bus")),
-    ("ray-marked-the-node-dead",
-     "2022-02-15 16:53:52,096\tWARNING worker.py:1462 -- The node with node id: 8f205b12 and ip: 10.128.0.103 has "
-     "been marked dead because the detector has missed too many heartbeats from it.",
-     "https://github.com/ray-project/ray/issues/22349", ("node", "NodeLost", 1, "ray-node-marked-dead")),
-    ("mpijob-worker-evicted",
-     "    message: 1/8 workers are evicted\n    reason: MPIJobEvicted\n    status: \"True\"\n    type: Failed",
-     "https://github.com/kubeflow/mpi-operator/blob/master/pkg/controller/mpi_job_controller.go",
-     ("node", "Evicted", 1, "mpijob-evicted")),
-    ("determined-agent-lost",
-     "ERROR: Trial (Experiment 49) was terminated: allocation failed due to agent failure: agent failed while the "
-     "container was running: agent closed with allocated containers",
-     "https://github.com/determined-ai/determined/issues/5704", ("node", "AgentLost", 1, "determined-agent-lost")),
-    ("tensorflow-gpu-out-of-memory",
-     "Non-OK-status: GpuLaunchKernel (FillPhiloxRandomKernelLaunch <Distribution>, num_blocks, block_size, 0, "
-     "d.stream (), gen, data, size, dist) status: Internal: out of memory",
-     "https://github.com/kubeflow/trainer/issues/1158", ("oom", "DeviceOOM", 1, "tensorflow-oom")),
-    ("ray-checkpoint-upload-failed",
-     "ERROR trainable.py:597 -- Could not upload checkpoint even after 3 retries.Please check if the credentials "
-     "expired and that the remote filesystem is supported..",
-     "https://github.com/ray-project/ray/issues/35519", ("storage", "WriteFailed", 1, "ray-checkpoint-upload-failed")),
-    ("cann-operator-without-a-kernel-binary",
-     "[E OpParamMaker.cpp:273] call aclnnCast failed, detail:EZ9999: Inner Error!\n"
-     "EZ9999: 2024-05-17-01:30:26.960.959  Op Cast does not has any binary.\n"
-     "        launch failed for Cast, errno:561000.",
-     "https://github.com/hiyouga/LlamaFactory/issues/3779", ("user", "CannKernelsPackageMissing", 1,
-                                                             "cann-op-binary-missing")),
-    ("fftsplus-aivector-exception",
-     "[ERROR] RUNTIME(129510,all__):2026-01-20-09:48:14.623.865 [device_error_core_proc.cc:333]133843 "
-     "ProcessStarsCoreErrorInfo:The error from device(chipId:5, dieId:0), serial number is 59, there is an "
-     "exception of fftsplus aivector error, core id is 8, error code = 0x10",
-     "https://github.com/vllm-project/vllm-ascend/issues/6018", ("device", "AicoreException", 1,
-                                                                 "ascend-aicore-exception")),
-    ("hccl-task-exec-stage-timeout",
-     "[ERROR] HCCL(2817,):2026-08-04-06:53:21.443.429 [task_exception_handler.cc:31] [3154][TaskExecStage][Timeout]"
-     "[AICPU]Task run failed, para information is notify id:[0x000000000000029f], stage:[0], remote rank:[local]",
-     "https://github.com/vllm-project/vllm-ascend/issues/13482", ("interconnect", "HcclExecTimeout", 3,
-                                                                  "hccl-exec-timeout")),
-]
-
-
-
-
-# Libraries' own checks of the job's data and launch, as the reporters quoted them (round 10).
-CASES += [
-    ("arrow-rejects-the-jobs-batch",
-     "pyarrow.lib.ArrowInvalid: Column 1 named input_ids expected length 599 but got length 1500\n"
-     "In the last iteration of the last dset.map, it gives the error that I copied in the title.",
-     "https://github.com/huggingface/datasets/issues/1817", ("user", "BadData", 1, "pyarrow-invalid-data")),
-    ("deepspeed-mpi-and-torch-disagree-on-the-world",
-     "`AssertionError: MPI world size 16 does not match torch world size 8\"`\n\n"
-     "For mpirun args, I use `--allow-run-as-root -np 16 -N 8 --hostfile ${hostfile}`.",
-     "https://github.com/deepspeedai/DeepSpeed/issues/461", ("user", "BadConfig", 1, "ref-meg-world-size")),
-]
-
-# /dev/shm, not a volume: POSIX semaphores and the DataLoader's shared tensors live there, and its size is the
-# pod's (an emptyDir of medium Memory); torch's worker signal handler prints its own diagnosis above the traceback.
-CASES += [
-    ("a-semaphore-without-room-in-dev-shm",
-     '(EngineCore pid=308) ERROR 06-12 09:59:13 [core.py:1136]   File "/usr/local/python3.11.15/lib/python3.11/'
-     'multiprocessing/synchronize.py", line 57, in __init__\n'
-     "(EngineCore pid=308) ERROR 06-12 09:59:13 [core.py:1136]     sl = self._semlock = _multiprocessing.SemLock(\n"
-     "(EngineCore pid=308) ERROR 06-12 09:59:13 [core.py:1136] OSError: [Errno 28] No space left on device",
-     "https://github.com/vllm-project/vllm-ascend/issues/10363", ("user", "ShmTooSmall", 1, "shm-semaphore-no-space")),
-    ("the-dataloaders-own-shm-diagnosis-above-the-traceback",
-     "ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).\n"
-     "Traceback (most recent call last):\n"
-     '  File "/opt/conda/lib/python3.6/site-packages/torch/utils/data/_utils/signal_handling.py", line 63, in '
-     "handler\n    _error_if_any_worker_fails()\n"
-     "RuntimeError: DataLoader worker (pid 325) is killed by signal: Bus error.",
-     "https://github.com/msr-fiddle/pipedream/issues/28", ("user", "ShmTooSmall", 1, "shared-memory-too-small")),
-]
-
-# Python's last words: an uncaught exception is the last thing the interpreter prints, so an exception line that
-# ends the text ended the process even when the traceback above it was cut or never pasted; IPython marks the
-# raising line with an arrow instead of indenting it.
-CASES += [
-    ("an-exception-line-that-ends-the-text",
-     "Is this intended? If you pass datasets into SFTTrainer without packing = True it fails.\n"
-     "ValueError: You passed `packing=False` to the SFTTrainer, but you didn't pass a `dataset_text_field` or "
-     "`formatting_func` argument.", "https://github.com/huggingface/trl/issues/434",
-     ("user", "PythonException", 2, None)),
-    ("a-ranks-last-words-under-a-launcher-prefix",
-     "seems this error is specific to running on workstation:\n"
-     "[rank0]: AssertionError: CUDA device, driver and/or toolkit version does not support comm+GEMM overlap with "
-     "CUDA Multicast. Launch app with UB_SKIPMC=1 to try CUDA IPC instead.\n",
-     "https://github.com/NVIDIA-NeMo/Megatron-Bridge/issues/650", ("user", "PythonException", 2, None)),
-    ("an-ipython-traceback",
-     "ValueError                                Traceback (most recent call last)\n"
-     "File <command-91325968453>, line 6\n      4 except Exception as e:\n      5     mlflow.end_run()\n"
-     "----> 6     raise e\n"
-     "ValueError: You can't train a model that has been loaded in 8-bit precision on multiple devices in any "
-     "distributed mode.", "https://github.com/huggingface/accelerate/issues/1840",
-     ("user", "PythonException", 2, None)),
-]
-
 # Text pasted from an issue or a chat into `tandem classify --log`: markdown quotes a line in backticks.
 CASES += [
     ("an-exception-quoted-in-backticks",
@@ -589,6 +409,12 @@ CASES += [
      "the data in time.`", "https://github.com/vllm-project/vllm-ascend/issues/486 (quoted)",
      ("interconnect", "HcclSocketTimeout", 3, "hccl-socket-timeout")),
 ]
+
+
+# More cases, as data: tests/data/faults/reading_cases.yaml.
+READING_CASES = Path(__file__).parents[2] / "data" / "faults" / "reading_cases.yaml"
+CASES += [(case["id"], case["text"], case["source"], tuple(case["expected"].values()))
+          for group in yaml.safe_load(READING_CASES.read_text()) for case in group["cases"]]
 
 
 @pytest.mark.parametrize(("text", "source", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -52,7 +52,7 @@ def test_a_container_that_cannot_start(entry: dict[str, Any]) -> None:
 def test_a_failed_pod_that_never_started(entry: dict[str, Any]) -> None:
     """Its pod failed (a deadline, an eviction): no cause can go away now; the kubelet's words decide."""
     found = classify_pod(not_started(entry, "Failed"), node(), [])
-    if entry["class"] == "user":
+    if entry["class"] in ("user", "node"):
         assert found == start_verdict(entry)
     else:
         assert found.fault_class == FaultClass.UNKNOWN and found.source == "container-state"
