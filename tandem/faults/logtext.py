@@ -99,17 +99,17 @@ def library_near(lines: list[Line], index: int) -> bool:
     return any(line.library for line in lines[index : index + 1 + TRAILER_LINES])
 
 
-
 # torch prints the error NCCL recorded (ncclGetLastError) under NCCL's generic result code: "ncclInternalError:
 # Internal check failed.\nLast error:\n<what failed>" (torch/csrc/distributed/c10d/NCCLUtils.cpp).
 _LAST_ERROR = re.compile(r"\bLast error:[ \t]*(\S?)")
 DETAIL_LINES = 2  # the recorded error is one line; a wrapped one may go on to a second
+LAST_ERROR_BELOW = 2  # how far under the result code torch's "Last error:" may stand
 
 
 def last_error_detail(lines: list[Line], index: int) -> range:
     """The lines of the error NCCL recorded under the result code at `index` (empty when it printed none): after a
     "Last error:" within the next two lines, up to an empty line."""
-    for line in lines[index : index + 3]:
+    for line in lines[index : index + 1 + LAST_ERROR_BELOW]:
         match = _LAST_ERROR.search(line.text)
         if match:
             start = line.number if match.group(1) else line.number + 1
@@ -118,6 +118,7 @@ def last_error_detail(lines: list[Line], index: int) -> range:
                 end += 1
             return range(start, end)
     return range(0)
+
 
 # --- Python tracebacks --------------------------------------------------------------------------------------------
 
