@@ -30,7 +30,7 @@ The kubelet retries a pull after 10 s, doubling up to 300 s: 120 s is about four
 registry that blinked and short enough that a typo in an image name fails the job within minutes."""
 
 # The spec itself is wrong: the image reference does not parse, a ConfigMap/Secret it names is missing (unless the
-# shared table reads the message as the node's: a kubelet that has not synced its Services yet).
+# shared table reads the message as the kubelet's own state: Services or a Secret/ConfigMap watch not synced yet).
 _AT_ONCE = frozenset({"InvalidImageName", "CreateContainerConfigError"})
 _IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
 # The runtime could not create or start the container: the job's command when the message names it (below),
@@ -60,12 +60,15 @@ def _command_failed(message: str) -> bool:
     return reading is not None and reading.reason in _COMMAND_FAILURES
 
 
-def _the_nodes_own(message: str) -> bool:
-    """Does the shared table read the kubelet's message as the node's state rather than the spec's (a kubelet whose
-    Service informer has not synced says CreateContainerConfigError too)? Then it is the node's after the grace,
-    as the same message reads in a log."""
+def _not_the_specs(message: str) -> FaultClass | None:
+    """The class the shared table gives a CreateContainerConfigError's message when it is not the spec's fault:
+    the kubelet's own state (its Service informer not synced: node; a Secret or ConfigMap watch that did not sync
+    in time, which clears by itself: unknown). Such a verdict holds after the grace, as the same message reads in
+    a log; None when the spec is to blame."""
     reading = read_log(message)
-    return reading is not None and reading.fault_class == FaultClass.NODE
+    if reading is None or reading.fault_class == FaultClass.USER:
+        return None
+    return reading.fault_class
 
 
 def _verdict(pod: Obj, cls: FaultClass, reason: str, message: str, grace: bool) -> StartFailure:
@@ -77,8 +80,9 @@ def _waiting(pod: Obj, name: str, waiting: Obj) -> StartFailure | None:
     reason, message = str(waiting.get("reason") or ""), str(waiting.get("message") or "")
     said = f"container {name}: {reason}: {message}"
     if reason in _AT_ONCE:
-        if _the_nodes_own(message):
-            return _verdict(pod, FaultClass.NODE, reason, said, grace=True)
+        kubelets_state = _not_the_specs(message)
+        if kubelets_state is not None:
+            return _verdict(pod, kubelets_state, reason, said, grace=True)
         return _verdict(pod, FaultClass.USER, reason, said, grace=False)
     if reason in _IMAGE_PULL:
         return _verdict(pod, FaultClass.USER, reason, said, grace=True)

@@ -191,6 +191,7 @@ FROM_THE_MESSAGE = {
     "invalid-image-name": ("user", "InvalidImageName"),
     "create-container-config-error-configmap": ("user", "CreateContainerConfigError"),
     "create-container-config-error-kubelet-not-synced": ("node", "KubeletNotSynced"),
+    "create-container-config-error-secret-cache-not-synced": ("unknown", "KubeletCacheNotSynced"),
 }
 
 
