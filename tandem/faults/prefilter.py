@@ -7,7 +7,9 @@ reads it from the parsed pattern: a set of lowercase strings, one of which occur
 A line that contains none of them is not searched.
 
 The test is exact only on ASCII text: under re.IGNORECASE, `k` also matches the Kelvin sign and `s` the long s, which
-lowercasing does not fold. `Prefilter` therefore searches every pattern on a line that is not ASCII."""
+lowercasing does not fold. `Prefilter` therefore searches every pattern on a line that is not ASCII. Characters with
+no case (CJK) are required text like ASCII: an ASCII line cannot hold them, so a pattern that needs them is not
+searched there."""
 
 from __future__ import annotations
 
@@ -59,6 +61,13 @@ class Prefilter:
         return sorted(found | self._always)
 
 
+def _folds_plainly(char: str) -> bool:
+    """Whether lowercasing is all IGNORECASE does to this character: ASCII, or a character with no case at all (CJK,
+    fullwidth brackets), which no other character folds to. A cased letter beyond ASCII (é, the long s) may fold to
+    a letter lowercasing does not give, so it is never required."""
+    return char.isascii() or (char.lower() == char == char.upper() and char.casefold() == char)
+
+
 def _best(candidates: list[frozenset[str]]) -> frozenset[str] | None:
     """The most selective alternative set: the one whose shortest string is longest."""
     usable = [c for c in candidates if c]
@@ -76,7 +85,7 @@ def _of_sequence(ops: _Ops) -> frozenset[str] | None:
             run.clear()
 
     for op, av in ops:
-        if op is sre.LITERAL and isinstance(av, int) and chr(av).isascii():
+        if op is sre.LITERAL and isinstance(av, int) and _folds_plainly(chr(av)):
             run.append(chr(av).lower())
             continue
         close_run()
