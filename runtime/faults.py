@@ -94,8 +94,10 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
-def _within(path: object, root: str | None) -> bool:
-    return bool(root) and isinstance(path, str) and PurePath(path).is_relative_to(str(root))
+def _on_a_volume(path: object) -> bool:
+    """A file a filesystem holds: EIO there is the volume's (the same rule as signatures.yaml's
+    volume-io-error-on-a-file); /dev, /proc and /sys are devices and the kernel's, not volumes."""
+    return isinstance(path, str) and path.startswith("/") and not path.startswith(("/dev/", "/proc/", "/sys/"))
 
 
 def _above_or_at(path: object, root: str | None) -> bool:
@@ -103,9 +105,10 @@ def _above_or_at(path: object, root: str | None) -> bool:
 
 
 def storage_reason(exc: BaseException, checkpoint_dir: str | None = None) -> str | None:
-    """The storage fault behind an exception, by errno: ENOSPC, EDQUOT, EROFS, ESTALE anywhere; EIO on the
-    checkpoint volume (its path under `checkpoint_dir`, or inside DCP's CheckpointException); ENOENT of the
-    checkpoint folder itself or a folder above it (the volume is not mounted). None when it is not one."""
+    """The storage fault behind an exception, by errno: ENOSPC, EDQUOT, EROFS, ESTALE anywhere; EIO on a named
+    file (any volume: the filesystem under it failed; not a device file) or, bare, inside DCP's
+    CheckpointException; ENOENT of the checkpoint folder itself or a folder above it (the volume is not mounted).
+    None when it is not one."""
     chain = list(_chain(exc))
     in_checkpoint = any(type(e).__name__ == "CheckpointException" for e in chain)
     for error in chain:
@@ -113,7 +116,7 @@ def storage_reason(exc: BaseException, checkpoint_dir: str | None = None) -> str
             continue
         if error.errno in STORAGE_ERRNOS:
             return STORAGE_ERRNOS[error.errno]
-        if error.errno == errno.EIO and (in_checkpoint or _within(error.filename, checkpoint_dir)):
+        if error.errno == errno.EIO and (in_checkpoint or _on_a_volume(error.filename)):
             return "VolumeIOError"
         if error.errno == errno.ENOENT and _above_or_at(error.filename, checkpoint_dir):
             return "VolumeMissing"
@@ -127,7 +130,7 @@ def checkpoint_unreadable(detail: str) -> FaultError:
 
 def classify_exception(exc: BaseException, checkpoint_dir: str | None = None) -> tuple[FaultClass, str, str]:
     """(class, reason, message) of an exception raised in a worker or the launcher; `checkpoint_dir` (the volume's
-    mount) makes an I/O error or a missing folder there a storage fault. The exception is judged as its traceback
+    mount) makes a missing folder there a storage fault. The exception is judged as its traceback
     reads in a pod's log (tandem.faults.read_log), so the operator gives the same class for the same evidence;
     only what a log cannot show comes first: a class the runtime already knows and the errno of a storage fault."""
     if isinstance(exc, FaultError):

@@ -76,14 +76,17 @@ def test_a_dcp_checkpoint_exception_is_judged_by_its_ranks_errors() -> None:
     assert classify_exception(io_error)[:2] == ("storage", "VolumeIOError")  # EIO inside a checkpoint save
 
 
-def test_eio_and_enoent_are_storage_only_on_the_checkpoint_volume() -> None:
+def test_eio_on_a_file_is_storage_and_enoent_only_on_the_checkpoint_volume() -> None:
     root = "/checkpoints/llama"
     eio = OSError(errno.EIO, "Input/output error", f"{root}/step-000000010/__0_0.distcp")
     assert classify_exception(eio, checkpoint_dir=root)[:2] == ("storage", "VolumeIOError")
+    # EIO on any named file is the filesystem under it (a dataset volume too); not a device file, not a bare EIO
     assert classify_exception(OSError(errno.EIO, "Input/output error", "/data/x"), checkpoint_dir=root)[:2] == (
-        "unknown",
-        "OSError",
+        "storage",
+        "VolumeIOError",
     )
+    assert classify_exception(OSError(errno.EIO, "Input/output error", "/dev/ttyS1"))[:2] == ("unknown", "OSError")
+    assert classify_exception(OSError(errno.EIO, "Input/output error"))[:2] == ("unknown", "OSError")
     for missing in (root, "/checkpoints"):  # the folder or the mount above it is gone
         gone = FileNotFoundError(errno.ENOENT, "No such file or directory", missing)
         assert classify_exception(gone, checkpoint_dir=root)[:2] == ("storage", "VolumeMissing")

@@ -76,7 +76,8 @@ CASES: list[tuple[str, Callable[[], BaseException], tuple[str, str]]] = [
     ("enospc-off-the-checkpoint-volume", lambda: OSError(errno.ENOSPC, "No space left on device", "/tmp/x"),
      ("storage", "DiskFull")),
     ("a-bare-backend-error", lambda: torch.distributed.DistBackendError("boom"), ("unknown", "DistBackendError")),
-    # Where EIO was raised decides: inside a save the volume it writes failed, in a data read it proves nothing.
+    # EIO on a named file is the filesystem under it failing, wherever the job read or wrote it; a bare EIO (no
+    # path: an open file's read, a terminal) is the volume's only inside a save.
     ("eio-while-torch-saves", lambda: _raised_in(
         "/usr/local/lib/python3.11/site-packages/torch/serialization.py",
         "import errno\ndef save(obj, f):\n    raise OSError(errno.EIO, 'Input/output error')\n"
@@ -85,6 +86,14 @@ CASES: list[tuple[str, Callable[[], BaseException], tuple[str, str]]] = [
         "/usr/local/lib/python3.11/site-packages/numpy/lib/npyio.py",
         "import errno\ndef load(file):\n    raise OSError(errno.EIO, 'Input/output error')\n"
         "load('/data/train/0001.npy')", {}), ("unknown", "OSError")),
+    ("eio-on-a-named-dataset-file", lambda: _raised_in(
+        "/usr/local/lib/python3.11/site-packages/numpy/lib/npyio.py",
+        "import errno\ndef load(file):\n    raise OSError(errno.EIO, 'Input/output error', file)\n"
+        "load('/data/train/0001.npy')", {}), ("storage", "VolumeIOError")),
+    ("eio-on-a-device-file-is-no-volume", lambda: _raised_in(
+        "/usr/local/lib/python3.11/site-packages/serial/serialposix.py",
+        "import errno\ndef open_port(port):\n    raise OSError(errno.EIO, 'Input/output error', port)\n"
+        "open_port('/dev/ttyS11')", {}), ("unknown", "OSError")),
 ]
 
 
