@@ -94,21 +94,15 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
-def _on_a_volume(path: object) -> bool:
-    """A file a filesystem holds: EIO there is the volume's (the same rule as signatures.yaml's
-    volume-io-error-on-a-file); /dev, /proc and /sys are devices and the kernel's, not volumes."""
-    return isinstance(path, str) and path.startswith("/") and not path.startswith(("/dev/", "/proc/", "/sys/"))
-
-
 def _above_or_at(path: object, root: str | None) -> bool:
     return bool(root and path) and isinstance(path, str) and PurePath(str(root)).is_relative_to(path)
 
 
 def storage_reason(exc: BaseException, checkpoint_dir: str | None = None) -> str | None:
-    """The storage fault behind an exception, by errno: ENOSPC, EDQUOT, EROFS, ESTALE anywhere; EIO on a named
-    file (any volume: the filesystem under it failed; not a device file) or, bare, inside DCP's
-    CheckpointException; ENOENT of the checkpoint folder itself or a folder above it (the volume is not mounted).
-    None when it is not one."""
+    """The storage fault behind an exception, by errno: ENOSPC, EDQUOT, EROFS, ESTALE anywhere; a bare EIO inside
+    DCP's CheckpointException (whose text hides it); ENOENT of the checkpoint folder itself or a folder above it
+    (the volume is not mounted). None when it is not one. EIO on a named file is left to the shared table
+    (volume-io-error-on-a-file), which reads it as the traceback shows it, so both sides hold one rule."""
     chain = list(_chain(exc))
     in_checkpoint = any(type(e).__name__ == "CheckpointException" for e in chain)
     for error in chain:
@@ -116,7 +110,7 @@ def storage_reason(exc: BaseException, checkpoint_dir: str | None = None) -> str
             continue
         if error.errno in STORAGE_ERRNOS:
             return STORAGE_ERRNOS[error.errno]
-        if error.errno == errno.EIO and (in_checkpoint or _on_a_volume(error.filename)):
+        if error.errno == errno.EIO and in_checkpoint:
             return "VolumeIOError"
         if error.errno == errno.ENOENT and _above_or_at(error.filename, checkpoint_dir):
             return "VolumeMissing"

@@ -50,6 +50,15 @@ def _raised_in(path: str, source: str, scope: dict[str, Any]) -> BaseException:
     raise AssertionError("the source raised nothing")
 
 
+def _eio_in(library: str, function: str, argument: str, with_path: bool) -> BaseException:
+    """EIO raised by `function(argument)` of a library under site-packages, with the file's path (`with_path`, as
+    an open() or a stat gives it) or bare (as an open file's read or close gives it)."""
+    path = ", file" if with_path else ""
+    source = (f"import errno\ndef {function}(file):\n    raise OSError(errno.EIO, 'Input/output error'{path})\n"
+              f"{function}({argument})")
+    return _raised_in(f"/usr/local/lib/python3.11/site-packages/{library}", source, {})
+
+
 JOB = "/workspace/train.py"
 LIBRARY = "/usr/local/lib/python3.11/site-packages/torch_npu/distributed/fake_collective.py"
 CASES: list[tuple[str, Callable[[], BaseException], tuple[str, str]]] = [
@@ -78,22 +87,14 @@ CASES: list[tuple[str, Callable[[], BaseException], tuple[str, str]]] = [
     ("a-bare-backend-error", lambda: torch.distributed.DistBackendError("boom"), ("unknown", "DistBackendError")),
     # EIO on a named file is the filesystem under it failing, wherever the job read or wrote it; a bare EIO (no
     # path: an open file's read, a terminal) is the volume's only inside a save.
-    ("eio-while-torch-saves", lambda: _raised_in(
-        "/usr/local/lib/python3.11/site-packages/torch/serialization.py",
-        "import errno\ndef save(obj, f):\n    raise OSError(errno.EIO, 'Input/output error')\n"
-        "save({}, '/ckpt/step-10/model.pt')", {}), ("storage", "VolumeIOError")),
-    ("eio-while-numpy-reads-a-sample", lambda: _raised_in(
-        "/usr/local/lib/python3.11/site-packages/numpy/lib/npyio.py",
-        "import errno\ndef load(file):\n    raise OSError(errno.EIO, 'Input/output error')\n"
-        "load('/data/train/0001.npy')", {}), ("unknown", "OSError")),
-    ("eio-on-a-named-dataset-file", lambda: _raised_in(
-        "/usr/local/lib/python3.11/site-packages/numpy/lib/npyio.py",
-        "import errno\ndef load(file):\n    raise OSError(errno.EIO, 'Input/output error', file)\n"
-        "load('/data/train/0001.npy')", {}), ("storage", "VolumeIOError")),
-    ("eio-on-a-device-file-is-no-volume", lambda: _raised_in(
-        "/usr/local/lib/python3.11/site-packages/serial/serialposix.py",
-        "import errno\ndef open_port(port):\n    raise OSError(errno.EIO, 'Input/output error', port)\n"
-        "open_port('/dev/ttyS11')", {}), ("unknown", "OSError")),
+    ("eio-while-torch-saves", lambda: _eio_in("torch/serialization.py", "save", "'/ckpt/step-10/model.pt'", False),
+     ("storage", "VolumeIOError")),
+    ("eio-while-numpy-reads-a-sample", lambda: _eio_in("numpy/lib/npyio.py", "load", "'/data/train/0001.npy'", False),
+     ("unknown", "OSError")),
+    ("eio-on-a-named-dataset-file", lambda: _eio_in("numpy/lib/npyio.py", "load", "'/data/train/0001.npy'", True),
+     ("storage", "VolumeIOError")),
+    ("eio-on-a-device-file-is-no-volume", lambda: _eio_in("serial/serialposix.py", "open_port", "'/dev/ttyS11'", True),
+     ("unknown", "OSError")),
 ]
 
 
