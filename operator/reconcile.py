@@ -42,9 +42,9 @@ from tandem.operator.podtemplate import training_container
 from tandem.operator.recovery import (
     POOL_FAULTS,
     RecoveryPlan,
-    checkpoint_volume,
     plan_after_fault,
     plan_after_pending,
+    storage_location,
 )
 from tandem.operator.step import (  # noqa: F401  (Decision, Event, set_condition: re-exported for the shell)
     TERMINAL,
@@ -337,7 +337,7 @@ def _recover(step: Step, current: list[Obj], fault: Fault, excludes_node: bool) 
     if fault.fault_class in POOL_FAULTS:
         status.pool_faults += 1
     where = f" on node {fault.node}" if fault.node else ""
-    volume = f" (checkpoint volume {checkpoint_volume(spec)})" if fault.fault_class == FaultClass.STORAGE else ""
+    volume = f"; {storage_location(spec, fault.message)}" if fault.fault_class == FaultClass.STORAGE else ""
     step.event("Warning", "FaultDetected", f"attempt {fault.attempt}, {fault.pod or 'a pod'}{where}: "
                f"{fault.fault_class.value}/{fault.reason}: {fault.message}{volume}")
     if spec.fault_policy.exclude_faulty_nodes and fault.node and excludes_node:

@@ -3,6 +3,8 @@ scheduled, what comes next: fail, restart on the same pool, or fail over to anot
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -52,6 +54,22 @@ def checkpoint_volume(spec: TrainingJobSpec) -> str:
     return "emptyDir"
 
 
+# The files a storage error names: Python's OSError (`[Errno 5] Input/output error: '/path'`, and the second file of
+# a copy, `'/a' -> '/b'`) and TensorFlow's `path; Input/output error`.
+_NAMED_FILE = re.compile(r"\[Errno \d+\][^'\n]*: '(/[^'\n]*)'(?: -> '(/[^'\n]*)')?|(/[^\s;'\"]+); [A-Z][a-z/ ]+\b")
+
+
+def storage_location(spec: TrainingJobSpec, message: str) -> str:
+    """Where a storage fault hit, in words for its Event and message: the checkpoint volume, unless the error names
+    only files elsewhere (a dataset, a cache), where it would send the user to look at the wrong volume."""
+    mount = posixpath.normpath(spec.checkpoint.path)
+    named = [posixpath.normpath(path) for found in _NAMED_FILE.finditer(message) for path in found.groups() if path]
+    elsewhere = [path for path in named if path != mount and not path.startswith(mount.rstrip("/") + "/")]
+    if not elsewhere or len(elsewhere) < len(named):
+        return f"on the checkpoint volume ({checkpoint_volume(spec)})"
+    return f"on {elsewhere[0]}, outside the checkpoint volume ({checkpoint_volume(spec)} at {mount})"
+
+
 def fault_streak(faults: Sequence[Fault]) -> int:
     """Consecutive faults without progress: an attempt that reached a newer checkpoint than the one
     before it resets the backoff, as a crash loop and a fault after hours of training differ."""
@@ -93,7 +111,7 @@ def _when(delay: float) -> str:
 def _restart_on_storage(spec: TrainingJobSpec, faults: Sequence[Fault], restarts: int, current: str) -> RecoveryPlan:
     fault, delay = faults[-1], storage_backoff_seconds(spec.fault_policy, fault_streak(faults))
     return RecoveryPlan("restart", current, delay, "Restarting",
-                        f"storage fault {fault.reason} on the checkpoint volume ({checkpoint_volume(spec)}): restart "
+                        f"storage fault {fault.reason} {storage_location(spec, fault.message)}: restart "
                         f"{restarts + 1} of {spec.fault_policy.max_restarts} on {current} {_when(delay)}; "
                         f"{STORAGE_RULE}")
 

@@ -71,8 +71,8 @@ def test_a_full_volume_restarts_later_on_the_same_pool_and_blames_no_node() -> N
              poolFaults=1,  # still the one interconnect fault: no failover
              conditions=[condition("Ready", False, "Restarting", restarting)]),
         delete=["llama-a1-0"],
-        events=[("Warning", "FaultDetected", f"attempt 1, llama-a1-1 on node ascend-1: storage/DiskFull: {FULL} "
-                 "(checkpoint volume persistentVolumeClaim ckpt)"),
+        events=[("Warning", "FaultDetected", f"attempt 1, llama-a1-1 on node ascend-1: storage/DiskFull: {FULL}; "
+                 "on the checkpoint volume (persistentVolumeClaim ckpt)"),
                 ("Normal", "Restarting", restarting)],
         requeue_after=2.0, restarted=("ascend-910b", "storage"))
 
@@ -105,5 +105,25 @@ def test_a_volume_on_nfs_is_named_by_server_and_path() -> None:
     stale = "OSError: [Errno 116] Stale file handle"
     decision = decide(job, failed_gang(report("storage", "StaleFileHandle", stale)))
     assert decision.events[0].message == ("attempt 1, llama-a1-1 on node ascend-1: storage/StaleFileHandle: "
-                                          f"{stale} (checkpoint volume nfs 10.0.0.5:/exports/ckpt)")
+                                          f"{stale}; on the checkpoint volume (nfs 10.0.0.5:/exports/ckpt)")
     assert decision.status.restart_delay_seconds == 60 and decision.status.excluded_nodes == []
+
+
+def test_a_dataset_read_error_names_the_dataset_file_not_the_checkpoint_volume() -> None:
+    # The volume under a dataset failed: the Events must not send the user to look at the checkpoint volume.
+    eio = "OSError: [Errno 5] Input/output error: '/data/shards/train-00003.bin'"
+    decision = decide(running(), failed_gang(report("storage", "VolumeIOError", eio)))
+    where = "/data/shards/train-00003.bin, outside the checkpoint volume (persistentVolumeClaim ckpt at /checkpoints)"
+    restarting = (f"storage fault VolumeIOError on {where}: restart 1 of 10 on ascend-910b 60s after the attempt's "
+                  f"pods stop; {HOW}")
+    fault = {"time": NOW_Z, "attempt": 1, "pool": "ascend-910b", "node": "ascend-1", "pod": "llama-a1-1",
+             "class": "storage", "reason": "VolumeIOError", "message": eio, "step": 130, "checkpointStep": 100}
+    assert summary(decision) == nothing(
+        full(phase="Restarting", message=restarting, restarts=1, faults=[fault],
+             lastCheckpoint={"step": 100, "time": NOW_Z}, restartDelaySeconds=60,
+             conditions=[condition("Ready", False, "Restarting", restarting)]),
+        delete=["llama-a1-0"],
+        events=[("Warning", "FaultDetected", f"attempt 1, llama-a1-1 on node ascend-1: storage/VolumeIOError: {eio}; "
+                 f"on {where}"),
+                ("Normal", "Restarting", restarting)],
+        requeue_after=2.0, restarted=("ascend-910b", "storage"))

@@ -18,6 +18,7 @@ from tandem.operator.recovery import (
     plan_after_fault,
     plan_after_pending,
     storage_backoff_seconds,
+    storage_location,
 )
 
 ROOMY = {"ascend-910b": 4, "h20": 4, "cpu": 4}
@@ -205,3 +206,33 @@ def test_storage_faults_never_move_the_job_however_many() -> None:
 def test_the_checkpoint_volume_is_named(volume: dict[str, Any], named: str) -> None:
     job_spec = make_job(checkpoint={"volume": volume}).spec
     assert checkpoint_volume(job_spec) == named
+
+
+ON_IT = "on the checkpoint volume (persistentVolumeClaim ckpt)"
+OUTSIDE = "outside the checkpoint volume (persistentVolumeClaim ckpt at /checkpoints)"
+
+
+@pytest.mark.parametrize(("message", "where"), [
+    # The runtime's own saves, and errors that name no file: the checkpoint volume.
+    ("OSError: [Errno 28] No space left on device: '/checkpoints/step-000000150/__1_0.distcp'",
+     ON_IT),
+    ("OSError: [Errno 116] Stale file handle", ON_IT),
+    ("OSError: [Errno 30] Read-only file system: '/checkpoints'", ON_IT),
+    # A file the job read or wrote elsewhere (a dataset, a cache): that volume, not the checkpoint's.
+    ("OSError: [Errno 5] Input/output error: '/data/shards/train-00003.bin'",
+     f"on /data/shards/train-00003.bin, {OUTSIDE}"),
+    ("tensorflow.python.framework.errors_impl.InternalError: /mnt/imagenet/train-00001-of-01024; "
+     "Input/output error", f"on /mnt/imagenet/train-00001-of-01024, {OUTSIDE}"),
+    # A sibling folder whose name starts like the mount, and a path that climbs out of it, are elsewhere.
+    ("OSError: [Errno 28] No space left on device: '/checkpoints-old/x.pt'", f"on /checkpoints-old/x.pt, {OUTSIDE}"),
+    ("OSError: [Errno 5] Input/output error: '/checkpoints/../data/x.bin'", f"on /data/x.bin, {OUTSIDE}"),
+    # A copy between two volumes names both: the checkpoint volume is one of them, so it is named.
+    ("OSError: [Errno 28] No space left on device: '/data/x.pt' -> '/checkpoints/x.pt'", ON_IT),
+])  # fmt: skip
+def test_a_storage_fault_names_the_file_it_hit_when_that_is_not_on_the_checkpoint_volume(message: str,
+                                                                                        where: str) -> None:
+    job_spec = make_job().spec
+    assert storage_location(job_spec, message) == where
+    history = [fault("storage", reason="VolumeIOError").model_copy(update={"message": message})]
+    plan = plan_after_fault(job_spec, history, 0, "ascend-910b", ROOMY, pool_faults=0, failovers=0)
+    assert plan.message.startswith(f"storage fault VolumeIOError {where}: restart 1 of ")
