@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 
 import yaml
 
-from tandem.faults.entries import checked_class
+from tandem.faults.entries import LoadedOnce, checked_class
 from tandem.faults.taxonomy import FaultClass
 
 FAMILIES = ("acl-runtime", "hccl-result", "cann-message", "torch-npu")
@@ -81,7 +80,7 @@ def parse_codes(text: str) -> tuple[CodeEntry, ...]:
     return entries
 
 
-@cache
+@LoadedOnce
 def code_table() -> dict[str, CodeEntry]:
     """The shipped code table (tandem/faults/codes.yaml), by code."""
     text = resources.files("tandem.faults").joinpath("codes.yaml").read_text(encoding="utf-8")

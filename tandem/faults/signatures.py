@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 
 from tandem.faults.codes import NOT_AFTER_A_PROCESS_ID, CodeEntry, code_table, known_codes_in
-from tandem.faults.entries import checked_class
+from tandem.faults.entries import LoadedOnce, checked_class
 from tandem.faults.prefilter import Prefilter
 from tandem.faults.taxonomy import FaultClass
 
@@ -115,7 +115,7 @@ def parse_table(text: str, codes: tuple[CodeEntry, ...] = ()) -> tuple[Signature
     return tuple(table)
 
 
-@cache
+@LoadedOnce
 def table() -> tuple[Signature, ...]:
     """The shipped table (tandem/faults/signatures.yaml), in precedence order."""
     text = resources.files("tandem.faults").joinpath("signatures.yaml").read_text(encoding="utf-8")

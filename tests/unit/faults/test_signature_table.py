@@ -73,3 +73,32 @@ def test_the_shared_module_imports_neither_torch_nor_a_kubernetes_client() -> No
     loaded = set(out.split())
     assert not {m for m in loaded if m.split(".")[0] in ("torch", "kubernetes", "kopf", "pydantic")}
     assert not any(m.startswith(("tandem.operator", "tandem.runtime")) for m in loaded)
+
+
+def test_a_broken_shipped_table_is_read_once_and_every_later_call_fails_at_once(monkeypatch) -> None:
+    # A table that fails to load used to be parsed again on every call (a failed call is not cached), so one
+    # duplicate id made a classification of a long log re-read 1,300 entries per line: minutes, not an error.
+    from tandem.faults import reading, signatures
+
+    parsed: list[str] = []
+
+    def broken(text: str, codes: object = ()) -> tuple:
+        parsed.append(text)
+        return parse_table(GOOD + GOOD)
+
+    def clear() -> None:
+        for loader in (signatures.table, signatures._phrases, signatures._by_code, signatures._prefilter,
+                       signatures._reports):
+            loader.cache_clear()
+
+    monkeypatch.setattr(signatures, "parse_table", broken)
+    clear()
+    try:
+        for _ in range(3):
+            with pytest.raises(SignatureTableError, match="ids used more than once"):
+                reading.read_log("ERROR: first line\nERROR: second line\nTraceback (most recent call last):\n")
+        assert len(parsed) == 1
+    finally:
+        monkeypatch.undo()
+        clear()
+    assert table()[0].id
