@@ -55,8 +55,14 @@ def checkpoint_volume(spec: TrainingJobSpec) -> str:
 
 
 # The files a storage error names: Python's OSError (`[Errno 5] Input/output error: '/path'`, and the second file of
-# a copy, `'/a' -> '/b'`) and TensorFlow's `path; Input/output error`.
-_NAMED_FILE = re.compile(r"\[Errno \d+\][^'\n]*: '(/[^'\n]*)'(?: -> '(/[^'\n]*)')?|(/[^\s;'\"]+); [A-Z][a-z/ ]+\b")
+# a copy, `'/a' -> '/b'`), TensorFlow's `path; Input/output error`, coreutils' `'/path': No space left on device`
+# and Go's path errors (`write /path: input/output error`).
+_NAMED_FILE = re.compile(
+    r"\[Errno \d+\][^'\n]*: '(/[^'\n]*)'(?: -> '(/[^'\n]*)')?"
+    r"|(/[^\s;'\"]+); [A-Z][a-z/ ]+\b"
+    r"|'(/[^'\n]*)': [A-Z][\w/-]* \w"
+    r"|\b(?:open|read|write|mkdir|rename|remove|stat|lstat|sync|close|unlinkat|openat) (/[^\s:]+): [a-z][\w/-]* \w"
+)
 
 
 def storage_location(spec: TrainingJobSpec, message: str) -> str:

@@ -226,6 +226,13 @@ OUTSIDE = "outside the checkpoint volume (persistentVolumeClaim ckpt at /checkpo
     # A sibling folder whose name starts like the mount, and a path that climbs out of it, are elsewhere.
     ("OSError: [Errno 28] No space left on device: '/checkpoints-old/x.pt'", f"on /checkpoints-old/x.pt, {OUTSIDE}"),
     ("OSError: [Errno 5] Input/output error: '/checkpoints/../data/x.bin'", f"on /data/x.bin, {OUTSIDE}"),
+    # coreutils in a wrapper script ('cp: cannot create regular file ...') and Go's path errors (a sidecar, a FUSE
+    # mount's daemon) name the file their own way.
+    ("cp: error writing '/scratch/cache/shard-7.arrow': No space left on device",
+     f"on /scratch/cache/shard-7.arrow, {OUTSIDE}"),
+    ("mkdir: cannot create directory '/checkpoints/step-300': Read-only file system", ON_IT),
+    ("write /data/tokens/part-0001.bin: input/output error", f"on /data/tokens/part-0001.bin, {OUTSIDE}"),
+    ("open /checkpoints/latest: stale NFS file handle", ON_IT),
     # A copy between two volumes names both: the checkpoint volume is one of them, so it is named.
     ("OSError: [Errno 28] No space left on device: '/data/x.pt' -> '/checkpoints/x.pt'", ON_IT),
 ])  # fmt: skip
