@@ -67,3 +67,56 @@ def test_the_bench_compares_the_annotators_on_every_part() -> None:
         assert f"\n## {part}: " in text
     assert text.count("annotators agree: ") == 3
     assert text.count("where they agree and the second was sure: ") == 3
+    assert text.count("a third annotator, blind, on the ") == 3
+    assert text.count("- against the majority label: accuracy ") == 3
+    assert text.count("- texts that are only program output, the majority label: accuracy ") == 3
+
+
+def test_the_majority_label_takes_two_of_three_and_leaves_out_a_three_way_split() -> None:
+    agreement = _agreement()
+    entries = [{"id": "agree", "class": "user"}, {"id": "first", "class": "oom"}, {"id": "second", "class": "device"},
+               {"id": "split", "class": "node"}]
+    second = {"agree": {"class": "user"}, "first": {"class": "unknown"}, "second": {"class": "unknown"},
+              "split": {"class": "storage"}}
+    third = {"first": {"class": "oom"}, "second": {"class": "unknown"}, "split": {"class": "user"}}
+    assert agreement.by_majority(entries, second, third) == [
+        {"id": "agree", "class": "user"}, {"id": "first", "class": "oom"}, {"id": "second", "class": "unknown"}]
+
+
+def test_a_disagreement_without_a_third_label_is_refused_by_name() -> None:
+    entries = [{"id": "a", "class": "user"}, {"id": "b", "class": "oom"}]
+    with pytest.raises(ValueError, match="no third label for b"):
+        _agreement().by_majority(entries, {"a": {"class": "user"}, "b": {"class": "unknown"}}, {})
+
+
+def test_the_goal_line_names_each_term_of_the_goal_and_the_weakest_class() -> None:
+    agreement, bench = _agreement(), _agreement().bench
+    results = [bench.Result({"class": "user"}, "user", "r")] * 19 + [bench.Result({"class": "user"}, "unknown", "r")]
+    results += [bench.Result({"class": "oom"}, "user", "r"), bench.Result({"class": "oom"}, "oom", "r")]
+    line = agreement.goal_line("first label", bench.Evaluation(tuple(results)))
+    assert line == ("- first label: accuracy 91% (20/22), user precision 95%, lowest recall 50% (oom): "
+                    "meets 2 of 3 terms")
+
+
+@pytest.mark.parametrize(("rows", "error"), [
+    ([{"id": "a", "log_only": "yes"}], "a: log_only must be true or false"),
+    ([{"id": "a", "log_only": True}, {"id": "a", "log_only": False}], "a is given twice"),
+])
+def test_a_bad_text_shape_file_is_refused_naming_the_text(tmp_path: Path, rows: list[dict[str, object]],
+                                                           error: str) -> None:
+    path = tmp_path / "shapes.yaml"
+    path.write_text(yaml.safe_dump(rows))
+    with pytest.raises(ValueError, match=error):
+        _agreement().load_log_only(path)
+
+
+def test_the_third_labels_cover_exactly_the_texts_the_two_annotators_label_apart() -> None:
+    agreement = _agreement()
+    entries, second = agreement.bench.load_corpus(), agreement.load_second_labels()
+    apart = sorted(e["id"] for e in entries if second[e["id"]]["class"] != e["class"])
+    assert sorted(agreement.load_labels(agreement.THIRD_LABELS)) == apart
+
+
+def test_every_corpus_text_has_its_shape() -> None:
+    agreement = _agreement()
+    assert sorted(agreement.load_log_only()) == sorted(e["id"] for e in agreement.bench.load_corpus())
