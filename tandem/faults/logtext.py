@@ -89,9 +89,22 @@ def _unquoted(text: str) -> str:
     return text
 
 
+# Python 3.11's exception groups print each member's traceback inside a margin, "  | " or "  + " indented one level
+# per nested group (Lib/traceback.py, TracebackException.format); a group always opens with this header. Only a text
+# that holds it loses the margin, so a table's "| " rows (nvidia-smi, markdown) stay as they are.
+_GROUP_HEADER = "Exception Group Traceback (most recent call last):"
+_GROUP_MARGIN = re.compile(r"^\s*[|+] ")
+
+
 def lines_of(text: str) -> list[Line]:
-    return [Line(n, raw[:MAX_LINE], _unquoted(_PREFIX.sub("", raw[:MAX_LINE]).rstrip()), _level(raw))
-            for n, raw in enumerate(text.splitlines())]
+    margin = _GROUP_MARGIN if _GROUP_HEADER in text else None
+    lines = []
+    for n, raw in enumerate(text.splitlines()):
+        line = _PREFIX.sub("", raw[:MAX_LINE])
+        if margin:
+            line = margin.sub("", line)
+        lines.append(Line(n, raw[:MAX_LINE], _unquoted(line.rstrip()), _level(raw)))
+    return lines
 
 
 def library_near(lines: list[Line], index: int) -> bool:
@@ -122,8 +135,10 @@ def last_error_detail(lines: list[Line], index: int) -> range:
 
 # --- Python tracebacks --------------------------------------------------------------------------------------------
 
+# An exception's class name ends in one of these words, or is Python's own base class: `raise Exception("...")` prints
+# "Exception: ..." (there is no class `Error`, so a bare "Error: ..." is another program's words).
 _EXCEPTION_LINE = re.compile(
-    r"^((?:[A-Za-z_]\w*\.)*([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Warning)))(?::(.*))?$")
+    r"^((?:[A-Za-z_]\w*\.)*([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Warning)|Exception))(?::(.*))?$")
 _CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 _FRAME_LINE = re.compile(r'^\s*File "([^"]*)", line \d+')
 _CARETS = re.compile(r"^\s*[~^]+\s*$")

@@ -60,6 +60,15 @@ def _eio_in(library: str, function: str, argument: str, with_path: bool) -> Base
 
 
 JOB = "/workspace/train.py"
+# A data loader of the job's own, on asyncio: the member of the TaskGroup's ExceptionGroup is the job's error.
+ASYNC_LOADER = """import asyncio
+async def load(shard):
+    raise ValueError(f"shard {shard} has no index")
+async def main():
+    async with asyncio.TaskGroup() as group:
+        group.create_task(load(3))
+asyncio.run(main())
+"""
 LIBRARY = "/usr/local/lib/python3.11/site-packages/torch_npu/distributed/fake_collective.py"
 CASES: list[tuple[str, Callable[[], BaseException], tuple[str, str]]] = [
     ("value-error-in-the-job", lambda: _raised_in(JOB, "raise ValueError('lr must be positive')", {}),
@@ -67,6 +76,9 @@ CASES: list[tuple[str, Callable[[], BaseException], tuple[str, str]]] = [
     ("runtime-error-in-the-jobs-own-words", lambda: _raised_in(JOB, "raise RuntimeError('bad batch')", {}),
      ("user", "PythonException")),
     ("missing-data-file", lambda: _raised_in(JOB, "open('/data/missing.jsonl')", {}), ("user", "PythonException")),
+    ("a-bare-exception-in-the-jobs-own-words", lambda: _raised_in(JOB, "raise Exception('vocab does not match')", {}),
+     ("user", "PythonException")),
+    ("the-jobs-error-in-an-asyncio-task-group", lambda: _raised_in(JOB, ASYNC_LOADER, {}), ("user", "PythonException")),
     ("key-error-in-a-library", lambda: _raised_in(LIBRARY, "{}['input_ids']", {}), ("user", "PythonException")),
     ("library-runtime-error", lambda: _raised_in(LIBRARY, "raise RuntimeError('something new')", {}),
      ("unknown", "RuntimeError")),

@@ -85,3 +85,25 @@ def test_a_runaway_line_is_read_only_so_far() -> None:
     assert reading is not None and reading.reason == "HcclSocketTimeout"
     assert read_log("HCCL " * 200_000) is None
     assert read_log("which was running pod " * 100_000) is None
+
+
+@pytest.mark.parametrize("name", ["Exception", "BaseException"])
+def test_pythons_own_base_classes_end_a_traceback_too(name: str) -> None:
+    """`raise Exception("...")` is the commonest exception a job's own code throws in its own words, and Python prints
+    it without an Error suffix: it ends the traceback like any other (user: rule 2, raised in the job's code)."""
+    text = ('Traceback (most recent call last):\n  File "/workspace/train.py", line 12, in main\n'
+            f'    raise {name}("the tokenizer does not match the checkpoint")\n'
+            f"{name}: the tokenizer does not match the checkpoint\n")
+    reading = read_log(text)
+    assert reading is not None
+    assert (reading.fault_class.value, reading.reason, reading.rule, reading.entry) == ("user", "PythonException", 2,
+                                                                                        None)
+
+
+def test_a_bare_error_word_under_a_frame_is_no_exception() -> None:
+    """Python has no class named `Error`: "Error: ..." under a traceback is another program's output, not the
+    exception that ended it."""
+    text = ('Traceback (most recent call last):\n  File "/workspace/train.py", line 12, in main\n    run(cmd)\n'
+            "Error: No such container: trainer-0\n")
+    reading = read_log(text)
+    assert reading is None or reading.exception is None
