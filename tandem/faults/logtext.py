@@ -96,13 +96,26 @@ _GROUP_HEADER = "Exception Group Traceback (most recent call last):"
 _GROUP_MARGIN = re.compile(r"^\s*[|+] ")
 
 
+# torchrun's summary of a failed worker (ChildFailedError) quotes the worker's traceback from its error file under
+# this field, every line indented two more spaces (torch/distributed/elastic/multiprocessing/errors/__init__.py,
+# _format_failure): read without that indent, its last exception is the worker's.
+_SUMMARY_TRACEBACK = re.compile(r"^  traceback :\s*")
+
+
 def lines_of(text: str) -> list[Line]:
     margin = _GROUP_MARGIN if _GROUP_HEADER in text else None
-    lines = []
+    lines, in_summary = [], False
     for n, raw in enumerate(text.splitlines()):
         line = _PREFIX.sub("", raw[:MAX_LINE])
         if margin:
             line = margin.sub("", line)
+        summary = _SUMMARY_TRACEBACK.match(line)
+        if summary:
+            line, in_summary = line[summary.end() :], True
+        elif in_summary and line.startswith("  "):
+            line = line[2:]
+        else:
+            in_summary = False
         lines.append(Line(n, raw[:MAX_LINE], _unquoted(line.rstrip()), _level(raw)))
     return lines
 

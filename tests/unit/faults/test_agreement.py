@@ -121,6 +121,29 @@ def test_a_raised_exception_gets_the_same_class_on_both_sides(make: Callable[[],
 
 
 
+def test_torchruns_summary_of_a_failed_worker_reads_as_the_workers_exception(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's own `@record` writes the worker's error file and its ChildFailedError quotes it in the summary that
+    ends a torchrun log: the operator reads that summary as the runtime reads the exception."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure, record
+
+    error_file = tmp_path / "error.json"
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
+    source = "def main():\n    raise ValueError('global batch 250 is not divisible by 8')\n"
+    linecache.cache[JOB] = (len(source), None, source.splitlines(keepends=True), JOB)  # the traceback shows it
+    scope: dict[str, Any] = {}
+    exec(compile(source, JOB, "exec"), scope)
+    try:
+        record(scope["main"])()
+    except ValueError as exc:
+        raised = exc
+    summary = ChildFailedError("train.py", {0: ProcessFailure(0, 4242, 1, str(error_file))}).format_msg()
+    assert "  traceback : Traceback (most recent call last):" in summary
+    operator = classify_log(f"torch.distributed.elastic.multiprocessing.errors.ChildFailedError: {summary}")
+    assert classify_exception(raised)[:2] == (operator.fault_class.value, operator.reason) == ("user",
+                                                                                               "PythonException")
+
+
 # What Kubernetes writes into a pod's status, read by the operator from its fields, and the same words as
 # `kubectl describe pod` shows them (a status line, an Event), which a person pastes into `tandem classify --log`:
 # the kubelet's admission rejections (pkg/kubelet/lifecycle/predicate.go, pkg/kubelet/cm/devicemanager/manager.go;
