@@ -24,10 +24,10 @@ from tandem.faults.logtext import Line, Raised, frames_of, last_error_detail, li
 from tandem.faults.signatures import Signature, matching, may_hold_a_report, reports_matching
 from tandem.faults.taxonomy import (
     IMPORT_ERRORS,
-    LAUNCHER_WRAPPERS,
     NODE_CLASSES,
     USER_EXCEPTIONS,
     FaultClass,
+    launcher_wrapper,
     short,
     symptom_tier,
 )
@@ -139,7 +139,7 @@ def _matches(lines: list[Line], origin: Raised | None, reports: bool) -> list[Ma
 def _origin(raised: list[Raised]) -> Raised | None:
     """The exception that ended the last traceback (torchrun's summary skipped), and through the wrappers the
     user's own code raised `from` another exception, the one they wrapped."""
-    final = next((r for r in reversed(raised) if r.name not in LAUNCHER_WRAPPERS), None)
+    final = next((r for r in reversed(raised) if not launcher_wrapper(r.name, r.frame)), None)
     while final and final.raised_by_user and final.cause:
         final = final.cause
     return final

@@ -5,6 +5,7 @@ torch, no Kubernetes client, so both images import it."""
 
 from __future__ import annotations
 
+import re
 import signal
 from enum import StrEnum
 
@@ -103,6 +104,15 @@ USER_EXCEPTIONS = frozenset({
 IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
 # Launchers' summaries of a failed worker: the worker's own traceback above them says why.
 LAUNCHER_WRAPPERS = frozenset({"ChildFailedError", "SignalException"})
+# Launchers that run the workers as subprocesses and raise CalledProcessError when one exits non-zero, in the frame
+# that raises it: `accelerate launch` (accelerate/commands/launch.py, simple_launcher) and torch.distributed.launch
+# before torch 1.9 (pytorch/pytorch#16069). There, too, the worker's traceback above says why.
+LAUNCHER_FRAME = re.compile(r"accelerate[/\\]commands[/\\]launch\.py|torch[/\\]distributed[/\\]launch\.py")
+
+
+def launcher_wrapper(name: str, frame: str) -> bool:
+    """Is this exception a launcher's report that a worker failed, rather than a failure of its own?"""
+    return name in LAUNCHER_WRAPPERS or (name == "CalledProcessError" and bool(LAUNCHER_FRAME.search(frame)))
 
 
 def user_exception(names: list[str]) -> str | None:

@@ -107,3 +107,19 @@ def test_a_bare_error_word_under_a_frame_is_no_exception() -> None:
             "Error: No such container: trainer-0\n")
     reading = read_log(text)
     assert reading is None or reading.exception is None
+
+
+def test_a_calledprocesserror_of_the_jobs_own_command_is_still_its_last_words() -> None:
+    """Only a launcher's CalledProcessError (accelerate launch, torch.distributed.launch) stands for a worker that
+    failed above it; the job's own `subprocess.run(..., check=True)` failing is the job's end."""
+    text = ('Traceback (most recent call last):\n  File "/workspace/train.py", line 12, in main\n    x = cfg["steps"]\n'
+            "KeyError: 'steps'\n"
+            'Traceback (most recent call last):\n  File "/workspace/prepare.py", line 30, in <module>\n'
+            '    subprocess.run(["tar", "xf", "/data/shards.tar"], check=True)\n'
+            '  File "/usr/lib/python3.10/subprocess.py", line 526, in run\n'
+            "    raise CalledProcessError(retcode, process.args,\n"
+            "subprocess.CalledProcessError: Command '['tar', 'xf', '/data/shards.tar']' returned non-zero exit "
+            "status 2.\n")
+    reading = read_log(text)
+    assert reading is not None and reading.exception is not None
+    assert (reading.fault_class.value, reading.exception.name) == ("unknown", "CalledProcessError")
