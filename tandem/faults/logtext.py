@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 # What launchers and log collectors put in front of each line: "[rank3]: ", "[80746] ", "(train pid=8464) ",
 # "(Worker_TP1 pid=..) ", srun's "15: ", vLLM's "ERROR 07-08 19:23:04 [engine.py:458] ", grep's "x.log:5739:",
-# docker build's "90.61 ".
+# docker build's "90.61 ", `kubectl logs --timestamps`' RFC 3339 time and the kubelet's CRI log files' time, stream
+# and partial-line tag ("2016-10-06T00:17:09.669794202Z stdout F ").
 _PREFIX = re.compile(
-    r"^(?:\s*(?:\[rank\d+\]:|\[\d+\](?= )|\([^()\n]*pid=\d+[^()\n]*\)|\d{1,5}:(?= )"
+    r"^(?:\s*(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)(?: std(?:out|err) [FP])?(?= )"
+    r"|\[rank\d+\]:|\[\d+\](?= )|\([^()\n]*pid=\d+[^()\n]*\)|\d{1,5}:(?= )"
     r"|(?:ERROR|WARNING|INFO|DEBUG|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[^\]]*\]"
     r"|[\w .-]+\.log:\d+:|\d+\.\d+(?= )))+ ?",
     re.IGNORECASE,
@@ -102,9 +104,15 @@ _GROUP_MARGIN = re.compile(r"^\s*[|+] ")
 _SUMMARY_TRACEBACK = re.compile(r"^  traceback :\s*")
 
 
+# A terminal's colours (a TTY, FORCE_COLOR, Python 3.13's coloured tracebacks): ANSI escape sequences carry no words.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
 def lines_of(text: str) -> list[Line]:
     margin = _GROUP_MARGIN if _GROUP_HEADER in text else None
     lines, in_summary = [], False
+    if "\x1b[" in text:
+        text = _ANSI.sub("", text)
     for n, raw in enumerate(text.splitlines()):
         line = _PREFIX.sub("", raw[:MAX_LINE])
         if margin:

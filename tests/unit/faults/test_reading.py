@@ -4,6 +4,8 @@ entry that did (None where no entry decided)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,37 @@ def test_a_calledprocesserror_of_the_jobs_own_command_is_still_its_last_words() 
     reading = read_log(text)
     assert reading is not None and reading.exception is not None
     assert (reading.fault_class.value, reading.exception.name) == ("unknown", "CalledProcessError")
+
+
+# One log as it reaches `tandem classify --log` by different roads. `kubectl logs --timestamps` puts an RFC 3339
+# timestamp with nanoseconds before every line; the kubelet's own files under /var/log/pods add the stream and a
+# partial-line tag (the CRI logging format: "2016-10-06T00:17:09.669794202Z stdout F ..."); a TTY, FORCE_COLOR or
+# Python 3.13's coloured tracebacks (Lib/_colorize.py) put ANSI escapes around words.
+ROADS: dict[str, Callable[[str], str]] = {
+    "kubectl-timestamps": lambda text: "\n".join(f"2024-05-01T10:00:0{n % 10}.123456789Z {line}"
+                                                 for n, line in enumerate(text.splitlines())),
+    "cri-log-file": lambda text: "\n".join(f"2024-05-01T10:00:00.123456789+00:00 stderr F {line}"
+                                           for line in text.splitlines()),
+    "ansi-colours": lambda text: re.sub(r"^(\w+Error)(: )", "\x1b[1;35m\\1\x1b[0m\\2\x1b[35m", text,
+                                        flags=re.M).replace("\n", "\x1b[0m\n").replace("ERROR", "\x1b[31mERROR\x1b[0m"),
+}
+ROAD_TEXTS = {
+    "the-jobs-own-check": ('Traceback (most recent call last):\n  File "/workspace/train.py", line 50, in main\n'
+                           '    raise ValueError("lr must be positive")\nValueError: lr must be positive'),
+    "an-eio-on-a-dataset-file": ('Traceback (most recent call last):\n  File "/workspace/data.py", line 20, in load\n'
+                                 '    with open(path, "rb") as f:\n'
+                                 "OSError: [Errno 5] Input/output error: '/data/shard-00017.tar'"),
+    "an-info-line-and-a-symptom": (
+        NCCL_ROCE_INFO + "\n[rank0]:[E501 10:00:00.000 ProcessGroupNCCL.cpp:616] [Rank 0] Watchdog caught collective "
+        "operation timeout: WorkNCCL(SeqNum=12, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for "
+        "600005 milliseconds before timing out."),
+}
+
+
+@pytest.mark.parametrize("road", ROADS)
+@pytest.mark.parametrize("name", ROAD_TEXTS)
+def test_the_same_log_by_any_road_gets_the_same_decision(road: str, name: str) -> None:
+    plain, carried = read_log(ROAD_TEXTS[name]), read_log(ROADS[road](ROAD_TEXTS[name]))
+    assert plain is not None and carried is not None
+    assert ((carried.fault_class, carried.reason, carried.rule, carried.entry and carried.entry.signature.id)
+            == (plain.fault_class, plain.reason, plain.rule, plain.entry and plain.entry.signature.id))
