@@ -5,6 +5,7 @@ lines of evidence, never an exception."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -108,11 +109,35 @@ _SUMMARY_TRACEBACK = re.compile(r"^  traceback :\s*")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
+def _json_values_as_lines(text: str) -> str:
+    """A structured logger (structlog's JSONRenderer, python-json-logger) writes one JSON object a line and a
+    traceback, like any message of several lines, as one escaped string in it: those strings are read as lines of
+    their own, after the line that held them."""
+    out = []
+    for raw in text.splitlines():
+        body = _PREFIX.sub("", raw).strip() if "\\n" in raw else ""
+        record = None
+        if body.startswith("{"):
+            try:
+                record = json.loads(body)
+            except ValueError:  # a line cut short (a log tail's first line) or not JSON at all: read as it is
+                record = None
+        if not isinstance(record, dict):
+            out.append(raw)
+            continue
+        long_values = [v for v in record.values() if isinstance(v, str) and "\n" in v]
+        out.append(json.dumps({k: v for k, v in record.items() if not (isinstance(v, str) and "\n" in v)}))
+        out.extend(line for value in long_values for line in value.splitlines())
+    return "\n".join(out)
+
+
 def lines_of(text: str) -> list[Line]:
     margin = _GROUP_MARGIN if _GROUP_HEADER in text else None
     lines, in_summary = [], False
     if "\x1b[" in text:
         text = _ANSI.sub("", text)
+    if "{" in text and "\\n" in text:
+        text = _json_values_as_lines(text)
     for n, raw in enumerate(text.splitlines()):
         line = _PREFIX.sub("", raw[:MAX_LINE])
         if margin:
