@@ -186,6 +186,9 @@ def last_error_detail(lines: list[Line], index: int) -> range:
 _EXCEPTION_LINE = re.compile(
     r"^((?:[A-Za-z_]\w*\.)*([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Warning)|Exception))(?::(.*))?$")
 _CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+# What CPython prints above an exception it could not raise and went on from: "Exception ignored in: <obj>", "Exception
+# ignored in atexit callback: ...", 3.13's "Exception ignored while calling deallocator ..." (Python/errors.c).
+_IGNORED = "Exception ignored "
 _FRAME_LINE = re.compile(r'^\s*File "([^"]*)", line \d+')
 _CARETS = re.compile(r"^\s*[~^]+\s*$")
 # Frames of installed code (the interpreter, torch, torch_npu, any pip package, CANN's Python) rather than the job's.
@@ -251,12 +254,23 @@ def raised_in(lines: list[Line]) -> list[Raised]:
     # An uncaught exception is the last thing the interpreter prints: a text's last line that is an exception ended
     # the process even where the traceback above it was cut (a handled error the program printed has more after it).
     last = max((line.number for line in lines if line.text.strip()), default=-1)
+    # Under "Exception ignored in: ...", Python printed an exception and went on (sys.unraisablehook): "traceback"
+    # while it prints it, "ended" once its exception is out (a chain of its own may follow), "" elsewhere.
+    ignoring = ""
     for line in lines:
         text = line.text
         if not text.strip():
             continue
-        if any(marker in text for marker in _CHAINED):
-            cause = found.pop() if found else cause
+        if text.startswith(_IGNORED):
+            ignoring, frame, code, cause = "traceback", "", "", None
+            previous = text
+            continue
+        chained = any(marker in text for marker in _CHAINED)
+        if ignoring == "ended":
+            ignoring = "traceback" if chained else ""
+        if chained:
+            if not ignoring:
+                cause = found.pop() if found else cause
             previous = text
             continue
         in_frame = False
@@ -268,8 +282,11 @@ def raised_in(lines: list[Line]) -> list[Raised]:
         after_traceback = (previous[:1] in (" ", "\t", "│", "╰", "|") or "Traceback (most recent call last)" in previous
                            or previous.startswith("---->") or previous_in_frame or (not previous and not found))
         if match and not match.group(2).endswith("Warning") and (after_traceback or line.number == last):
-            end = _message_end(lines, line.number)
-            found.append(Raised(match.group(2), text, frame, code, line.number, cause, end))
+            if ignoring:
+                ignoring = "ended"
+            else:
+                end = _message_end(lines, line.number)
+                found.append(Raised(match.group(2), text, frame, code, line.number, cause, end))
             frame, code, cause = "", "", None
         previous, previous_in_frame = text, in_frame
     return found

@@ -166,3 +166,37 @@ def test_the_same_log_by_any_road_gets_the_same_decision(road: str, name: str) -
     assert plain is not None and carried is not None
     assert ((carried.fault_class, carried.reason, carried.rule, carried.entry and carried.entry.signature.id)
             == (plain.fault_class, plain.reason, plain.rule, plain.entry and plain.entry.signature.id))
+
+
+# Python prints an exception it could not raise (in a __del__, an atexit callback, a finalizer) under "Exception
+# ignored in: ..." and goes on (sys.unraisablehook): it never ended the process. The DataLoader's shutdown at exit is
+# the commonest (pytorch/pytorch#11599's text below).
+DATALOADER = "/private/home/ssnl/miniconda3/lib/python3.7/site-packages/torch/utils/data/dataloader.py"
+IGNORED_AT_EXIT = "\n".join([
+    "Exception ignored in: <function _DataLoaderIter.__del__ at 0x7fa06963cf28>",
+    "Traceback (most recent call last):",
+    f'  File "{DATALOADER}", line 405, in __del__',
+    "    self._shutdown_workers()",
+    f'  File "{DATALOADER}", line 401, in _shutdown_workers',
+    "    self.pin_memory_thread.join()",
+    "AttributeError: '_DataLoaderIter' object has no attribute 'pin_memory_thread'",
+])
+
+
+@pytest.mark.parametrize(("before", "expected"), [
+    ("", None),
+    (ROAD_TEXTS["the-jobs-own-check"] + "\n", ("user", "PythonException", 2)),
+    (ROAD_TEXTS["an-info-line-and-a-symptom"] + "\n", ("interconnect", "CollectiveTimeout", 3)),
+])
+@pytest.mark.parametrize("chained", [False, True])
+def test_an_exception_python_ignored_at_exit_never_ended_the_process(before: str, expected: tuple[str, str, int] | None,
+                                                                      chained: bool) -> None:
+    ignored = IGNORED_AT_EXIT
+    if chained:  # the ignored exception's own chain is ignored too, and takes no real exception for its cause
+        ignored += ("\n\nDuring handling of the above exception, another exception occurred:\n\n"
+                    'Traceback (most recent call last):\n'
+                    '  File "/usr/lib/python3.10/weakref.py", line 667, in _exitfunc\n'
+                    "    f()\nKeyError: 'pin_memory_thread'")
+    reading = read_log(before + ignored)
+    decided = reading and (reading.fault_class.value, reading.reason, reading.rule)
+    assert decided == expected
