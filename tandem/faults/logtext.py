@@ -12,10 +12,12 @@ from dataclasses import dataclass
 # What launchers and log collectors put in front of each line: "[rank3]: ", "[80746] ", "(train pid=8464) ",
 # "(Worker_TP1 pid=..) ", srun's "15: ", vLLM's "ERROR 07-08 19:23:04 [engine.py:458] ", grep's "x.log:5739:",
 # docker build's "90.61 ", `kubectl logs --timestamps`' RFC 3339 time and the kubelet's CRI log files' time, stream
-# and partial-line tag ("2016-10-06T00:17:09.669794202Z stdout F "), Open MPI's `--tag-output` ("[1,0]<stderr>:").
+# and partial-line tag ("2016-10-06T00:17:09.669794202Z stdout F "), `kubectl logs --prefix`'s "[pod/x/trainer] ",
+# Open MPI's `--tag-output` ("[1,0]<stderr>:").
 _PREFIX = re.compile(
     r"^(?:\s*(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)(?: std(?:out|err) [FP])?(?= )"
-    r"|\[rank\d+\]:|\[\d+(?:,\d+)?\]<std(?:out|err|diag)>:|\[\d+\](?= )|\([^()\n]*pid=\d+[^()\n]*\)|\d{1,5}:(?= )"
+    r"|\[pod/[^\]\s/]+/[^\]\s]+\]|\[rank\d+\]:|\[\d+(?:,\d+)?\]<std(?:out|err|diag)>:|\[\d+\](?= )"
+    r"|\([^()\n]*pid=\d+[^()\n]*\)|\d{1,5}:(?= )"
     r"|(?:ERROR|WARNING|INFO|DEBUG|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[^\]]*\]"
     r"|[\w .-]+\.log:\d+:|\d+\.\d+(?= )))+ ?",
     re.IGNORECASE,

@@ -129,16 +129,19 @@ def test_a_calledprocesserror_of_the_jobs_own_command_is_still_its_last_words() 
 
 
 # One log as it reaches `tandem classify --log` by different roads. `kubectl logs --timestamps` puts an RFC 3339
-# timestamp with nanoseconds before every line; the kubelet's own files under /var/log/pods add the stream and a
-# partial-line tag (the CRI logging format: "2016-10-06T00:17:09.669794202Z stdout F ..."); Open MPI's `mpirun
-# --tag-output` (Kubeflow's MPIJob, Horovod) tags each line with the job and rank ("[1,0]<stderr>:"); a structured
-# logger (structlog's JSONRenderer, python-json-logger) writes a traceback as one escaped JSON string; a TTY,
-# FORCE_COLOR or Python 3.13's coloured tracebacks (Lib/_colorize.py) put ANSI escapes around words.
+# timestamp with nanoseconds before every line, `kubectl logs --prefix` the pod and container ("[pod/x/trainer] ");
+# the kubelet's own files under /var/log/pods add the stream and a partial-line tag (the CRI logging format:
+# "2016-10-06T00:17:09.669794202Z stdout F ..."); Open MPI's `mpirun --tag-output` (Kubeflow's MPIJob, Horovod) tags
+# each line with the job and rank ("[1,0]<stderr>:"); a structured logger (structlog's JSONRenderer,
+# python-json-logger) writes a traceback as one escaped JSON string; a TTY, FORCE_COLOR or Python 3.13's coloured
+# tracebacks (Lib/_colorize.py) put ANSI escapes around words.
 ROADS: dict[str, Callable[[str], str]] = {
     "kubectl-timestamps": lambda text: "\n".join(f"2024-05-01T10:00:0{n % 10}.123456789Z {line}"
                                                  for n, line in enumerate(text.splitlines())),
     "cri-log-file": lambda text: "\n".join(f"2024-05-01T10:00:00.123456789+00:00 stderr F {line}"
                                            for line in text.splitlines()),
+    "kubectl-logs-prefix": lambda text: "\n".join(f"[pod/llama-a1-{n % 2}/trainer] {line}"
+                                                  for n, line in enumerate(text.splitlines())),
     "mpirun-tag-output": lambda text: "\n".join(f"[1,{n % 2}]<stderr>:{line}"
                                                 for n, line in enumerate(text.splitlines())),
     "a-json-log-line": lambda text: json.dumps({"timestamp": "2024-05-01T10:00:00Z", "level": "error",
