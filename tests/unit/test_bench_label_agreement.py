@@ -40,16 +40,19 @@ def test_agreed_keeps_the_texts_both_labelled_alike_and_as_second_swaps_the_clas
                                                     {"id": "c", "class": "device"}]
 
 
-@pytest.mark.parametrize(("labels", "error"), [
-    ([{"id": "a", "class": "network"}], "a: class 'network' is not a fault class"),
-    ([{"id": "a", "class": "user"}, {"id": "a", "class": "oom"}], "a is labelled twice"),
+@pytest.mark.parametrize(("loader", "rows", "error"), [
+    ("load_second_labels", [{"id": "a", "class": "network"}], "a: class 'network' is not a fault class"),
+    ("load_second_labels", [{"id": "a", "class": "user"}, {"id": "a", "class": "oom"}], "a is labelled twice"),
+    ("load_labels", [{"id": "a", "class": "network"}], "a: class 'network' is not a fault class"),
+    ("load_log_only", [{"id": "a", "log_only": "yes"}], "a: log_only must be true or false"),
+    ("load_log_only", [{"id": "a", "log_only": True}, {"id": "a", "log_only": False}], "a is given twice"),
 ])
-def test_a_bad_label_file_is_refused_naming_the_text(tmp_path: Path, labels: list[dict[str, str]],
-                                                     error: str) -> None:
+def test_a_bad_label_or_shape_file_is_refused_naming_the_text(tmp_path: Path, loader: str,
+                                                              rows: list[dict[str, object]], error: str) -> None:
     path = tmp_path / "labels.yaml"
-    path.write_text(yaml.safe_dump(labels))
+    path.write_text(yaml.safe_dump(rows))
     with pytest.raises(ValueError, match=error):
-        _agreement().load_second_labels(path)
+        getattr(_agreement(), loader)(path)
 
 
 def test_the_second_labels_cover_every_corpus_text_once() -> None:
@@ -96,18 +99,6 @@ def test_the_goal_line_names_each_term_of_the_goal_and_the_weakest_class() -> No
     line = agreement.goal_line("first label", bench.Evaluation(tuple(results)))
     assert line == ("- first label: accuracy 91% (20/22), user precision 95%, lowest recall 50% (oom): "
                     "meets 2 of 3 terms")
-
-
-@pytest.mark.parametrize(("rows", "error"), [
-    ([{"id": "a", "log_only": "yes"}], "a: log_only must be true or false"),
-    ([{"id": "a", "log_only": True}, {"id": "a", "log_only": False}], "a is given twice"),
-])
-def test_a_bad_text_shape_file_is_refused_naming_the_text(tmp_path: Path, rows: list[dict[str, object]],
-                                                           error: str) -> None:
-    path = tmp_path / "shapes.yaml"
-    path.write_text(yaml.safe_dump(rows))
-    with pytest.raises(ValueError, match=error):
-        _agreement().load_log_only(path)
 
 
 def test_the_third_labels_cover_exactly_the_texts_the_two_annotators_label_apart() -> None:
