@@ -134,12 +134,12 @@ def _json_values_as_lines(text: str) -> str:
 
 
 def lines_of(text: str) -> list[Line]:
-    margin = _GROUP_MARGIN if _GROUP_HEADER in text else None
-    lines, in_summary = [], False
     if "\x1b[" in text:
         text = _ANSI.sub("", text)
     if "{" in text and "\\n" in text:
         text = _json_values_as_lines(text)
+    margin = _GROUP_MARGIN if _GROUP_HEADER in text else None
+    lines, in_summary = [], False
     for n, raw in enumerate(text.splitlines()):
         line = _PREFIX.sub("", raw[:MAX_LINE])
         if margin:

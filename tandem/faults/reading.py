@@ -137,8 +137,8 @@ def _matches(lines: list[Line], origin: Raised | None, reports: bool) -> list[Ma
 
 
 def _origin(raised: list[Raised]) -> Raised | None:
-    """The exception that ended the last traceback (torchrun's summary skipped), and through the wrappers the
-    user's own code raised `from` another exception, the one they wrapped."""
+    """The exception that ended the last traceback (a launcher's report that a worker failed skipped), and through
+    the wrappers the user's own code raised `from` another exception, the one they wrapped."""
     final = next((r for r in reversed(raised) if not launcher_wrapper(r.name, r.frame)), None)
     while final and final.raised_by_user and final.cause:
         final = final.cause
