@@ -54,15 +54,23 @@ def load_second_labels(path: Path = SECOND_LABELS) -> dict[str, Label]:
 def load_labels(path: Path) -> dict[str, Label]:
     """id -> an annotator's label {id, class, confident, why}; a class outside the taxonomy or an id given twice is
     an error."""
+    return _rows_by_id(path, lambda row: None if row.get("class") in bench.CLASSES
+                       else f"class {row.get('class')!r} is not a fault class", "is labelled twice")
+
+
+def _rows_by_id(path: Path, wrong: Callable[[dict[str, Any]], str | None], twice: str) -> dict[str, dict[str, Any]]:
+    """A YAML list of rows keyed by their `id`; a row `wrong` finds fault with, or an id given twice, is an error
+    naming the file and the id (a missing file is no rows)."""
     data = yaml.safe_load(path.read_text()) if path.is_file() else []
-    labels: dict[str, Label] = {}
-    for label in data or []:
-        if label.get("class") not in bench.CLASSES:
-            raise ValueError(f"{path}: {label.get('id')}: class {label.get('class')!r} is not a fault class")
-        if label["id"] in labels:
-            raise ValueError(f"{path}: {label['id']} is labelled twice")
-        labels[str(label["id"])] = label
-    return labels
+    rows: dict[str, dict[str, Any]] = {}
+    for row in data or []:
+        problem = wrong(row)
+        if problem:
+            raise ValueError(f"{path}: {row.get('id')}: {problem}")
+        if row["id"] in rows:
+            raise ValueError(f"{path}: {row['id']} {twice}")
+        rows[str(row["id"])] = row
+    return rows
 
 
 def cohen_kappa(pairs: Sequence[tuple[str, str]]) -> float | None:
@@ -106,15 +114,9 @@ def by_majority(entries: Sequence[bench.Entry], second: Mapping[str, Label],
 
 def load_log_only(path: Path = LOG_ONLY) -> dict[str, bool]:
     """id -> whether every line of the text is what a program printed (or a shell command), no person's words."""
-    data = yaml.safe_load(path.read_text()) if path.is_file() else []
-    shapes: dict[str, bool] = {}
-    for row in data or []:
-        if not isinstance(row.get("log_only"), bool):
-            raise ValueError(f"{path}: {row.get('id')}: log_only must be true or false")
-        if row["id"] in shapes:
-            raise ValueError(f"{path}: {row['id']} is given twice")
-        shapes[str(row["id"])] = row["log_only"]
-    return shapes
+    rows = _rows_by_id(path, lambda row: None if isinstance(row.get("log_only"), bool)
+                       else "log_only must be true or false", "is given twice")
+    return {text_id: row["log_only"] for text_id, row in rows.items()}
 
 
 def goal_line(name: str, evaluation: bench.Evaluation) -> str:

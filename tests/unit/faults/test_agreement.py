@@ -129,14 +129,8 @@ def test_torchruns_summary_of_a_failed_worker_reads_as_the_workers_exception(
 
     error_file = tmp_path / "error.json"
     monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
-    source = "def main():\n    raise ValueError('global batch 250 is not divisible by 8')\n"
-    linecache.cache[JOB] = (len(source), None, source.splitlines(keepends=True), JOB)  # the traceback shows it
-    scope: dict[str, Any] = {}
-    exec(compile(source, JOB, "exec"), scope)
-    try:
-        record(scope["main"])()
-    except ValueError as exc:
-        raised = exc
+    raised = _raised_in(JOB, "def main():\n    raise ValueError('global batch 250 is not divisible by 8')\n"
+                             "record(main)()\n", {"record": record})
     summary = ChildFailedError("train.py", {0: ProcessFailure(0, 4242, 1, str(error_file))}).format_msg()
     assert "  traceback : Traceback (most recent call last):" in summary
     operator = classify_log(f"torch.distributed.elastic.multiprocessing.errors.ChildFailedError: {summary}")
